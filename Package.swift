@@ -1,0 +1,69 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "k8s-upgrade",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "k8s-version-check", targets: ["Detector"]),
+        .executable(name: "k8s-upgrade", targets: ["Orchestrator"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+    ],
+    targets: [
+        // MARK: - C libraries (module map + shim only)
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        .systemLibrary(
+            name: "CLibSSH2",
+            pkgConfig: "libssh2",
+            providers: [.apt(["libssh2-1-dev"])]
+        ),
+
+        // MARK: - Pure core: no I/O, no C
+        .target(name: "Shared", swiftSettings: strict),
+
+        // MARK: - Adapters: the only code that imports the C modules
+        .target(
+            name: "SharedIO",
+            dependencies: ["Shared", "CCurl", "CLibSSH2"],
+            swiftSettings: strict
+        ),
+
+        // MARK: - Binaries
+        .executableTarget(
+            name: "Detector",
+            dependencies: [
+                "Shared", "SharedIO",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "Orchestrator",
+            dependencies: [
+                "Shared", "SharedIO",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // MARK: - Tests
+        .testTarget(name: "SharedTests", dependencies: ["Shared"], swiftSettings: strict),
+        .testTarget(
+            name: "SharedIOTests",
+            dependencies: ["Shared", "SharedIO"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: strict
+        ),
+    ]
+)

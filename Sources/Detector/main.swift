@@ -1,0 +1,1 @@
+print("k8s-version-check")

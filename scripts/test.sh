@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every check and test of the project, from a fresh clone: installs what
+# is missing, checks formatting and shell scripts, builds once, runs all
+# tests in one process. Servers the tests need are started by the tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/setup.sh
+
+echo "== format (swift format lint --strict)"
+swift format lint --strict --recursive Sources Tests Package.swift
+
+echo "== shellcheck"
+mapfile -t shell_scripts < <(git ls-files '*.sh' .ci/run)
+shellcheck "${shell_scripts[@]}"
+
+echo "== build"
+swift build --build-tests
+
+echo "== tests"
+# Test fixtures keep their servers' files under this folder; whatever a
+# crashed run leaves behind is stopped here, before and after.
+export K8SUP_TEST_ROOT="${K8SUP_TEST_ROOT:-$PWD/.build/test-runs}"
+./scripts/stop-test-servers.sh "$K8SUP_TEST_ROOT"
+trap './scripts/stop-test-servers.sh "$K8SUP_TEST_ROOT"' EXIT
+swift test --skip-build "$@"
