@@ -62,7 +62,7 @@ let package = Package(
         .testTarget(
             name: "SharedIOTests",
             dependencies: ["Shared", "SharedIO"],
-            resources: [.copy("Fixtures")],
+            exclude: [],
             swiftSettings: strict
         ),
     ]

@@ -1,0 +1,95 @@
+import Foundation
+
+/// Throwaway certificates made with `openssl` for one test process: a CA, a
+/// server certificate for 127.0.0.1 and localhost, a client certificate,
+/// and a second, unrelated CA with its own client certificate.
+struct TestPKI: Sendable {
+    let directory: URL
+    var caCertificate: URL { directory.appendingPathComponent("ca.crt") }
+    var serverCertificate: URL { directory.appendingPathComponent("server.crt") }
+    var serverKey: URL { directory.appendingPathComponent("server.key") }
+    var clientCertificate: URL { directory.appendingPathComponent("client.crt") }
+    var clientKey: URL { directory.appendingPathComponent("client.key") }
+    var otherCACertificate: URL { directory.appendingPathComponent("other-ca.crt") }
+    var strangerCertificate: URL { directory.appendingPathComponent("stranger.crt") }
+    var strangerKey: URL { directory.appendingPathComponent("stranger.key") }
+
+    /// Made once per test process.
+    static let shared: Result<TestPKI, any Error> = Result { try TestPKI.make() }
+
+    private static func make() throws -> TestPKI {
+        let openssl = try TestEnvironment.tool("openssl")
+        let dir = try TestEnvironment.makeDirectory("pki")
+        let pki = TestPKI(directory: dir)
+        func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+        for ca in ["ca", "other-ca"] {
+            try TestEnvironment.run(
+                openssl,
+                ["req", "-x509"] + ec + [
+                    "-keyout", path("\(ca).key"), "-out", path("\(ca).crt"), "-days", "2", "-subj",
+                    "/CN=k8s-upgrade \(ca)",
+                ])
+        }
+        try "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
+            .write(toFile: path("server.ext"), atomically: true, encoding: .utf8)
+        try "extendedKeyUsage=clientAuth\n".write(toFile: path("client.ext"), atomically: true, encoding: .utf8)
+        let leaves = [
+            ("server", "ca", "server.ext", "/CN=localhost"),
+            ("client", "ca", "client.ext", "/CN=k8s-upgrade-test-client"),
+            ("stranger", "other-ca", "client.ext", "/CN=stranger"),
+        ]
+        for (name, ca, ext, subject) in leaves {
+            try TestEnvironment.run(
+                openssl, ["req"] + ec + ["-keyout", path("\(name).key"), "-out", path("\(name).csr"), "-subj", subject])
+            try TestEnvironment.run(
+                openssl,
+                [
+                    "x509", "-req", "-in", path("\(name).csr"), "-CA", path("\(ca).crt"), "-CAkey", path("\(ca).key"),
+                    "-CAcreateserial", "-out", path("\(name).crt"), "-days", "2", "-extfile", path(ext),
+                ])
+        }
+        return pki
+    }
+}
+
+/// The Python echo server (`Tests/Fixtures/echo_server.py`) in one of its modes.
+struct EchoServer: Sendable {
+    let port: Int
+    let server: ServerProcess
+
+    var httpURL: String { "http://127.0.0.1:\(port)" }
+    var httpsURL: String { "https://127.0.0.1:\(port)" }
+    var localhostURL: String { "https://localhost:\(port)" }
+
+    static let plain: Result<EchoServer, any Error> = Result { try start(name: "http", tls: false, mutual: false) }
+    static let tls: Result<EchoServer, any Error> = Result { try start(name: "https", tls: true, mutual: false) }
+    static let mutualTLS: Result<EchoServer, any Error> = Result { try start(name: "mtls", tls: true, mutual: true) }
+
+    private static func start(name: String, tls: Bool, mutual: Bool) throws -> EchoServer {
+        let python = try TestEnvironment.tool("python3")
+        let dir = try TestEnvironment.makeDirectory("echo-\(name)")
+        let portFile = dir.appendingPathComponent("port")
+        var arguments = [
+            TestEnvironment.fixtures.appendingPathComponent("echo_server.py").path, "--port-file", portFile.path,
+        ]
+        if tls {
+            let pki = try TestPKI.shared.get()
+            arguments += ["--cert", pki.serverCertificate.path, "--key", pki.serverKey.path]
+            if mutual { arguments += ["--client-ca", pki.caCertificate.path] }
+        }
+        let server = try ServerProcess(python, arguments, directory: dir, name: "echo-\(name)")
+        do {
+            try TestEnvironment.wait(for: "the \(name) echo server to listen") {
+                FileManager.default.fileExists(atPath: portFile.path) || !server.process.isRunning
+            }
+        } catch {
+            throw FixtureError("\(error): \(server.log)")
+        }
+        guard let text = try? String(contentsOf: portFile, encoding: .utf8), let port = Int(text) else {
+            throw FixtureError("echo server \(name) did not start: \(server.log)")
+        }
+        return EchoServer(port: port, server: server)
+    }
+}
