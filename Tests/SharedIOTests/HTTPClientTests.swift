@@ -124,9 +124,10 @@ struct PlainHTTPTests {
     @Test func totalTimeoutIsHonoured() async throws {
         let started = ContinuousClock.now
         await expectFailure(.timedOut) {
-            try await client().send(HTTPRequest(url: server.httpURL + "/slow?ms=3000", timeout: .milliseconds(300)))
+            try await client().send(HTTPRequest(url: server.httpURL + "/slow?ms=10000", timeout: .milliseconds(300)))
         }
-        #expect(ContinuousClock.now - started < .seconds(2))
+        // Far sooner than the server's 10 s answer, with room for a loaded machine.
+        #expect(ContinuousClock.now - started < .seconds(5))
     }
 
     @Test func responseLimit() async throws {
@@ -138,13 +139,13 @@ struct PlainHTTPTests {
     }
 
     @Test func cancellationStopsTheTransfer() async throws {
-        let url = server.httpURL + "/slow?ms=5000"
+        let url = server.httpURL + "/slow?ms=10000"
         let started = ContinuousClock.now
         let task = Task { try await client().send(HTTPRequest(url: url)) }
         try await Task.sleep(for: .milliseconds(200))
         task.cancel()
         await #expect(throws: CancellationError.self) { try await task.value }
-        #expect(ContinuousClock.now - started < .seconds(3))
+        #expect(ContinuousClock.now - started < .seconds(5))
     }
 }
 

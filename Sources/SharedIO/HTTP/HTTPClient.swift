@@ -81,8 +81,8 @@ public struct HTTPClient: Sendable {
         try easy.set(CURLOPT_URL, request.url)
         // Signals cannot be used for timeouts in a multi-threaded program.
         try easy.set(CURLOPT_NOSIGNAL, true)
-        try easy.set(CURLOPT_CONNECTTIMEOUT_MS, milliseconds(configuration.connectTimeout))
-        try easy.set(CURLOPT_TIMEOUT_MS, milliseconds(request.timeout ?? configuration.timeout))
+        try easy.set(CURLOPT_CONNECTTIMEOUT_MS, max(1, configuration.connectTimeout.milliseconds))
+        try easy.set(CURLOPT_TIMEOUT_MS, max(1, (request.timeout ?? configuration.timeout).milliseconds))
         try easy.set(CURLOPT_FOLLOWLOCATION, configuration.followRedirects)
         try easy.set(CURLOPT_MAXREDIRS, configuration.maximumRedirects)
         try easy.set(CURLOPT_PROTOCOLS_STR, "http,https")
@@ -131,11 +131,6 @@ public struct HTTPClient: Sendable {
         try easy.setProgress(callback: progress)
         try easy.set(CURLOPT_XFERINFODATA, pointer: context)
         try easy.set(CURLOPT_NOPROGRESS, false)
-    }
-
-    private static func milliseconds(_ duration: Duration) -> Int {
-        let (seconds, attoseconds) = duration.components
-        return max(1, Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000))
     }
 
     /// Sorts libcurl's result codes into the failures callers act on.

@@ -34,29 +34,19 @@ enum TestEnvironment {
 
     /// Runs a command to completion and returns its standard output.
     @discardableResult
-    static func run(_ executable: String, _ arguments: [String], input: Data? = nil) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        if input != nil { process.standardInput = Pipe() }
-        try process.run()
-        if let input, let pipe = process.standardInput as? Pipe {
-            pipe.fileHandleForWriting.write(input)
-            try pipe.fileHandleForWriting.close()
+    static func run(_ executable: String, _ arguments: [String]) throws -> String {
+        let scratch = try makeDirectory("run")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let out = scratch.appendingPathComponent("stdout").path
+        let err = scratch.appendingPathComponent("stderr").path
+        let pid = try ChildProcess.spawn(executable, arguments, stdout: out, stderr: err)
+        let status = ChildProcess.wait(pid)
+        let stdout = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+        guard status == 0 else {
+            let stderr = (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""
+            throw FixtureError("\(executable) \(arguments.joined(separator: " ")) exited \(status): \(stderr)")
         }
-        let stdout = output.fileHandleForReading.readDataToEndOfFile()
-        let stderr = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw FixtureError(
-                "\(executable) \(arguments.joined(separator: " ")) exited \(process.terminationStatus): "
-                    + String(decoding: stderr, as: UTF8.self))
-        }
-        return String(decoding: stdout, as: UTF8.self)
+        return stdout
     }
 
     /// A TCP port on 127.0.0.1 that nothing listens on right now.
@@ -96,47 +86,74 @@ struct FixtureError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
+/// Starts and reaps child processes with posix_spawn and waitpid.
+///
+/// Foundation's `Process` is not used: on Linux it reaps children from a
+/// shared SIGCHLD handler and can miss an exit when several processes are
+/// spawned from different threads at once, leaving `waitUntilExit` hanging.
+enum ChildProcess {
+    /// Spawns `executable` with stdin from /dev/null, stdout and stderr to
+    /// files. Descriptors the test process opens close-on-exec stay behind.
+    static func spawn(_ executable: String, _ arguments: [String], stdout: String, stderr: String) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+        guard rc == 0 else { throw FixtureError("cannot start \(executable): \(String(cString: strerror(rc)))") }
+        return pid
+    }
+
+    /// Waits for `pid` to end; its exit status, or 128 + signal.
+    static func wait(_ pid: pid_t) -> Int32 {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let signal = status & 0x7f
+        return signal == 0 ? (status >> 8) & 0xff : 128 + signal
+    }
+
+    /// Whether `pid` still runs; reaps it if it ended.
+    static func isRunning(_ pid: pid_t) -> Bool {
+        var status: Int32 = 0
+        return waitpid(pid, &status, WNOHANG) == 0
+    }
+}
+
 /// A server process started by a fixture. Its pid is written next to its
 /// files so that `scripts/stop-test-servers.sh` can stop it after a crash;
 /// normally it is stopped when the test process exits.
 final class ServerProcess: Sendable {
-    let process: Process
+    let pid: pid_t
     let logFile: URL
 
     init(_ executable: String, _ arguments: [String], directory: URL, name: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.currentDirectoryURL = directory
         let log = directory.appendingPathComponent("\(name).log")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        try String(process.processIdentifier).write(
-            to: directory.appendingPathComponent("\(name).pid"), atomically: true, encoding: .utf8)
-        self.process = process
-        self.logFile = log
+        pid = try ChildProcess.spawn(executable, arguments, stdout: log.path, stderr: log.path)
+        logFile = log
+        try String(pid).write(to: directory.appendingPathComponent("\(name).pid"), atomically: true, encoding: .utf8)
         ServerRegistry.register(self)
     }
 
     /// What the server wrote so far, for failure messages.
     var log: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
 
+    var isRunning: Bool { ChildProcess.isRunning(pid) }
+
     /// Stops the server with SIGTERM, then SIGKILL after a second. Plain
-    /// POSIX calls: this also runs inside `exit()`, where Foundation's
-    /// run-loop based waiting would hang.
+    /// POSIX calls: this also runs inside `exit()`.
     func stop() {
-        let pid = process.processIdentifier
-        guard pid > 0, kill(pid, SIGTERM) == 0 else { return }
+        guard kill(pid, SIGTERM) == 0 else { return }
         for _ in 0..<100 {
-            var status: Int32 = 0
-            if waitpid(pid, &status, WNOHANG) == pid || kill(pid, 0) != 0 { return }
+            if !ChildProcess.isRunning(pid) { return }
             usleep(10_000)
         }
         kill(pid, SIGKILL)
+        _ = ChildProcess.wait(pid)
     }
 }
 

@@ -82,7 +82,7 @@ struct EchoServer: Sendable {
         let server = try ServerProcess(python, arguments, directory: dir, name: "echo-\(name)")
         do {
             try TestEnvironment.wait(for: "the \(name) echo server to listen") {
-                FileManager.default.fileExists(atPath: portFile.path) || !server.process.isRunning
+                FileManager.default.fileExists(atPath: portFile.path) || !server.isRunning
             }
         } catch {
             throw FixtureError("\(error): \(server.log)")

@@ -1,0 +1,164 @@
+import CLibSSH2
+public import Foundation
+
+/// Runs commands on a remote host over SSH (libssh2): public-key
+/// authentication, strict host-key checking against known_hosts, standard
+/// input streamed in, standard output and error kept apart and delivered
+/// line by line while the command runs.
+///
+/// Each command gets its own connection on its own thread, off Swift's
+/// cooperative pool.
+public struct SSHClient: Sendable {
+    /// Where and as whom to connect.
+    public let configuration: SSHConfiguration
+
+    public init(configuration: SSHConfiguration) {
+        self.configuration = configuration
+    }
+
+    /// Runs `command` (a shell command line, quoted by the caller) and waits for it to end.
+    ///
+    /// - Parameters:
+    ///   - stdin: bytes sent to the command's standard input, then EOF
+    ///     (the `bash -s -- ARGS < script` pattern); `nil` sends EOF at once.
+    ///   - timeout: time allowed from channel open to exit; the channel is
+    ///     closed when it passes.
+    ///   - onOutput: called on the I/O thread with every complete line as it arrives.
+    /// - Returns: exit status or signal, and everything printed.
+    /// - Throws: ``SSHError``, or `CancellationError` when the task was cancelled
+    ///   (the channel is closed first).
+    public func run(
+        _ command: String, stdin: Data? = nil, timeout: Duration = .seconds(1800),
+        onOutput: (@Sendable (SSHOutputLine) -> Void)? = nil
+    ) async throws -> SSHCommandResult {
+        let configuration = configuration
+        return try await BlockingWork.run(named: "ssh \(configuration.host)") { cancellation in
+            try Self.execute(
+                command, stdin: stdin ?? Data(), timeout: timeout, configuration: configuration,
+                cancellation: cancellation, onOutput: onOutput)
+        }
+    }
+
+    // MARK: - On the I/O thread
+
+    private static func execute(
+        _ command: String, stdin: Data, timeout: Duration, configuration: SSHConfiguration,
+        cancellation: CancellationFlag, onOutput: (@Sendable (SSHOutputLine) -> Void)?
+    ) throws -> SSHCommandResult {
+        let connectDeadline = ContinuousClock.now + configuration.connectTimeout
+        let session = try SSHSession(
+            host: configuration.host, port: configuration.port, destination: configuration.destination,
+            deadline: connectDeadline, cancellation: cancellation)
+        try session.handshake(until: connectDeadline)
+        try session.verifyHostKey(
+            knownHostsFile: configuration.knownHostsFile, name: configuration.knownHostsName ?? configuration.host,
+            port: configuration.port)
+        try session.authenticate(
+            user: configuration.user, privateKeyFile: configuration.privateKeyFile, until: connectDeadline)
+
+        let deadline = ContinuousClock.now + timeout
+        let channel = try SSHChannel(session: session, command: command, until: deadline)
+        var pump = OutputPump(onOutput: onOutput)
+        do {
+            try exchange(channel, session: session, stdin: stdin, deadline: deadline, pump: &pump)
+        } catch {
+            // Timed out or cancelled: close the channel without waiting long;
+            // the connection is dropped right after.
+            _ = channel.close()
+            if let error = error as? SSHError, error.kind == .commandTimedOut {
+                throw SSHError(
+                    kind: .commandTimedOut, destination: configuration.destination,
+                    detail: "no exit within \(timeout); channel closed")
+            }
+            throw error
+        }
+        pump.finish()
+        let closeDeadline = ContinuousClock.now + .seconds(5)
+        _ = try session.retry(until: closeDeadline, timeoutKind: .transport) { channel.close() }
+        _ = try session.retry(until: closeDeadline, timeoutKind: .transport) { channel.waitClosed() }
+        let signal = channel.exitSignal
+        return SSHCommandResult(
+            exitStatus: signal == nil ? channel.exitStatus : nil, exitSignal: signal, stdout: pump.stdout,
+            stderr: pump.stderr)
+    }
+
+    /// Feeds standard input and drains both output streams until the
+    /// server signals EOF, never blocking on one while the other needs
+    /// attention (a full stdout window would otherwise stall stdin).
+    private static func exchange(
+        _ channel: SSHChannel, session: SSHSession, stdin: Data, deadline: ContinuousClock.Instant,
+        pump: inout OutputPump
+    ) throws {
+        var sent = 0
+        var inputOpen = true
+        var buffer = [UInt8](repeating: 0, count: 32 * 1024)
+        while true {
+            var progressed = false
+            if inputOpen {
+                if sent < stdin.count {
+                    let written = stdin.withUnsafeBytes { bytes in
+                        channel.write(
+                            UnsafeRawBufferPointer(rebasing: bytes[sent..<min(stdin.count, sent + 32 * 1024)]))
+                    }
+                    if written > 0 {
+                        sent += written
+                        progressed = true
+                    } else if written != Int(LIBSSH2_ERROR_EAGAIN) {
+                        // The command closed its input (or exited): what it
+                        // did not read is not ours to force on it.
+                        inputOpen = false
+                    }
+                }
+                if inputOpen && sent == stdin.count {
+                    let rc = channel.sendEOF()
+                    if rc != LIBSSH2_ERROR_EAGAIN { inputOpen = false }
+                }
+            }
+            for (stream, kind) in [(Int32(0), SSHStream.stdout), (Int32(1), SSHStream.stderr)] {
+                while true {
+                    let count = channel.read(stream: stream, into: &buffer)
+                    if count > 0 {
+                        pump.append(Data(buffer[0..<count]), from: kind)
+                        progressed = true
+                    } else if count == 0 || count == Int(LIBSSH2_ERROR_EAGAIN) {
+                        break
+                    } else {
+                        throw session.error(.transport, Int32(count), prefix: "reading \(kind.rawValue): ")
+                    }
+                }
+            }
+            if channel.isAtEOF { return }
+            if !progressed { try session.waitForSocket(until: deadline, timeoutKind: .commandTimedOut) }
+        }
+    }
+}
+
+/// Collects both output streams and hands out complete lines as they form.
+private struct OutputPump {
+    let onOutput: (@Sendable (SSHOutputLine) -> Void)?
+    var stdout = Data()
+    var stderr = Data()
+    private var stdoutLines = LineSplitter()
+    private var stderrLines = LineSplitter()
+
+    init(onOutput: (@Sendable (SSHOutputLine) -> Void)?) {
+        self.onOutput = onOutput
+    }
+
+    mutating func append(_ bytes: Data, from stream: SSHStream) {
+        switch stream {
+        case .stdout:
+            stdout.append(bytes)
+            if let onOutput { stdoutLines.append(bytes).forEach { onOutput(SSHOutputLine(stream: .stdout, text: $0)) } }
+        case .stderr:
+            stderr.append(bytes)
+            if let onOutput { stderrLines.append(bytes).forEach { onOutput(SSHOutputLine(stream: .stderr, text: $0)) } }
+        }
+    }
+
+    mutating func finish() {
+        guard let onOutput else { return }
+        if let rest = stdoutLines.finish() { onOutput(SSHOutputLine(stream: .stdout, text: rest)) }
+        if let rest = stderrLines.finish() { onOutput(SSHOutputLine(stream: .stderr, text: rest)) }
+    }
+}

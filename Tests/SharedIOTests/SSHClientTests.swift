@@ -1,0 +1,227 @@
+import Foundation
+import SharedIO
+import Synchronization
+import Testing
+
+@discardableResult
+private func expectSSHFailure(
+    _ kind: SSHError.Kind, sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: () async throws -> SSHCommandResult
+) async -> SSHError? {
+    do {
+        let result = try await body()
+        Issue.record(
+            "expected \(kind), got exit \(String(describing: result.exitStatus))", sourceLocation: sourceLocation)
+        return nil
+    } catch let error as SSHError {
+        #expect(error.kind == kind, "\(error)", sourceLocation: sourceLocation)
+        return error
+    } catch {
+        Issue.record("expected SSHError.\(kind), got \(error)", sourceLocation: sourceLocation)
+        return nil
+    }
+}
+
+/// Collects lines delivered while a command runs, with when they came.
+private final class LineLog: Sendable {
+    private let lines = Mutex<[(SSHOutputLine, ContinuousClock.Instant)]>([])
+    func record(_ line: SSHOutputLine) { lines.withLock { $0.append((line, .now)) } }
+    var all: [(SSHOutputLine, ContinuousClock.Instant)] { lines.withLock { $0 } }
+}
+
+@Suite("SSH client over libssh2, against a real sshd")
+struct SSHClientTests {
+    let sshd: SSHDFixture
+
+    init() throws { sshd = try SSHDFixture.shared.get() }
+
+    @Test func logsInWithEd25519Key() async throws {
+        let result = try await SSHClient(configuration: sshd.configuration()).run("echo hello from $(whoami)")
+        #expect(result.exitStatus == 0)
+        #expect(result.stdoutText == "hello from \(sshd.user)\n")
+        #expect(result.stderr.isEmpty)
+    }
+
+    @Test func logsInWithRSAKeyWhereTheServerAcceptsItsSignature() async throws {
+        let legacy = try SSHDFixture.acceptingSHA1RSA.get()
+        let result = try await SSHClient(configuration: legacy.configuration(key: legacy.rsaKey)).run("echo rsa ok")
+        #expect(result.stdoutText == "rsa ok\n")
+    }
+
+    @Test func rsaKeyAgainstADefaultServerSaysWhyAndWhatToDo() async throws {
+        let outcome = await Result {
+            try await SSHClient(configuration: sshd.configuration(key: sshd.rsaKey)).run("true")
+        }
+        switch outcome {
+        case .success(let result):
+            // A libssh2 with rsa-sha2 signatures (1.11+) simply logs in.
+            #expect(result.succeeded)
+        case .failure(let error as SSHError):
+            #expect(error.kind == .authenticationFailed)
+            #expect(error.detail.contains("signs RSA keys with SHA-1"))
+            #expect(error.detail.contains("use an ed25519 key"))
+        case .failure(let error):
+            Issue.record("unexpected \(error)")
+        }
+    }
+
+    @Test func hashedKnownHostsEntriesMatch() async throws {
+        let config = sshd.configuration(knownHosts: sshd.hashedKnownHosts)
+        #expect(try await SSHClient(configuration: config).run("true").succeeded)
+    }
+
+    @Test func stdinOfOneMebibyteComesBackIntact() async throws {
+        var generator = SystemRandomNumberGenerator()
+        let input = Data((0..<(1 << 20)).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        let result = try await SSHClient(configuration: sshd.configuration()).run("cat", stdin: input)
+        #expect(result.exitStatus == 0)
+        #expect(result.stdout.count == input.count)
+        #expect(result.stdout == input)
+    }
+
+    @Test func scriptPipedToBashWithArguments() async throws {
+        let script = Data(
+            """
+            set -euo pipefail
+            echo "role=$2 release=$4"
+            echo "progress on stderr" >&2
+            exit 42
+
+            """.utf8)
+        let result = try await SSHClient(configuration: sshd.configuration())
+            .run("bash -s -- --role worker --release 1.34.5", stdin: script)
+        #expect(result.exitStatus == 42)
+        #expect(result.stdoutText == "role=worker release=1.34.5\n")
+        #expect(result.stderrText == "progress on stderr\n")
+    }
+
+    @Test(arguments: [0, 1, 42, 255])
+    func exitCodesArePreserved(code: Int32) async throws {
+        let result = try await SSHClient(configuration: sshd.configuration()).run("exit \(code)")
+        #expect(result.exitStatus == code)
+        #expect(result.exitSignal == nil)
+        #expect(result.succeeded == (code == 0))
+    }
+
+    @Test func exitSignalIsReported() async throws {
+        let result = try await SSHClient(configuration: sshd.configuration()).run("kill -TERM $$")
+        #expect(result.exitSignal == "TERM")
+        #expect(result.exitStatus == nil)
+    }
+
+    @Test func stdoutAndStderrStayApart() async throws {
+        let result = try await SSHClient(configuration: sshd.configuration())
+            .run("for i in 1 2 3; do echo out$i; echo err$i >&2; done")
+        #expect(result.stdoutText == "out1\nout2\nout3\n")
+        #expect(result.stderrText == "err1\nerr2\nerr3\n")
+    }
+
+    @Test func linesArriveWhileTheCommandRuns() async throws {
+        let log = LineLog()
+        let started = ContinuousClock.now
+        let result = try await SSHClient(configuration: sshd.configuration())
+            .run("echo first; echo warn >&2; sleep 1.5; printf 'last-without-newline'") { log.record($0) }
+        let finished = ContinuousClock.now
+        #expect(result.succeeded)
+        let lines = log.all
+        #expect(
+            lines.map(\.0) == [
+                SSHOutputLine(stream: .stdout, text: "first"), SSHOutputLine(stream: .stderr, text: "warn"),
+                SSHOutputLine(stream: .stdout, text: "last-without-newline"),
+            ])
+        // "first" arrived well before the command ended, not at the end.
+        if let first = lines.first { #expect(finished - first.1 > .seconds(1)) }
+        #expect(finished - started >= .milliseconds(1500))
+    }
+
+    @Test func commandTimeoutClosesTheChannel() async throws {
+        let started = ContinuousClock.now
+        let error = await expectSSHFailure(.commandTimedOut) {
+            try await SSHClient(configuration: sshd.configuration()).run("sleep 20", timeout: .seconds(1))
+        }
+        #expect(ContinuousClock.now - started < .seconds(4))
+        #expect(error?.description.contains("channel closed") == true)
+    }
+
+    @Test func cancellationClosesTheChannel() async throws {
+        let config = sshd.configuration()
+        let started = ContinuousClock.now
+        let task = Task { try await SSHClient(configuration: config).run("sleep 20") }
+        try await Task.sleep(for: .milliseconds(500))
+        task.cancel()
+        await #expect(throws: CancellationError.self) { try await task.value }
+        #expect(ContinuousClock.now - started < .seconds(4))
+    }
+
+    @Test func unknownHostIsRefusedNamingTheFingerprint() async throws {
+        let error = await expectSSHFailure(.unknownHostKey) {
+            try await SSHClient(configuration: sshd.configuration(knownHosts: sshd.emptyKnownHosts)).run("true")
+        }
+        let text = error?.description ?? ""
+        #expect(text.contains("[127.0.0.1]:\(sshd.port)"))
+        #expect(text.contains("ssh-ed25519 key \(sshd.hostKeyFingerprint)"))
+    }
+
+    @Test func changedHostKeyIsRefusedNamingTheFingerprint() async throws {
+        let error = await expectSSHFailure(.hostKeyChanged) {
+            try await SSHClient(configuration: sshd.configuration(knownHosts: sshd.changedKnownHosts)).run("true")
+        }
+        let text = error?.description ?? ""
+        #expect(text.contains("[127.0.0.1]:\(sshd.port)"))
+        #expect(text.contains(sshd.hostKeyFingerprint))
+    }
+
+    @Test func missingKnownHostsFileIsRefused() async throws {
+        await expectSSHFailure(.knownHostsUnreadable) {
+            try await SSHClient(configuration: sshd.configuration(knownHosts: sshd.path("no-such-file"))).run("true")
+        }
+    }
+
+    @Test func encryptedKeyGetsAClearError() async throws {
+        let error = await expectSSHFailure(.keyEncrypted) {
+            try await SSHClient(configuration: sshd.configuration(key: sshd.encryptedKey)).run("true")
+        }
+        #expect(error?.description.contains("passphrase") == true)
+    }
+
+    @Test func unauthorisedKeyIsRejected() async throws {
+        await expectSSHFailure(.authenticationFailed) {
+            try await SSHClient(configuration: sshd.configuration(key: sshd.unauthorisedKey)).run("true")
+        }
+    }
+
+    @Test func missingKeyFile() async throws {
+        await expectSSHFailure(.keyFileUnreadable) {
+            try await SSHClient(configuration: sshd.configuration(key: sshd.path("nope"))).run("true")
+        }
+    }
+
+    @Test func connectionRefused() async throws {
+        var config = sshd.configuration()
+        config.port = try TestEnvironment.freePort()
+        await expectSSHFailure(.connectionRefused) { try await SSHClient(configuration: config).run("true") }
+    }
+
+    @Test func nameNotResolved() async throws {
+        var config = sshd.configuration()
+        config.host = "no-such-node.invalid"
+        await expectSSHFailure(.nameNotResolved) { try await SSHClient(configuration: config).run("true") }
+    }
+
+    @Test func manyCommandsInParallel() async throws {
+        let config = sshd.configuration()
+        let outputs = try await withThrowingTaskGroup(of: String.self) { group in
+            for index in 0..<8 {
+                group.addTask { try await SSHClient(configuration: config).run("echo \(index)").stdoutText }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(Set(outputs) == Set((0..<8).map { "\($0)\n" }))
+    }
+}
+
+extension Result where Failure == any Error {
+    fileprivate init(_ body: () async throws -> Success) async {
+        do { self = .success(try await body()) } catch { self = .failure(error) }
+    }
+}

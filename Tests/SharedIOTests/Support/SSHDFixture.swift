@@ -1,0 +1,124 @@
+import Foundation
+import SharedIO
+
+/// A real OpenSSH server on 127.0.0.1 with throwaway keys: an ed25519 host
+/// key, an ed25519 and an RSA user key (both authorised), an unauthorised
+/// key, an encrypted key, and known_hosts files (plain, hashed, one with a
+/// different key for the same host, one without the host).
+///
+/// ``shared`` runs with OpenSSH's defaults. ``acceptingSHA1RSA`` also accepts
+/// `ssh-rsa` signatures, the only RSA signatures libssh2 before 1.11 (Debian
+/// 12 ships 1.10) makes for user authentication.
+struct SSHDFixture: Sendable {
+    let directory: URL
+    let port: Int
+    let user: String
+    let server: ServerProcess
+
+    var ed25519Key: String { path("id_ed25519") }
+    var rsaKey: String { path("id_rsa") }
+    var unauthorisedKey: String { path("id_stranger") }
+    var encryptedKey: String { path("id_encrypted") }
+    var knownHosts: String { path("known_hosts") }
+    var hashedKnownHosts: String { path("known_hosts_hashed") }
+    var changedKnownHosts: String { path("known_hosts_changed") }
+    var emptyKnownHosts: String { path("known_hosts_other") }
+    /// `SHA256:…` of the host key, as `ssh-keygen -l` prints it.
+    let hostKeyFingerprint: String
+
+    static let shared: Result<SSHDFixture, any Error> = Result { try start(acceptSHA1RSA: false) }
+    static let acceptingSHA1RSA: Result<SSHDFixture, any Error> = Result { try start(acceptSHA1RSA: true) }
+
+    func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+
+    /// A configuration for this server; override what a test needs.
+    func configuration(key: String? = nil, knownHosts: String? = nil) -> SSHConfiguration {
+        SSHConfiguration(
+            host: "127.0.0.1", port: port, user: user, privateKeyFile: key ?? ed25519Key,
+            knownHostsFile: knownHosts ?? self.knownHosts, connectTimeout: .seconds(5))
+    }
+
+    private static func start(acceptSHA1RSA: Bool) throws -> SSHDFixture {
+        let sshd = try TestEnvironment.tool("sshd", candidates: ["/usr/sbin/sshd"])
+        let keygen = try TestEnvironment.tool("ssh-keygen")
+        let dir = try TestEnvironment.makeDirectory("sshd")
+        func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+        func keygenRun(_ arguments: [String]) throws { try TestEnvironment.run(keygen, ["-q"] + arguments) }
+
+        try keygenRun(["-t", "ed25519", "-N", "", "-f", path("host_ed25519"), "-C", "host"])
+        try keygenRun(["-t", "ed25519", "-N", "", "-f", path("other_host_ed25519"), "-C", "other"])
+        try keygenRun(["-t", "ed25519", "-N", "", "-f", path("id_ed25519"), "-C", "user-ed25519"])
+        try keygenRun(["-t", "rsa", "-b", "3072", "-N", "", "-f", path("id_rsa"), "-C", "user-rsa"])
+        try keygenRun(["-t", "ed25519", "-N", "", "-f", path("id_stranger"), "-C", "stranger"])
+        try keygenRun(["-t", "ed25519", "-N", "correct horse", "-f", path("id_encrypted"), "-C", "encrypted"])
+
+        let authorized = try ["id_ed25519.pub", "id_rsa.pub"].map {
+            try String(contentsOfFile: path($0), encoding: .utf8)
+        }
+        try authorized.joined().write(toFile: path("authorized_keys"), atomically: true, encoding: .utf8)
+
+        let port = try TestEnvironment.freePort()
+        let hostKey = try String(contentsOfFile: path("host_ed25519.pub"), encoding: .utf8).split(separator: " ")
+        let otherKey = try String(contentsOfFile: path("other_host_ed25519.pub"), encoding: .utf8).split(separator: " ")
+        let entry = "[127.0.0.1]:\(port) \(hostKey[0]) \(hostKey[1])\n"
+        try entry.write(toFile: path("known_hosts"), atomically: true, encoding: .utf8)
+        try entry.write(toFile: path("known_hosts_hashed"), atomically: true, encoding: .utf8)
+        try keygenRun(["-H", "-f", path("known_hosts_hashed")])
+        try "[127.0.0.1]:\(port) \(otherKey[0]) \(otherKey[1])\n"
+            .write(toFile: path("known_hosts_changed"), atomically: true, encoding: .utf8)
+        try "[10.0.0.99]:22 \(hostKey[0]) \(hostKey[1])\n"
+            .write(toFile: path("known_hosts_other"), atomically: true, encoding: .utf8)
+        let fingerprint = try TestEnvironment.run(keygen, ["-l", "-E", "sha256", "-f", path("host_ed25519.pub")])
+            .split(separator: " ")[1]
+
+        // sshd needs its privilege-separation directory; as root it is /run/sshd.
+        if getuid() == 0 {
+            try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
+        }
+        let config = """
+            Port \(port)
+            ListenAddress 127.0.0.1
+            HostKey \(path("host_ed25519"))
+            PidFile \(path("sshd-daemon.pid"))
+            AuthorizedKeysFile \(path("authorized_keys"))
+            StrictModes no
+            UsePAM no
+            PasswordAuthentication no
+            KbdInteractiveAuthentication no
+            PubkeyAuthentication yes
+            PermitRootLogin prohibit-password
+            MaxStartups 64:30:128
+            MaxSessions 64
+            LogLevel VERBOSE
+            \(acceptSHA1RSA ? "PubkeyAcceptedAlgorithms +ssh-rsa" : "")
+
+            """
+        try config.write(toFile: path("sshd_config"), atomically: true, encoding: .utf8)
+        let user = String(cString: getpwuid(getuid())!.pointee.pw_name)
+        let server = try ServerProcess(sshd, ["-D", "-e", "-f", path("sshd_config")], directory: dir, name: "sshd")
+        do {
+            try TestEnvironment.wait(for: "sshd on port \(port)") {
+                !server.isRunning || Self.accepts(port: port)
+            }
+        } catch {
+            throw FixtureError("\(error): \(server.log)")
+        }
+        guard server.isRunning else { throw FixtureError("sshd exited: \(server.log)") }
+        return SSHDFixture(
+            directory: dir, port: port, user: user, server: server, hostKeyFingerprint: String(fingerprint))
+    }
+
+    private static func accepts(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+    }
+}
