@@ -1,1 +1,0 @@
-print("k8s-version-check")

@@ -1,0 +1,16 @@
+import ArgumentParser
+
+/// `k8s-upgrade`: the upgrade service and the operator's CLI for it.
+@main
+struct UpgradeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "k8s-upgrade",
+        abstract: "Upgrade a kubeadm cluster one node at a time, stopping the moment it looks unhealthy.",
+        discussion: """
+            `k8s-upgrade serve` runs the HTTP service that executes one upgrade job at a time: \
+            pre-flight, etcd snapshot, optional containerd fix, optional apt repository rewrite, \
+            control plane, workers with soaks, post-flight. The other subcommands are its client.
+            """,
+        version: "0.1.0"
+    )
+}
