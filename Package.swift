@@ -12,9 +12,12 @@ let package = Package(
     products: [
         .executable(name: "k8s-version-check", targets: ["Detector"]),
         .executable(name: "k8s-upgrade", targets: ["Orchestrator"]),
+        .executable(name: "k8s-cluster-sim", targets: ["ClusterSim"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.0"),
     ],
     targets: [
         // MARK: - C libraries (module map + shim only)
@@ -57,12 +60,38 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // MARK: - Test bed
+
+        /// The Kubernetes API simulator: real HTTP, simulated control plane.
+        .executableTarget(
+            name: "ClusterSim",
+            dependencies: [
+                "Shared",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: strict
+        ),
+
         // MARK: - Tests
+        .target(
+            name: "TestSupport",
+            dependencies: ["Shared", "SharedIO"],
+            path: "Tests/TestSupport",
+            swiftSettings: strict
+        ),
         .testTarget(name: "SharedTests", dependencies: ["Shared"], swiftSettings: strict),
         .testTarget(
             name: "SharedIOTests",
-            dependencies: ["Shared", "SharedIO"],
-            exclude: [],
+            dependencies: ["Shared", "SharedIO", "TestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ClusterSimTests",
+            dependencies: ["Shared", "SharedIO", "TestSupport", "ClusterSim"],
             swiftSettings: strict
         ),
     ]

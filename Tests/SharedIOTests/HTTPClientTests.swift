@@ -1,5 +1,6 @@
 import Foundation
 import SharedIO
+import TestSupport
 import Testing
 
 /// What the echo server saw.

@@ -1,6 +1,7 @@
 import Foundation
 import SharedIO
 import Synchronization
+import TestSupport
 import Testing
 
 @discardableResult

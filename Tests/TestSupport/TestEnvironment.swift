@@ -1,40 +1,64 @@
-import Foundation
+public import Foundation
 
 /// Where test fixtures keep their files, how they find tools, and how the
 /// servers they start are stopped when the test process ends.
-enum TestEnvironment {
+public enum TestEnvironment {
     /// The folder for this test process's fixtures. `scripts/test.sh` sets
     /// `K8SUP_TEST_ROOT` and stops whatever is left there after the run.
-    static let root: URL = {
+    public static let root: URL = {
         let base = ProcessInfo.processInfo.environment["K8SUP_TEST_ROOT"] ?? NSTemporaryDirectory() + "k8sup-tests"
         let url = URL(fileURLWithPath: base).appendingPathComponent("run-\(getpid())")
         try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }()
 
-    /// `Tests/Fixtures`, next to this file's test target.
-    static let fixtures = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures")
+    /// `Tests/Fixtures`: scripts and files the fixtures use.
+    public static let fixtures = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+    /// The folder holding the package's built products (`k8s-cluster-sim`, …),
+    /// which is where the test runner itself lives.
+    public static let productsDirectory: URL = {
+        var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        while url.pathComponents.count > 1 && !url.lastPathComponent.hasSuffix(".xctest") {
+            url = url.deletingLastPathComponent()
+        }
+        return url.deletingLastPathComponent()
+    }()
 
     /// A new, empty folder below ``root``.
-    static func makeDirectory(_ name: String) throws -> URL {
+    public static func makeDirectory(_ name: String) throws -> URL {
         let url = root.appendingPathComponent("\(name)-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }
 
     /// The absolute path of a tool, or an error that says how to install it.
-    static func tool(_ name: String, candidates: [String] = []) throws -> String {
+    public static func tool(_ name: String, candidates: [String] = []) throws -> String {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
         let searched = candidates + path.split(separator: ":").map { "\($0)/\(name)" } + ["/usr/sbin/\(name)"]
         if let found = searched.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) { return found }
         throw FixtureError("\(name) is not installed; run ./scripts/setup.sh (it installs every test prerequisite)")
     }
 
-    /// Runs a command to completion and returns its standard output.
+    /// Runs a command to completion and returns its standard output; a
+    /// non-zero exit is an error carrying its standard error.
     @discardableResult
-    static func run(_ executable: String, _ arguments: [String]) throws -> String {
+    public static func run(_ executable: String, _ arguments: [String]) throws -> String {
+        let result = try execute(executable, arguments)
+        guard result.status == 0 else {
+            throw FixtureError(
+                "\(executable) \(arguments.joined(separator: " ")) exited \(result.status): \(result.stderr)")
+        }
+        return result.stdout
+    }
+
+    /// Runs a command to completion and returns how it ended and what it printed.
+    public static func execute(
+        _ executable: String, _ arguments: [String]
+    ) throws -> (
+        status: Int32, stdout: String, stderr: String
+    ) {
         let scratch = try makeDirectory("run")
         defer { try? FileManager.default.removeItem(at: scratch) }
         let out = scratch.appendingPathComponent("stdout").path
@@ -42,15 +66,12 @@ enum TestEnvironment {
         let pid = try ChildProcess.spawn(executable, arguments, stdout: out, stderr: err)
         let status = ChildProcess.wait(pid)
         let stdout = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
-        guard status == 0 else {
-            let stderr = (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""
-            throw FixtureError("\(executable) \(arguments.joined(separator: " ")) exited \(status): \(stderr)")
-        }
-        return stdout
+        let stderr = (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""
+        return (status, stdout, stderr)
     }
 
     /// A TCP port on 127.0.0.1 that nothing listens on right now.
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw FixtureError("socket() failed") }
         defer { close(fd) }
@@ -71,7 +92,7 @@ enum TestEnvironment {
     }
 
     /// Waits until `condition` holds, checking every 20 ms, or fails after `timeout`.
-    static func wait(for what: String, timeout: TimeInterval = 10, _ condition: () -> Bool) throws {
+    public static func wait(for what: String, timeout: TimeInterval = 10, _ condition: () -> Bool) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while !condition() {
             guard Date() < deadline else { throw FixtureError("timed out after \(timeout) s waiting for \(what)") }
@@ -81,9 +102,9 @@ enum TestEnvironment {
 }
 
 /// A test prerequisite failed; the message says what to do.
-struct FixtureError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+public struct FixtureError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// Starts and reaps child processes with posix_spawn and waitpid.
@@ -91,10 +112,12 @@ struct FixtureError: Error, CustomStringConvertible {
 /// Foundation's `Process` is not used: on Linux it reaps children from a
 /// shared SIGCHLD handler and can miss an exit when several processes are
 /// spawned from different threads at once, leaving `waitUntilExit` hanging.
-enum ChildProcess {
+public enum ChildProcess {
     /// Spawns `executable` with stdin from /dev/null, stdout and stderr to
     /// files. Descriptors the test process opens close-on-exec stay behind.
-    static func spawn(_ executable: String, _ arguments: [String], stdout: String, stderr: String) throws -> pid_t {
+    public static func spawn(
+        _ executable: String, _ arguments: [String], stdout: String, stderr: String
+    ) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -110,7 +133,7 @@ enum ChildProcess {
     }
 
     /// Waits for `pid` to end; its exit status, or 128 + signal.
-    static func wait(_ pid: pid_t) -> Int32 {
+    public static func wait(_ pid: pid_t) -> Int32 {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         let signal = status & 0x7f
@@ -118,7 +141,7 @@ enum ChildProcess {
     }
 
     /// Whether `pid` still runs; reaps it if it ended.
-    static func isRunning(_ pid: pid_t) -> Bool {
+    public static func isRunning(_ pid: pid_t) -> Bool {
         var status: Int32 = 0
         return waitpid(pid, &status, WNOHANG) == 0
     }
@@ -127,11 +150,11 @@ enum ChildProcess {
 /// A server process started by a fixture. Its pid is written next to its
 /// files so that `scripts/stop-test-servers.sh` can stop it after a crash;
 /// normally it is stopped when the test process exits.
-final class ServerProcess: Sendable {
-    let pid: pid_t
-    let logFile: URL
+public final class ServerProcess: Sendable {
+    public let pid: pid_t
+    public let logFile: URL
 
-    init(_ executable: String, _ arguments: [String], directory: URL, name: String) throws {
+    public init(_ executable: String, _ arguments: [String], directory: URL, name: String) throws {
         let log = directory.appendingPathComponent("\(name).log")
         pid = try ChildProcess.spawn(executable, arguments, stdout: log.path, stderr: log.path)
         logFile = log
@@ -140,13 +163,13 @@ final class ServerProcess: Sendable {
     }
 
     /// What the server wrote so far, for failure messages.
-    var log: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
+    public var log: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
 
-    var isRunning: Bool { ChildProcess.isRunning(pid) }
+    public var isRunning: Bool { ChildProcess.isRunning(pid) }
 
     /// Stops the server with SIGTERM, then SIGKILL after a second. Plain
     /// POSIX calls: this also runs inside `exit()`.
-    func stop() {
+    public func stop() {
         guard kill(pid, SIGTERM) == 0 else { return }
         for _ in 0..<100 {
             if !ChildProcess.isRunning(pid) { return }
@@ -158,17 +181,17 @@ final class ServerProcess: Sendable {
 }
 
 /// Stops every server when the test process exits.
-enum ServerRegistry {
+public enum ServerRegistry {
     private nonisolated(unsafe) static var servers: [ServerProcess] = []
     private static let lock = NSLock()
     private static let installExitHook: Void = { atexit { ServerRegistry.stopAll() } }()
 
-    static func register(_ server: ServerProcess) {
+    public static func register(_ server: ServerProcess) {
         installExitHook
         lock.withLock { servers.append(server) }
     }
 
-    static func stopAll() {
+    public static func stopAll() {
         let all = lock.withLock { servers }
         for server in all { server.stop() }
     }

@@ -1,21 +1,21 @@
-import Foundation
+public import Foundation
 
 /// Throwaway certificates made with `openssl` for one test process: a CA, a
 /// server certificate for 127.0.0.1 and localhost, a client certificate,
 /// and a second, unrelated CA with its own client certificate.
-struct TestPKI: Sendable {
-    let directory: URL
-    var caCertificate: URL { directory.appendingPathComponent("ca.crt") }
-    var serverCertificate: URL { directory.appendingPathComponent("server.crt") }
-    var serverKey: URL { directory.appendingPathComponent("server.key") }
-    var clientCertificate: URL { directory.appendingPathComponent("client.crt") }
-    var clientKey: URL { directory.appendingPathComponent("client.key") }
-    var otherCACertificate: URL { directory.appendingPathComponent("other-ca.crt") }
-    var strangerCertificate: URL { directory.appendingPathComponent("stranger.crt") }
-    var strangerKey: URL { directory.appendingPathComponent("stranger.key") }
+public struct TestPKI: Sendable {
+    public let directory: URL
+    public var caCertificate: URL { directory.appendingPathComponent("ca.crt") }
+    public var serverCertificate: URL { directory.appendingPathComponent("server.crt") }
+    public var serverKey: URL { directory.appendingPathComponent("server.key") }
+    public var clientCertificate: URL { directory.appendingPathComponent("client.crt") }
+    public var clientKey: URL { directory.appendingPathComponent("client.key") }
+    public var otherCACertificate: URL { directory.appendingPathComponent("other-ca.crt") }
+    public var strangerCertificate: URL { directory.appendingPathComponent("stranger.crt") }
+    public var strangerKey: URL { directory.appendingPathComponent("stranger.key") }
 
     /// Made once per test process.
-    static let shared: Result<TestPKI, any Error> = Result { try TestPKI.make() }
+    public static let shared: Result<TestPKI, any Error> = Result { try TestPKI.make() }
 
     private static func make() throws -> TestPKI {
         let openssl = try TestEnvironment.tool("openssl")
@@ -55,17 +55,21 @@ struct TestPKI: Sendable {
 }
 
 /// The Python echo server (`Tests/Fixtures/echo_server.py`) in one of its modes.
-struct EchoServer: Sendable {
-    let port: Int
-    let server: ServerProcess
+public struct EchoServer: Sendable {
+    public let port: Int
+    public let server: ServerProcess
 
-    var httpURL: String { "http://127.0.0.1:\(port)" }
-    var httpsURL: String { "https://127.0.0.1:\(port)" }
-    var localhostURL: String { "https://localhost:\(port)" }
+    public var httpURL: String { "http://127.0.0.1:\(port)" }
+    public var httpsURL: String { "https://127.0.0.1:\(port)" }
+    public var localhostURL: String { "https://localhost:\(port)" }
 
-    static let plain: Result<EchoServer, any Error> = Result { try start(name: "http", tls: false, mutual: false) }
-    static let tls: Result<EchoServer, any Error> = Result { try start(name: "https", tls: true, mutual: false) }
-    static let mutualTLS: Result<EchoServer, any Error> = Result { try start(name: "mtls", tls: true, mutual: true) }
+    public static let plain: Result<EchoServer, any Error> = Result {
+        try start(name: "http", tls: false, mutual: false)
+    }
+    public static let tls: Result<EchoServer, any Error> = Result { try start(name: "https", tls: true, mutual: false) }
+    public static let mutualTLS: Result<EchoServer, any Error> = Result {
+        try start(name: "mtls", tls: true, mutual: true)
+    }
 
     private static func start(name: String, tls: Bool, mutual: Bool) throws -> EchoServer {
         let python = try TestEnvironment.tool("python3")

@@ -1,5 +1,5 @@
-import Foundation
-import SharedIO
+public import Foundation
+public import SharedIO
 
 /// A real OpenSSH server on 127.0.0.1 with throwaway keys: an ed25519 host
 /// key, an ed25519 and an RSA user key (both authorised), an unauthorised
@@ -9,30 +9,30 @@ import SharedIO
 /// ``shared`` runs with OpenSSH's defaults. ``acceptingSHA1RSA`` also accepts
 /// `ssh-rsa` signatures, the only RSA signatures libssh2 before 1.11 (Debian
 /// 12 ships 1.10) makes for user authentication.
-struct SSHDFixture: Sendable {
-    let directory: URL
-    let port: Int
-    let user: String
-    let server: ServerProcess
+public struct SSHDFixture: Sendable {
+    public let directory: URL
+    public let port: Int
+    public let user: String
+    public let server: ServerProcess
 
-    var ed25519Key: String { path("id_ed25519") }
-    var rsaKey: String { path("id_rsa") }
-    var unauthorisedKey: String { path("id_stranger") }
-    var encryptedKey: String { path("id_encrypted") }
-    var knownHosts: String { path("known_hosts") }
-    var hashedKnownHosts: String { path("known_hosts_hashed") }
-    var changedKnownHosts: String { path("known_hosts_changed") }
-    var emptyKnownHosts: String { path("known_hosts_other") }
+    public var ed25519Key: String { path("id_ed25519") }
+    public var rsaKey: String { path("id_rsa") }
+    public var unauthorisedKey: String { path("id_stranger") }
+    public var encryptedKey: String { path("id_encrypted") }
+    public var knownHosts: String { path("known_hosts") }
+    public var hashedKnownHosts: String { path("known_hosts_hashed") }
+    public var changedKnownHosts: String { path("known_hosts_changed") }
+    public var emptyKnownHosts: String { path("known_hosts_other") }
     /// `SHA256:…` of the host key, as `ssh-keygen -l` prints it.
-    let hostKeyFingerprint: String
+    public let hostKeyFingerprint: String
 
-    static let shared: Result<SSHDFixture, any Error> = Result { try start(acceptSHA1RSA: false) }
-    static let acceptingSHA1RSA: Result<SSHDFixture, any Error> = Result { try start(acceptSHA1RSA: true) }
+    public static let shared: Result<SSHDFixture, any Error> = Result { try start(acceptSHA1RSA: false) }
+    public static let acceptingSHA1RSA: Result<SSHDFixture, any Error> = Result { try start(acceptSHA1RSA: true) }
 
-    func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+    public func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
     /// A configuration for this server; override what a test needs.
-    func configuration(key: String? = nil, knownHosts: String? = nil) -> SSHConfiguration {
+    public func configuration(key: String? = nil, knownHosts: String? = nil) -> SSHConfiguration {
         SSHConfiguration(
             host: "127.0.0.1", port: port, user: user, privateKeyFile: key ?? ed25519Key,
             knownHostsFile: knownHosts ?? self.knownHosts, connectTimeout: .seconds(5))

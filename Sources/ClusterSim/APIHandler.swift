@@ -1,0 +1,296 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Shared
+
+/// Turns Kubernetes REST requests into store calls and store results into
+/// Kubernetes JSON: discovery, lists with `limit`/`continue` and selectors,
+/// get, patch, delete, evictions, and the server-side Table form that
+/// `kubectl get` asks for.
+struct APIHandler: Sendable {
+    let store: ClusterStore
+    let token: String
+    let faults: Scenario.Faults
+
+    func respond(to request: Request, context: BasicRequestContext) async -> Response {
+        do {
+            let path = request.uri.path
+            if ["/healthz", "/readyz", "/livez"].contains(path) { return text("ok") }
+            if path == "/version" { return json(try await versionInfo()) }
+            guard authorised(request) else {
+                throw APIError(code: 401, reason: "Unauthorized", message: "Unauthorized")
+            }
+            if faults.latencyMilliseconds > 0 { try await Task.sleep(for: .milliseconds(faults.latencyMilliseconds)) }
+            if !path.hasPrefix("/sim/"), faults.errorRate > 0, Double.random(in: 0..<1) < faults.errorRate {
+                throw APIError(code: 500, reason: "InternalError", message: "simulated failure (fault injection)")
+            }
+            let body = try await request.body.collect(upTo: 8 << 20)
+            return try await route(request, body: Data(buffer: body))
+        } catch let error as APIError {
+            return status(error)
+        } catch {
+            return status(APIError(code: 500, reason: "InternalError", message: "\(error)"))
+        }
+    }
+
+    // MARK: - Routing
+
+    private func route(_ request: Request, body: Data) async throws -> Response {
+        let parts = request.uri.path.split(separator: "/").map(String.init)
+        let query = request.uri.queryParameters
+        let method = request.method
+
+        switch parts {
+        case ["api"]: return json(Discovery.apiVersions)
+        case ["apis"]: return json(Discovery.groupList)
+        case ["api", "v1"]: return json(try Discovery.resources(groupVersion: "v1"))
+        case let p where p.count == 3 && p[0] == "apis":
+            return json(try Discovery.resources(groupVersion: "\(p[1])/\(p[2])"))
+        case let p where p.count == 4 && p[0] == "sim" && p[1] == "v1" && p[2] == "control-plane" && method == .put:
+            let version = try decodeObject(body)[["version"]]?.stringValue ?? ""
+            guard (try? KubeVersion(strictRelease: version)) != nil else {
+                throw APIError.badRequest("version must be X.Y.Z")
+            }
+            try await store.upgradeControlPlane(node: p[3], to: version)
+            return json(.object(["node": .string(p[3]), "version": .string(version)]))
+        default: break
+        }
+
+        // /api/v1/... or /apis/{group}/{version}/...
+        let rest: ArraySlice<String>
+        let groupVersion: String
+        if parts.first == "api", parts.count >= 3, parts[1] == "v1" {
+            rest = parts[2...]
+            groupVersion = "v1"
+        } else if parts.first == "apis", parts.count >= 4 {
+            rest = parts[3...]
+            groupVersion = "\(parts[1])/\(parts[2])"
+        } else {
+            throw APIError(code: 404, reason: "NotFound", message: "the server could not find the requested resource")
+        }
+        var namespace: String?
+        var segments = Array(rest)
+        if segments.count >= 3, segments[0] == "namespaces" {
+            namespace = segments[1]
+            segments = Array(segments[2...])
+        }
+        guard let resource = Resource(rawValue: segments[0]), resource.apiVersion == groupVersion else {
+            throw APIError(code: 404, reason: "NotFound", message: "the server could not find the requested resource")
+        }
+        if resource.isNamespaced == false && namespace != nil {
+            throw APIError(code: 404, reason: "NotFound", message: "the server could not find the requested resource")
+        }
+        let name = segments.count > 1 ? segments[1] : nil
+        let subresource = segments.count > 2 ? segments[2] : nil
+
+        switch (method, name, subresource) {
+        case (.get, nil, nil):
+            if query["watch"] == "true" || query["watch"] == "1" {
+                throw APIError(code: 405, reason: "MethodNotAllowed", message: "the simulator does not serve watches")
+            }
+            return try await list(resource, namespace: namespace, query: query, accept: request.headers[.accept] ?? "")
+        case (.post, nil, nil):
+            return json(
+                try await store.create(resource, namespace: namespace, object: try decodeObject(body)), status: .created
+            )
+        case (.get, let name?, nil), (.get, let name?, "status"):
+            let object = try await store.get(resource, namespace: namespace, name: name)
+            if resource == .nodes, (request.headers[.accept] ?? "").contains("as=Table") {
+                return json(Tables.nodes([object]))
+            }
+            return json(object)
+        case (.put, let name?, nil):
+            return json(
+                try await store.replace(resource, namespace: namespace, name: name, object: try decodeObject(body)))
+        case (.patch, let name?, let sub) where sub == nil || sub == "status":
+            let contentType = request.headers[.contentType] ?? ""
+            let strategic = contentType.hasPrefix("application/strategic-merge-patch+json")
+            guard strategic || contentType.hasPrefix("application/merge-patch+json") else {
+                throw APIError(
+                    code: 415, reason: "UnsupportedMediaType",
+                    message: "the body of the request was in an unknown format - accepted media types include: "
+                        + "application/merge-patch+json, application/strategic-merge-patch+json")
+            }
+            return json(
+                try await store.patch(
+                    resource, namespace: namespace, name: name, patch: try decodeObject(body), strategic: strategic,
+                    status: sub == "status"))
+        case (.delete, let name?, nil) where resource == .pods:
+            let grace = body.isEmpty ? nil : try decodeObject(body)[["gracePeriodSeconds"]]?.intValue
+            return json(
+                try await store.deletePod(namespace: namespace ?? "default", name: name, gracePeriodSeconds: grace))
+        case (.post, let name?, "eviction") where resource == .pods:
+            let eviction = try decodeObject(body)
+            if let given = eviction[["metadata", "name"]]?.stringValue, given != name {
+                throw APIError.badRequest("name in URL does not match name in Eviction object")
+            }
+            let grace = eviction[["deleteOptions", "gracePeriodSeconds"]]?.intValue
+            try await store.evict(namespace: namespace ?? "default", name: name, gracePeriodSeconds: grace)
+            return json(
+                .object([
+                    "kind": .string("Status"), "apiVersion": .string("v1"), "metadata": .object([:]),
+                    "status": .string("Success"), "code": .number(201),
+                ]), status: .created)
+        default:
+            throw APIError(
+                code: 405, reason: "MethodNotAllowed", message: "\(method) is not supported on \(request.uri.path)")
+        }
+    }
+
+    // MARK: - Lists
+
+    private func list(
+        _ resource: Resource, namespace: String?, query: Parameters, accept: String
+    ) async throws -> Response {
+        var items = await store.list(resource, namespace: namespace)
+        if let selector = query["fieldSelector"].map(String.init), !selector.isEmpty {
+            let terms = try Selector(parsing: selector)
+            items = items.filter { terms.matches(fields: $0.object) }
+        }
+        if let selector = query["labelSelector"].map(String.init), !selector.isEmpty {
+            let terms = try Selector(parsing: selector)
+            items = items.filter { terms.matches(labels: $0.object.stringMap("metadata.labels")) }
+        }
+        if let token = query["continue"].map(String.init), !token.isEmpty {
+            guard let data = Data(base64Encoded: token), let after = String(data: data, encoding: .utf8) else {
+                throw APIError(
+                    code: 410, reason: "Expired",
+                    message:
+                        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter."
+                )
+            }
+            items = items.filter { $0.key > after }
+        }
+        var metadata: [String: JSONValue] = ["resourceVersion": .string(await store.currentResourceVersion)]
+        if let limit = query["limit"].flatMap({ Int($0) }), limit > 0, items.count > limit {
+            let remaining = items.count - limit
+            items = Array(items.prefix(limit))
+            metadata["continue"] = .string(Data(items.last!.key.utf8).base64EncodedString())
+            metadata["remainingItemCount"] = .number(Double(remaining))
+        }
+        if resource == .nodes, accept.contains("as=Table") {
+            var table = Tables.nodes(items.map(\.object))
+            table[["metadata"]] = .object(metadata)
+            return json(table)
+        }
+        let stripped = items.map { item -> JSONValue in
+            var object = item.object
+            object[["kind"]] = nil
+            object[["apiVersion"]] = nil
+            return object
+        }
+        return json(
+            .object([
+                "kind": .string(resource.kind + "List"), "apiVersion": .string(resource.apiVersion),
+                "metadata": .object(metadata), "items": .array(stripped),
+            ]))
+    }
+
+    // MARK: - Helpers
+
+    private func authorised(_ request: Request) -> Bool {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { return false }
+        let given = Array(header.dropFirst("Bearer ".count).utf8)
+        let expected = Array(token.utf8)
+        // Constant time in the length of the expected token.
+        var difference = given.count ^ expected.count
+        for index in expected.indices { difference |= Int(expected[index] ^ (index < given.count ? given[index] : 0)) }
+        return difference == 0
+    }
+
+    private func versionInfo() async throws -> JSONValue {
+        let gitVersion = await store.apiServerVersion
+        let version = try? KubeVersion(parsing: gitVersion)
+        return .object([
+            "major": .string(String(version?.major ?? 0)), "minor": .string(String(version?.minor ?? 0)),
+            "gitVersion": .string(gitVersion), "gitCommit": .string("0000000000000000000000000000000000000000"),
+            "gitTreeState": .string("clean"), "buildDate": .string("2026-01-01T00:00:00Z"),
+            "goVersion": .string("go1.24.6"), "compiler": .string("gc"), "platform": .string("linux/amd64"),
+        ])
+    }
+
+    private func decodeObject(_ body: Data) throws -> JSONValue {
+        guard let value = try? JSONDecoder().decode(JSONValue.self, from: body), case .object = value else {
+            throw APIError.badRequest("the request body must be a JSON object")
+        }
+        return value
+    }
+
+    private func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+        let data = (try? JSONEncoder().encode(value)) ?? Data("{}".utf8)
+        return Response(
+            status: status, headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    private func text(_ body: String) -> Response {
+        Response(
+            status: .ok, headers: [.contentType: "text/plain"], body: ResponseBody(byteBuffer: ByteBuffer(string: body))
+        )
+    }
+
+    private func status(_ error: APIError) -> Response {
+        var object: [String: JSONValue] = [
+            "kind": .string("Status"), "apiVersion": .string("v1"), "metadata": .object([:]),
+            "status": .string("Failure"), "message": .string(error.message), "reason": .string(error.reason),
+            "code": .number(Double(error.code)),
+        ]
+        var details = error.details?.objectValue ?? [:]
+        if let retry = error.retryAfterSeconds { details["retryAfterSeconds"] = .number(Double(retry)) }
+        if !details.isEmpty { object["details"] = .object(details) }
+        var response = json(.object(object), status: HTTPResponse.Status(code: error.code))
+        if let retry = error.retryAfterSeconds { response.headers[.retryAfter] = String(retry) }
+        return response
+    }
+}
+
+/// A field or label selector: comma-separated `key=value`, `key==value`,
+/// `key!=value`, `key` (exists) and `!key` (absent) terms.
+struct Selector {
+    enum Term {
+        case equals(String, String)
+        case notEquals(String, String)
+        case exists(String)
+        case absent(String)
+    }
+
+    let terms: [Term]
+
+    init(parsing text: String) throws {
+        terms = try text.split(separator: ",").map { raw in
+            let term = String(raw).trimmingCharacters(in: .whitespaces)
+            if let range = term.range(of: "!=") {
+                return .notEquals(String(term[..<range.lowerBound]), String(term[range.upperBound...]))
+            }
+            if let range = term.range(of: "==") ?? term.range(of: "=") {
+                return .equals(String(term[..<range.lowerBound]), String(term[range.upperBound...]))
+            }
+            if term.hasPrefix("!") { return .absent(String(term.dropFirst())) }
+            guard !term.isEmpty, !term.contains(" ") else {
+                throw APIError.badRequest("unable to parse selector \(text)")
+            }
+            return .exists(term)
+        }
+    }
+
+    func matches(labels: [String: String]) -> Bool {
+        terms.allSatisfy { term in
+            switch term {
+            case .equals(let key, let value): labels[key] == value
+            case .notEquals(let key, let value): labels[key] != value
+            case .exists(let key): labels[key] != nil
+            case .absent(let key): labels[key] == nil
+            }
+        }
+    }
+
+    func matches(fields object: JSONValue) -> Bool {
+        terms.allSatisfy { term in
+            switch term {
+            case .equals(let key, let value): (object[dotted: key]?.stringValue ?? "") == value
+            case .notEquals(let key, let value): (object[dotted: key]?.stringValue ?? "") != value
+            case .exists, .absent: false
+            }
+        }
+    }
+}

@@ -1,0 +1,95 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import NIOSSL
+
+/// `k8s-cluster-sim`: a Kubernetes API server whose control plane is
+/// simulated, for the test bed. Real HTTP, real JSON, real kubectl.
+@main
+struct SimCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "k8s-cluster-sim",
+        abstract: "Serve a simulated Kubernetes cluster's API for tests and demos.",
+        discussion: """
+            Serves discovery, nodes, pods (with evictions under PodDisruptionBudgets), namespaces, \
+            leases, DaemonSets and ReplicaSets, and runs small controllers: graceful pod deletion, \
+            ReplicaSet replacements scheduled on schedulable nodes, budget status. \
+            PUT /sim/v1/control-plane/NODE {"version":"X.Y.Z"} moves a control plane's static pods, \
+            as kubeadm upgrade does; /version follows the first control plane.
+            """)
+
+    @Option(help: "A built-in scenario (default, ha, synthetic-N) or the path of a scenario JSON file.")
+    var scenario = "default"
+
+    @Option(help: "Address to listen on.")
+    var address = "127.0.0.1"
+
+    @Option(help: "Port to listen on; 0 picks a free one.")
+    var port = 0
+
+    @Option(help: "Write the bound port to this file once listening.")
+    var portFile: String?
+
+    @Option(help: "File holding the bearer token clients must send.")
+    var tokenFile: String
+
+    @Option(help: "PEM certificate chain; with --tls-key, serve HTTPS (kubectl sends tokens only over TLS).")
+    var tlsCert: String?
+
+    @Option(help: "PEM private key of --tls-cert.")
+    var tlsKey: String?
+
+    func run() async throws {
+        let scenario = try loadScenario()
+        let token = try String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(
+            in: .whitespacesAndNewlines)
+        guard !token.isEmpty else { throw ValidationError("\(tokenFile) is empty") }
+        let store = await ClusterStore(scenario: scenario)
+        let handler = APIHandler(store: store, token: token, faults: scenario.faults)
+        let portFile = portFile
+        let server: HTTPServerBuilder
+        switch (tlsCert, tlsKey) {
+        case let (cert?, key?):
+            let chain = try NIOSSLCertificate.fromPEMFile(cert).map { NIOSSLCertificateSource.certificate($0) }
+            let privateKey = try NIOSSLPrivateKey(file: key, format: .pem)
+            server = try .tls(
+                .http1(),
+                tlsConfiguration: .makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(privateKey))
+            )
+        case (nil, nil):
+            server = .http1()
+        default:
+            throw ValidationError("--tls-cert and --tls-key go together")
+        }
+        let app = Application(
+            responder: CallbackResponder { request, context in await handler.respond(to: request, context: context) },
+            server: server,
+            configuration: .init(address: .hostname(address, port: port), serverName: "k8s-cluster-sim"),
+            onServerRunning: { channel in
+                guard let portFile, let port = channel.localAddress?.port else { return }
+                try? String(port).write(toFile: portFile + ".tmp", atomically: true, encoding: .utf8)
+                _ = rename(portFile + ".tmp", portFile)
+            })
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await app.runService() }
+            group.addTask {
+                while !Task.isCancelled {
+                    await store.reconcile()
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func loadScenario() throws -> Scenario {
+        if let builtIn = Scenario.named(scenario) { return builtIn }
+        guard FileManager.default.fileExists(atPath: scenario) else {
+            throw ValidationError("no built-in scenario or file named \(scenario)")
+        }
+        return try JSONDecoder().decode(Scenario.self, from: Data(contentsOf: URL(fileURLWithPath: scenario)))
+    }
+}
