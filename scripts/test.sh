@@ -11,7 +11,7 @@ echo "== format (swift format lint --strict)"
 swift format lint --strict --recursive Sources Tests Package.swift
 
 echo "== shellcheck"
-mapfile -t shell_scripts < <(git ls-files '*.sh' .ci/run)
+mapfile -t shell_scripts < <(git ls-files '*.sh' .ci/run 'testbed/node-tools/*')
 shellcheck "${shell_scripts[@]}"
 
 echo "== build"

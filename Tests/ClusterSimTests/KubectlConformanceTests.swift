@@ -35,8 +35,8 @@ struct KubectlConformanceTests {
         """
 
     @Test func getNodesShowsStatusRolesAndVersions() async throws {
-        let sim = try SimulatorFixture()
-        let result = try sim.kubectl("get", "nodes")
+        let sim = try await SimulatorFixture.start()
+        let result = try await sim.kubectl("get", "nodes")
         #expect(result.status == 0, "\(result.stderr)")
         let lines = result.stdout.split(separator: "\n").map {
             $0.split(separator: " ", omittingEmptySubsequences: true)
@@ -46,28 +46,28 @@ struct KubectlConformanceTests {
         #expect(lines.dropFirst().allSatisfy { $0[1] == "Ready" && $0[4] == "v1.34.3" })
         #expect(lines.dropFirst().first.map { [String($0[0]), String($0[2])] } == ["master", "control-plane"])
 
-        let json = try sim.kubectl("get", "nodes", "-o", "json")
+        let json = try await sim.kubectl("get", "nodes", "-o", "json")
         let list = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
         #expect((list?["items"] as? [Any])?.count == 5)
     }
 
     @Test func cordonAndUncordonAreSeenThroughTheAPI() async throws {
-        let sim = try SimulatorFixture()
-        #expect(try sim.kubectl("cordon", "worker-2").stdout == "node/worker-2 cordoned\n")
+        let sim = try await SimulatorFixture.start()
+        #expect(try await sim.kubectl("cordon", "worker-2").stdout == "node/worker-2 cordoned\n")
         var node = try await sim.json("/api/v1/nodes/worker-2")
         #expect((node["spec"] as? [String: Any])?["unschedulable"] as? Bool == true)
-        #expect(try sim.kubectl("cordon", "worker-2").stdout == "node/worker-2 already cordoned\n")
-        #expect(try sim.kubectl("get", "node", "worker-2").stdout.contains("Ready,SchedulingDisabled"))
+        #expect(try await sim.kubectl("cordon", "worker-2").stdout == "node/worker-2 already cordoned\n")
+        #expect(try await sim.kubectl("get", "node", "worker-2").stdout.contains("Ready,SchedulingDisabled"))
 
-        #expect(try sim.kubectl("uncordon", "worker-2").stdout == "node/worker-2 uncordoned\n")
+        #expect(try await sim.kubectl("uncordon", "worker-2").stdout == "node/worker-2 uncordoned\n")
         node = try await sim.json("/api/v1/nodes/worker-2")
         #expect((node["spec"] as? [String: Any])?["unschedulable"] as? Bool != true)
-        #expect(try sim.kubectl("uncordon", "worker-2").stdout == "node/worker-2 already uncordoned\n")
+        #expect(try await sim.kubectl("uncordon", "worker-2").stdout == "node/worker-2 already uncordoned\n")
     }
 
     @Test func drainHonoursFiltersAndDisruptionBudgets() async throws {
-        let sim = try SimulatorFixture(scenarioJSON: Self.drainScenario)
-        let result = try sim.kubectl(
+        let sim = try await SimulatorFixture.start(scenarioJSON: Self.drainScenario)
+        let result = try await sim.kubectl(
             "drain", "worker-1", "--ignore-daemonsets", "--delete-emptydir-data", "--timeout", "60s")
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("node/worker-1 drained"))
@@ -102,28 +102,28 @@ struct KubectlConformanceTests {
     }
 
     @Test func drainWithoutConsentFlagsRefusesAndEvictsNothing() async throws {
-        let sim = try SimulatorFixture(scenarioJSON: Self.drainScenario)
+        let sim = try await SimulatorFixture.start(scenarioJSON: Self.drainScenario)
         let before = try await sim.json("/api/v1/pods?fieldSelector=spec.nodeName%3Dworker-1")
-        let result = try sim.kubectl("drain", "worker-1", "--timeout", "20s")
+        let result = try await sim.kubectl("drain", "worker-1", "--timeout", "20s")
         #expect(result.status != 0)
         #expect(result.stderr.contains("DaemonSet-managed Pods (use --ignore-daemonsets to ignore)"))
         #expect(result.stderr.contains("Pods with local storage (use --delete-emptydir-data to override)"))
         let after = try await sim.json("/api/v1/pods?fieldSelector=spec.nodeName%3Dworker-1")
         #expect((after["items"] as? [Any])?.count == (before["items"] as? [Any])?.count)
 
-        let unreplicated = try sim.kubectl("drain", "worker-3", "--ignore-daemonsets", "--timeout", "20s")
+        let unreplicated = try await sim.kubectl("drain", "worker-3", "--ignore-daemonsets", "--timeout", "20s")
         #expect(unreplicated.status != 0)
         #expect(unreplicated.stderr.contains("Pods that declare no controller (use --force to override)"))
     }
 
     @Test func kubeletReportingANewVersionShowsInGetNodes() async throws {
-        let sim = try SimulatorFixture()
+        let sim = try await SimulatorFixture.start()
         let patch = #"{"status":{"nodeInfo":{"kubeletVersion":"v1.34.5"}}}"#
         let response = try await sim.request(
             "PATCH", "/api/v1/nodes/worker-3/status", body: patch, contentType: "application/strategic-merge-patch+json"
         )
         #expect(response.status == 200)
-        let line = try sim.kubectl("get", "node", "worker-3", "--no-headers").stdout
+        let line = try await sim.kubectl("get", "node", "worker-3", "--no-headers").stdout
         #expect(line.contains("v1.34.5"))
         #expect(line.contains("Ready"))
     }

@@ -26,8 +26,16 @@ public struct SSHDFixture: Sendable {
     /// `SHA256:…` of the host key, as `ssh-keygen -l` prints it.
     public let hostKeyFingerprint: String
 
-    public static let shared: Result<SSHDFixture, any Error> = Result { try start(acceptSHA1RSA: false) }
-    public static let acceptingSHA1RSA: Result<SSHDFixture, any Error> = Result { try start(acceptSHA1RSA: true) }
+    private static let sharedResult = Result { try start(acceptSHA1RSA: false) }
+    private static let acceptingSHA1RSAResult = Result { try start(acceptSHA1RSA: true) }
+
+    /// The server with OpenSSH's defaults, started once per test process.
+    public static func shared() async throws -> SSHDFixture { try await offThePool { try sharedResult.get() } }
+
+    /// The server that also accepts `ssh-rsa` signatures.
+    public static func acceptingSHA1RSA() async throws -> SSHDFixture {
+        try await offThePool { try acceptingSHA1RSAResult.get() }
+    }
 
     public func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 

@@ -15,8 +15,12 @@ public final class SimulatorFixture: Sendable {
     public var kubeconfig: String { directory.appendingPathComponent("kubeconfig").path }
 
     /// Starts a simulator with a built-in scenario name or a scenario document.
-    public init(scenario: String? = nil, scenarioJSON: String? = nil) throws {
-        pki = try TestPKI.shared.get()
+    public static func start(scenario: String? = nil, scenarioJSON: String? = nil) async throws -> SimulatorFixture {
+        try await offThePool { try SimulatorFixture(scenario: scenario, scenarioJSON: scenarioJSON) }
+    }
+
+    private init(scenario: String?, scenarioJSON: String?) throws {
+        pki = try TestPKI.sharedResult.get()
         directory = try TestEnvironment.makeDirectory("sim")
         token = UUID().uuidString
         let tokenFile = directory.appendingPathComponent("token").path
@@ -73,15 +77,13 @@ public final class SimulatorFixture: Sendable {
     deinit { server.stop() }
 
     /// Runs the real kubectl against this simulator.
-    public func kubectl(_ arguments: String...) throws -> (status: Int32, stdout: String, stderr: String) {
+    public func kubectl(_ arguments: String...) async throws -> (status: Int32, stdout: String, stderr: String) {
         let kubectl = try TestEnvironment.tool("kubectl")
-        return try TestEnvironment.execute(
-            kubectl,
-            [
-                "--kubeconfig", kubeconfig, "--cache-dir", directory.appendingPathComponent("cache").path,
-                "--request-timeout", "20s",
-            ]
-                + arguments)
+        let prefix = [
+            "--kubeconfig", kubeconfig, "--cache-dir", directory.appendingPathComponent("cache").path,
+            "--request-timeout", "20s",
+        ]
+        return try await offThePool { try TestEnvironment.execute(kubectl, prefix + arguments) }
     }
 
     /// An HTTP client that trusts the simulator and sends its token.

@@ -101,6 +101,16 @@ public enum TestEnvironment {
     }
 }
 
+/// Runs blocking fixture work (spawning and waiting for processes, polling
+/// for a port) on a thread of its own: Swift's cooperative pool has only as
+/// many threads as cores, and a fixture blocking them stalls every other
+/// test's awaits, which then measure the wait instead of the code.
+public func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
+}
+
 /// A test prerequisite failed; the message says what to do.
 public struct FixtureError: Error, CustomStringConvertible {
     public let description: String

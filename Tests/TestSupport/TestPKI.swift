@@ -15,7 +15,10 @@ public struct TestPKI: Sendable {
     public var strangerKey: URL { directory.appendingPathComponent("stranger.key") }
 
     /// Made once per test process.
-    public static let shared: Result<TestPKI, any Error> = Result { try TestPKI.make() }
+    static let sharedResult: Result<TestPKI, any Error> = Result { try TestPKI.make() }
+
+    /// Made once per test process.
+    public static func shared() async throws -> TestPKI { try await offThePool { try sharedResult.get() } }
 
     private static func make() throws -> TestPKI {
         let openssl = try TestEnvironment.tool("openssl")
@@ -63,13 +66,13 @@ public struct EchoServer: Sendable {
     public var httpsURL: String { "https://127.0.0.1:\(port)" }
     public var localhostURL: String { "https://localhost:\(port)" }
 
-    public static let plain: Result<EchoServer, any Error> = Result {
-        try start(name: "http", tls: false, mutual: false)
-    }
-    public static let tls: Result<EchoServer, any Error> = Result { try start(name: "https", tls: true, mutual: false) }
-    public static let mutualTLS: Result<EchoServer, any Error> = Result {
-        try start(name: "mtls", tls: true, mutual: true)
-    }
+    private static let plainResult = Result { try start(name: "http", tls: false, mutual: false) }
+    private static let tlsResult = Result { try start(name: "https", tls: true, mutual: false) }
+    private static let mutualTLSResult = Result { try start(name: "mtls", tls: true, mutual: true) }
+
+    public static func plain() async throws -> EchoServer { try await offThePool { try plainResult.get() } }
+    public static func tls() async throws -> EchoServer { try await offThePool { try tlsResult.get() } }
+    public static func mutualTLS() async throws -> EchoServer { try await offThePool { try mutualTLSResult.get() } }
 
     private static func start(name: String, tls: Bool, mutual: Bool) throws -> EchoServer {
         let python = try TestEnvironment.tool("python3")
@@ -79,7 +82,7 @@ public struct EchoServer: Sendable {
             TestEnvironment.fixtures.appendingPathComponent("echo_server.py").path, "--port-file", portFile.path,
         ]
         if tls {
-            let pki = try TestPKI.shared.get()
+            let pki = try TestPKI.sharedResult.get()
             arguments += ["--cert", pki.serverCertificate.path, "--key", pki.serverKey.path]
             if mutual { arguments += ["--client-ca", pki.caCertificate.path] }
         }

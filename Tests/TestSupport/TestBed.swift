@@ -1,0 +1,95 @@
+public import Foundation
+public import SharedIO
+
+/// The whole test bed (`scripts/testbed.sh up`), started for one test and
+/// torn down with it. Its pids live under the test root, so a crashed run
+/// is cleaned up by `scripts/stop-test-servers.sh`.
+public final class TestBed: Sendable {
+    public let directory: URL
+    /// The variables of the bed's env file.
+    public let environment: [String: String]
+
+    /// Brings a bed up (`scripts/testbed.sh up`).
+    public static func start(scenario: String = "default") async throws -> TestBed {
+        try await offThePool { try TestBed(scenario: scenario) }
+    }
+
+    private init(scenario: String) throws {
+        directory = try TestEnvironment.makeDirectory("testbed")
+        let result = try TestEnvironment.execute(
+            Self.script,
+            [
+                "up", "--dir", directory.path, "--scenario", scenario, "--bin-dir",
+                TestEnvironment.productsDirectory.path,
+            ])
+        guard result.status == 0 else { throw FixtureError("testbed up failed: \(result.stderr)") }
+        let text = try String(contentsOf: directory.appendingPathComponent("env"), encoding: .utf8)
+        var environment: [String: String] = [:]
+        for line in text.split(separator: "\n") where line.hasPrefix("export ") {
+            let assignment = line.dropFirst("export ".count)
+            guard let equals = assignment.firstIndex(of: "=") else { continue }
+            let value = assignment[assignment.index(after: equals)...]
+            environment[String(assignment[..<equals])] =
+                (try? JSONDecoder().decode(String.self, from: Data(value.utf8))) ?? String(value)
+        }
+        self.environment = environment
+    }
+
+    deinit { try? stop() }
+
+    /// Stops every process of the bed and removes its folder.
+    public func down() async throws { try await offThePool { try self.stop() } }
+
+    private func stop() throws {
+        guard FileManager.default.fileExists(atPath: directory.path) else { return }
+        _ = try TestEnvironment.execute(Self.script, ["down", "--dir", directory.path])
+    }
+
+    /// The pids the bed started (read before `down`).
+    public func pids() -> [Int32] {
+        let folder = directory.appendingPathComponent("pids")
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        return files.compactMap { try? String(contentsOf: folder.appendingPathComponent($0), encoding: .utf8) }
+            .compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
+    public var nodes: [String] { (environment["TESTBED_NODES"] ?? "").split(separator: " ").map(String.init) }
+
+    /// An SSH client for a node of the bed.
+    public func ssh(_ node: String) throws -> SSHClient {
+        let ports = Dictionary(
+            uniqueKeysWithValues: (environment["TESTBED_SSH_PORTS"] ?? "").split(separator: " ").compactMap { pair in
+                let parts = pair.split(separator: "=")
+                return parts.count == 2 ? (String(parts[0]), Int(parts[1]) ?? 0) : nil
+            })
+        guard let port = ports[node] else { throw FixtureError("no node \(node) in the test bed") }
+        return SSHClient(
+            configuration: SSHConfiguration(
+                host: "127.0.0.1", port: port, user: environment["TESTBED_SSH_USER"] ?? "root",
+                privateKeyFile: environment["TESTBED_SSH_KEY"] ?? "",
+                knownHostsFile: environment["TESTBED_KNOWN_HOSTS"] ?? "",
+                connectTimeout: .seconds(5)))
+    }
+
+    /// Runs the real kubectl with the bed's kubeconfig.
+    public func kubectl(_ arguments: String...) async throws -> String {
+        let kubectl = try TestEnvironment.tool("kubectl")
+        let prefix = [
+            "--kubeconfig", environment["KUBECONFIG"] ?? "", "--cache-dir",
+            directory.appendingPathComponent("kube-cache").path,
+        ]
+        return try await offThePool { try TestEnvironment.run(kubectl, prefix + arguments) }
+    }
+
+    /// An HTTP client trusting the bed's CA.
+    public var http: HTTPClient {
+        var configuration = HTTPClient.Configuration()
+        configuration.tls = TLSConfiguration(trustRoots: .file(environment["TESTBED_CA"] ?? ""))
+        return HTTPClient(configuration: configuration)
+    }
+
+    private static var script: String {
+        TestEnvironment.fixtures.deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("scripts/testbed.sh").path
+    }
+}

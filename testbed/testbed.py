@@ -1,0 +1,262 @@
+#!/usr/bin/env python3
+"""The test bed: a simulated cluster whose parts are real.
+
+  testbed.py up   [--dir DIR] [--scenario default|ha]   start everything, write DIR/env and DIR/kubeconfig
+  testbed.py down [--dir DIR]                           stop everything started from DIR, remove DIR
+
+Parts: the API simulator (k8s-cluster-sim, HTTPS + token); one real sshd per
+node on its own loopback port with its own host key and a node root whose
+PATH holds the fake node tools; a package repository in the pkgs.k8s.io
+shape. Every process's pid is kept in DIR/pids so that `down` leaves nothing
+behind, even after a crashed test.
+"""
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+TOOLS = REPO_ROOT / "testbed" / "node-tools"
+RUNNING = "1.34.3"
+# The releases each minor's repository offers; 1.34.4 carries a -2.1 revision.
+RELEASES = {
+    "1.33": [f"1.33.{p}" for p in range(0, 8)],
+    "1.34": [f"1.34.{p}" for p in range(0, 6)],
+    "1.35": [f"1.35.{p}" for p in range(0, 3)],
+}
+SCENARIOS = {
+    "default": (["master"], [f"worker-{i}" for i in range(1, 5)]),
+    "ha": (["cp-1", "cp-2", "cp-3"], [f"worker-{i}" for i in range(1, 4)]),
+}
+
+
+def log(message):
+    print(f"testbed: {message}", file=sys.stderr)
+
+
+def run(*command):
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def revision(version):
+    return "2.1" if version == "1.34.4" else "1.1"
+
+
+def start(bed, name, command):
+    """Starts a server in the background, its output in DIR/logs, its pid in DIR/pids."""
+    log_file = open(bed / "logs" / f"{name}.log", "ab")
+    process = subprocess.Popen(command, stdout=log_file, stderr=log_file, stdin=subprocess.DEVNULL,
+                               start_new_session=True)
+    (bed / "pids" / f"{name}.pid").write_text(str(process.pid))
+    return process
+
+
+def wait_for_file(path, process, what, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if path.exists():
+            return path.read_text().strip()
+        if process.poll() is not None:
+            break
+        time.sleep(0.02)
+    raise SystemExit(f"testbed: {what} did not start; see its log")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, process, what, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if process.poll() is not None:
+            break
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise SystemExit(f"testbed: {what} is not listening on {port}; see its log")
+
+
+def make_pki(bed):
+    pki = bed / "pki"
+    pki.mkdir()
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run("openssl", "req", "-x509", *ec, "-keyout", pki / "ca.key", "-out", pki / "ca.crt", "-days", "7",
+        "-subj", "/CN=k8s-upgrade test bed CA")
+    (pki / "server.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    run("openssl", "req", *ec, "-keyout", pki / "server.key", "-out", pki / "server.csr", "-subj", "/CN=localhost")
+    run("openssl", "x509", "-req", "-in", pki / "server.csr", "-CA", pki / "ca.crt", "-CAkey", pki / "ca.key",
+        "-CAcreateserial", "-out", pki / "server.crt", "-days", "7", "-extfile", pki / "server.ext")
+    return pki
+
+
+def make_repository(bed):
+    root = bed / "repo" / "core:" / "stable:"
+    for minor, versions in RELEASES.items():
+        folder = root / f"v{minor}" / "deb"
+        folder.mkdir(parents=True)
+        stanzas = []
+        for version in versions:
+            full = f"{version}-{revision(version)}"
+            for package in ("kubeadm", "kubelet", "kubectl"):
+                for arch in ("amd64", "arm64"):
+                    stanzas.append(
+                        f"Package: {package}\nVersion: {full}\nArchitecture: {arch}\n"
+                        f"Maintainer: Kubernetes Authors <dev@kubernetes.io>\n"
+                        f"Filename: {arch}/{package}_{full}_{arch}.deb\nSection: admin\nPriority: optional\n"
+                        f"Description: {package} (test bed)\n")
+        (folder / "Packages").write_text("\n".join(stanzas))
+        (folder / "Release").write_text(
+            f"Origin: obs://build.opensuse.org/isv:kubernetes:core:stable:v{minor}/deb\n"
+            f"Label: isv:kubernetes:core:stable:v{minor}\nArchitectures: amd64 arm64\n")
+    return bed / "repo"
+
+
+def make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub):
+    root = bed / "nodes" / name
+    for sub in ("etc/apt/sources.list.d", "var/lib/testbed/installed", "var/lib/testbed/holds",
+                "var/lib/testbed/lists", "ssh"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    minor = ".".join(RUNNING.split(".")[:2])
+    (root / "etc/apt/sources.list.d/kubernetes.list").write_text(
+        f"deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] {repo_url}/core:/stable:/v{minor}/deb/ /\n")
+    shutil.copy(bed / "repo" / "core:" / "stable:" / f"v{minor}" / "deb" / "Packages",
+                root / "var/lib/testbed/lists/Packages")
+    for package in ("kubeadm", "kubelet", "kubectl"):
+        (root / "var/lib/testbed/installed" / package).write_text(f"{RUNNING}-{revision(RUNNING)}\n")
+        (root / "var/lib/testbed/holds" / package).touch()
+    (root / "var/lib/testbed/kubelet-running").write_text(RUNNING + "\n")
+    (root / "etc/testbed-node.env").write_text(
+        f"NODE_NAME={name}\nNODE_ROLE={role}\nSIM_URL={sim_url}\n"
+        f"SIM_CA={pki / 'ca.crt'}\nSIM_TOKEN_FILE={bed / 'token'}\n")
+    run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", root / "ssh" / "host_ed25519", "-C", f"host {name}")
+    (root / "ssh" / "authorized_keys").write_text(user_key_pub)
+    port = free_port()
+    (root / "ssh" / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {root / 'ssh' / 'host_ed25519'}\n"
+        f"PidFile {root / 'ssh' / 'sshd.pid'}\nAuthorizedKeysFile {root / 'ssh' / 'authorized_keys'}\n"
+        "StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+        "PermitRootLogin prohibit-password\nMaxStartups 64:30:128\nMaxSessions 64\nLogLevel ERROR\n"
+        f"SetEnv PATH={TOOLS}:/usr/sbin:/usr/bin:/sbin:/bin K8S_NODE_ROOT={root}\n")
+    return root, port
+
+
+def up(args):
+    bed = pathlib.Path(args.dir).resolve()
+    if (bed / "pids").exists():
+        down(args)
+    scenario = args.scenario
+    if scenario not in SCENARIOS:
+        raise SystemExit(f"testbed: unknown scenario {scenario}; known: {', '.join(SCENARIOS)}")
+    started = time.time()
+    for sub in ("pids", "logs"):
+        (bed / sub).mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        pathlib.Path("/run/sshd").mkdir(exist_ok=True)
+    pki = make_pki(bed)
+    token = os.urandom(16).hex()
+    (bed / "token").write_text(token + "\n")
+    run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", bed / "id_ed25519", "-C", "k8s-upgrade test bed")
+
+    repo = make_repository(bed)
+    repo_server = start(bed, "repo", [sys.executable, REPO_ROOT / "testbed" / "repo_server.py", "--root", repo,
+                                      "--port-file", bed / "repo.port"])
+    sim_binary = pathlib.Path(args.bin_dir) / "k8s-cluster-sim"
+    if not sim_binary.exists():
+        raise SystemExit(f"testbed: {sim_binary} is missing; run `swift build` first")
+    sim = start(bed, "k8s-cluster-sim", [sim_binary, "--scenario", scenario, "--token-file", bed / "token",
+                                         "--port-file", bed / "sim.port", "--tls-cert", pki / "server.crt",
+                                         "--tls-key", pki / "server.key"])
+    repo_url = f"http://127.0.0.1:{wait_for_file(bed / 'repo.port', repo_server, 'the package repository')}"
+    sim_url = f"https://127.0.0.1:{wait_for_file(bed / 'sim.port', sim, 'k8s-cluster-sim')}"
+
+    user = subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
+    user_key_pub = (bed / "id_ed25519.pub").read_text()
+    control_planes, workers = SCENARIOS[scenario]
+    known_hosts, ports, servers = [], {}, []
+    for name in control_planes + workers:
+        role = "control-plane" if name in control_planes else "worker"
+        root, port = make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub)
+        servers.append((name, port, start(bed, f"sshd-{name}", ["/usr/sbin/sshd", "-D", "-e", "-f",
+                                                                 root / "ssh" / "sshd_config"])))
+        host_key = (root / "ssh" / "host_ed25519.pub").read_text().split()
+        known_hosts.append(f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n")
+        ports[name] = port
+    (bed / "known_hosts").write_text("".join(known_hosts))
+    for name, port, process in servers:
+        wait_for_port(port, process, f"sshd of {name}")
+
+    (bed / "kubeconfig").write_text(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: testbed\n  cluster:\n"
+        f"    server: {sim_url}\n    certificate-authority: {pki / 'ca.crt'}\n"
+        "users:\n- name: admin\n  user:\n"
+        f"    tokenFile: {bed / 'token'}\n"
+        "contexts:\n- name: testbed\n  context: {cluster: testbed, user: admin}\ncurrent-context: testbed\n")
+    env = {
+        "TESTBED_DIR": str(bed), "TESTBED_SCENARIO": scenario, "KUBECONFIG": str(bed / "kubeconfig"),
+        "TESTBED_API_URL": sim_url, "TESTBED_API_TOKEN_FILE": str(bed / "token"), "TESTBED_CA": str(pki / "ca.crt"),
+        "TESTBED_REPO_BASE": f"{repo_url}/core:/stable:", "TESTBED_SSH_USER": user,
+        "TESTBED_SSH_KEY": str(bed / "id_ed25519"), "TESTBED_KNOWN_HOSTS": str(bed / "known_hosts"),
+        "TESTBED_NODES": " ".join(control_planes + workers),
+        "TESTBED_SSH_PORTS": " ".join(f"{n}={p}" for n, p in ports.items()),
+    }
+    (bed / "env").write_text("".join(f"export {k}={json.dumps(v)}\n" for k, v in env.items()))
+    log(f"up in {time.time() - started:.1f} s: {scenario}, {len(ports)} nodes; source {bed / 'env'}")
+
+
+def running(pid):
+    """Whether pid is a live process; a zombie (ended, not yet reaped by
+    whoever adopted it) counts as gone."""
+    try:
+        state = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def down(args):
+    bed = pathlib.Path(args.dir).resolve()
+    pids = sorted((bed / "pids").glob("*.pid")) if (bed / "pids").exists() else []
+    alive = []
+    for pid_file in pids:
+        try:
+            pid = int(pid_file.read_text())
+            os.killpg(pid, signal.SIGTERM)
+            alive.append(pid)
+        except (ValueError, ProcessLookupError, PermissionError):
+            pass
+    deadline = time.time() + 5
+    for pid in alive:
+        while time.time() < deadline and running(pid):
+            time.sleep(0.02)
+        if running(pid):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    shutil.rmtree(bed, ignore_errors=True)
+    log(f"down: stopped {len(alive)} processes")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["up", "down"])
+    parser.add_argument("--dir", default=str(REPO_ROOT / ".testbed"))
+    parser.add_argument("--scenario", default="default")
+    parser.add_argument("--bin-dir", default=str(REPO_ROOT / ".build" / "debug"))
+    args = parser.parse_args()
+    up(args) if args.command == "up" else down(args)
+
+
+if __name__ == "__main__":
+    main()
