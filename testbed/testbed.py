@@ -7,7 +7,9 @@
 Parts: the API simulator (k8s-cluster-sim, HTTPS + token); one real sshd per
 node on its own loopback port with its own host key and a node root whose
 PATH holds the fake node tools; a package repository in the pkgs.k8s.io
-shape. Every process's pid is kept in DIR/pids so that `down` leaves nothing
+shape; a real etcd with client-certificate TLS in the kubeadm layout of the
+first control plane; a real Prometheus scraping a real Pushgateway every
+second with the gate rules; a webhook receiver standing in for Slack. Every process's pid is kept in DIR/pids so that `down` leaves nothing
 behind, even after a crashed test.
 """
 import argparse
@@ -100,6 +102,27 @@ def make_pki(bed):
     return pki
 
 
+def make_etcd_pki(root):
+    """kubeadm's etcd certificates (etc/kubernetes/pki/etcd/*) under a node root."""
+    pki = root / "etc" / "kubernetes" / "pki"
+    etcd = pki / "etcd"
+    etcd.mkdir(parents=True, exist_ok=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run("openssl", "req", "-x509", *ec, "-keyout", etcd / "ca.key", "-out", etcd / "ca.crt", "-days", "7",
+        "-subj", "/CN=etcd-ca")
+    (etcd / "server.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+                                     "extendedKeyUsage=serverAuth,clientAuth\n")
+    (etcd / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    for name, folder, subject, ext in (("server", etcd, "/CN=master", "server.ext"),
+                                       ("peer", etcd, "/CN=master", "server.ext"),
+                                       ("healthcheck-client", etcd, "/O=system:masters/CN=kube-etcd-healthcheck-client", "client.ext"),
+                                       ("apiserver-etcd-client", pki, "/O=system:masters/CN=kube-apiserver-etcd-client", "client.ext")):
+        run("openssl", "req", *ec, "-keyout", folder / f"{name}.key", "-out", folder / f"{name}.csr", "-subj", subject)
+        run("openssl", "x509", "-req", "-in", folder / f"{name}.csr", "-CA", etcd / "ca.crt", "-CAkey", etcd / "ca.key",
+            "-CAcreateserial", "-out", folder / f"{name}.crt", "-days", "7", "-extfile", etcd / ext)
+    return etcd
+
+
 def make_repository(bed):
     root = bed / "repo" / "core:" / "stable:"
     for minor, versions in RELEASES.items():
@@ -122,7 +145,7 @@ def make_repository(bed):
     return bed / "repo"
 
 
-def make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub):
+def make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url):
     root = bed / "nodes" / name
     for sub in ("etc/apt/sources.list.d", "var/lib/testbed/installed", "var/lib/testbed/holds",
                 "var/lib/testbed/lists", "ssh"):
@@ -136,9 +159,10 @@ def make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub):
         (root / "var/lib/testbed/installed" / package).write_text(f"{RUNNING}-{revision(RUNNING)}\n")
         (root / "var/lib/testbed/holds" / package).touch()
     (root / "var/lib/testbed/kubelet-running").write_text(RUNNING + "\n")
+    (root / "var/backups").mkdir(parents=True, exist_ok=True)
     (root / "etc/testbed-node.env").write_text(
         f"NODE_NAME={name}\nNODE_ROLE={role}\nSIM_URL={sim_url}\n"
-        f"SIM_CA={pki / 'ca.crt'}\nSIM_TOKEN_FILE={bed / 'token'}\n")
+        f"SIM_CA={pki / 'ca.crt'}\nSIM_TOKEN_FILE={bed / 'token'}\nETCD_ENDPOINT={etcd_url}\n")
     run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", root / "ssh" / "host_ed25519", "-C", f"host {name}")
     (root / "ssh" / "authorized_keys").write_text(user_key_pub)
     port = free_port()
@@ -180,13 +204,45 @@ def up(args):
     repo_url = f"http://127.0.0.1:{wait_for_file(bed / 'repo.port', repo_server, 'the package repository')}"
     sim_url = f"https://127.0.0.1:{wait_for_file(bed / 'sim.port', sim, 'k8s-cluster-sim')}"
 
+    # etcd on the first control plane, with kubeadm's certificate layout.
+    master_root = bed / "nodes" / SCENARIOS[scenario][0][0]
+    etcd_pki = make_etcd_pki(master_root)
+    etcd_port, etcd_peer = free_port(), free_port()
+    etcd_url = f"https://127.0.0.1:{etcd_port}"
+    etcd = start(bed, "etcd", ["etcd", "--name", "master", "--data-dir", bed / "etcd-data",
+                               "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
+                               "--listen-peer-urls", f"http://127.0.0.1:{etcd_peer}",
+                               "--initial-advertise-peer-urls", f"http://127.0.0.1:{etcd_peer}",
+                               "--initial-cluster", f"master=http://127.0.0.1:{etcd_peer}",
+                               "--cert-file", etcd_pki / "server.crt", "--key-file", etcd_pki / "server.key",
+                               "--client-cert-auth", "--trusted-ca-file", etcd_pki / "ca.crt",
+                               "--listen-metrics-urls", f"http://127.0.0.1:{free_port()}", "--log-level", "warn"])
+
+    # Pushgateway, Prometheus scraping it every second with the gate rules, the Slack stand-in.
+    push_port, prom_port = free_port(), free_port()
+    pushgateway = start(bed, "pushgateway", ["prometheus-pushgateway", "--web.listen-address", f"127.0.0.1:{push_port}"])
+    (bed / "prometheus").mkdir()
+    rule_files = [str(REPO_ROOT / "testbed" / "gate_rules.yml")] + [
+        str(p) for p in sorted((REPO_ROOT / "deploy" / "prometheus").glob("*.rules.yml"))]
+    (bed / "prometheus" / "prometheus.yml").write_text(json.dumps({
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": rule_files,
+        "scrape_configs": [{"job_name": "pushgateway", "honor_labels": True,
+                            "static_configs": [{"targets": [f"127.0.0.1:{push_port}"]}]}],
+    }))
+    prometheus = start(bed, "prometheus", ["prometheus", "--config.file", bed / "prometheus" / "prometheus.yml",
+                                           "--storage.tsdb.path", bed / "prometheus" / "data",
+                                           "--web.listen-address", f"127.0.0.1:{prom_port}", "--log.level", "warn"])
+    receiver = start(bed, "webhook", [sys.executable, REPO_ROOT / "testbed" / "webhook_receiver.py",
+                                      "--port-file", bed / "webhook.port"])
+
     user = subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
     user_key_pub = (bed / "id_ed25519.pub").read_text()
     control_planes, workers = SCENARIOS[scenario]
     known_hosts, ports, servers = [], {}, []
     for name in control_planes + workers:
         role = "control-plane" if name in control_planes else "worker"
-        root, port = make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub)
+        root, port = make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url)
         servers.append((name, port, start(bed, f"sshd-{name}", ["/usr/sbin/sshd", "-D", "-e", "-f",
                                                                  root / "ssh" / "sshd_config"])))
         host_key = (root / "ssh" / "host_ed25519.pub").read_text().split()
@@ -195,6 +251,10 @@ def up(args):
     (bed / "known_hosts").write_text("".join(known_hosts))
     for name, port, process in servers:
         wait_for_port(port, process, f"sshd of {name}")
+    webhook_url = f"http://127.0.0.1:{wait_for_file(bed / 'webhook.port', receiver, 'the webhook receiver')}"
+    wait_for_port(etcd_port, etcd, "etcd")
+    wait_for_port(push_port, pushgateway, "the Pushgateway")
+    wait_for_port(prom_port, prometheus, "Prometheus")
 
     (bed / "kubeconfig").write_text(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: testbed\n  cluster:\n"
@@ -209,6 +269,11 @@ def up(args):
         "TESTBED_SSH_KEY": str(bed / "id_ed25519"), "TESTBED_KNOWN_HOSTS": str(bed / "known_hosts"),
         "TESTBED_NODES": " ".join(control_planes + workers),
         "TESTBED_SSH_PORTS": " ".join(f"{n}={p}" for n, p in ports.items()),
+        "TESTBED_ETCD_ENDPOINT": etcd_url, "TESTBED_BACKUP_DIR": str(master_root / "var/backups"),
+        "TESTBED_PROMETHEUS_URL": f"http://127.0.0.1:{prom_port}",
+        "TESTBED_PUSHGATEWAY_URL": f"http://127.0.0.1:{push_port}",
+        "TESTBED_SLACK_WEBHOOK_URL": f"{webhook_url}/services/T0TESTBED/B0TESTBED/testbed",
+        "TESTBED_WEBHOOK_URL": webhook_url,
     }
     (bed / "env").write_text("".join(f"export {k}={json.dumps(v)}\n" for k, v in env.items()))
     log(f"up in {time.time() - started:.1f} s: {scenario}, {len(ports)} nodes; source {bed / 'env'}")

@@ -4,7 +4,7 @@ import SharedIO
 import TestSupport
 import Testing
 
-@Suite("the test bed")
+@Suite("the test bed", .serialized)
 struct TestBedTests {
     /// Whether a process runs; a zombie waiting for its adoptive parent counts as ended.
     static func isRunning(_ pid: Int32) -> Bool {
@@ -102,10 +102,72 @@ struct TestBedTests {
         let bed = try await TestBed.start(scenario: "ha")
         #expect(bed.nodes == ["cp-1", "cp-2", "cp-3", "worker-1", "worker-2", "worker-3"])
         let pids = bed.pids()
-        #expect(pids.count == 8)
+        // simulator, repository, etcd, Pushgateway, Prometheus, webhook receiver, six sshd
+        #expect(pids.count == 12)
         #expect(pids.allSatisfy(Self.isRunning))
         try await bed.down()
         #expect(!pids.contains(where: Self.isRunning))
         #expect(!FileManager.default.fileExists(atPath: bed.directory.path))
+    }
+
+    @Test func aPushedGateMetricFiresAnAlertInPrometheusAndClears() async throws {
+        let bed = try await TestBed.start()
+        let pushgateway = try #require(bed.environment["TESTBED_PUSHGATEWAY_URL"])
+        let prometheus = try #require(bed.environment["TESTBED_PROMETHEUS_URL"])
+        let group = pushgateway + "/metrics/job/testbed-gates"
+        let push = try await bed.http.send(
+            HTTPRequest(method: "PUT", url: group, body: Data("testbed_gate_blocker{reason=\"test\"} 1\n".utf8)))
+        #expect(push.isSuccess)
+
+        func firing() async throws -> [String] {
+            let response = try await bed.http.send(HTTPRequest(url: prometheus + "/api/v1/alerts"))
+            let document = try JSONSerialization.jsonObject(with: response.body) as? [String: Any]
+            let alerts = ((document?["data"] as? [String: Any])?["alerts"] as? [[String: Any]]) ?? []
+            return alerts.filter { $0["state"] as? String == "firing" }.compactMap {
+                ($0["labels"] as? [String: String]).map { "\($0["alertname"] ?? "")/\($0["upgrade_gate"] ?? "")" }
+            }
+        }
+        try await waitUntil("the gate alert fires", seconds: 10) { try await firing() == ["TestbedGateBlocker/true"] }
+        #expect(try await bed.http.send(HTTPRequest(method: "DELETE", url: group)).isSuccess)
+        try await waitUntil("the gate alert clears", seconds: 10) { try await firing().isEmpty }
+    }
+
+    @Test func etcdSnapshotsRunForRealFromTheMastersShell() async throws {
+        let bed = try await TestBed.start()
+        let backups = try #require(bed.environment["TESTBED_BACKUP_DIR"])
+        let tls =
+            "--endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt "
+            + "--cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key"
+        let file = "\(backups)/k8s-upgrade-pre-1.34.5-1.db"
+        let master = try bed.ssh("master")
+        let save = try await master.run("etcdctl \(tls) snapshot save \(file)")
+        #expect(save.exitStatus == 0, "\(save.stderrText)")
+        let status = try await master.run("etcdctl snapshot status \(file) -w json")
+        let fields = try JSONSerialization.jsonObject(with: status.stdout) as? [String: Any]
+        #expect((fields?["totalKey"] as? Int ?? 0) > 0)
+        #expect(fields?["hash"] != nil)
+
+        let refused = try await master.run(
+            "etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt "
+                + "--dial-timeout=2s --command-timeout=3s endpoint health")
+        #expect(refused.exitStatus != 0, "etcd must require a client certificate")
+    }
+
+    @Test func theSlackStandInRecordsMessagesAndCanBeToldToFail() async throws {
+        let bed = try await TestBed.start()
+        let webhook = try #require(bed.environment["TESTBED_SLACK_WEBHOOK_URL"])
+        let control = try #require(bed.environment["TESTBED_WEBHOOK_URL"])
+        let message = Data(#"{"text":"upgrade started"}"#.utf8)
+        let ok = try await bed.http.send(HTTPRequest(method: "POST", url: webhook, body: message))
+        #expect(ok.status == 200)
+        #expect(ok.text == "ok")
+        _ = try await bed.http.send(
+            HTTPRequest(method: "POST", url: control + "/_control/fail", body: Data(#"{"status":500,"count":1}"#.utf8)))
+        #expect(try await bed.http.send(HTTPRequest(method: "POST", url: webhook, body: message)).status == 500)
+        #expect(try await bed.http.send(HTTPRequest(method: "POST", url: webhook, body: message)).status == 200)
+        let recorded = try await bed.http.send(HTTPRequest(url: control + "/_messages"))
+        let messages = try JSONSerialization.jsonObject(with: recorded.body) as? [[String: Any]]
+        #expect(messages?.count == 2)
+        #expect((messages?.first?["body"] as? [String: String])?["text"] == "upgrade started")
     }
 }

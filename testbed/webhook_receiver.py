@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Stands in for a Slack incoming webhook: records every message it gets.
+
+  POST <any path>            record the JSON body, answer 200 "ok" (or fail, see below)
+  GET  /_messages            every recorded message, oldest first, as a JSON array
+  POST /_control/fail        {"status": 500, "count": N}: answer the next N posts (-1: all) with that status
+  POST /_control/reset       forget messages and failures
+"""
+import argparse
+import json
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+LOCK = threading.Lock()
+STATE = {"messages": [], "fail_status": 0, "fail_count": 0}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, body, content_type="text/plain"):
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        if self.path == "/_messages":
+            with LOCK:
+                self.reply(200, json.dumps(STATE["messages"]), "application/json")
+        else:
+            self.reply(404, "no_service")
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if self.path == "/_control/fail":
+            options = json.loads(raw or b"{}")
+            with LOCK:
+                STATE["fail_status"] = int(options.get("status", 500))
+                STATE["fail_count"] = int(options.get("count", -1))
+            self.reply(200, "ok")
+            return
+        if self.path == "/_control/reset":
+            with LOCK:
+                STATE.update(messages=[], fail_status=0, fail_count=0)
+            self.reply(200, "ok")
+            return
+        with LOCK:
+            if STATE["fail_count"] != 0:
+                if STATE["fail_count"] > 0:
+                    STATE["fail_count"] -= 1
+                self.reply(STATE["fail_status"], "invalid_payload" if STATE["fail_status"] == 400 else "service_unavailable")
+                return
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                self.reply(400, "invalid_payload")
+                return
+            STATE["messages"].append({"path": self.path, "body": body})
+        self.reply(200, "ok")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port-file", required=True)
+    args = parser.parse_args()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    with open(args.port_file + ".tmp", "w") as f:
+        f.write(str(server.server_address[1]))
+    os.rename(args.port_file + ".tmp", args.port_file)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
