@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The test bed: a simulated cluster whose parts are real.
 
-  testbed.py up   [--dir DIR] [--scenario default|ha]   start everything, write DIR/env and DIR/kubeconfig
+  testbed.py up   [--dir DIR] [--scenario default|ha|synthetic-N]   start everything, write DIR/env and DIR/kubeconfig
   testbed.py down [--dir DIR]                           stop everything started from DIR, remove DIR
 
 Parts: the API simulator (k8s-cluster-sim, HTTPS + token); one real sshd per
@@ -180,8 +180,12 @@ def up(args):
     if (bed / "pids").exists():
         down(args)
     scenario = args.scenario
+    if scenario.startswith("synthetic-") and scenario[len("synthetic-"):].isdigit():
+        # A large cluster for scale tests: every node in the API simulator,
+        # only the master reachable over SSH.
+        SCENARIOS[scenario] = (["master"], [])
     if scenario not in SCENARIOS:
-        raise SystemExit(f"testbed: unknown scenario {scenario}; known: {', '.join(SCENARIOS)}")
+        raise SystemExit(f"testbed: unknown scenario {scenario}; known: {', '.join(SCENARIOS)}, synthetic-N")
     started = time.time()
     for sub in ("pids", "logs"):
         (bed / sub).mkdir(parents=True, exist_ok=True)

@@ -182,6 +182,17 @@ struct SimulatorAPITests {
         #expect(line.contains("v1.34.5"))
     }
 
+    @Test func injectedLatencyDelaysAnswers() async throws {
+        let scenario = """
+            {"nodes": [{"name": "master", "roles": ["control-plane"], "kubeletVersion": "1.34.3"}],
+             "faults": {"latencyMilliseconds": 400}}
+            """
+        let sim = try await SimulatorFixture.start(scenarioJSON: scenario)
+        let started = ContinuousClock.now
+        #expect(try await sim.request("GET", "/api/v1/nodes").status == 200)
+        #expect(ContinuousClock.now - started >= .milliseconds(400))
+    }
+
     @Test func injectedFailuresAnswer500() async throws {
         let scenario = """
             {"nodes": [{"name": "master", "roles": ["control-plane"], "kubeletVersion": "1.34.3"}],

@@ -170,4 +170,12 @@ struct TestBedTests {
         #expect(messages?.count == 2)
         #expect((messages?.first?["body"] as? [String: String])?["text"] == "upgrade started")
     }
+
+    @Test func aSyntheticThousandNodeClusterComesUpWithItsMasterOverSSH() async throws {
+        let bed = try await TestBed.start(scenario: "synthetic-1000")
+        #expect(bed.nodes == ["master"])
+        let names = try await bed.kubectl("get", "nodes", "--chunk-size", "250", "-o", "name")
+        #expect(names.split(separator: "\n").count == 1000)
+        #expect(try await bed.ssh("master").run("kubelet --version").stdoutText == "Kubernetes v1.34.3\n")
+    }
 }
