@@ -14,6 +14,9 @@ echo "== shellcheck"
 mapfile -t shell_scripts < <(git ls-files '*.sh' .ci/run 'testbed/node-tools/*')
 shellcheck "${shell_scripts[@]}"
 
+echo "== alert rules (promtool check rules)"
+promtool check rules deploy/prometheus/*.rules.yml testbed/gate_rules.yml
+
 echo "== build"
 swift build --build-tests
 

@@ -80,6 +80,25 @@ struct SimulatorAPITests {
         }
     }
 
+    @Test func deletionHonoursTheGracePeriod() async throws {
+        let sim = try await SimulatorFixture.start(scenarioJSON: KubectlConformanceTests.drainScenario)
+        let pod = "lonely"
+        let lingering = try await sim.request(
+            "DELETE", "/api/v1/namespaces/default/pods/\(pod)", body: #"{"gracePeriodSeconds":2}"#)
+        #expect(lingering.status == 200)
+        let during = try await sim.json("/api/v1/namespaces/default/pods/\(pod)")
+        #expect((during["metadata"] as? [String: Any])?["deletionTimestamp"] != nil)
+        try await waitUntil("the pod is gone after its grace period") {
+            try await sim.request("GET", "/api/v1/namespaces/default/pods/\(pod)").status == 404
+        }
+        let cache = try #require(try await podNames(sim, "labelSelector=app%3Dcache").first)
+        let now = try await sim.request(
+            "DELETE", "/api/v1/namespaces/default/pods/\(cache)", body: #"{"gracePeriodSeconds":0}"#)
+        #expect(now.status == 200)
+        #expect(try await sim.request("GET", "/api/v1/namespaces/default/pods/\(cache)").status == 404)
+        #expect(try await sim.request("DELETE", "/api/v1/namespaces/default/pods/\(cache)").status == 404)
+    }
+
     @Test func aPodUnderTwoBudgetsCannotBeEvicted() async throws {
         let scenario = """
             {"nodes": [{"name": "master", "roles": ["control-plane"], "kubeletVersion": "1.34.3"},

@@ -127,6 +127,10 @@ struct TestBedTests {
                 ($0["labels"] as? [String: String]).map { "\($0["alertname"] ?? "")/\($0["upgrade_gate"] ?? "")" }
             }
         }
+        let rules = try await bed.http.send(HTTPRequest(url: prometheus + "/api/v1/rules")).text
+        for name in ["TestbedGateBlocker", "K8sVersionSkew", "EtcdPreUpgradeSnapshotMissing"] {
+            #expect(rules.contains(#""name":"\#(name)""#), "Prometheus did not load \(name)")
+        }
         try await waitUntil("the gate alert fires", seconds: 10) { try await firing() == ["TestbedGateBlocker/true"] }
         #expect(try await bed.http.send(HTTPRequest(method: "DELETE", url: group)).isSuccess)
         try await waitUntil("the gate alert clears", seconds: 10) { try await firing().isEmpty }
