@@ -25,7 +25,7 @@ import time
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 TOOLS = REPO_ROOT / "testbed" / "node-tools"
-RUNNING = "1.34.3"
+RUNNING = "1.34.3"  # the default; --running-version changes it
 # The releases each minor's repository offers; 1.34.4 carries a -2.1 revision.
 RELEASES = {
     "1.33": [f"1.33.{p}" for p in range(0, 8)],
@@ -145,20 +145,20 @@ def make_repository(bed):
     return bed / "repo"
 
 
-def make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url):
+def make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url, running):
     root = bed / "nodes" / name
     for sub in ("etc/apt/sources.list.d", "var/lib/testbed/installed", "var/lib/testbed/holds",
                 "var/lib/testbed/lists", "ssh"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    minor = ".".join(RUNNING.split(".")[:2])
+    minor = ".".join(running.split(".")[:2])
     (root / "etc/apt/sources.list.d/kubernetes.list").write_text(
         f"deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] {repo_url}/core:/stable:/v{minor}/deb/ /\n")
     shutil.copy(bed / "repo" / "core:" / "stable:" / f"v{minor}" / "deb" / "Packages",
                 root / "var/lib/testbed/lists/Packages")
     for package in ("kubeadm", "kubelet", "kubectl"):
-        (root / "var/lib/testbed/installed" / package).write_text(f"{RUNNING}-{revision(RUNNING)}\n")
+        (root / "var/lib/testbed/installed" / package).write_text(f"{running}-{revision(running)}\n")
         (root / "var/lib/testbed/holds" / package).touch()
-    (root / "var/lib/testbed/kubelet-running").write_text(RUNNING + "\n")
+    (root / "var/lib/testbed/kubelet-running").write_text(running + "\n")
     (root / "var/backups").mkdir(parents=True, exist_ok=True)
     (root / "etc/testbed-node.env").write_text(
         f"NODE_NAME={name}\nNODE_ROLE={role}\nSIM_URL={sim_url}\n"
@@ -184,6 +184,10 @@ def up(args):
         # A large cluster for scale tests: every node in the API simulator,
         # only the master reachable over SSH.
         SCENARIOS[scenario] = (["master"], [])
+    if not all(part.isdigit() for part in args.running_version.split(".")) or args.running_version.count(".") != 2:
+        raise SystemExit(f"testbed: --running-version must be X.Y.Z, got {args.running_version}")
+    if ".".join(args.running_version.split(".")[:2]) not in RELEASES:
+        raise SystemExit(f"testbed: the repository has no {args.running_version}; minors: {', '.join(RELEASES)}")
     if scenario not in SCENARIOS:
         raise SystemExit(f"testbed: unknown scenario {scenario}; known: {', '.join(SCENARIOS)}, synthetic-N")
     started = time.time()
@@ -204,7 +208,7 @@ def up(args):
         raise SystemExit(f"testbed: {sim_binary} is missing; run `swift build` first")
     sim = start(bed, "k8s-cluster-sim", [sim_binary, "--scenario", scenario, "--token-file", bed / "token",
                                          "--port-file", bed / "sim.port", "--tls-cert", pki / "server.crt",
-                                         "--tls-key", pki / "server.key"])
+                                         "--tls-key", pki / "server.key", "--running-version", args.running_version])
     repo_url = f"http://127.0.0.1:{wait_for_file(bed / 'repo.port', repo_server, 'the package repository')}"
     sim_url = f"https://127.0.0.1:{wait_for_file(bed / 'sim.port', sim, 'k8s-cluster-sim')}"
 
@@ -246,7 +250,7 @@ def up(args):
     known_hosts, ports, servers = [], {}, []
     for name in control_planes + workers:
         role = "control-plane" if name in control_planes else "worker"
-        root, port = make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url)
+        root, port = make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url, args.running_version)
         servers.append((name, port, start(bed, f"sshd-{name}", ["/usr/sbin/sshd", "-D", "-e", "-f",
                                                                  root / "ssh" / "sshd_config"])))
         host_key = (root / "ssh" / "host_ed25519.pub").read_text().split()
@@ -278,6 +282,8 @@ def up(args):
         "TESTBED_PUSHGATEWAY_URL": f"http://127.0.0.1:{push_port}",
         "TESTBED_SLACK_WEBHOOK_URL": f"{webhook_url}/services/T0TESTBED/B0TESTBED/testbed",
         "TESTBED_WEBHOOK_URL": webhook_url,
+        # Until the orchestrator exists, the receiver answers POST /execute like it.
+        "TESTBED_ORCHESTRATOR_URL": webhook_url, "TESTBED_ORCHESTRATOR_TOKEN_FILE": str(bed / "token"),
     }
     (bed / "env").write_text("".join(f"export {k}={json.dumps(v)}\n" for k, v in env.items()))
     log(f"up in {time.time() - started:.1f} s: {scenario}, {len(ports)} nodes; source {bed / 'env'}")
@@ -323,6 +329,7 @@ def main():
     parser.add_argument("--dir", default=str(REPO_ROOT / ".testbed"))
     parser.add_argument("--scenario", default="default")
     parser.add_argument("--bin-dir", default=str(REPO_ROOT / ".build" / "debug"))
+    parser.add_argument("--running-version", default=RUNNING, help="release every node runs (default %(default)s)")
     args = parser.parse_args()
     up(args) if args.command == "up" else down(args)
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Stands in for a Slack incoming webhook: records every message it gets.
+"""Stands in for a Slack incoming webhook, and for the orchestrator's
+POST /execute until the orchestrator exists: records every message it gets.
 
-  POST <any path>            record the JSON body, answer 200 "ok" (or fail, see below)
+  POST /execute              record it (with its Authorization header), answer 202 {"id": N, "state": "queued"}
+  POST <any other path>      record the JSON body, answer 200 "ok" (or fail, see below)
   GET  /_messages            every recorded message, oldest first, as a JSON array
   POST /_control/fail        {"status": 500, "count": N}: answer the next N posts (-1: all) with that status
   POST /_control/reset       forget messages and failures
@@ -56,15 +58,26 @@ class Handler(BaseHTTPRequestHandler):
             if STATE["fail_count"] != 0:
                 if STATE["fail_count"] > 0:
                     STATE["fail_count"] -= 1
-                self.reply(STATE["fail_status"], "invalid_payload" if STATE["fail_status"] == 400 else "service_unavailable")
+                if self.path == "/execute":
+                    error = "a job is already active: 7" if STATE["fail_status"] == 409 else "refused by the test bed"
+                    self.reply(STATE["fail_status"], json.dumps({"error": error, "detail": {"active_job": 7}}),
+                               "application/json")
+                else:
+                    self.reply(STATE["fail_status"],
+                               "invalid_payload" if STATE["fail_status"] == 400 else "service_unavailable")
                 return
             try:
                 body = json.loads(raw)
             except ValueError:
                 self.reply(400, "invalid_payload")
                 return
-            STATE["messages"].append({"path": self.path, "body": body})
-        self.reply(200, "ok")
+            STATE["messages"].append({"path": self.path, "body": body,
+                                      "authorization": self.headers.get("Authorization", "")})
+            count = len([m for m in STATE["messages"] if m["path"] == "/execute"])
+        if self.path == "/execute":
+            self.reply(202, json.dumps({"id": count, "state": "queued"}), "application/json")
+        else:
+            self.reply(200, "ok")
 
 
 def main():

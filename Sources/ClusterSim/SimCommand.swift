@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
 import NIOSSL
+import Shared
 
 /// `k8s-cluster-sim`: a Kubernetes API server whose control plane is
 /// simulated, for the test bed. Real HTTP, real JSON, real kubectl.
@@ -22,6 +23,9 @@ struct SimCommand: AsyncParsableCommand {
 
     @Option(help: "A built-in scenario (default, ha, synthetic-N) or the path of a scenario JSON file.")
     var scenario = "default"
+
+    @Option(help: "Run every node (kubelet and control plane) at this release instead of the scenario's.")
+    var runningVersion: String?
 
     @Option(help: "Address to listen on.")
     var address = "127.0.0.1"
@@ -42,7 +46,13 @@ struct SimCommand: AsyncParsableCommand {
     var tlsKey: String?
 
     func run() async throws {
-        let scenario = try loadScenario()
+        var scenario = try loadScenario()
+        if let runningVersion {
+            guard (try? KubeVersion(strictRelease: runningVersion)) != nil else {
+                throw ValidationError("--running-version must be X.Y.Z")
+            }
+            for index in scenario.nodes.indices { scenario.nodes[index].kubeletVersion = runningVersion }
+        }
         let token = try String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(
             in: .whitespacesAndNewlines)
         guard !token.isEmpty else { throw ValidationError("\(tokenFile) is empty") }

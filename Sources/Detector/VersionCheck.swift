@@ -1,21 +1,90 @@
 import ArgumentParser
+import Foundation
+import Shared
+import SharedIO
 
 /// `k8s-version-check`: the weekly detector.
-///
-/// The detection run itself (cluster reads, madison over SSH, the next
-/// minor's repository, metrics, dispatch) is built on the test bed; until
-/// then the command describes itself and exits.
 @main
-struct VersionCheck: ParsableCommand {
+struct VersionCheck: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "k8s-version-check",
         abstract: "Find Kubernetes patch and minor releases for a kubeadm cluster and dispatch the upgrade.",
         discussion: """
-            Reads the running version (every kubelet and the API server), asks the master over SSH \
-            for `apt-cache madison kubeadm` to find the newest patch of the running minor, asks the \
-            package repository whether the next minor is published, decides patch / minor / nothing, \
-            pushes the result to the Prometheus Pushgateway and POSTs /execute to the orchestrator.
+            Reads the running version (every kubelet and the API server), asks the master over SSH for \
+            `apt-cache madison kubeadm` to find the newest patch of the running minor, asks the package \
+            repository whether the next minor is published (HEAD <repo-base>/v1.<N+1>/deb/Release; 403 and \
+            404 mean not yet), decides patch / minor / nothing (patch first; a minor only when allowed), \
+            replaces the Pushgateway group of job k8s-version-check, and POSTs /execute to the orchestrator.
+
+            Every option can also be set by an environment variable: K8SUP_ and the option name in upper \
+            case with underscores (--repo-base → K8SUP_REPO_BASE). Flags take precedence.
+
+            \(DetectorExit.help)
             """,
-        version: "0.1.0"
+        version: "0.1.0")
+
+    @Option(help: "kubeconfig to use (default: in-cluster service account, else $KUBECONFIG, else ~/.kube/config).")
+    var kubeconfig: String?
+
+    @Option(
+        help:
+            "Control-plane node to ask for packages (default: the first node labelled node-role.kubernetes.io/control-plane)."
     )
+    var masterNode: String?
+
+    @Option(help: "SSH address of the master, host or host:port (default: the node's InternalIP, port --ssh-port).")
+    var masterAddress: String?
+
+    @Option(help: "SSH port when the address has none. (default: 22)")
+    var sshPort: Int?
+
+    @Option(help: "SSH user. (default: root)")
+    var sshUser: String?
+
+    @Option(
+        help: "Passphrase-less SSH private key file (ed25519 recommended). (default: /etc/k8s-upgrade/ssh/id_ed25519)")
+    var sshKeyFile: String?
+
+    @Option(help: "known_hosts file the master's host key must be in. (default: /etc/k8s-upgrade/ssh/known_hosts)")
+    var knownHostsFile: String?
+
+    @Option(
+        help: "Package repository base; minors live at <base>/v1.N/deb/. (default: https://pkgs.k8s.io/core:/stable:)")
+    var repoBase: String?
+
+    @Option(help: "Allow dispatching a minor upgrade: true or false. (default: false)")
+    var allowMinor: Bool?
+
+    @Option(help: "Only take a new minor once its newest patch is at least this. (default: 0)")
+    var minorMinPatch: Int?
+
+    @Option(help: "Pushgateway base URL; empty skips the push. (default: none)")
+    var pushgatewayURL: String?
+
+    @Option(help: "Orchestrator base URL; empty skips the dispatch. (default: none)")
+    var orchestratorURL: String?
+
+    @Option(help: "File holding the orchestrator's bearer token. (default: /etc/k8s-upgrade/api/token)")
+    var orchestratorTokenFile: String?
+
+    @Option(help: "dry_run of the dispatched job: true or false. (default: false)")
+    var jobDryRun: Bool?
+
+    @Option(help: "stages of the dispatched job: all or a comma list. (default: all)")
+    var stages: String?
+
+    @Flag(help: "Detect and push metrics, but stop right before the POST and print what would be sent.")
+    var detectOnly = false
+
+    @Option(help: "Seconds allowed for each outside call (API, SSH connect and command, repository). (default: 30)")
+    var timeout: Int?
+
+    mutating func run() async throws {
+        let settings: Settings
+        do { settings = try Settings(self, environment: ProcessInfo.processInfo.environment) } catch {
+            throw ValidationError("\(error)")
+        }
+        let code = await Run(settings: settings, log: JSONLog()).execute()
+        if code != .ok { throw ExitCode(code.rawValue) }
+    }
 }

@@ -1,0 +1,19 @@
+import Foundation
+
+/// Structured logs: one JSON object a line on standard error, a fixed
+/// message with the data in fields. Secrets are never passed to it.
+struct JSONLog: Sendable {
+    func info(_ message: String, _ fields: [String: String] = [:]) { write("info", message, fields) }
+    func warning(_ message: String, _ fields: [String: String] = [:]) { write("warning", message, fields) }
+    func error(_ message: String, _ fields: [String: String] = [:]) { write("error", message, fields) }
+
+    private func write(_ level: String, _ message: String, _ fields: [String: String]) {
+        var object = fields
+        object["level"] = level
+        object["msg"] = message
+        object["ts"] = Date().ISO8601Format()
+        object["component"] = "k8s-version-check"
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
+        FileHandle.standardError.write(data + Data("\n".utf8))
+    }
+}
