@@ -167,11 +167,11 @@ struct DetectorTests {
 
     @Test func aRepositoryThatErrsOrHangsIsAFailure() async throws {
         let bed = try await TestBed.start()
-        // The API simulator answers the repository's paths with 401: neither published nor "not yet".
+        // The webhook receiver answers HEAD with 501: neither published nor "not yet".
         let erring = try await Self.detect(
-            bed, ["--repo-base", (bed.environment["TESTBED_API_URL"] ?? "") + "/core:/stable:"])
+            bed, ["--repo-base", (bed.environment["TESTBED_WEBHOOK_URL"] ?? "") + "/core:/stable:"])
         #expect(erring.status == 1)
-        #expect(erring.stdout.contains("answered HTTP"))
+        #expect(erring.stdout.contains("answered HTTP 501"))
 
         // A listener that accepts connections and never answers.
         let silent = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
