@@ -11,7 +11,7 @@ APT_PACKAGES=(
   openssh-server openssh-client openssl etcd-server etcd-client
   prometheus prometheus-pushgateway python3 python3-pip
   # checks and benchmarks
-  shellcheck jq wrk curl procps
+  shellcheck jq wrk curl procps time
 )
 PIP_PACKAGES=()
 

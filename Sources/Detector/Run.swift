@@ -104,8 +104,10 @@ struct Run: Sendable {
             }
             master = node
         }
-        let newestPatch = try await newestPatch(on: master, running: running)
-        let nextMinor = try await nextMinor(after: running.distinctReleases.last ?? apiServer)
+        // The master's packages and the repository are independent: ask both at once.
+        async let patch = newestPatch(on: master, running: running)
+        async let minor = nextMinor(after: running.distinctReleases.last ?? apiServer)
+        let (newestPatch, nextMinor) = try await (patch, minor)
         return Facts(running: running, newestPatch: newestPatch, nextMinor: nextMinor)
     }
 
