@@ -18,7 +18,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.0"),
-        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // MARK: - C libraries (module map + shim only)
@@ -39,7 +38,7 @@ let package = Package(
         // MARK: - Adapters: the only code that imports the C modules
         .target(
             name: "SharedIO",
-            dependencies: ["Shared", "CCurl", "CLibSSH2", .product(name: "Yams", package: "Yams")],
+            dependencies: ["Shared", "CCurl", "CLibSSH2"],
             swiftSettings: strict
         ),
 

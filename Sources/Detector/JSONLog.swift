@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Structured logs: one JSON object a line on standard error, a fixed
 /// message with the data in fields. Secrets are never passed to it.
@@ -13,7 +14,11 @@ struct JSONLog: Sendable {
         object["msg"] = message
         object["ts"] = Date().ISO8601Format()
         object["component"] = "k8s-version-check"
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
-        FileHandle.standardError.write(data + Data("\n".utf8))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard let data = try? encoder.encode(object) else { return }
+        // One write(2) a line, so lines from concurrent tasks never interleave.
+        let line = data + Data("\n".utf8)
+        _ = line.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Shared
 import SharedIO
 
@@ -83,6 +83,32 @@ struct Run: Sendable {
     private func gather() async throws -> Facts {
         let access = try KubernetesAccess.resolve(kubeconfig: settings.kubeconfig)
         let kubernetes = KubernetesClient(access: access, timeout: settings.timeout)
+        if settings.masterAddress != nil {
+            // The master's address is configured: its packages need nothing
+            // from the cluster, so ask for them while the cluster is read.
+            let endpoint = try settings.sshEndpoint(internalIP: nil)
+            let label = settings.masterNode ?? endpoint.host
+            async let listing = madisonListing(at: endpoint, node: label)
+            let (running, nodes) = try await readCluster(kubernetes)
+            if let name = settings.masterNode, !nodes.contains(where: { $0.name == name }) {
+                throw DetectionFailure("no node named \(name)")
+            }
+            async let minor = nextMinor(after: running.distinctReleases.last ?? running.apiServer)
+            let newest = try newestPatch(in: try await listing, node: label, running: running)
+            return Facts(running: running, newestPatch: newest, nextMinor: try await minor)
+        }
+        let (running, nodes) = try await readCluster(kubernetes)
+        let master = try chooseMaster(from: nodes)
+        // The master's packages and the repository are independent: ask both at once.
+        async let listing = madisonListing(
+            at: try settings.sshEndpoint(internalIP: master.internalIP), node: master.name)
+        async let minor = nextMinor(after: running.distinctReleases.last ?? running.apiServer)
+        let newest = try newestPatch(in: try await listing, node: master.name, running: running)
+        return Facts(running: running, newestPatch: newest, nextMinor: try await minor)
+    }
+
+    private func readCluster(_ kubernetes: KubernetesClient) async throws -> (RunningVersions, [KubernetesClient.Node])
+    {
         async let apiVersion = kubernetes.serverVersion()
         async let nodeList = kubernetes.nodes()
         let (apiServer, nodes) = try await (apiVersion, nodeList)
@@ -91,53 +117,54 @@ struct Run: Sendable {
             apiServer: apiServer, kubelets: Dictionary(uniqueKeysWithValues: nodes.map { ($0.name, $0.kubeletVersion) })
         )
         log.info("cluster read", ["api_server": "\(apiServer)", "nodes": "\(nodes.count)"])
+        return (running, nodes)
+    }
 
-        let master: KubernetesClient.Node
+    private func chooseMaster(from nodes: [KubernetesClient.Node]) throws -> KubernetesClient.Node {
         if let name = settings.masterNode {
             guard let node = nodes.first(where: { $0.name == name }) else {
                 throw DetectionFailure("no node named \(name)")
             }
-            master = node
-        } else {
-            guard let node = nodes.filter(\.isControlPlane).min(by: { $0.name < $1.name }) else {
-                throw DetectionFailure("no node is labelled node-role.kubernetes.io/control-plane; set --master-node")
-            }
-            master = node
+            return node
         }
-        // The master's packages and the repository are independent: ask both at once.
-        async let patch = newestPatch(on: master, running: running)
-        async let minor = nextMinor(after: running.distinctReleases.last ?? apiServer)
-        let (newestPatch, nextMinor) = try await (patch, minor)
-        return Facts(running: running, newestPatch: newestPatch, nextMinor: nextMinor)
+        guard let node = nodes.filter(\.isControlPlane).min(by: { $0.name < $1.name }) else {
+            throw DetectionFailure("no node is labelled node-role.kubernetes.io/control-plane; set --master-node")
+        }
+        return node
     }
 
-    private func newestPatch(on master: KubernetesClient.Node, running: RunningVersions) async throws -> KubeVersion {
-        let (host, port) = try settings.sshEndpoint(internalIP: master.internalIP)
+    /// `apt-cache madison kubeadm` on the master, parsed; any line that is
+    /// not a package version fails the run.
+    private func madisonListing(at endpoint: (host: String, port: Int), node: String) async throws -> MadisonListing {
         let ssh = SSHClient(
             configuration: SSHConfiguration(
-                host: host, port: port, user: settings.sshUser, privateKeyFile: settings.sshKeyFile,
-                knownHostsFile: settings.knownHostsFile, knownHostsName: host, connectTimeout: settings.timeout))
+                host: endpoint.host, port: endpoint.port, user: settings.sshUser, privateKeyFile: settings.sshKeyFile,
+                knownHostsFile: settings.knownHostsFile, knownHostsName: endpoint.host, connectTimeout: settings.timeout
+            ))
         let result = try await ssh.run("apt-cache madison kubeadm", timeout: settings.timeout)
         guard result.exitStatus == 0 else {
+            let ended = result.exitStatus.map(String.init) ?? result.exitSignal ?? "?"
             throw DetectionFailure(
-                "apt-cache madison kubeadm on \(master.name) exited \(result.exitStatus.map(String.init) ?? result.exitSignal ?? "?"): \(result.stderrText.prefix(300))"
-            )
+                "apt-cache madison kubeadm on \(node) exited \(ended): \(result.stderrText.prefix(300))")
         }
         let listing = MadisonListing(parsing: result.stdoutText)
         if !listing.problems.isEmpty {
             throw DetectionFailure(
-                "apt-cache madison kubeadm on \(master.name) printed lines that are not package versions: "
+                "apt-cache madison kubeadm on \(node) printed lines that are not package versions: "
                     + listing.problems.prefix(3).map(\.description).joined(separator: "; "))
         }
+        return listing
+    }
+
+    private func newestPatch(in listing: MadisonListing, node: String, running: RunningVersions) throws -> KubeVersion {
         let current = running.distinctReleases.first ?? running.apiServer
         guard let newest = listing.newest(of: "kubeadm", inMinorOf: current) else {
             throw DetectionFailure(
-                "apt-cache madison kubeadm on \(master.name) lists no kubeadm for \(current.minorLine)"
+                "apt-cache madison kubeadm on \(node) lists no kubeadm for \(current.minorLine)"
                     + (listing.entries.isEmpty ? " (empty output: is the repository configured?)" : ""))
         }
         log.info(
-            "madison read",
-            ["node": master.name, "newest_patch": newest.version.text, "entries": "\(listing.entries.count)"])
+            "madison read", ["node": node, "newest_patch": newest.version.text, "entries": "\(listing.entries.count)"])
         return newest.kubeVersion
     }
 
@@ -183,8 +210,7 @@ struct Run: Sendable {
         }
         let token: String
         do {
-            token = try String(contentsOfFile: settings.orchestratorTokenFile, encoding: .utf8)
-                .trimmingCharacters(in: .whitespacesAndNewlines)
+            token = try String(contentsOfFile: settings.orchestratorTokenFile, encoding: .utf8).trimmingWhitespace()
         } catch {
             log.error("cannot read the orchestrator token", ["file": settings.orchestratorTokenFile])
             return ("dispatch failed: cannot read \(settings.orchestratorTokenFile)", true)
@@ -194,19 +220,19 @@ struct Run: Sendable {
                 HTTPRequest(
                     method: "POST", url: orchestrator + "/execute", headers: [("Content-Type", "application/json")],
                     body: request.jsonBody(), bearerToken: token))
-            let object = (try? JSONSerialization.jsonObject(with: response.body)) as? [String: Any]
+            let object = try? JSONDecoder().decode(JSONValue.self, from: response.body)
             switch response.status {
             case 200..<300:
-                let id = object?["id"].map { "\($0)" } ?? "?"
+                let id = object?[["id"]].map { $0.intValue.map(String.init) ?? $0.stringValue ?? "?" } ?? "?"
                 log.info(
                     "dispatched", ["kind": request.kind.rawValue, "target": "\(request.targetVersion)", "job": id])
                 return ("dispatched \(request.kind.rawValue) → \(request.targetVersion), job \(id)", false)
             case 409:
-                let detail = object?["error"] as? String ?? "a job is already in flight"
+                let detail = object?[["error"]]?.stringValue ?? "a job is already in flight"
                 log.info("not dispatched: a job is already in flight", ["detail": detail])
                 return ("not dispatched: \(detail) (409)", false)
             default:
-                let detail = object?["error"] as? String ?? String(response.text.prefix(200))
+                let detail = object?[["error"]]?.stringValue ?? String(response.text.prefix(200))
                 log.error("orchestrator refused the dispatch", ["status": "\(response.status)", "detail": detail])
                 return ("dispatch refused: HTTP \(response.status): \(detail)", true)
             }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Shared
 
 /// The detector's options after flags, `K8SUP_*` environment variables and
@@ -100,12 +100,7 @@ struct Settings: Sendable {
         return (address, sshPort)
     }
 
-    static func isDNS1123(_ name: String) -> Bool {
-        name.count <= 253 && !name.isEmpty
-            && name.range(
-                of: #"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"#, options: .regularExpression)
-                != nil
-    }
+    static func isDNS1123(_ name: String) -> Bool { ObjectName.isDNS1123Subdomain(name) }
 }
 
 struct SettingsError: Error, CustomStringConvertible {

@@ -81,6 +81,25 @@ struct DetectorTests {
             })
     }
 
+    @Test func theMasterIsFoundByItsRoleAndReachedAtItsInternalIP() async throws {
+        let bed = try await TestBed.start()
+        let env = bed.environment
+        let ports = (env["TESTBED_SSH_PORTS"] ?? "").split(separator: " ")
+        let masterPort = ports.first { $0.hasPrefix("master=") }.map { String($0.dropFirst("master=".count)) } ?? "0"
+        let binary = TestEnvironment.productsDirectory.appendingPathComponent("k8s-version-check").path
+        let arguments = [
+            "--kubeconfig", env["KUBECONFIG"] ?? "", "--ssh-port", masterPort, "--ssh-user",
+            env["TESTBED_SSH_USER"] ?? "",
+            "--ssh-key-file", env["TESTBED_SSH_KEY"] ?? "", "--known-hosts-file", env["TESTBED_KNOWN_HOSTS"] ?? "",
+            "--repo-base", env["TESTBED_REPO_BASE"] ?? "", "--timeout", "10",
+        ]
+        let result = try await offThePool { try TestEnvironment.execute(binary, arguments) }
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("newest patch 1.34.5"))
+        #expect(result.stdout.contains("patch → 1.34.5 due, no orchestrator configured"))
+        #expect(result.stderr.contains(#""node":"master""#))
+    }
+
     @Test func nextMinorAllowedWhenCurrentMinorIsUpToDate() async throws {
         let bed = try await TestBed.start(runningVersion: "1.34.5")
         let outcome = try await Self.detect(

@@ -4,15 +4,17 @@
 # ssh master apt-cache madison kubeadm, curl -I the next minor, curl the
 # Pushgateway) as the reference. Prints median wall time and peak RSS of
 # each. Target: the detector at most half the reference's time, under 25 MB.
+# The detector is built as it ships: release, Swift runtime linked statically.
 #   scripts/bench/detector.sh [runs]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-10}
 
 ./scripts/setup.sh >/dev/null 2>&1
-swift build -c release --product k8s-version-check >/dev/null 2>&1
+shipped=(-c release --static-swift-stdlib --scratch-path .build-release-static)
+swift build "${shipped[@]}" --product k8s-version-check >/dev/null 2>&1
 swift build --product k8s-cluster-sim >/dev/null 2>&1
-release=$(swift build -c release --show-bin-path)
+release=$(swift build "${shipped[@]}" --show-bin-path)
 debug=$(swift build --show-bin-path)
 
 work=$(mktemp -d)

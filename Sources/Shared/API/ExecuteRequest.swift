@@ -1,4 +1,4 @@
-public import Foundation
+public import FoundationEssentials
 
 /// The body of `POST /execute`: which release to move the cluster to and how.
 ///

@@ -1,5 +1,5 @@
 import CCurl
-import Foundation
+import FoundationEssentials
 
 /// Owns one libcurl easy handle and the header list it uses; frees both in
 /// `deinit`. Used by one thread at a time, as libcurl requires.

@@ -1,5 +1,7 @@
 import CCurl
-import Foundation
+import FoundationEssentials
+import Glibc
+import Shared
 
 /// An HTTP/1.1 and HTTPS client on libcurl: any method, headers and body,
 /// connect and total timeouts, TLS with a CA bundle or PEM data, client
@@ -201,13 +203,13 @@ private let writeHeader: ccurl_data_callback = { pointer, size, count, userdata 
     let length = size * count
     guard let pointer else { return length }
     let line = String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
-        .trimmingCharacters(in: .whitespacesAndNewlines)
+        .trimmingWhitespace()
     if line.hasPrefix("HTTP/") {
         // A new status line: an interim (1xx) or redirected response came before.
         target.headers.removeAll()
     } else if let colon = line.firstIndex(of: ":") {
         let name = String(line[..<colon])
-        let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        let value = line[line.index(after: colon)...].trimmingWhitespace()
         target.headers.append((name, value))
     }
     return length

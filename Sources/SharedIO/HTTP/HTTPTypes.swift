@@ -1,4 +1,4 @@
-public import Foundation
+public import FoundationEssentials
 
 /// Where PEM material comes from: a file, or bytes held in memory (the
 /// kubeconfig `*-data` fields, already base64-decoded).
@@ -63,7 +63,7 @@ public struct HTTPRequest: Sendable {
     /// The URL as it may appear in an error or a log line.
     public var loggableURL: String {
         guard urlIsSecret else { return url }
-        guard let schemeEnd = url.range(of: "://") else { return "<secret URL>" }
+        guard let schemeEnd = url.firstRange(of: "://") else { return "<secret URL>" }
         let afterScheme = url[schemeEnd.upperBound...]
         let host = afterScheme.prefix { $0 != "/" && $0 != "?" }
         return url[..<schemeEnd.upperBound] + host + "/<redacted>"
@@ -87,7 +87,7 @@ public struct HTTPResponse: Sendable {
 
     /// The first header named `name`, compared case-insensitively.
     public func header(_ name: String) -> String? {
-        headers.first { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value
+        headers.first { $0.name.lowercased() == name.lowercased() }?.value
     }
 
     /// The body as UTF-8 text (invalid bytes replaced).

@@ -1,5 +1,5 @@
-public import Foundation
-import Yams
+public import FoundationEssentials
+import Shared
 
 /// How to reach an API server: its URL, how to trust it and how to prove
 /// who we are. Built from the pod's service account or from a kubeconfig.
@@ -34,7 +34,7 @@ public struct KubernetesAccess: Sendable {
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
                 throw KubernetesAccessError("cannot read token file \(path)")
             }
-            return text.trimmingCharacters(in: .whitespacesAndNewlines)
+            return text.trimmingWhitespace()
         case nil: return nil
         }
     }
@@ -55,8 +55,8 @@ public struct KubernetesAccess: Sendable {
         let hostPart = host.contains(":") ? "[\(host)]" : host
         let namespace =
             environment["POD_NAMESPACE"]
-            ?? (try? String(contentsOfFile: directory + "/namespace", encoding: .utf8))?
-            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "default"
+            ?? (try? String(contentsOfFile: directory + "/namespace", encoding: .utf8))?.trimmingWhitespace()
+            ?? "default"
         return KubernetesAccess(
             server: "https://\(hostPart):\(port)", tls: TLSConfiguration(trustRoots: .file(directory + "/ca.crt")),
             token: .file(directory + "/token"), namespace: namespace)
@@ -70,73 +70,71 @@ public struct KubernetesAccess: Sendable {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw KubernetesAccessError("cannot read kubeconfig \(path)")
         }
-        let document: Any?
-        do { document = try Yams.load(yaml: text) } catch {
-            throw KubernetesAccessError("kubeconfig \(path) is not valid YAML: \(error)")
+        let config: JSONValue
+        do { config = try KubeconfigYAML.parse(text) } catch {
+            throw KubernetesAccessError("kubeconfig \(path): \(error)")
         }
-        guard let config = document as? [String: Any] else {
-            throw KubernetesAccessError("kubeconfig \(path) is not a mapping")
-        }
+        guard case .object = config else { throw KubernetesAccessError("kubeconfig \(path) is not a mapping") }
         let base = URL(fileURLWithPath: path).deletingLastPathComponent()
-        func named(_ list: String, _ name: String, _ field: String) throws -> [String: Any] {
-            let entries = (config[list] as? [[String: Any]]) ?? []
-            guard let entry = entries.first(where: { $0["name"] as? String == name }),
-                let body = entry[field] as? [String: Any]
+        func named(_ list: String, _ name: String, _ field: String) throws -> JSONValue {
+            let entries = config[[list]]?.arrayValue ?? []
+            guard let entry = entries.first(where: { $0[["name"]]?.stringValue == name }), let body = entry[[field]],
+                case .object = body
             else { throw KubernetesAccessError("kubeconfig \(path): no \(field) named \"\(name)\"") }
             return body
         }
-        func file(_ value: Any?) -> String? {
-            guard let path = value as? String, !path.isEmpty else { return nil }
+        func file(_ value: JSONValue?) -> String? {
+            guard let path = value?.stringValue, !path.isEmpty else { return nil }
             return path.hasPrefix("/") ? path : base.appendingPathComponent(path).path
         }
-        func data(_ value: Any?, _ field: String) throws -> Data? {
-            guard let text = value as? String else { return nil }
+        func data(_ value: JSONValue?, _ field: String) throws -> Data? {
+            guard let text = value?.stringValue else { return nil }
             guard let decoded = Data(base64Encoded: text, options: .ignoreUnknownCharacters) else {
                 throw KubernetesAccessError("kubeconfig \(path): \(field) is not base64")
             }
             return decoded
         }
 
-        guard let contextName = wanted ?? (config["current-context"] as? String), !contextName.isEmpty else {
+        guard let contextName = wanted ?? config[["current-context"]]?.stringValue, !contextName.isEmpty else {
             throw KubernetesAccessError("kubeconfig \(path) has no current-context")
         }
         let context = try named("contexts", contextName, "context")
-        let cluster = try named("clusters", context["cluster"] as? String ?? "", "cluster")
-        let user = try context["user"].map { try named("users", $0 as? String ?? "", "user") } ?? [:]
-        guard let server = cluster["server"] as? String, !server.isEmpty else {
+        let cluster = try named("clusters", context[["cluster"]]?.stringValue ?? "", "cluster")
+        let user = try context[["user"]].map { try named("users", $0.stringValue ?? "", "user") } ?? .object([:])
+        guard let server = cluster[["server"]]?.stringValue, !server.isEmpty else {
             throw KubernetesAccessError("kubeconfig \(path): cluster of context \(contextName) has no server")
         }
-        for unsupported in ["exec", "auth-provider", "username"] where user[unsupported] != nil {
+        for unsupported in ["exec", "auth-provider", "username"] where user[[unsupported]] != nil {
             throw KubernetesAccessError(
                 "kubeconfig \(path): user authentication by \(unsupported) is not supported; use a token or a client certificate"
             )
         }
 
         var tls = TLSConfiguration()
-        if let pem = try data(cluster["certificate-authority-data"], "certificate-authority-data") {
+        if let pem = try data(cluster[["certificate-authority-data"]], "certificate-authority-data") {
             tls.trustRoots = .data(pem)
-        } else if let ca = file(cluster["certificate-authority"]) {
+        } else if let ca = file(cluster[["certificate-authority"]]) {
             tls.trustRoots = .file(ca)
         }
-        tls.verifyPeer = (cluster["insecure-skip-tls-verify"] as? Bool) != true
-        if let pem = try data(user["client-certificate-data"], "client-certificate-data") {
+        tls.verifyPeer = cluster[["insecure-skip-tls-verify"]]?.boolValue != true
+        if let pem = try data(user[["client-certificate-data"]], "client-certificate-data") {
             tls.clientCertificate = .data(pem)
-        } else if let certificate = file(user["client-certificate"]) {
+        } else if let certificate = file(user[["client-certificate"]]) {
             tls.clientCertificate = .file(certificate)
         }
-        if let pem = try data(user["client-key-data"], "client-key-data") {
+        if let pem = try data(user[["client-key-data"]], "client-key-data") {
             tls.clientKey = .data(pem)
-        } else if let key = file(user["client-key"]) {
+        } else if let key = file(user[["client-key"]]) {
             tls.clientKey = .file(key)
         }
         var token: Token?
-        if let value = user["token"] as? String, !value.isEmpty {
+        if let value = user[["token"]]?.stringValue, !value.isEmpty {
             token = .value(value)
-        } else if let tokenFile = file(user["tokenFile"]) {
+        } else if let tokenFile = file(user[["tokenFile"]]) {
             token = .file(tokenFile)
         }
         return KubernetesAccess(
-            server: server, tls: tls, token: token, namespace: context["namespace"] as? String ?? "default")
+            server: server, tls: tls, token: token, namespace: context[["namespace"]]?.stringValue ?? "default")
     }
 
     /// In-cluster when running in a pod, else the kubeconfig named, else
@@ -151,7 +149,9 @@ public struct KubernetesAccess: Sendable {
         if let list = environment["KUBECONFIG"], let first = list.split(separator: ":").first {
             return try Self.kubeconfig(path: String(first))
         }
-        let home = environment["HOME"] ?? NSHomeDirectory()
+        guard let home = environment["HOME"] else {
+            throw KubernetesAccessError("no kubeconfig: not in a cluster, KUBECONFIG and HOME are unset")
+        }
         return try Self.kubeconfig(path: home + "/.kube/config")
     }
 }

@@ -1,4 +1,4 @@
-public import Foundation
+public import FoundationEssentials
 public import Shared
 
 /// Reads (and, with the pipeline, writes) the Kubernetes API over HTTPS.
@@ -27,7 +27,7 @@ public struct KubernetesClient: Sendable {
     /// `GET /version`: the API server's `gitVersion`.
     public func serverVersion() async throws -> KubeVersion {
         let object = try await getJSON("/version")
-        guard let text = object["gitVersion"] as? String else {
+        guard let text = object[["gitVersion"]]?.stringValue else {
             throw KubernetesAPIError(path: "/version", status: 200, reason: "", message: "no gitVersion in the answer")
         }
         do { return try KubeVersion(parsing: text) } catch {
@@ -41,57 +41,72 @@ public struct KubernetesClient: Sendable {
         var token: String?
         repeat {
             var path = "/api/v1/nodes?limit=\(pageSize)"
-            if let token {
-                path += "&continue=" + (token.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")
-            }
+            if let token { path += "&continue=" + Self.percentEncoded(token) }
             let page = try await getJSON(path)
-            for item in (page["items"] as? [[String: Any]]) ?? [] {
+            for item in page[["items"]]?.arrayValue ?? [] {
                 nodes.append(try Self.node(from: item, path: path))
             }
-            token = (page["metadata"] as? [String: Any])?["continue"] as? String
+            token = page[["metadata", "continue"]]?.stringValue
             if token?.isEmpty == true { token = nil }
         } while token != nil
         return nodes
     }
 
-    private static func node(from item: [String: Any], path: String) throws -> Node {
-        let metadata = item["metadata"] as? [String: Any] ?? [:]
-        let status = item["status"] as? [String: Any] ?? [:]
-        guard let name = metadata["name"] as? String else {
+    private static func node(from item: JSONValue, path: String) throws -> Node {
+        guard let name = item[["metadata", "name"]]?.stringValue else {
             throw KubernetesAPIError(path: path, status: 200, reason: "", message: "a node without a name")
         }
-        let info = status["nodeInfo"] as? [String: Any] ?? [:]
-        let versionText = info["kubeletVersion"] as? String ?? ""
+        let versionText = item[["status", "nodeInfo", "kubeletVersion"]]?.stringValue ?? ""
         let version: KubeVersion
         do { version = try KubeVersion(parsing: versionText) } catch {
             throw KubernetesAPIError(path: path, status: 200, reason: "", message: "node \(name): \(error.description)")
         }
-        let labels = metadata["labels"] as? [String: String] ?? [:]
-        let addresses = status["addresses"] as? [[String: String]] ?? []
+        let labels = item.stringMap("metadata.labels")
+        let addresses = item[["status", "addresses"]]?.arrayValue ?? []
         return Node(
             name: name, labels: labels, kubeletVersion: version,
-            internalIP: addresses.first { $0["type"] == "InternalIP" }?["address"],
+            internalIP: addresses.first { $0[["type"]]?.stringValue == "InternalIP" }?[["address"]]?.stringValue,
             isControlPlane: labels["node-role.kubernetes.io/control-plane"] != nil)
+    }
+
+    /// RFC 3986 percent-encoding of everything but unreserved characters.
+    static func percentEncoded(_ text: String) -> String {
+        var result = ""
+        for byte in text.utf8 {
+            let character = Character(Unicode.Scalar(byte))
+            if character.isASCII && (character.isLetter || character.isNumber || "-._~".contains(character)) {
+                result.append(character)
+            } else {
+                result += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+            }
+        }
+        return result
     }
 
     /// GETs a path and returns the decoded JSON object; a non-2xx answer
     /// becomes a ``KubernetesAPIError`` with the `Status` reason and message.
-    public func getJSON(_ path: String) async throws -> [String: Any] {
+    public func getJSON(_ path: String) async throws -> JSONValue {
         let response = try await http.send(
             HTTPRequest(
                 url: access.server + path, headers: [("Accept", "application/json")],
                 bearerToken: try access.bearerToken()))
-        let object = (try? JSONSerialization.jsonObject(with: response.body)) as? [String: Any]
+        let object = try? JSONDecoder().decode(JSONValue.self, from: response.body)
         guard response.isSuccess else {
             throw KubernetesAPIError(
-                path: path, status: response.status, reason: object?["reason"] as? String ?? "",
-                message: object?["message"] as? String ?? String(response.text.prefix(200)))
+                path: path, status: response.status, reason: object?[["reason"]]?.stringValue ?? "",
+                message: object?[["message"]]?.stringValue ?? String(response.text.prefix(200)))
         }
-        guard let object else {
+        guard let object, case .object = object else {
             throw KubernetesAPIError(
                 path: path, status: response.status, reason: "", message: "the answer is not a JSON object")
         }
         return object
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }
 

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Cuts a byte stream into lines as it arrives; the last, unterminated line
 /// comes out when the stream ends.

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Shared
 
 /// What a private key file says about itself, read without decrypting it:
 /// whether a passphrase protects it and which algorithm it is, so that an
@@ -28,21 +29,29 @@ struct PrivateKeyFormat: Equatable {
             container = .pem
             isEncrypted = true
             keyType = nil
-        } else if let match = text.range(of: #"-----BEGIN ([A-Z]+ )?PRIVATE KEY-----"#, options: .regularExpression) {
+        } else if let label = Self.pemLabel(text) {
             container = .pem
             isEncrypted = text.contains("Proc-Type: 4,ENCRYPTED")
-            let label = text[match]
-            keyType =
-                label.contains("RSA")
-                ? "ssh-rsa" : label.contains("EC ") ? "ecdsa" : label.contains("DSA") ? "ssh-dss" : nil
+            keyType = label == "RSA" ? "ssh-rsa" : label == "EC" ? "ecdsa" : label == "DSA" ? "ssh-dss" : nil
         } else {
             return nil
         }
     }
 
+    /// `RSA` for `-----BEGIN RSA PRIVATE KEY-----`, empty for PKCS#8's
+    /// `-----BEGIN PRIVATE KEY-----`, `nil` when there is no such line.
+    private static func pemLabel(_ text: String) -> String? {
+        for line in text.split(whereSeparator: \.isNewline) where line.hasPrefix("-----BEGIN ") {
+            guard line.hasSuffix("PRIVATE KEY-----") else { continue }
+            let label = line.dropFirst("-----BEGIN ".count).dropLast("PRIVATE KEY-----".count)
+            return label.trimmingWhitespace()
+        }
+        return nil
+    }
+
     private static func armored(_ text: String, label: String) -> String? {
-        guard let start = text.range(of: "-----BEGIN \(label)-----"),
-            let end = text.range(of: "-----END \(label)-----", range: start.upperBound..<text.endIndex)
+        guard let start = text.firstRange(of: "-----BEGIN \(label)-----"),
+            let end = text[start.upperBound...].firstRange(of: "-----END \(label)-----")
         else { return nil }
         return text[start.upperBound..<end.lowerBound].filter { !$0.isWhitespace }
     }

@@ -1,5 +1,5 @@
 import CLibSSH2
-import Foundation
+import FoundationEssentials
 
 /// Owns one libssh2 channel, freed in `deinit`. Holds its session so the
 /// session outlives it, as libssh2 requires.

@@ -1,5 +1,5 @@
 import CLibSSH2
-public import Foundation
+public import FoundationEssentials
 
 /// Runs commands on a remote host over SSH (libssh2): public-key
 /// authentication, strict host-key checking against known_hosts, standard

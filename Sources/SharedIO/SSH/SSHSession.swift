@@ -1,5 +1,6 @@
 import CLibSSH2
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// `libssh2_init` must run once, before any session is created and before
 /// threads race to create them; a lazily initialised global is exactly that.
@@ -199,7 +200,7 @@ final class SSHSession {
     private func fingerprint() -> String {
         guard let hash = libssh2_hostkey_hash(raw, LIBSSH2_HOSTKEY_HASH_SHA256) else { return "SHA256:?" }
         let bytes = Data(bytes: hash, count: 32)
-        return "SHA256:" + bytes.base64EncodedString().replacingOccurrences(of: "=", with: "")
+        return "SHA256:" + bytes.base64EncodedString().filter { $0 != "=" }
     }
 
     private static func keyTypeName(_ type: Int32) -> String {

@@ -1,4 +1,4 @@
-public import Foundation
+public import FoundationEssentials
 
 /// Where and as whom to connect, and how to trust the server.
 public struct SSHConfiguration: Sendable {

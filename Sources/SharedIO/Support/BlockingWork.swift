@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 import Synchronization
 
 /// A flag that a blocking C loop polls to learn that the Swift task waiting
@@ -25,14 +25,37 @@ enum BlockingWork {
         let flag = CancellationFlag()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-                let thread = Thread {
-                    continuation.resume(with: Result { try body(flag) })
-                }
-                thread.name = name
-                thread.start()
+                startThread { continuation.resume(with: Result { try body(flag) }) }
             }
         } onCancel: {
             flag.cancel()
         }
     }
+
+    /// Starts a detached POSIX thread running `work`.
+    private static func startThread(_ work: @escaping @Sendable () -> Void) {
+        let box = Unmanaged.passRetained(ThreadWork(work)).toOpaque()
+        var thread = pthread_t()
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+        let created = pthread_create(
+            &thread, &attributes,
+            { context in
+                let work = Unmanaged<ThreadWork>.fromOpaque(context!).takeRetainedValue()
+                work.run()
+                return nil
+            }, box)
+        if created != 0 {
+            // No thread to be had: run here rather than never.
+            Unmanaged<ThreadWork>.fromOpaque(box).takeRetainedValue().run()
+        }
+    }
+}
+
+/// The closure a new thread runs, boxed to cross pthread_create's `void *`.
+private final class ThreadWork: Sendable {
+    let run: @Sendable () -> Void
+    init(_ run: @escaping @Sendable () -> Void) { self.run = run }
 }
