@@ -20,8 +20,7 @@ struct DetectorTests {
         -> Outcome
     {
         let env = bed.environment
-        let ports = (env["TESTBED_SSH_PORTS"] ?? "").split(separator: " ")
-        let masterPort = ports.first { $0.hasPrefix("master=") }.map { String($0.dropFirst("master=".count)) } ?? "0"
+        let masterPort = try bed.sshPort(of: "master")
         let binary = TestEnvironment.productsDirectory.appendingPathComponent("k8s-version-check").path
         let arguments =
             [
@@ -84,8 +83,7 @@ struct DetectorTests {
     @Test func theMasterIsFoundByItsRoleAndReachedAtItsInternalIP() async throws {
         let bed = try await TestBed.start()
         let env = bed.environment
-        let ports = (env["TESTBED_SSH_PORTS"] ?? "").split(separator: " ")
-        let masterPort = ports.first { $0.hasPrefix("master=") }.map { String($0.dropFirst("master=".count)) } ?? "0"
+        let masterPort = String(try bed.sshPort(of: "master"))
         let binary = TestEnvironment.productsDirectory.appendingPathComponent("k8s-version-check").path
         let arguments = [
             "--kubeconfig", env["KUBECONFIG"] ?? "", "--ssh-port", masterPort, "--ssh-user",

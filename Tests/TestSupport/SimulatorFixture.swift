@@ -41,18 +41,7 @@ public final class SimulatorFixture: Sendable {
                 "--scenario", scenarioArgument, "--token-file", tokenFile, "--port-file", portFile.path,
                 "--tls-cert", pki.serverCertificate.path, "--tls-key", pki.serverKey.path,
             ], directory: directory, name: "k8s-cluster-sim")
-        let server = server
-        do {
-            try TestEnvironment.wait(for: "k8s-cluster-sim to listen") {
-                FileManager.default.fileExists(atPath: portFile.path) || !server.isRunning
-            }
-        } catch {
-            throw FixtureError("\(error): \(server.log)")
-        }
-        guard let text = try? String(contentsOf: portFile, encoding: .utf8), let port = Int(text) else {
-            throw FixtureError("k8s-cluster-sim did not start: \(server.log)")
-        }
-        self.port = port
+        port = try server.waitForPort(in: portFile, what: "k8s-cluster-sim")
         let kubeconfig = """
             apiVersion: v1
             kind: Config

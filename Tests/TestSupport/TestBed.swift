@@ -55,14 +55,18 @@ public final class TestBed: Sendable {
 
     public var nodes: [String] { (environment["TESTBED_NODES"] ?? "").split(separator: " ").map(String.init) }
 
+    /// The loopback port of a node's sshd.
+    public func sshPort(of node: String) throws -> Int {
+        for pair in (environment["TESTBED_SSH_PORTS"] ?? "").split(separator: " ") {
+            let parts = pair.split(separator: "=")
+            if parts.count == 2, parts[0] == node, let port = Int(parts[1]) { return port }
+        }
+        throw FixtureError("no node \(node) in the test bed")
+    }
+
     /// An SSH client for a node of the bed.
     public func ssh(_ node: String) throws -> SSHClient {
-        let ports = Dictionary(
-            uniqueKeysWithValues: (environment["TESTBED_SSH_PORTS"] ?? "").split(separator: " ").compactMap { pair in
-                let parts = pair.split(separator: "=")
-                return parts.count == 2 ? (String(parts[0]), Int(parts[1]) ?? 0) : nil
-            })
-        guard let port = ports[node] else { throw FixtureError("no node \(node) in the test bed") }
+        let port = try sshPort(of: node)
         return SSHClient(
             configuration: SSHConfiguration(
                 host: "127.0.0.1", port: port, user: environment["TESTBED_SSH_USER"] ?? "root",

@@ -191,6 +191,22 @@ public final class ServerProcess: Sendable {
 
     public var isRunning: Bool { ChildProcess.isRunning(pid) }
 
+    /// Waits for the server to write the port it listens on to `file`; fails
+    /// with the server's log when it exits or takes too long.
+    public func waitForPort(in file: URL, what: String) throws -> Int {
+        do {
+            try TestEnvironment.wait(for: "\(what) to listen") {
+                FileManager.default.fileExists(atPath: file.path) || !isRunning
+            }
+        } catch {
+            throw FixtureError("\(error): \(log)")
+        }
+        guard let text = try? String(contentsOf: file, encoding: .utf8), let port = Int(text) else {
+            throw FixtureError("\(what) did not start: \(log)")
+        }
+        return port
+    }
+
     /// Stops the server with SIGTERM, then SIGKILL after a second. Plain
     /// POSIX calls: this also runs inside `exit()`.
     public func stop() {

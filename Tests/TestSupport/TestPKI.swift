@@ -87,16 +87,7 @@ public struct EchoServer: Sendable {
             if mutual { arguments += ["--client-ca", pki.caCertificate.path] }
         }
         let server = try ServerProcess(python, arguments, directory: dir, name: "echo-\(name)")
-        do {
-            try TestEnvironment.wait(for: "the \(name) echo server to listen") {
-                FileManager.default.fileExists(atPath: portFile.path) || !server.isRunning
-            }
-        } catch {
-            throw FixtureError("\(error): \(server.log)")
-        }
-        guard let text = try? String(contentsOf: portFile, encoding: .utf8), let port = Int(text) else {
-            throw FixtureError("echo server \(name) did not start: \(server.log)")
-        }
+        let port = try server.waitForPort(in: portFile, what: "the \(name) echo server")
         return EchoServer(port: port, server: server)
     }
 }
