@@ -65,6 +65,26 @@ struct Settings: Sendable {
             throw SettingsError("master-node \(name) is not a valid node name (DNS-1123)")
         }
         masterAddress = value(options.masterAddress, "MASTER_ADDRESS")
+        if let address = masterAddress {
+            // host, host:port or [v6]:port, with a port in range when one is given.
+            let port: Substring?
+            if address.hasPrefix("[") {
+                guard let close = address.firstIndex(of: "]") else {
+                    throw SettingsError("master-address \(address) has an unclosed [")
+                }
+                let rest = address[address.index(after: close)...]
+                port = rest.isEmpty ? nil : rest.hasPrefix(":") ? rest.dropFirst() : rest
+            } else {
+                let parts = address.split(separator: ":", omittingEmptySubsequences: false)
+                guard parts.count <= 2, !parts[0].isEmpty else {
+                    throw SettingsError("master-address must be host, host:port or [v6]:port, got \(address)")
+                }
+                port = parts.count == 2 ? parts[1] : nil
+            }
+            if let port, !(Int(port).map { (1...65535).contains($0) } ?? false) {
+                throw SettingsError("master-address \(address) has no valid port")
+            }
+        }
         sshPort = try integer(options.sshPort, "SSH_PORT", default: 22, range: 1...65535)
         sshUser = value(options.sshUser, "SSH_USER") ?? "root"
         sshKeyFile = value(options.sshKeyFile, "SSH_KEY_FILE") ?? "/etc/k8s-upgrade/ssh/id_ed25519"

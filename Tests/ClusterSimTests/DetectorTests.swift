@@ -252,6 +252,16 @@ struct DetectorTests {
         let result = try await offThePool { try TestEnvironment.execute(binary, ["--stages", "preflight,drain"]) }
         #expect(result.status == 64)
         #expect(result.stderr.contains("unknown stage \"drain\""))
+        for address in ["10.0.0.1:abc", "10.0.0.1:0", "a:b:c", "[::1", ":22"] {
+            let refused = try await offThePool { try TestEnvironment.execute(binary, ["--master-address", address]) }
+            #expect(refused.status == 64, "\(address)")
+            #expect(refused.stderr.contains("master-address"), "\(address)")
+        }
+        let environment = try await offThePool {
+            try TestEnvironment.execute("/usr/bin/env", ["K8SUP_MINOR_MIN_PATCH=two", binary])
+        }
+        #expect(environment.status == 64)
+        #expect(environment.stderr.contains("K8SUP_MINOR_MIN_PATCH=two is not a number"))
         let help = try await offThePool { try TestEnvironment.execute(binary, ["--help"]) }
         #expect(help.stdout.contains("Exit codes: 0"))
         #expect(help.stdout.contains("K8SUP_"))
