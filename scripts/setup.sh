@@ -13,7 +13,7 @@ APT_PACKAGES=(
   # checks and benchmarks
   shellcheck jq wrk curl procps time
 )
-PIP_PACKAGES=()
+PIP_PACKAGES=(pyyaml)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -50,8 +50,13 @@ else
   log "Debian packages already installed"
 fi
 
-if ((${#PIP_PACKAGES[@]} > 0)); then
-  python3 -m pip install --quiet --disable-pip-version-check "${PIP_PACKAGES[@]}"
+missing_pip=()
+for pkg in "${PIP_PACKAGES[@]}"; do
+  python3 -m pip show --quiet "$pkg" >/dev/null 2>&1 || missing_pip+=("$pkg")
+done
+if ((${#missing_pip[@]} > 0)); then
+  log "installing from PyPI: ${missing_pip[*]}"
+  python3 -m pip install --quiet --disable-pip-version-check "${missing_pip[@]}"
 fi
 
 command -v swift >/dev/null 2>&1 || {

@@ -14,8 +14,10 @@ echo "== shellcheck"
 mapfile -t shell_scripts < <(git ls-files '*.sh' .ci/run 'testbed/node-tools/*')
 shellcheck "${shell_scripts[@]}"
 
-echo "== alert rules (promtool check rules)"
+echo "== alert rules (promtool check and unit tests; both forms in sync)"
 promtool check rules deploy/prometheus/*.rules.yml testbed/gate_rules.yml
+promtool test rules deploy/prometheus/tests/*.test.yml
+python3 scripts/check-rules.py
 
 echo "== build"
 swift build --build-tests
