@@ -24,6 +24,7 @@ import sys
 import time
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+BED_LOGS = None  # the bed's log folder, once known
 TOOLS = REPO_ROOT / "testbed" / "node-tools"
 RUNNING = "1.34.3"  # the default; --running-version changes it
 # The releases each minor's repository offers; 1.34.4 carries a -2.1 revision.
@@ -56,7 +57,17 @@ def start(bed, name, command):
     process = subprocess.Popen(command, stdout=log_file, stderr=log_file, stdin=subprocess.DEVNULL,
                                start_new_session=True)
     (bed / "pids" / f"{name}.pid").write_text(str(process.pid))
+    process.log_name = name
     return process
+
+
+def log_tail(name, lines=5):
+    """The last lines of a server's log under the bed, for error messages."""
+    path = BED_LOGS / f"{name}.log" if BED_LOGS else None
+    try:
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:]) if path else ""
+    except OSError:
+        return ""
 
 
 def wait_for_file(path, process, what, timeout=20):
@@ -67,7 +78,7 @@ def wait_for_file(path, process, what, timeout=20):
         if process.poll() is not None:
             break
         time.sleep(0.02)
-    raise SystemExit(f"testbed: {what} did not start; see its log")
+    raise SystemExit(f"testbed: {what} did not start: {log_tail(process.log_name)}")
 
 
 def free_port():
@@ -86,7 +97,7 @@ def wait_for_port(port, process, what, timeout=10):
                 return
         except OSError:
             time.sleep(0.02)
-    raise SystemExit(f"testbed: {what} is not listening on {port}; see its log")
+    raise SystemExit(f"testbed: {what} is not listening on {port}: {log_tail(process.log_name)}")
 
 
 def make_pki(bed):
@@ -159,6 +170,13 @@ def make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url, r
         (root / "var/lib/testbed/installed" / package).write_text(f"{running}-{revision(running)}\n")
         (root / "var/lib/testbed/holds" / package).touch()
     (root / "var/lib/testbed/kubelet-running").write_text(running + "\n")
+    if role == "control-plane":
+        manifests = root / "etc/kubernetes/manifests"
+        manifests.mkdir(parents=True, exist_ok=True)
+        for component in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+            (manifests / f"{component}.yaml").write_text(
+                f"apiVersion: v1\nkind: Pod\nmetadata:\n  name: {component}\n  namespace: kube-system\n"
+                f"spec:\n  containers:\n  - name: {component}\n    image: registry.k8s.io/{component}:v{running}\n")
     (root / "var/backups").mkdir(parents=True, exist_ok=True)
     (root / "etc/testbed-node.env").write_text(
         f"NODE_NAME={name}\nNODE_ROLE={role}\nSIM_URL={sim_url}\n"
@@ -193,6 +211,8 @@ def up(args):
     started = time.time()
     for sub in ("pids", "logs"):
         (bed / sub).mkdir(parents=True, exist_ok=True)
+    global BED_LOGS
+    BED_LOGS = bed / "logs"
     if os.geteuid() == 0:
         pathlib.Path("/run/sshd").mkdir(exist_ok=True)
     pki = make_pki(bed)

@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# Upgrades the Kubernetes packages of this node, the kubeadm way. Meant to be
+# piped over SSH:
+#
+#   ssh node 'bash -s' -- --role worker --release 1.34.5 < update_k8s.sh
+#
+# Usage:
+#   update_k8s.sh --role master|control-plane|worker --release X.Y.Z [--dry-run]
+#   update_k8s.sh --repo-minor X.Y [--dry-run]
+#
+#   --role master         the first control plane: kubeadm upgrade apply vX.Y.Z
+#   --role control-plane  further control planes: kubeadm upgrade node
+#   --role worker         kubeadm upgrade node, then kubelet and kubectl
+#   --release X.Y.Z       the Kubernetes release; the package revision (1.1, 2.1, ...)
+#                         is read from apt-cache madison, never assumed
+#   --repo-minor X.Y      point the apt source at the X.Y repository and refresh it
+#                         (before a minor upgrade); nothing else changes
+#   --dry-run             print every command that would change the node, run none
+#
+# Idempotent: what is already at the target is left alone, a second run
+# reports "already at X.Y.Z", and a run interrupted half-way completes when
+# run again. Exit codes: 0 done (or nothing to do), 1 a step failed,
+# 2 bad arguments (nothing was changed).
+set -euo pipefail
+
+# Test beds set K8S_NODE_ROOT to keep a node's files in a folder; on a real
+# node it is empty and paths are the usual ones.
+ROOT=${K8S_NODE_ROOT:-}
+SOURCES="$ROOT/etc/apt/sources.list.d/kubernetes.list"
+MANIFESTS="$ROOT/etc/kubernetes/manifests"
+PACKAGES=(kubeadm kubelet kubectl)
+
+usage() {
+  sed -n '/^# Usage:/,/^# Idempotent/p' "${BASH_SOURCE[0]}" 2>/dev/null | sed '$d; s/^# \{0,1\}//' >&2 ||
+    true
+  echo "usage: update_k8s.sh --role master|control-plane|worker --release X.Y.Z [--dry-run]" >&2
+  echo "       update_k8s.sh --repo-minor X.Y [--dry-run]" >&2
+}
+
+fail_usage() {
+  echo "update_k8s.sh: $*" >&2
+  usage
+  exit 2
+}
+
+role="" release="" repo_minor="" dry_run=0
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --role) [[ $# -ge 2 ]] || fail_usage "--role needs a value"; role=$2; shift ;;
+    --release) [[ $# -ge 2 ]] || fail_usage "--release needs a value"; release=$2; shift ;;
+    --repo-minor) [[ $# -ge 2 ]] || fail_usage "--repo-minor needs a value"; repo_minor=$2; shift ;;
+    --dry-run) dry_run=1 ;;
+    -h | --help) usage; exit 0 ;;
+    *) fail_usage "unknown argument: $1" ;;
+  esac
+  shift
+done
+
+if [[ -n $repo_minor ]]; then
+  [[ -z $role && -z $release ]] || fail_usage "--repo-minor goes alone (with --dry-run)"
+  [[ $repo_minor =~ ^[0-9]+\.[0-9]+$ ]] || fail_usage "--repo-minor must be X.Y, got '$repo_minor'"
+else
+  case $role in
+    master | control-plane | worker) ;;
+    "") fail_usage "--role is required" ;;
+    *) fail_usage "unknown role '$role' (master, control-plane or worker)" ;;
+  esac
+  [[ -n $release ]] || fail_usage "--release is required"
+  [[ $release =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || fail_usage "--release must be X.Y.Z, got '$release'"
+fi
+
+step() { printf '==> %s\n' "$*"; }
+
+# Runs a command that changes the node, or only prints it with --dry-run.
+change() {
+  if ((dry_run)); then
+    printf 'would run: %s\n' "$*"
+  else
+    printf '+ %s\n' "$*"
+    "$@"
+  fi
+}
+
+# ---- repository rewrite (before a minor upgrade) ---------------------------
+if [[ -n $repo_minor ]]; then
+  [[ -f $SOURCES ]] || { echo "update_k8s.sh: $SOURCES is missing" >&2; exit 1; }
+  if grep -q "/core:/stable:/v$repo_minor/deb/" "$SOURCES"; then
+    step "apt source already at v$repo_minor"
+  else
+    grep -q '/core:/stable:/v[0-9]*\.[0-9]*/deb/' "$SOURCES" ||
+      { echo "update_k8s.sh: no pkgs.k8s.io source line in $SOURCES" >&2; exit 1; }
+    step "pointing the apt source at v$repo_minor"
+    change sed -i "s|/core:/stable:/v[0-9]*\.[0-9]*/deb/|/core:/stable:/v$repo_minor/deb/|" "$SOURCES"
+  fi
+  step "refreshing the package lists"
+  change apt-get update -q
+  exit 0
+fi
+
+# ---- package upgrade --------------------------------------------------------
+installed() { dpkg-query -W --showformat='${Version}' "$1" 2>/dev/null || true; }
+
+step "resolving $release in the configured repository"
+revision=$(apt-cache madison kubeadm | awk -v r="$release" '$3 ~ ("^" r "-") { print $3; exit }')
+if [[ -z $revision ]]; then
+  echo "update_k8s.sh: release $release is not in the configured repository:" >&2
+  apt-cache madison kubeadm | head -n 5 >&2 || true
+  exit 1
+fi
+echo "package version $revision"
+
+changed=0
+
+if [[ $(installed kubeadm) != "$revision" ]]; then
+  step "installing kubeadm $revision"
+  change apt-mark unhold kubeadm
+  change apt-get install -y -q "kubeadm=$revision"
+  change apt-mark hold kubeadm
+  changed=1
+fi
+
+apiserver_at_target() {
+  grep -q "image: .*kube-apiserver:v$release\$" "$MANIFESTS/kube-apiserver.yaml" 2>/dev/null
+}
+
+case $role in
+  master)
+    if apiserver_at_target; then
+      step "control plane already at v$release"
+    else
+      step "upgrading the control plane (kubeadm upgrade apply v$release)"
+      change kubeadm upgrade apply "v$release" -y
+      changed=1
+    fi
+    ;;
+  control-plane)
+    if apiserver_at_target; then
+      step "control plane already at v$release"
+    else
+      step "upgrading this control plane (kubeadm upgrade node)"
+      change kubeadm upgrade node
+      changed=1
+    fi
+    ;;
+  worker)
+    if [[ $(installed kubelet) != "$revision" ]]; then
+      step "upgrading the kubelet configuration (kubeadm upgrade node)"
+      change kubeadm upgrade node
+      changed=1
+    fi
+    ;;
+esac
+
+if [[ $(installed kubelet) != "$revision" || $(installed kubectl) != "$revision" ]]; then
+  step "installing kubelet and kubectl $revision"
+  change apt-mark unhold kubelet kubectl
+  change apt-get install -y -q "kubelet=$revision" "kubectl=$revision"
+  change apt-mark hold kubelet kubectl
+  changed=1
+fi
+
+for pkg in "${PACKAGES[@]}"; do
+  if ! apt-mark showhold | grep -qx "$pkg"; then
+    step "holding $pkg"
+    change apt-mark hold "$pkg"
+    changed=1
+  fi
+done
+
+if ((changed)) || ! systemctl is-active --quiet kubelet 2>/dev/null; then
+  step "restarting kubelet"
+  change systemctl daemon-reload
+  change systemctl restart kubelet
+fi
+
+if ((changed)); then
+  if ((dry_run)); then step "dry run: nothing was changed"; else step "done: $role at $release"; fi
+else
+  step "already at $release"
+fi
