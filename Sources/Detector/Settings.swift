@@ -6,7 +6,8 @@ import Shared
 struct Settings: Sendable {
     var kubeconfig: String?
     var masterNode: String?
-    var masterAddress: String?
+    /// The master's SSH endpoint when configured; otherwise its InternalIP is used.
+    var masterAddress: (host: String, port: Int)?
     var sshPort: Int
     var sshUser: String
     var sshKeyFile: String
@@ -64,28 +65,10 @@ struct Settings: Sendable {
         if let name = masterNode, !Self.isDNS1123(name) {
             throw SettingsError("master-node \(name) is not a valid node name (DNS-1123)")
         }
-        masterAddress = value(options.masterAddress, "MASTER_ADDRESS")
-        if let address = masterAddress {
-            // host, host:port or [v6]:port, with a port in range when one is given.
-            let port: Substring?
-            if address.hasPrefix("[") {
-                guard let close = address.firstIndex(of: "]") else {
-                    throw SettingsError("master-address \(address) has an unclosed [")
-                }
-                let rest = address[address.index(after: close)...]
-                port = rest.isEmpty ? nil : rest.hasPrefix(":") ? rest.dropFirst() : rest
-            } else {
-                let parts = address.split(separator: ":", omittingEmptySubsequences: false)
-                guard parts.count <= 2, !parts[0].isEmpty else {
-                    throw SettingsError("master-address must be host, host:port or [v6]:port, got \(address)")
-                }
-                port = parts.count == 2 ? parts[1] : nil
-            }
-            if let port, !(Int(port).map { (1...65535).contains($0) } ?? false) {
-                throw SettingsError("master-address \(address) has no valid port")
-            }
-        }
         sshPort = try integer(options.sshPort, "SSH_PORT", default: 22, range: 1...65535)
+        if let text = value(options.masterAddress, "MASTER_ADDRESS") {
+            masterAddress = try Self.parseAddress(text, defaultPort: sshPort)
+        }
         sshUser = value(options.sshUser, "SSH_USER") ?? "root"
         sshKeyFile = value(options.sshKeyFile, "SSH_KEY_FILE") ?? "/etc/k8s-upgrade/ssh/id_ed25519"
         knownHostsFile = value(options.knownHostsFile, "KNOWN_HOSTS_FILE") ?? "/etc/k8s-upgrade/ssh/known_hosts"
@@ -105,19 +88,44 @@ struct Settings: Sendable {
         timeout = .seconds(try integer(options.timeout, "TIMEOUT", default: 30, range: 1...3600))
     }
 
-    /// The master's SSH host and port: `host`, `host:port` or `[v6]:port`.
+    /// The master's SSH host and port: the configured address, else its
+    /// InternalIP (an address, IPv6 included, never with a port) and `--ssh-port`.
     func sshEndpoint(internalIP: String?) throws -> (host: String, port: Int) {
-        guard let address = masterAddress ?? internalIP else {
+        if let masterAddress { return masterAddress }
+        guard let internalIP, !internalIP.isEmpty else {
             throw SettingsError("the master has no InternalIP; set --master-address")
         }
-        if address.hasPrefix("["), let close = address.firstIndex(of: "]") {
-            let host = String(address[address.index(after: address.startIndex)..<close])
+        return (internalIP, sshPort)
+    }
+
+    /// Reads `host`, `host:port` or `[v6]:port`; a port, when given, must be 1…65535.
+    static func parseAddress(_ address: String, defaultPort: Int) throws -> (host: String, port: Int) {
+        let host: Substring
+        let port: Substring?
+        if address.hasPrefix("[") {
+            guard let close = address.firstIndex(of: "]") else {
+                throw SettingsError("master-address \(address) has an unclosed [")
+            }
+            host = address[address.index(after: address.startIndex)..<close]
             let rest = address[address.index(after: close)...]
-            return (host, rest.hasPrefix(":") ? Int(rest.dropFirst()) ?? sshPort : sshPort)
+            guard rest.isEmpty || rest.hasPrefix(":") else {
+                throw SettingsError("master-address must be host, host:port or [v6]:port, got \(address)")
+            }
+            port = rest.isEmpty ? nil : rest.dropFirst()
+        } else {
+            let parts = address.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count <= 2, !parts[0].isEmpty else {
+                throw SettingsError("master-address must be host, host:port or [v6]:port, got \(address)")
+            }
+            host = parts[0]
+            port = parts.count == 2 ? parts[1] : nil
         }
-        let parts = address.split(separator: ":")
-        if parts.count == 2, let port = Int(parts[1]) { return (String(parts[0]), port) }
-        return (address, sshPort)
+        guard !host.isEmpty else { throw SettingsError("master-address \(address) has no host") }
+        guard let port else { return (String(host), defaultPort) }
+        guard let number = Int(port), (1...65535).contains(number) else {
+            throw SettingsError("master-address \(address) has no valid port")
+        }
+        return (String(host), number)
     }
 
     static func isDNS1123(_ name: String) -> Bool { ObjectName.isDNS1123Subdomain(name) }

@@ -258,7 +258,7 @@ extension TestBedSuites {
             let result = try await offThePool { try TestEnvironment.execute(binary, ["--stages", "preflight,drain"]) }
             #expect(result.status == 64)
             #expect(result.stderr.contains("unknown stage \"drain\""))
-            for address in ["10.0.0.1:abc", "10.0.0.1:0", "a:b:c", "[::1", ":22"] {
+            for address in ["10.0.0.1:abc", "10.0.0.1:0", "a:b:c", "[::1", ":22", "[::1]x", "[]:22"] {
                 let refused = try await offThePool {
                     try TestEnvironment.execute(binary, ["--master-address", address])
                 }
