@@ -7,7 +7,8 @@ including a minor that is not published yet and directory listings, answers
 """
 import argparse
 import os
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
+from serving import serve
 from urllib.parse import unquote, urlparse
 
 
@@ -41,13 +42,7 @@ def main():
     parser.add_argument("--root", required=True)
     parser.add_argument("--port-file", required=True)
     args = parser.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(os.path.abspath(args.root)))
-    server.daemon_threads = True
-    with open(args.port_file + ".tmp", "w") as f:
-        f.write(str(server.server_address[1]))
-    os.rename(args.port_file + ".tmp", args.port_file)
-    server.serve_forever()
-
+    serve(make_handler(os.path.abspath(args.root)), args.port_file)
 
 if __name__ == "__main__":
     main()

@@ -10,9 +10,10 @@ POST /execute until the orchestrator exists: records every message it gets.
 """
 import argparse
 import json
-import os
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from serving import serve
 
 LOCK = threading.Lock()
 STATE = {"messages": [], "fail_status": 0, "fail_count": 0}
@@ -84,13 +85,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port-file", required=True)
     args = parser.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    with open(args.port_file + ".tmp", "w") as f:
-        f.write(str(server.server_address[1]))
-    os.rename(args.port_file + ".tmp", args.port_file)
-    server.serve_forever()
-
+    serve(Handler, args.port_file)
 
 if __name__ == "__main__":
     main()
