@@ -7,6 +7,7 @@
 # Usage:
 #   update_k8s.sh --role master|control-plane|worker --release X.Y.Z [--dry-run]
 #   update_k8s.sh --repo-minor X.Y [--dry-run]
+#   update_k8s.sh --containerd X.Y.Z [--dry-run]
 #
 #   --role master         the first control plane: kubeadm upgrade apply vX.Y.Z
 #   --role control-plane  further control planes: kubeadm upgrade node
@@ -15,6 +16,9 @@
 #                         is read from apt-cache madison, never assumed
 #   --repo-minor X.Y      point the apt source at the X.Y repository and refresh it
 #                         (before a minor upgrade); nothing else changes
+#   --containerd X.Y.Z    bring the installed containerd package (containerd.io or
+#                         containerd) to X.Y.Z, then restart containerd and kubelet;
+#                         the package revision is read from apt-cache madison
 #   --dry-run             print every command that would change the node, run none
 #
 # Idempotent: what is already at the target is left alone, a second run
@@ -35,6 +39,7 @@ usage() {
     true
   echo "usage: update_k8s.sh --role master|control-plane|worker --release X.Y.Z [--dry-run]" >&2
   echo "       update_k8s.sh --repo-minor X.Y [--dry-run]" >&2
+  echo "       update_k8s.sh --containerd X.Y.Z [--dry-run]" >&2
 }
 
 fail_usage() {
@@ -43,12 +48,13 @@ fail_usage() {
   exit 2
 }
 
-role="" release="" repo_minor="" dry_run=0
+role="" release="" repo_minor="" containerd="" dry_run=0
 while [[ $# -gt 0 ]]; do
   case $1 in
     --role) [[ $# -ge 2 ]] || fail_usage "--role needs a value"; role=$2; shift ;;
     --release) [[ $# -ge 2 ]] || fail_usage "--release needs a value"; release=$2; shift ;;
     --repo-minor) [[ $# -ge 2 ]] || fail_usage "--repo-minor needs a value"; repo_minor=$2; shift ;;
+    --containerd) [[ $# -ge 2 ]] || fail_usage "--containerd needs a value"; containerd=$2; shift ;;
     --dry-run) dry_run=1 ;;
     -h | --help) usage; exit 0 ;;
     *) fail_usage "unknown argument: $1" ;;
@@ -57,8 +63,11 @@ while [[ $# -gt 0 ]]; do
 done
 
 if [[ -n $repo_minor ]]; then
-  [[ -z $role && -z $release ]] || fail_usage "--repo-minor goes alone (with --dry-run)"
+  [[ -z $role && -z $release && -z $containerd ]] || fail_usage "--repo-minor goes alone (with --dry-run)"
   [[ $repo_minor =~ ^[0-9]+\.[0-9]+$ ]] || fail_usage "--repo-minor must be X.Y, got '$repo_minor'"
+elif [[ -n $containerd ]]; then
+  [[ -z $role && -z $release ]] || fail_usage "--containerd goes alone (with --dry-run)"
+  [[ $containerd =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || fail_usage "--containerd must be X.Y.Z, got '$containerd'"
 else
   case $role in
     master | control-plane | worker) ;;
@@ -97,8 +106,43 @@ if [[ -n $repo_minor ]]; then
   exit 0
 fi
 
-# ---- package upgrade --------------------------------------------------------
 installed() { dpkg-query -W --showformat='${Version}' "$1" 2>/dev/null || true; }
+
+# ---- containerd (when the master's runtime is older than the workers') ------
+if [[ -n $containerd ]]; then
+  package=""
+  for candidate in containerd.io containerd; do
+    if [[ -n $(installed "$candidate") ]]; then package=$candidate; break; fi
+  done
+  [[ -n $package ]] || { echo "update_k8s.sh: neither containerd.io nor containerd is installed" >&2; exit 1; }
+  step "resolving $package $containerd in the configured repositories"
+  # 1.7.27-1 (Docker's containerd.io), 1.7.24~ds1-1 (Debian's containerd).
+  wanted=$(apt-cache madison "$package" |
+    awk -v r="$containerd" '{ v = $3; if (index(v, r) == 1 && (length(v) == length(r) || substr(v, length(r) + 1, 1) ~ /[-~+]/)) { print v; exit } }')
+  if [[ -z $wanted ]]; then
+    echo "update_k8s.sh: containerd $containerd is not in the configured repositories ($package):" >&2
+    apt-cache madison "$package" | head -n 5 >&2 || true
+    exit 1
+  fi
+  echo "package version $wanted"
+  if [[ $(installed "$package") == "$wanted" ]]; then
+    step "containerd already at $containerd"
+    exit 0
+  fi
+  held=0
+  if apt-mark showhold | grep -qx "$package"; then held=1; fi
+  step "installing $package $wanted"
+  if ((held)); then change apt-mark unhold "$package"; fi
+  change apt-get install -y -q "$package=$wanted"
+  if ((held)); then change apt-mark hold "$package"; fi
+  step "restarting containerd and kubelet"
+  change systemctl restart containerd
+  change systemctl restart kubelet
+  if ((dry_run)); then step "dry run: nothing was changed"; else step "done: containerd at $containerd"; fi
+  exit 0
+fi
+
+# ---- package upgrade --------------------------------------------------------
 
 step "resolving $release in the configured repository"
 revision=$(apt-cache madison kubeadm | awk -v r="$release" '$3 ~ ("^" r "-") { print $3; exit }')

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The test bed: a simulated cluster whose parts are real.
 
-  testbed.py up   [--dir DIR] [--scenario default|ha|synthetic-N]   start everything, write DIR/env and DIR/kubeconfig
+  testbed.py up   [--dir DIR] [--scenario default|ha|synthetic-N] [--running-version X.Y.Z]
+                  [--master-containerd X.Y.Z]           start everything, write DIR/env and DIR/kubeconfig
   testbed.py down [--dir DIR]                           stop everything started from DIR, remove DIR
 
 Parts: the API simulator (k8s-cluster-sim, HTTPS + token); one real sshd per
@@ -134,6 +135,10 @@ def make_etcd_pki(root):
     return etcd
 
 
+CONTAINERD = ["1.7.22-1", "1.7.24-1", "1.7.27-1"]  # containerd.io, as Docker's repository names it
+CONTAINERD_RUNNING = "1.7.24"
+
+
 def make_repository(bed):
     root = bed / "repo" / "core:" / "stable:"
     for minor, versions in RELEASES.items():
@@ -149,6 +154,10 @@ def make_repository(bed):
                         f"Maintainer: Kubernetes Authors <dev@kubernetes.io>\n"
                         f"Filename: {arch}/{package}_{full}_{arch}.deb\nSection: admin\nPriority: optional\n"
                         f"Description: {package} (test bed)\n")
+        for full in CONTAINERD:
+            stanzas.append(f"Package: containerd.io\nVersion: {full}\nArchitecture: amd64\n"
+                           f"Filename: amd64/containerd.io_{full}_amd64.deb\nSection: devel\n"
+                           f"Description: containerd (test bed)\n")
         (folder / "Packages").write_text("\n".join(stanzas))
         (folder / "Release").write_text(
             f"Origin: obs://build.opensuse.org/isv:kubernetes:core:stable:v{minor}/deb\n"
@@ -156,7 +165,7 @@ def make_repository(bed):
     return bed / "repo"
 
 
-def make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url, running):
+def make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url, running, containerd):
     root = bed / "nodes" / name
     for sub in ("etc/apt/sources.list.d", "var/lib/testbed/installed", "var/lib/testbed/holds",
                 "var/lib/testbed/lists", "ssh"):
@@ -169,6 +178,7 @@ def make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url, r
     for package in ("kubeadm", "kubelet", "kubectl"):
         (root / "var/lib/testbed/installed" / package).write_text(f"{running}-{revision(running)}\n")
         (root / "var/lib/testbed/holds" / package).touch()
+    (root / "var/lib/testbed/installed" / "containerd.io").write_text(f"{containerd}-1\n")
     (root / "var/lib/testbed/kubelet-running").write_text(running + "\n")
     if role == "control-plane":
         manifests = root / "etc/kubernetes/manifests"
@@ -208,6 +218,9 @@ def up(args):
         raise SystemExit(f"testbed: the repository has no {args.running_version}; minors: {', '.join(RELEASES)}")
     if scenario not in SCENARIOS:
         raise SystemExit(f"testbed: unknown scenario {scenario}; known: {', '.join(SCENARIOS)}, synthetic-N")
+    if f"{args.master_containerd}-1" not in CONTAINERD:
+        raise SystemExit(f"testbed: --master-containerd must be one of {', '.join(v[:-2] for v in CONTAINERD)}")
+    master = SCENARIOS[scenario][0][0]
     started = time.time()
     for sub in ("pids", "logs"):
         (bed / sub).mkdir(parents=True, exist_ok=True)
@@ -228,7 +241,8 @@ def up(args):
         raise SystemExit(f"testbed: {sim_binary} is missing; run `swift build` first")
     sim = start(bed, "k8s-cluster-sim", [sim_binary, "--scenario", scenario, "--token-file", bed / "token",
                                          "--port-file", bed / "sim.port", "--tls-cert", pki / "server.crt",
-                                         "--tls-key", pki / "server.key", "--running-version", args.running_version])
+                                         "--tls-key", pki / "server.key", "--running-version", args.running_version,
+                                         "--containerd", f"{master}={args.master_containerd}"])
     repo_url = f"http://127.0.0.1:{wait_for_file(bed / 'repo.port', repo_server, 'the package repository')}"
     sim_url = f"https://127.0.0.1:{wait_for_file(bed / 'sim.port', sim, 'k8s-cluster-sim')}"
 
@@ -270,7 +284,8 @@ def up(args):
     known_hosts, ports, servers = [], {}, []
     for name in control_planes + workers:
         role = "control-plane" if name in control_planes else "worker"
-        root, port = make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url, args.running_version)
+        root, port = make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url, args.running_version,
+                               args.master_containerd if name == master else CONTAINERD_RUNNING)
         servers.append((name, port, start(bed, f"sshd-{name}", ["/usr/sbin/sshd", "-D", "-e", "-f",
                                                                  root / "ssh" / "sshd_config"])))
         host_key = (root / "ssh" / "host_ed25519.pub").read_text().split()
@@ -350,6 +365,8 @@ def main():
     parser.add_argument("--scenario", default="default")
     parser.add_argument("--bin-dir", default=str(REPO_ROOT / ".build" / "debug"))
     parser.add_argument("--running-version", default=RUNNING, help="release every node runs (default %(default)s)")
+    parser.add_argument("--master-containerd", default=CONTAINERD_RUNNING,
+                        help="containerd of the first control plane (default %(default)s, as every other node)")
     args = parser.parse_args()
     up(args) if args.command == "up" else down(args)
 

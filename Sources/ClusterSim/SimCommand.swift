@@ -27,6 +27,12 @@ struct SimCommand: AsyncParsableCommand {
     @Option(help: "Run every node (kubelet and control plane) at this release instead of the scenario's.")
     var runningVersion: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Report this container runtime on a node, as NODE=X.Y.Z (containerd); repeatable.",
+            valueName: "node=version"))
+    var containerd: [String] = []
+
     @Option(help: "Address to listen on.")
     var address = "127.0.0.1"
 
@@ -52,6 +58,13 @@ struct SimCommand: AsyncParsableCommand {
                 throw ValidationError("--running-version must be X.Y.Z")
             }
             for index in scenario.nodes.indices { scenario.nodes[index].kubeletVersion = runningVersion }
+        }
+        for assignment in containerd {
+            let parts = assignment.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, (try? KubeVersion(strictRelease: parts[1])) != nil,
+                let index = scenario.nodes.firstIndex(where: { $0.name == parts[0] })
+            else { throw ValidationError("--containerd must be NODE=X.Y.Z naming a scenario node, got \(assignment)") }
+            scenario.nodes[index].containerRuntimeVersion = "containerd://\(parts[1])"
         }
         let token = try String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(
             in: .whitespacesAndNewlines)

@@ -61,6 +61,8 @@ extension TestBedSuites {
                 ("--role worker --release 1.34.5 --force", "unknown argument: --force"),
                 ("--repo-minor 1.35 --role worker", "--repo-minor goes alone"),
                 ("--repo-minor v1.35", "--repo-minor must be X.Y"),
+                ("--containerd 1.7", "--containerd must be X.Y.Z"),
+                ("--containerd 1.7.27 --role worker", "--containerd goes alone"),
             ]
             for (arguments, message) in cases {
                 let result = try await Self.run(bed, "worker-1", arguments)
@@ -140,6 +142,35 @@ extension TestBedSuites {
             let unpublished = try await Self.run(bed, "worker-1", "--repo-minor 1.36")
             #expect(unpublished.exitStatus != 0)
             #expect(unpublished.stderrText.contains("403"))
+        }
+
+        @Test func theContainerdModeBringsAnOlderMasterUpToTheWorkers() async throws {
+            let bed = try await TestBed.start(masterContainerd: "1.7.22")
+            let runtime = #"{range .items[*]}{.metadata.name}={.status.nodeInfo.containerRuntimeVersion} {end}"#
+            #expect(
+                try await bed.kubectl("get", "nodes", "-o", "jsonpath=\(runtime)").contains(
+                    "master=containerd://1.7.22 "))
+
+            let before = try await Self.fingerprint(bed, "master")
+            let dry = try await Self.run(bed, "master", "--containerd 1.7.24 --dry-run")
+            #expect(dry.exitStatus == 0, "\(dry.stderrText)")
+            #expect(dry.stdoutText.contains("would run: apt-get install -y -q containerd.io=1.7.24-1"))
+            #expect(try await Self.fingerprint(bed, "master") == before)
+
+            let missing = try await Self.run(bed, "master", "--containerd 1.7.99")
+            #expect(missing.exitStatus == 1)
+            #expect(missing.stderrText.contains("containerd 1.7.99 is not in the configured repositories"))
+            #expect(try await Self.fingerprint(bed, "master") == before)
+
+            let result = try await Self.run(bed, "master", "--containerd 1.7.24")
+            #expect(result.exitStatus == 0, "\(result.stderrText)")
+            #expect(result.stdoutText.contains("done: containerd at 1.7.24"))
+            let after = try await bed.kubectl("get", "nodes", "-o", "jsonpath=\(runtime)")
+            #expect(after.contains("master=containerd://1.7.24 "))
+            #expect(!after.contains("1.7.22"))
+            let again = try await Self.run(bed, "master", "--containerd 1.7.24")
+            #expect(again.stdoutText.contains("containerd already at 1.7.24"))
+            #expect(!again.stdoutText.contains("+ "))
         }
     }
 }

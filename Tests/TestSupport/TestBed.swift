@@ -10,17 +10,22 @@ public final class TestBed: Sendable {
     public let environment: [String: String]
 
     /// Brings a bed up (`scripts/testbed.sh up`).
-    public static func start(scenario: String = "default", runningVersion: String = "1.34.3") async throws -> TestBed {
-        try await offThePool { try TestBed(scenario: scenario, runningVersion: runningVersion) }
+    public static func start(
+        scenario: String = "default", runningVersion: String = "1.34.3", masterContainerd: String = "1.7.24"
+    ) async throws -> TestBed {
+        try await offThePool {
+            try TestBed(scenario: scenario, runningVersion: runningVersion, masterContainerd: masterContainerd)
+        }
     }
 
-    private init(scenario: String, runningVersion: String) throws {
+    private init(scenario: String, runningVersion: String, masterContainerd: String) throws {
         directory = try TestEnvironment.makeDirectory("testbed")
         let result = try TestEnvironment.execute(
             Self.script,
             [
                 "up", "--dir", directory.path, "--scenario", scenario, "--bin-dir",
                 TestEnvironment.productsDirectory.path, "--running-version", runningVersion,
+                "--master-containerd", masterContainerd,
             ])
         guard result.status == 0 else { throw FixtureError("testbed up failed: \(result.stderr)") }
         let text = try String(contentsOf: directory.appendingPathComponent("env"), encoding: .utf8)
