@@ -6,14 +6,15 @@ set -euo pipefail
 
 APT_PACKAGES=(
   # build: the two C libraries the adapters wrap
-  libcurl4-openssl-dev libssh2-1-dev pkg-config
+  libcurl4-openssl-dev libssh2-1-dev libsqlite3-dev pkg-config
   # test bed: real servers the tests start on loopback
   openssh-server openssh-client openssl etcd-server etcd-client
   prometheus prometheus-pushgateway python3 python3-pip
   # checks and benchmarks
   shellcheck jq wrk curl procps time
 )
-PIP_PACKAGES=(pyyaml)
+# deploy/ validation: Kubernetes schemas offline, and JSON Schema for the PrometheusRule
+PIP_PACKAGES=(pyyaml kubernetes-validate==1.37.0 jsonschema==4.26.0)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -52,7 +53,7 @@ fi
 
 missing_pip=()
 for pkg in "${PIP_PACKAGES[@]}"; do
-  python3 -m pip show --quiet "$pkg" >/dev/null 2>&1 || missing_pip+=("$pkg")
+  python3 -m pip show --quiet "${pkg%%==*}" >/dev/null 2>&1 || missing_pip+=("$pkg")
 done
 if ((${#missing_pip[@]} > 0)); then
   log "installing from PyPI: ${missing_pip[*]}"

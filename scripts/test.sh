@@ -19,6 +19,9 @@ promtool check rules deploy/prometheus/*.rules.yml testbed/gate_rules.yml
 promtool test rules deploy/prometheus/tests/*.test.yml
 python3 scripts/check-rules.py
 
+echo "== deploy/ (kubectl kustomize, Kubernetes schemas, RBAC and policies, Dockerfile)"
+python3 scripts/check-deploy.py
+
 echo "== build"
 swift build --build-tests
 
