@@ -18,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // MARK: - C libraries (module map + shim only)
@@ -31,6 +33,11 @@ let package = Package(
             pkgConfig: "libssh2",
             providers: [.apt(["libssh2-1-dev"])]
         ),
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
 
         // MARK: - Pure core: no I/O, no C
         .target(name: "Shared", swiftSettings: strict),
@@ -38,7 +45,7 @@ let package = Package(
         // MARK: - Adapters: the only code that imports the C modules
         .target(
             name: "SharedIO",
-            dependencies: ["Shared", "CCurl", "CLibSSH2"],
+            dependencies: ["Shared", "CCurl", "CLibSSH2", "CSQLite"],
             swiftSettings: strict
         ),
 
@@ -56,6 +63,9 @@ let package = Package(
             dependencies: [
                 "Shared", "SharedIO",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
@@ -90,7 +100,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
-            name: "ClusterSimTests",
+            name: "IntegrationTests",
             dependencies: ["Shared", "SharedIO", "TestSupport", "ClusterSim"],
             swiftSettings: strict
         ),

@@ -189,13 +189,7 @@ struct APIHandler: Sendable {
     // MARK: - Helpers
 
     private func authorised(_ request: Request) -> Bool {
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { return false }
-        let given = Array(header.dropFirst("Bearer ".count).utf8)
-        let expected = Array(token.utf8)
-        // Constant time in the length of the expected token.
-        var difference = given.count ^ expected.count
-        for index in expected.indices { difference |= Int(expected[index] ^ (index < given.count ? given[index] : 0)) }
-        return difference == 0
+        BearerToken(token).accepts(authorizationHeader: request.headers[.authorization])
     }
 
     private func versionInfo() async throws -> JSONValue {

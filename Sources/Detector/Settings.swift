@@ -23,69 +23,42 @@ struct Settings: Sendable {
     var timeout: Duration
 
     init(_ options: VersionCheck, environment: [String: String]) throws {
-        func value(_ flag: String?, _ name: String) -> String? {
-            if let flag { return flag }
-            let fromEnvironment = environment["K8SUP_" + name]
-            return fromEnvironment?.isEmpty == true ? nil : fromEnvironment
-        }
+        let options = (reader: OptionReader(environment: environment), flags: options)
+        func value(_ flag: String?, _ name: String) -> String? { options.reader.value(flag, name) }
         func integer(_ flag: Int?, _ name: String, default fallback: Int, range: ClosedRange<Int>) throws -> Int {
-            let result: Int
-            if let flag {
-                result = flag
-            } else if let text = value(nil, name) {
-                guard let parsed = Int(text) else { throw SettingsError("K8SUP_\(name)=\(text) is not a number") }
-                result = parsed
-            } else {
-                result = fallback
-            }
-            guard range.contains(result) else {
-                throw SettingsError("\(name.lowercased()) must be in \(range), got \(result)")
-            }
-            return result
+            try options.reader.integer(flag, name, default: fallback, range: range)
         }
-        func boolean(_ flag: Bool?, _ name: String) throws -> Bool {
-            if let flag { return flag }
-            guard let text = value(nil, name) else { return false }
-            switch text.lowercased() {
-            case "true", "1", "yes": return true
-            case "false", "0", "no": return false
-            default: throw SettingsError("K8SUP_\(name)=\(text) is not true or false")
-            }
-        }
+        func boolean(_ flag: Bool?, _ name: String) throws -> Bool { try options.reader.boolean(flag, name) }
         func url(_ text: String?, _ name: String) throws -> String? {
-            guard let text, !text.isEmpty else { return nil }
-            guard text.hasPrefix("http://") || text.hasPrefix("https://") else {
-                throw SettingsError("\(name) must be an http(s) URL, got \(text)")
-            }
-            return text.hasSuffix("/") ? String(text.dropLast()) : text
+            try options.reader.url(text, name.uppercased().replacing("-", with: "_"))
         }
 
-        kubeconfig = value(options.kubeconfig, "KUBECONFIG")
-        masterNode = value(options.masterNode, "MASTER_NODE")
+        kubeconfig = value(options.flags.kubeconfig, "KUBECONFIG")
+        masterNode = value(options.flags.masterNode, "MASTER_NODE")
         if let name = masterNode, !Self.isDNS1123(name) {
             throw SettingsError("master-node \(name) is not a valid node name (DNS-1123)")
         }
-        sshPort = try integer(options.sshPort, "SSH_PORT", default: 22, range: 1...65535)
-        if let text = value(options.masterAddress, "MASTER_ADDRESS") {
+        sshPort = try integer(options.flags.sshPort, "SSH_PORT", default: 22, range: 1...65535)
+        if let text = value(options.flags.masterAddress, "MASTER_ADDRESS") {
             masterAddress = try Self.parseAddress(text, defaultPort: sshPort)
         }
-        sshUser = value(options.sshUser, "SSH_USER") ?? "root"
-        sshKeyFile = value(options.sshKeyFile, "SSH_KEY_FILE") ?? "/etc/k8s-upgrade/ssh/id_ed25519"
-        knownHostsFile = value(options.knownHostsFile, "KNOWN_HOSTS_FILE") ?? "/etc/k8s-upgrade/ssh/known_hosts"
-        repoBase = try url(value(options.repoBase, "REPO_BASE") ?? "https://pkgs.k8s.io/core:/stable:", "repo-base")!
+        sshUser = value(options.flags.sshUser, "SSH_USER") ?? "root"
+        sshKeyFile = value(options.flags.sshKeyFile, "SSH_KEY_FILE") ?? "/etc/k8s-upgrade/ssh/id_ed25519"
+        knownHostsFile = value(options.flags.knownHostsFile, "KNOWN_HOSTS_FILE") ?? "/etc/k8s-upgrade/ssh/known_hosts"
+        repoBase = try url(value(options.flags.repoBase, "REPO_BASE") ?? "https://pkgs.k8s.io/core:/stable:", "repo-base")!
         policy = DetectionPolicy(
-            allowMinor: try boolean(options.allowMinor, "ALLOW_MINOR"),
-            minimumMinorPatch: try integer(options.minorMinPatch, "MINOR_MIN_PATCH", default: 0, range: 0...1000))
-        pushgatewayURL = try url(value(options.pushgatewayURL, "PUSHGATEWAY_URL"), "pushgateway-url")
-        orchestratorURL = try url(value(options.orchestratorURL, "ORCHESTRATOR_URL"), "orchestrator-url")
+            allowMinor: try boolean(options.flags.allowMinor, "ALLOW_MINOR"),
+            minimumMinorPatch: try integer(options.flags.minorMinPatch, "MINOR_MIN_PATCH", default: 0, range: 0...1000))
+        pushgatewayURL = try url(value(options.flags.pushgatewayURL, "PUSHGATEWAY_URL"), "pushgateway-url")
+        orchestratorURL = try url(value(options.flags.orchestratorURL, "ORCHESTRATOR_URL"), "orchestrator-url")
         orchestratorTokenFile =
-            value(options.orchestratorTokenFile, "ORCHESTRATOR_TOKEN_FILE") ?? "/etc/k8s-upgrade/api/token"
-        jobDryRun = try boolean(options.jobDryRun, "JOB_DRY_RUN")
-        do { stages = try StageSelection(parsing: value(options.stages, "STAGES") ?? "all") } catch {
+            value(options.flags.orchestratorTokenFile, "ORCHESTRATOR_TOKEN_FILE") ?? "/etc/k8s-upgrade/api/token"
+        jobDryRun = try boolean(options.flags.jobDryRun, "JOB_DRY_RUN")
+        do { stages = try StageSelection(parsing: value(options.flags.stages, "STAGES") ?? "all") } catch {
             throw SettingsError("stages: \(error.rule)")
         }
-        detectOnly = try options.detectOnly || boolean(nil, "DETECT_ONLY")
-        timeout = .seconds(try integer(options.timeout, "TIMEOUT", default: 30, range: 1...3600))
+        detectOnly = try options.flags.detectOnly || boolean(nil, "DETECT_ONLY")
+        timeout = .seconds(try integer(options.flags.timeout, "TIMEOUT", default: 30, range: 1...3600))
     }
 
     /// The master's SSH host and port: the configured address, else its
@@ -129,9 +102,4 @@ struct Settings: Sendable {
     }
 
     static func isDNS1123(_ name: String) -> Bool { ObjectName.isDNS1123Subdomain(name) }
-}
-
-struct SettingsError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }

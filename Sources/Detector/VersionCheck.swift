@@ -84,7 +84,7 @@ struct VersionCheck: AsyncParsableCommand {
         do { settings = try Settings(self, environment: ProcessInfo.processInfo.environment) } catch {
             throw ValidationError("\(error)")
         }
-        let code = await Run(settings: settings, log: JSONLog()).execute()
+        let code = await Run(settings: settings, log: JSONLog(component: "k8s-version-check")).execute()
         if code != .ok { throw ExitCode(code.rawValue) }
     }
 }

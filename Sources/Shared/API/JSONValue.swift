@@ -30,7 +30,13 @@ public enum JSONValue: Sendable, Equatable, Codable {
         switch self {
         case .null: try container.encodeNil()
         case let .bool(value): try container.encode(value)
-        case let .number(value): try container.encode(value)
+        case let .number(value):
+            // Whole numbers are written without a fraction: "id": 3, not 3.0.
+            if value.rounded() == value, abs(value) < 9e15 {
+                try container.encode(Int64(value))
+            } else {
+                try container.encode(value)
+            }
         case let .string(value): try container.encode(value)
         case let .array(value): try container.encode(value)
         case let .object(value): try container.encode(value)

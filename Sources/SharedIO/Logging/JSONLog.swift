@@ -3,17 +3,22 @@ import Glibc
 
 /// Structured logs: one JSON object a line on standard error, a fixed
 /// message with the data in fields. Secrets are never passed to it.
-struct JSONLog: Sendable {
-    func info(_ message: String, _ fields: [String: String] = [:]) { write("info", message, fields) }
-    func warning(_ message: String, _ fields: [String: String] = [:]) { write("warning", message, fields) }
-    func error(_ message: String, _ fields: [String: String] = [:]) { write("error", message, fields) }
+public struct JSONLog: Sendable {
+    /// Names the program in every line.
+    public let component: String
+
+    public init(component: String) { self.component = component }
+
+    public func info(_ message: String, _ fields: [String: String] = [:]) { write("info", message, fields) }
+    public func warning(_ message: String, _ fields: [String: String] = [:]) { write("warning", message, fields) }
+    public func error(_ message: String, _ fields: [String: String] = [:]) { write("error", message, fields) }
 
     private func write(_ level: String, _ message: String, _ fields: [String: String]) {
         var object = fields
         object["level"] = level
         object["msg"] = message
         object["ts"] = Date().ISO8601Format()
-        object["component"] = "k8s-version-check"
+        object["component"] = component
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         guard let data = try? encoder.encode(object) else { return }

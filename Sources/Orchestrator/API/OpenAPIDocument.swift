@@ -1,0 +1,265 @@
+/// The OpenAPI 3.1 document served at `/openapi.yaml`. A test walks every
+/// route and checks each answer against it, and schemathesis fuzzes the
+/// server with it, so it stays true to the code.
+enum OpenAPIDocument {
+    static let yaml = #"""
+        openapi: 3.1.0
+        info:
+          title: k8s-upgrade orchestrator
+          version: 0.1.0
+          description: >-
+            Runs one Kubernetes upgrade job at a time through its stages (preflight, snapshot,
+            containerd, repo, master, workers, postflight). Every route but /healthz and /readyz
+            needs the bearer token. Errors are {"error": "...", "detail": ...}.
+        security:
+          - bearer: []
+        paths:
+          /healthz:
+            get:
+              operationId: healthz
+              summary: Liveness; always open.
+              security: []
+              responses:
+                "200": {description: alive, content: {application/json: {schema: {$ref: "#/components/schemas/Status"}}}}
+          /readyz:
+            get:
+              operationId: readyz
+              summary: Readiness; the job store answers. Always open.
+              security: []
+              responses:
+                "200": {description: ready, content: {application/json: {schema: {$ref: "#/components/schemas/Status"}}}}
+                "503": {$ref: "#/components/responses/Problem"}
+          /metrics:
+            get:
+              operationId: metrics
+              summary: The service's own metrics in the Prometheus text format.
+              responses:
+                "200": {description: metrics, content: {text/plain: {schema: {type: string}}}}
+                "401": {$ref: "#/components/responses/Unauthorized"}
+          /openapi.yaml:
+            get:
+              operationId: openapi
+              summary: This document.
+              responses:
+                "200": {description: the document, content: {application/yaml: {schema: {type: string}}}}
+                "401": {$ref: "#/components/responses/Unauthorized"}
+          /execute:
+            post:
+              operationId: execute
+              summary: Start an upgrade job (one at a time).
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema: {$ref: "#/components/schemas/ExecuteRequest"}
+              responses:
+                "202":
+                  description: queued
+                  headers:
+                    Location: {description: the job's URL, schema: {type: string}}
+                  content: {application/json: {schema: {$ref: "#/components/schemas/JobSummary"}}}
+                "400": {$ref: "#/components/responses/Problem"}
+                "401": {$ref: "#/components/responses/Unauthorized"}
+                "409": {$ref: "#/components/responses/Problem"}
+                "413": {$ref: "#/components/responses/Problem"}
+                "415": {$ref: "#/components/responses/Problem"}
+          /jobs:
+            get:
+              operationId: listJobs
+              summary: Jobs, newest first.
+              parameters:
+                - {name: limit, in: query, required: false, schema: {type: integer, minimum: 1, maximum: 500, default: 50}}
+              responses:
+                "200":
+                  description: jobs
+                  content:
+                    application/json:
+                      schema:
+                        type: object
+                        required: [jobs]
+                        additionalProperties: false
+                        properties:
+                          jobs: {type: array, items: {$ref: "#/components/schemas/JobSummary"}}
+                "400": {$ref: "#/components/responses/Problem"}
+                "401": {$ref: "#/components/responses/Unauthorized"}
+          /jobs/{id}:
+            parameters:
+              - {$ref: "#/components/parameters/JobID"}
+            get:
+              operationId: getJob
+              summary: One job, with a page of its events.
+              parameters:
+                - {name: events_after, in: query, required: false, schema: {type: integer, minimum: 0, maximum: 2147483647, default: 0}}
+                - {name: events_limit, in: query, required: false, schema: {type: integer, minimum: 1, maximum: 1000, default: 100}}
+              responses:
+                "200": {description: the job, content: {application/json: {schema: {$ref: "#/components/schemas/Job"}}}}
+                "400": {$ref: "#/components/responses/Problem"}
+                "401": {$ref: "#/components/responses/Unauthorized"}
+                "404": {$ref: "#/components/responses/Problem"}
+            delete:
+              operationId: abortJob
+              summary: Abort; a running job stops at its next safe point. Repeating it is harmless.
+              responses:
+                "202": {description: aborted or aborting, content: {application/json: {schema: {$ref: "#/components/schemas/JobSummary"}}}}
+                "400": {$ref: "#/components/responses/Problem"}
+                "401": {$ref: "#/components/responses/Unauthorized"}
+                "404": {$ref: "#/components/responses/Problem"}
+                "409": {$ref: "#/components/responses/Problem"}
+          /jobs/{id}/resume:
+            parameters:
+              - {$ref: "#/components/parameters/JobID"}
+            post:
+              operationId: resumeJob
+              summary: Queue a failed, aborted or interrupted job again; it continues from live state.
+              responses:
+                "202": {description: queued again, content: {application/json: {schema: {$ref: "#/components/schemas/JobSummary"}}}}
+                "400": {$ref: "#/components/responses/Problem"}
+                "401": {$ref: "#/components/responses/Unauthorized"}
+                "404": {$ref: "#/components/responses/Problem"}
+                "409": {$ref: "#/components/responses/Problem"}
+        components:
+          securitySchemes:
+            bearer: {type: http, scheme: bearer}
+          parameters:
+            JobID:
+              name: id
+              in: path
+              required: true
+              schema: {type: integer, minimum: 1, maximum: 9223372036854775807}
+          responses:
+            Problem:
+              description: refused; the message names the field and the rule
+              content: {application/json: {schema: {$ref: "#/components/schemas/Problem"}}}
+            Unauthorized:
+              description: missing or wrong bearer token
+              headers:
+                WWW-Authenticate: {description: the auth scheme, schema: {type: string}}
+              content: {application/json: {schema: {$ref: "#/components/schemas/Problem"}}}
+          schemas:
+            Status:
+              type: object
+              required: [status]
+              properties:
+                status: {type: string}
+            Problem:
+              type: object
+              required: [error, detail]
+              additionalProperties: false
+              properties:
+                error: {type: string}
+                detail: {}
+            ExecuteRequest:
+              type: object
+              required: [target_version, kind]
+              additionalProperties: false
+              properties:
+                target_version: {type: string, pattern: "^[0-9]+\\.[0-9]+\\.[0-9]+$"}
+                kind: {type: string, enum: [patch, minor]}
+                dry_run: {type: boolean, default: false}
+                stages:
+                  type: string
+                  default: all
+                  description: all, or a comma list of preflight, snapshot, containerd, repo, master, workers, postflight
+            Time:
+              type: [string, "null"]
+              format: date-time
+            JobState:
+              type: string
+              enum: [queued, running, aborting, succeeded, failed, aborted, interrupted]
+            ProgressStatus:
+              type: string
+              enum: [pending, running, succeeded, skipped, failed, aborted, interrupted, not_selected]
+            JobSummary:
+              type: object
+              additionalProperties: false
+              required: [id, state, request, created_at, started_at, finished_at, updated_at, current_stage, current_node, error]
+              properties:
+                id: {type: integer, minimum: 1}
+                state: {$ref: "#/components/schemas/JobState"}
+                request:
+                  type: object
+                  additionalProperties: false
+                  required: [target_version, kind, dry_run, stages]
+                  properties:
+                    target_version: {type: string}
+                    kind: {type: string, enum: [patch, minor]}
+                    dry_run: {type: boolean}
+                    stages: {type: string}
+                created_at: {$ref: "#/components/schemas/Time"}
+                started_at: {$ref: "#/components/schemas/Time"}
+                finished_at: {$ref: "#/components/schemas/Time"}
+                updated_at: {$ref: "#/components/schemas/Time"}
+                current_stage: {type: [string, "null"]}
+                current_node: {type: [string, "null"]}
+                error: {type: [string, "null"]}
+            Job:
+              allOf:
+                - {$ref: "#/components/schemas/JobSummary"}
+              type: object
+              unevaluatedProperties: false
+              required: [wait, stages, nodes, result, events]
+              properties:
+                wait:
+                  oneOf:
+                    - type: "null"
+                    - type: object
+                      additionalProperties: false
+                      required: [what, reason, since, deadline, stage, node]
+                      properties:
+                        what: {type: string}
+                        reason: {type: string}
+                        since: {$ref: "#/components/schemas/Time"}
+                        deadline: {$ref: "#/components/schemas/Time"}
+                        stage: {type: [string, "null"]}
+                        node: {type: [string, "null"]}
+                stages:
+                  type: array
+                  items:
+                    type: object
+                    additionalProperties: false
+                    required: [name, status, started_at, finished_at, duration_seconds, detail]
+                    properties:
+                      name: {type: string, enum: [preflight, snapshot, containerd, repo, master, workers, postflight]}
+                      status: {$ref: "#/components/schemas/ProgressStatus"}
+                      started_at: {$ref: "#/components/schemas/Time"}
+                      finished_at: {$ref: "#/components/schemas/Time"}
+                      duration_seconds: {type: [number, "null"]}
+                      detail: {type: [string, "null"]}
+                nodes:
+                  type: array
+                  items:
+                    type: object
+                    additionalProperties: false
+                    required: [name, stage, status, started_at, finished_at, duration_seconds, detail]
+                    properties:
+                      name: {type: string}
+                      stage: {type: [string, "null"]}
+                      status: {$ref: "#/components/schemas/ProgressStatus"}
+                      started_at: {$ref: "#/components/schemas/Time"}
+                      finished_at: {$ref: "#/components/schemas/Time"}
+                      duration_seconds: {type: [number, "null"]}
+                      detail: {type: [string, "null"]}
+                result: {}
+                events:
+                  type: object
+                  additionalProperties: false
+                  required: [items, total, next_after]
+                  properties:
+                    total: {type: integer, minimum: 0}
+                    next_after: {type: [integer, "null"]}
+                    items:
+                      type: array
+                      items:
+                        type: object
+                        additionalProperties: false
+                        required: [seq, time, kind, stage, node, message, deadline]
+                        properties:
+                          seq: {type: integer, minimum: 1}
+                          time: {$ref: "#/components/schemas/Time"}
+                          kind: {type: string}
+                          stage: {type: [string, "null"]}
+                          node: {type: [string, "null"]}
+                          message: {type: string}
+                          deadline: {$ref: "#/components/schemas/Time"}
+        """#
+}

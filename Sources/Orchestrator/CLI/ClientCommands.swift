@@ -1,0 +1,201 @@
+import ArgumentParser
+import FoundationEssentials
+import Glibc
+import Shared
+import SharedIO
+
+/// Where the orchestrator is and how to prove who we are; shared by every client subcommand.
+struct ClientOptions: ParsableArguments {
+    @Option(help: "Orchestrator base URL. (default: http://127.0.0.1:8080)")
+    var server: String?
+
+    @Option(help: "File holding the API bearer token. (default: /etc/k8s-upgrade/api/token)")
+    var apiTokenFile: String?
+
+    @Flag(help: "Print the server's JSON instead of text.")
+    var json = false
+
+    func client() throws -> APIClient {
+        let reader = OptionReader(environment: ProcessInfo.processInfo.environment)
+        let server: String
+        do { server = try reader.url(self.server, "SERVER") ?? "http://127.0.0.1:8080" } catch {
+            throw ValidationError("\(error)")
+        }
+        let path = reader.value(apiTokenFile, "API_TOKEN_FILE") ?? "/etc/k8s-upgrade/api/token"
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ValidationError("cannot read the API token file \(path)")
+        }
+        let token = String(decoding: data, as: UTF8.self).trimmingWhitespace()
+        guard !token.isEmpty else { throw ValidationError("the API token file \(path) is empty") }
+        return APIClient(baseURL: server, token: token)
+    }
+}
+
+struct ExecuteCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "execute", abstract: "Start an upgrade job (POST /execute) and print it.")
+
+    @Option(help: "The release to reach, X.Y.Z.")
+    var target: String
+
+    @Option(help: "patch (same minor) or minor (the next one).")
+    var kind: String
+
+    @Flag(help: "Perform every read, record every write instead of making it.")
+    var dryRun = false
+
+    @Option(help: "all, or a comma list of preflight,snapshot,containerd,repo,master,workers,postflight. (default: all)")
+    var stages = "all"
+
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        let object: [String: JSONValue] = [
+            "target_version": .string(target), "kind": .string(kind), "dry_run": .bool(dryRun),
+            "stages": .string(stages),
+        ]
+        // The server is the one judge of the request; validating here too would only drift.
+        let body = try JSONEncoder().encode(JSONValue.object(object))
+        let job = try await client.client().call("POST", "/execute", body: body, expect: [202])
+        print(client.json ? JobText.json(job) : "job \(job[dotted: "id"]?.intValue ?? 0) \(JobText.summaryLine(job))")
+    }
+}
+
+struct JobsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "jobs", abstract: "List jobs, newest first.")
+
+    @Option(help: "How many. (default: 20)")
+    var limit = 20
+
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        let answer = try await client.client().call("GET", "/jobs?limit=\(limit)", expect: [200])
+        if client.json { return print(JobText.json(answer)) }
+        let jobs = answer[dotted: "jobs"]?.arrayValue ?? []
+        if jobs.isEmpty { return print("no jobs") }
+        for job in jobs { print("\(job[dotted: "id"]?.intValue ?? 0)\t\(JobText.summaryLine(job))") }
+    }
+}
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show one job: state, stages, nodes, the current wait, the last error and its events.",
+        discussion: """
+            With --follow, keep watching until the job finishes: on a terminal the view is redrawn \
+            in place; otherwise each new event is printed as a plain line. The exit status is 0 when \
+            the job succeeded, 1 when it failed, was aborted or interrupted.
+            """)
+
+    @Argument(help: "The job id.")
+    var id: Int64
+
+    @Flag(help: "Keep watching until the job finishes.")
+    var follow = false
+
+    @Option(help: "Seconds between refreshes with --follow. (default: 1)")
+    var interval: Double = 1
+
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        let api = try client.client()
+        guard follow else {
+            let job = try await api.call("GET", "/jobs/\(id)?events_limit=1000", expect: [200])
+            print(client.json ? JobText.json(job) : JobText.render(job, now: Date().timeIntervalSince1970))
+            return
+        }
+        let terminal = isatty(1) == 1 && !client.json
+        var lastSequence = 0
+        var recent: [JSONValue] = []
+        var drawnLines = 0
+        while true {
+            let job = try await api.call(
+                "GET", "/jobs/\(id)?events_after=\(lastSequence)&events_limit=1000", expect: [200])
+            let events = job[dotted: "events.items"]?.arrayValue ?? []
+            if terminal {
+                recent = Array((recent + events).suffix(8))
+                let text = JobText.render(job, events: recent, now: Date().timeIntervalSince1970)
+                // Move up over the previous drawing, clear it, draw again.
+                let clear = drawnLines > 0 ? "\u{1B}[\(drawnLines)F\u{1B}[J" : ""
+                print(clear + text)
+                drawnLines = text.split(separator: "\n", omittingEmptySubsequences: false).count
+            } else {
+                for event in events { print(client.json ? JobText.json(event) : JobText.eventLine(event)) }
+            }
+            fflush(nil)
+            lastSequence = events.last?[dotted: "seq"]?.intValue ?? lastSequence
+            let state = job[dotted: "state"]?.stringValue ?? ""
+            if let finished = JobState(rawValue: state), finished.isFinished, job[dotted: "events.next_after"] == .null {
+                if !terminal && !client.json { print("job \(id) \(state)") }
+                if finished != .succeeded { throw ExitCode(1) }
+                return
+            }
+            try await Task.sleep(for: .milliseconds(Int64(max(interval, 0.1) * 1000)))
+        }
+    }
+}
+
+struct AbortCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "abort", abstract: "Abort a job: it stops at its next safe point (DELETE /jobs/{id}).")
+
+    @Argument(help: "The job id.")
+    var id: Int64
+
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        let job = try await client.client().call("DELETE", "/jobs/\(id)", expect: [202])
+        print(client.json ? JobText.json(job) : "job \(id) \(JobText.summaryLine(job))")
+    }
+}
+
+struct ResumeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resume",
+        abstract: "Resume a failed, aborted or interrupted job from live state (POST /jobs/{id}/resume).")
+
+    @Argument(help: "The job id.")
+    var id: Int64
+
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        let job = try await client.client().call("POST", "/jobs/\(id)/resume", expect: [202])
+        print(client.json ? JobText.json(job) : "job \(id) \(JobText.summaryLine(job))")
+    }
+}
+
+/// The orchestrator's API over the libcurl client.
+struct APIClient: Sendable {
+    let baseURL: String
+    let token: String
+
+    /// Sends a request; an answer outside `expect` becomes an error quoting the server's message.
+    func call(_ method: String, _ path: String, body: Data? = nil, expect: Set<Int>) async throws -> JSONValue {
+        let response: HTTPResponse
+        do {
+            response = try await HTTPClient().send(
+                HTTPRequest(
+                    method: method, url: baseURL + path,
+                    headers: body == nil ? [] : [("Content-Type", "application/json")], body: body,
+                    bearerToken: token, timeout: .seconds(30)))
+        } catch {
+            throw ClientError("cannot reach the orchestrator at \(baseURL): \(error)")
+        }
+        let document = (try? JSONDecoder().decode(JSONValue.self, from: response.body)) ?? .null
+        guard expect.contains(response.status) else {
+            let message = document[dotted: "error"]?.stringValue ?? response.text.prefix(300).description
+            throw ClientError("\(method) \(path): HTTP \(response.status): \(message)")
+        }
+        return document
+    }
+}
+
+/// A failed call to the orchestrator, printed as `Error: <message>` with exit status 1.
+struct ClientError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

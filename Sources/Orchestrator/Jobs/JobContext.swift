@@ -1,0 +1,115 @@
+import FoundationEssentials
+import Shared
+import SharedIO
+import Synchronization
+
+/// Why a job stops before its end, at a safe point.
+enum JobStop: Error, Equatable {
+    /// An operator aborted it.
+    case aborted
+    /// The service is shutting down; the job becomes `interrupted`.
+    case shutdown
+}
+
+/// A failure the job reports in words, naming what failed.
+struct JobFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The stop request of the running job, set by an abort or a shutdown and
+/// read at every safe point.
+final class JobControl: Sendable {
+    private let request = Mutex<JobStop?>(nil)
+
+    func stop(_ reason: JobStop) {
+        request.withLock { current in
+            // A shutdown does not turn an abort into an interruption.
+            if current == nil || reason == .aborted { current = reason }
+        }
+    }
+
+    var stopRequested: JobStop? { request.withLock { $0 } }
+}
+
+/// What a stage sees of its job: the request, the event log, safe points and
+/// bounded waits. Every event is committed before the stage goes on.
+struct JobContext: Sendable {
+    let id: Int64
+    let request: ExecuteRequest
+    let store: JobStore
+    let control: JobControl
+    /// How often a wait asks again.
+    let pollInterval: Duration
+
+    static func now() -> Double { Date().timeIntervalSince1970 }
+
+    /// Appends one event.
+    func record(
+        _ kind: JobEvent.Kind, _ message: String, stage: UpgradeStage? = nil, node: String? = nil,
+        deadline: Double? = nil
+    ) async throws {
+        try await store.append(
+            id, [JobEvent(time: Self.now(), kind: kind, stage: stage, node: node, message: message, deadline: deadline)])
+    }
+
+    /// A safe point: stops the job here if an abort or a shutdown was asked for.
+    func checkpoint() throws {
+        if let stop = control.stopRequested { throw stop }
+    }
+
+    /// Waits until `check` answers nil (done), asking every poll interval;
+    /// its other answers say why it is not done yet and are recorded when
+    /// they change. Stops at once on abort; fails after `timeout`, naming
+    /// what it waited for and the last reason.
+    func wait(
+        for what: String, stage: UpgradeStage?, node: String? = nil, timeout: Duration,
+        check: @Sendable () async -> String?
+    ) async throws {
+        try checkpoint()
+        guard var reason = await check() else { return }
+        let started = Self.now()
+        let deadline = started + timeout.seconds
+        try await record(.waitStarted, what, stage: stage, node: node, deadline: deadline)
+        try await record(.waitUpdated, reason, stage: stage, node: node)
+        while true {
+            try await sleep(pollInterval)
+            let next = await check()
+            guard let next else {
+                try await record(.waitEnded, "\(what): done after \(Self.format(Self.now() - started))", stage: stage, node: node)
+                return
+            }
+            if next != reason {
+                reason = next
+                try await record(.waitUpdated, reason, stage: stage, node: node)
+            }
+            if Self.now() >= deadline {
+                try await record(.waitEnded, "\(what): gave up after \(Self.format(timeout.seconds))", stage: stage, node: node)
+                throw JobFailure("waited \(Self.format(timeout.seconds)) for \(what); still \(reason)")
+            }
+        }
+    }
+
+    /// Sleeps, waking every 100 ms to honour an abort.
+    func sleep(_ duration: Duration) async throws {
+        var left = duration
+        while left > .zero {
+            try checkpoint()
+            let slice = min(left, .milliseconds(100))
+            try await Task.sleep(for: slice)
+            left -= slice
+        }
+        try checkpoint()
+    }
+
+    static func format(_ seconds: Double) -> String {
+        seconds < 120 ? "\(Int(seconds.rounded())) s" : "\(Int((seconds / 60).rounded())) min"
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}

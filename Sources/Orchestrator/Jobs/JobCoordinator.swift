@@ -1,0 +1,163 @@
+import Shared
+import SharedIO
+import ServiceLifecycle
+
+/// Owns the one-job-at-a-time slot: takes new jobs, aborts and resumes, and
+/// runs queued jobs one after the other through the pipeline's stages. Runs
+/// as a ServiceLifecycle service; a graceful shutdown stops the running job
+/// at its next safe point as `interrupted`, to be resumed later.
+actor JobCoordinator: Service {
+    enum AbortOutcome {
+        case notFound
+        case accepted(JobRecord)
+        case refused(JobRecord)
+    }
+
+    enum ResumeOutcome {
+        case notFound
+        case accepted(JobRecord)
+        case refused(JobRecord)
+        case conflict(JobRecord)
+    }
+
+    let store: JobStore
+    let pipeline: any Pipeline
+    let log: JSONLog
+    let pollInterval: Duration
+    private var running: (id: Int64, control: JobControl)?
+    private let wakeups: AsyncStream<Void>
+    private let wake: AsyncStream<Void>.Continuation
+
+    init(store: JobStore, pipeline: any Pipeline, log: JSONLog, pollInterval: Duration) {
+        self.store = store
+        self.pipeline = pipeline
+        self.log = log
+        self.pollInterval = pollInterval
+        (wakeups, wake) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Queues a job unless another one holds the slot.
+    func submit(_ request: ExecuteRequest) async throws -> Result<JobRecord, ActiveJobConflict> {
+        let result = try await store.create(request, at: JobContext.now())
+        if case let .success(job) = result {
+            log.info("job queued", ["job": String(job.id), "target": request.targetVersion.description])
+            wake.yield()
+        }
+        return result
+    }
+
+    /// A queued job is aborted at once; a running one stops at its next safe point.
+    func abort(_ id: Int64) async throws -> AbortOutcome {
+        guard let job = try await store.job(id) else { return .notFound }
+        let now = JobContext.now()
+        switch AbortDecision(state: job.state) {
+        case .refuse: return .refused(job)
+        case .alreadyAborting: return .accepted(job)
+        case .abortNow:
+            let event = JobEvent(time: now, kind: .jobAborted, message: "aborted before it started")
+            let moved = try await store.transition(id, from: [.queued], to: .aborted, event: event)
+            if moved.moved, let record = moved.record { return .accepted(record) }
+            return try await abort(id)  // it started meanwhile: abort it running
+        case .stopAtSafePoint:
+            let event = JobEvent(time: now, kind: .abortRequested, message: "abort requested; stopping at the next safe point")
+            let moved = try await store.transition(id, from: [.running], to: .aborting, event: event)
+            guard moved.moved, let record = moved.record else { return try await abort(id) }
+            if let running, running.id == id { running.control.stop(.aborted) }
+            log.info("abort requested", ["job": String(id)])
+            return .accepted(record)
+        }
+    }
+
+    /// Queues a failed, aborted or interrupted job again; the stages run
+    /// from live state, recognising what is already done.
+    func resume(_ id: Int64) async throws -> ResumeOutcome {
+        guard let job = try await store.job(id) else { return .notFound }
+        guard job.state.isResumable else { return .refused(job) }
+        let event = JobEvent(time: JobContext.now(), kind: .jobResumed, message: "resumed after \(job.state.rawValue)")
+        let moved = try await store.transition(
+            id, from: [.failed, .aborted, .interrupted], to: .queued, event: event, requireFreeSlot: true)
+        if let conflict = moved.conflict { return .conflict(conflict) }
+        guard moved.moved, let record = moved.record else { return .refused(moved.record ?? job) }
+        log.info("job resumed", ["job": String(id)])
+        wake.yield()
+        return .accepted(record)
+    }
+
+    // MARK: - The runner
+
+    nonisolated func run() async throws {
+        await withGracefulShutdownHandler {
+            await self.runQueuedJobs()
+            for await _ in self.wakeups.cancelOnGracefulShutdown() {
+                await self.runQueuedJobs()
+            }
+        } onGracefulShutdown: {
+            Task { await self.stopForShutdown() }
+        }
+    }
+
+    private func stopForShutdown() {
+        running?.control.stop(.shutdown)
+        wake.finish()
+    }
+
+    private func runQueuedJobs() async {
+        while !Task.isShuttingDownGracefully, let job = try? await store.nextQueued() {
+            await execute(job)
+        }
+    }
+
+    private func execute(_ job: JobRecord) async {
+        let control = JobControl()
+        running = (job.id, control)
+        defer { running = nil }
+        let context = JobContext(
+            id: job.id, request: job.request, store: store, control: control, pollInterval: pollInterval)
+        var stage: UpgradeStage?
+        do {
+            let started = JobEvent(
+                time: JobContext.now(), kind: .jobStarted,
+                message: "started: \(job.request.kind.rawValue) upgrade to \(job.request.targetVersion)"
+                    + (job.request.dryRun ? ", dry run: every write is recorded, none is made" : ""))
+            guard try await store.transition(job.id, from: [.queued], to: .running, event: started).moved else { return }
+            log.info("job started", ["job": String(job.id)])
+            for candidate in UpgradeStage.allCases {
+                guard job.request.stages.includes(candidate) else {
+                    try await context.record(
+                        .stageNotSelected, "not selected (stages: \(job.request.stages))", stage: candidate)
+                    continue
+                }
+                stage = candidate
+                try context.checkpoint()
+                try await pipeline.beforeStage(candidate, job: context)
+                try context.checkpoint()
+                try await context.record(.stageStarted, "\(candidate.rawValue) started", stage: candidate)
+                switch try await pipeline.run(candidate, job: context) {
+                case let .done(text): try await context.record(.stageSucceeded, text, stage: candidate)
+                case let .skipped(text): try await context.record(.stageSkipped, text, stage: candidate)
+                }
+                stage = nil
+            }
+            try await store.append(
+                job.id, [JobEvent(time: JobContext.now(), kind: .jobSucceeded, message: "succeeded")],
+                state: .succeeded)
+            log.info("job succeeded", ["job": String(job.id)])
+        } catch let stop as JobStop {
+            let (kind, state, text) =
+                stop == .aborted
+                ? (JobEvent.Kind.jobAborted, JobState.aborted, "aborted at a safe point\(stage.map { " in \($0.rawValue)" } ?? "")")
+                : (.jobInterrupted, .interrupted, "the service is stopping; resume the job to continue")
+            _ = try? await store.append(job.id, [JobEvent(time: JobContext.now(), kind: kind, message: text)], state: state)
+            log.info("job stopped", ["job": String(job.id), "state": state.rawValue])
+        } catch {
+            let text = "\(error)"
+            var events: [JobEvent] = []
+            if let stage {
+                events.append(JobEvent(time: JobContext.now(), kind: .stageFailed, stage: stage, message: text))
+            }
+            events.append(JobEvent(time: JobContext.now(), kind: .jobFailed, stage: stage, message: text))
+            _ = try? await store.append(job.id, events, state: .failed)
+            log.error("job failed", ["job": String(job.id), "error": text])
+        }
+    }
+}

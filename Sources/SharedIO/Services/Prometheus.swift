@@ -1,0 +1,40 @@
+import FoundationEssentials
+public import Shared
+
+/// Reads alerts from Prometheus' HTTP API and answers the halt-on-alert gate.
+/// Anything but a clear answer (unreachable, an error status, an unreadable
+/// body) closes the gate: an unknown state is never taken as healthy.
+public struct Prometheus: Sendable {
+    public let baseURL: String
+    private let http: HTTPClient
+
+    public init(baseURL: String, http: HTTPClient = HTTPClient()) {
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.http = http
+    }
+
+    /// Every alert Prometheus holds now, pending and firing.
+    public func alerts() async throws -> [Alert] {
+        let url = baseURL + "/api/v1/alerts"
+        let response = try await http.send(HTTPRequest(method: "GET", url: url, timeout: .seconds(10)))
+        guard response.isSuccess else {
+            throw GateError("Prometheus GET /api/v1/alerts: HTTP \(response.status): \(response.text.prefix(200))")
+        }
+        let document: JSONValue
+        do { document = try JSONDecoder().decode(JSONValue.self, from: response.body) } catch {
+            throw GateError("Prometheus GET /api/v1/alerts: the answer is not JSON")
+        }
+        return try Alert.parse(alertsResponse: document)
+    }
+
+    /// The gate's verdict now; closed, naming the cause, when Prometheus cannot answer.
+    public func gate(_ selector: GateSelector) async -> GateVerdict {
+        do {
+            return GateVerdict.evaluate(try await alerts(), selector: selector)
+        } catch is CancellationError {
+            return .closed(["cancelled"])
+        } catch {
+            return .closed(["Prometheus unreachable or failing (gate stays closed): \(error)"])
+        }
+    }
+}

@@ -1,0 +1,264 @@
+import FoundationEssentials
+public import Shared
+
+/// A job as stored: the request, its state and times, what its events add
+/// up to, and its result once finished.
+public struct JobRecord: Sendable, Equatable {
+    public var id: Int64
+    public var request: ExecuteRequest
+    public var state: JobState
+    public var createdAt: Double
+    public var startedAt: Double?
+    public var finishedAt: Double?
+    public var updatedAt: Double
+    public var progress: JobProgress
+    /// The summary report, once the job has one.
+    public var result: JSONValue?
+    public var eventCount: Int
+}
+
+/// Why a job could not be created or resumed: another one holds the slot.
+public struct ActiveJobConflict: Error, Sendable, Equatable {
+    public let active: JobRecord
+}
+
+/// Jobs and their ordered events in an SQLite file. Every change is one
+/// transaction: the event, the new state and the folded progress are
+/// committed together, before the caller acts on them.
+public final class JobStore: Sendable {
+    private let database: SQLiteDatabase
+
+    /// Opens or creates the store at `path`.
+    public init(path: String) async throws {
+        database = try await SQLiteDatabase(path: path)
+        try await database.write { connection in
+            try connection.execute(
+                """
+                CREATE TABLE IF NOT EXISTS jobs (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    request TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    created_at REAL NOT NULL,
+                    started_at REAL,
+                    finished_at REAL,
+                    updated_at REAL NOT NULL,
+                    progress TEXT NOT NULL,
+                    result TEXT,
+                    event_count INTEGER NOT NULL DEFAULT 0
+                )
+                """)
+            try connection.execute(
+                """
+                CREATE TABLE IF NOT EXISTS events (
+                    job_id INTEGER NOT NULL REFERENCES jobs(id),
+                    seq INTEGER NOT NULL,
+                    time REAL NOT NULL,
+                    kind TEXT NOT NULL,
+                    stage TEXT,
+                    node TEXT,
+                    message TEXT NOT NULL,
+                    deadline REAL,
+                    PRIMARY KEY (job_id, seq)
+                ) WITHOUT ROWID
+                """)
+            try connection.execute("CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state)")
+        }
+    }
+
+    // MARK: - Reads
+
+    public func job(_ id: Int64) async throws -> JobRecord? {
+        try await database.read { try Self.job(id, $0) }
+    }
+
+    /// The newest jobs first.
+    public func jobs(limit: Int) async throws -> [JobRecord] {
+        try await database.read { connection in
+            try connection.query("SELECT \(Self.columns) FROM jobs ORDER BY id DESC LIMIT ?", [.integer(Int64(limit))])
+                .map(Self.record)
+        }
+    }
+
+    /// Events after `sequence`, oldest first, at most `limit`.
+    public func events(of id: Int64, after sequence: Int, limit: Int) async throws -> [JobEvent] {
+        try await database.read { connection in
+            try connection.query(
+                "SELECT seq, time, kind, stage, node, message, deadline FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                [.integer(id), .integer(Int64(sequence)), .integer(Int64(limit))]
+            ).map { row in
+                JobEvent(
+                    sequence: Int(row[0].int64 ?? 0), time: row[1].double ?? 0,
+                    kind: JobEvent.Kind(rawValue: row[2].string ?? "") ?? .info,
+                    stage: row[3].string.flatMap(UpgradeStage.init(rawValue:)), node: row[4].string,
+                    message: row[5].string ?? "", deadline: row[6].double)
+            }
+        }
+    }
+
+    /// The job holding the one-job slot (queued, running or aborting), if any.
+    public func activeJob() async throws -> JobRecord? {
+        try await database.read { try Self.active($0) }
+    }
+
+    /// The oldest queued job.
+    public func nextQueued() async throws -> JobRecord? {
+        try await database.read { connection in
+            try connection.query("SELECT \(Self.columns) FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1")
+                .first.map(Self.record)
+        }
+    }
+
+    /// How many jobs are in each state.
+    public func countsByState() async throws -> [JobState: Int] {
+        try await database.read { connection in
+            var counts: [JobState: Int] = [:]
+            for row in try connection.query("SELECT state, COUNT(*) FROM jobs GROUP BY state") {
+                if let state = row[0].string.flatMap(JobState.init(rawValue:)) {
+                    counts[state] = Int(row[1].int64 ?? 0)
+                }
+            }
+            return counts
+        }
+    }
+
+    // MARK: - Changes
+
+    /// Creates a queued job, unless another job holds the slot; the check
+    /// and the insert are one transaction.
+    public func create(_ request: ExecuteRequest, at time: Double) async throws -> Result<JobRecord, ActiveJobConflict> {
+        try await database.write { connection in
+            if let active = try Self.active(connection) { return .failure(ActiveJobConflict(active: active)) }
+            let body = String(decoding: request.jsonBody(), as: UTF8.self)
+            try connection.execute(
+                "INSERT INTO jobs (request, state, created_at, updated_at, progress) VALUES (?, 'queued', ?, ?, ?)",
+                [.text(body), .real(time), .real(time), .text(try Self.encode(JobProgress()))])
+            let id = connection.lastInsertRowID
+            let summary = "\(request.kind.rawValue) upgrade to \(request.targetVersion)"
+                + "\(request.dryRun ? " (dry run)" : ""), stages: \(request.stages)"
+            let event = JobEvent(time: time, kind: .jobQueued, message: "queued: \(summary)")
+            return .success(try Self.append(id, [event], state: nil, result: nil, connection))
+        }
+    }
+
+    /// Appends events in order and, when given, sets the state and the
+    /// result, in one transaction. Returns the job as committed.
+    @discardableResult
+    public func append(
+        _ id: Int64, _ events: [JobEvent], state: JobState? = nil, result: JSONValue? = nil
+    ) async throws -> JobRecord {
+        try await database.write { try Self.append(id, events, state: state, result: result, $0) }
+    }
+
+    /// Moves the job to `state` with `event`, only if it is in one of
+    /// `allowed`; otherwise nothing changes. Returns the job either way,
+    /// and whether it moved.
+    public func transition(
+        _ id: Int64, from allowed: Set<JobState>, to state: JobState, event: JobEvent,
+        requireFreeSlot: Bool = false
+    ) async throws -> (record: JobRecord?, moved: Bool, conflict: JobRecord?) {
+        try await database.write { connection in
+            guard let current = try Self.job(id, connection) else { return (nil, false, nil) }
+            guard allowed.contains(current.state) else { return (current, false, nil) }
+            if requireFreeSlot, let active = try Self.active(connection), active.id != id {
+                return (current, false, active)
+            }
+            return (try Self.append(id, [event], state: state, result: nil, connection), true, nil)
+        }
+    }
+
+    /// At start: jobs left `running` or `aborting` by a process that died
+    /// become `interrupted`, each with an event saying so.
+    public func markInterrupted(at time: Double) async throws -> [Int64] {
+        try await database.write { connection in
+            let rows = try connection.query("SELECT id, state FROM jobs WHERE state IN ('running', 'aborting')")
+            var ids: [Int64] = []
+            for row in rows {
+                guard let id = row[0].int64 else { continue }
+                let event = JobEvent(
+                    time: time, kind: .jobInterrupted,
+                    message: "the service stopped while the job was \(row[1].string ?? "running"); resume it to continue")
+                _ = try Self.append(id, [event], state: .interrupted, result: nil, connection)
+                ids.append(id)
+            }
+            return ids
+        }
+    }
+
+    // MARK: - Inside a transaction
+
+    private static let columns =
+        "id, request, state, created_at, started_at, finished_at, updated_at, progress, result, event_count"
+
+    private static func job(_ id: Int64, _ connection: SQLiteDatabase.Connection) throws -> JobRecord? {
+        try connection.query("SELECT \(columns) FROM jobs WHERE id = ?", [.integer(id)]).first.map(record)
+    }
+
+    private static func active(_ connection: SQLiteDatabase.Connection) throws -> JobRecord? {
+        try connection.query(
+            "SELECT \(columns) FROM jobs WHERE state IN ('queued', 'running', 'aborting') ORDER BY id LIMIT 1"
+        ).first.map(record)
+    }
+
+    private static func append(
+        _ id: Int64, _ events: [JobEvent], state: JobState?, result: JSONValue?,
+        _ connection: SQLiteDatabase.Connection
+    ) throws -> JobRecord {
+        guard var record = try job(id, connection) else { throw JobStoreError("job \(id) does not exist") }
+        for var event in events {
+            record.eventCount += 1
+            event.sequence = record.eventCount
+            try connection.execute(
+                "INSERT INTO events (job_id, seq, time, kind, stage, node, message, deadline) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    .integer(id), .integer(Int64(event.sequence)), .real(event.time), .text(event.kind.rawValue),
+                    event.stage.map { .text($0.rawValue) } ?? .null, event.node.map { .text($0) } ?? .null,
+                    .text(event.message), event.deadline.map { .real($0) } ?? .null,
+                ])
+            record.progress.apply(event)
+            record.updatedAt = event.time
+        }
+        if let state {
+            record.state = state
+            if state == .running { record.startedAt = record.startedAt ?? record.updatedAt }
+            record.finishedAt = state.isFinished ? record.updatedAt : nil
+        }
+        if let result { record.result = result }
+        try connection.execute(
+            """
+            UPDATE jobs SET state = ?, started_at = ?, finished_at = ?, updated_at = ?, progress = ?, result = ?,
+            event_count = ? WHERE id = ?
+            """,
+            [
+                .text(record.state.rawValue), record.startedAt.map { .real($0) } ?? .null,
+                record.finishedAt.map { .real($0) } ?? .null, .real(record.updatedAt),
+                .text(try encode(record.progress)), try record.result.map { .text(try encode($0)) } ?? .null,
+                .integer(Int64(record.eventCount)), .integer(id),
+            ])
+        return record
+    }
+
+    private static func record(_ row: SQLiteRow) throws -> JobRecord {
+        let id = row[0].int64 ?? 0
+        guard let requestText = row[1].string, let request = try? ExecuteRequest(json: Data(requestText.utf8)) else {
+            throw JobStoreError("job \(id): stored request cannot be read")
+        }
+        guard let state = row[2].string.flatMap(JobState.init(rawValue:)) else {
+            throw JobStoreError("job \(id): unknown state \(row[2])")
+        }
+        let progress = try JSONDecoder().decode(JobProgress.self, from: Data((row[7].string ?? "{}").utf8))
+        let result = try row[8].string.map { try JSONDecoder().decode(JSONValue.self, from: Data($0.utf8)) }
+        return JobRecord(
+            id: id, request: request, state: state, createdAt: row[3].double ?? 0, startedAt: row[4].double,
+            finishedAt: row[5].double, updatedAt: row[6].double ?? 0, progress: progress, result: result,
+            eventCount: Int(row[9].int64 ?? 0))
+    }
+
+    private static func encode(_ value: some Encodable) throws -> String {
+        String(decoding: try JSONEncoder().encode(value), as: UTF8.self)
+    }
+}
+
+public struct JobStoreError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
