@@ -41,7 +41,7 @@ enum OpenAPIDocument {
               operationId: openapi
               summary: This document.
               responses:
-                "200": {description: the document, content: {application/yaml: {schema: {type: string}}}}
+                "200": {description: the document, content: {application/yaml: {schema: {type: object}}}}
                 "401": {$ref: "#/components/responses/Unauthorized"}
           /execute:
             post:
@@ -99,6 +99,8 @@ enum OpenAPIDocument {
             delete:
               operationId: abortJob
               summary: Abort; a running job stops at its next safe point. Repeating it is harmless.
+              description: >-
+                Aborting does not delete: the job stays readable at GET /jobs/{id} as history.
               responses:
                 "202": {description: aborted or aborting, content: {application/json: {schema: {$ref: "#/components/schemas/JobSummary"}}}}
                 "400": {$ref: "#/components/responses/Problem"}
@@ -153,13 +155,16 @@ enum OpenAPIDocument {
               required: [target_version, kind]
               additionalProperties: false
               properties:
-                target_version: {type: string, pattern: "^[0-9]+\\.[0-9]+\\.[0-9]+$"}
+                target_version:
+                  type: string
+                  pattern: "^(0|[1-9][0-9]{0,8})\\.(0|[1-9][0-9]{0,8})\\.(0|[1-9][0-9]{0,8})$"
                 kind: {type: string, enum: [patch, minor]}
                 dry_run: {type: boolean, default: false}
                 stages:
                   type: string
                   default: all
-                  description: all, or a comma list of preflight, snapshot, containerd, repo, master, workers, postflight
+                  description: all, or a comma list of distinct stages among preflight, snapshot, containerd, repo, master, workers, postflight
+                  pattern: "^ *(all|(?!.*\\b(\\w+)\\b.*,\\s*\\2\\b)(preflight|snapshot|containerd|repo|master|workers|postflight)( *, *(preflight|snapshot|containerd|repo|master|workers|postflight))*) *$"
             Time:
               type: [string, "null"]
               format: date-time
@@ -170,8 +175,11 @@ enum OpenAPIDocument {
               type: string
               enum: [pending, running, succeeded, skipped, failed, aborted, interrupted, not_selected]
             JobSummary:
+              allOf:
+                - {$ref: "#/components/schemas/JobFields"}
+              unevaluatedProperties: false
+            JobFields:
               type: object
-              additionalProperties: false
               required: [id, state, request, created_at, started_at, finished_at, updated_at, current_stage, current_node, error]
               properties:
                 id: {type: integer, minimum: 1}
@@ -194,7 +202,7 @@ enum OpenAPIDocument {
                 error: {type: [string, "null"]}
             Job:
               allOf:
-                - {$ref: "#/components/schemas/JobSummary"}
+                - {$ref: "#/components/schemas/JobFields"}
               type: object
               unevaluatedProperties: false
               required: [wait, stages, nodes, result, events]

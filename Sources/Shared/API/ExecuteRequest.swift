@@ -52,7 +52,8 @@ public struct ExecuteRequest: Sendable, Equatable {
             targetVersion = try KubeVersion(strictRelease: versionText)
         } catch {
             throw RequestValidationError(
-                field: "target_version", rule: "must match ^[0-9]+\\.[0-9]+\\.[0-9]+$ (got \"\(versionText)\")")
+                field: "target_version",
+                rule: "must be X.Y.Z, three numbers without leading zeros like 1.34.5 (got \"\(versionText)\")")
         }
 
         let kindText = try Self.string(fields, "kind", required: true)!

@@ -1,0 +1,108 @@
+public import Foundation
+public import Shared
+public import SharedIO
+
+/// `k8s-upgrade serve` as a real process: its own folder, token file and
+/// SQLite store, on a free loopback port. It can be killed and started again
+/// on the same store, as a crashed pod would be.
+public struct OrchestratorFixture: Sendable {
+    public let directory: URL
+    public let token = "test-token-\(UUID().uuidString.prefix(8))"
+    public let arguments: [String]
+    public var tokenFile: String { directory.appendingPathComponent("token").path }
+    public var storePath: String { directory.appendingPathComponent("jobs.sqlite").path }
+    public static var binary: String { TestEnvironment.productsDirectory.appendingPathComponent("k8s-upgrade").path }
+
+    /// Prepares the folder and the token; `extra` are further `serve` options.
+    public init(prometheusURL: String, extra: [String] = []) throws {
+        directory = try TestEnvironment.makeDirectory("orchestrator")
+        try token.write(toFile: directory.appendingPathComponent("token").path, atomically: true, encoding: .utf8)
+        arguments = ["--prometheus-url", prometheusURL, "--poll-interval", "0.2"] + extra
+    }
+
+    /// Starts a server process and waits until it listens.
+    public func launch() async throws -> RunningOrchestrator {
+        let portFile = directory.appendingPathComponent("port")
+        try? FileManager.default.removeItem(at: portFile)
+        let command =
+            [
+                "serve", "--listen", "127.0.0.1:0", "--port-file", portFile.path, "--store", storePath,
+                "--api-token-file", tokenFile,
+            ] + arguments
+        let directory = directory
+        return try await offThePool {
+            let process = try ServerProcess(Self.binary, command, directory: directory, name: "k8s-upgrade")
+            let port = try process.waitForPort(in: portFile, what: "k8s-upgrade serve")
+            return RunningOrchestrator(process: process, port: port, token: token, tokenFile: tokenFile)
+        }
+    }
+}
+
+/// One running `k8s-upgrade serve`.
+public struct RunningOrchestrator: Sendable {
+    public let process: ServerProcess
+    public let port: Int
+    public let token: String
+    public let tokenFile: String
+    public var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    /// Sends a request; with `authorised`, the right bearer token.
+    public func request(
+        _ method: String, _ path: String, body: String? = nil, contentType: String? = "application/json",
+        authorised: Bool = true, headers: [(name: String, value: String)] = []
+    ) async throws -> HTTPResponse {
+        var fields = headers
+        if body != nil, let contentType { fields.append(("Content-Type", contentType)) }
+        return try await HTTPClient().send(
+            HTTPRequest(
+                method: method, url: baseURL + path, headers: fields, body: body.map { Data($0.utf8) },
+                bearerToken: authorised ? token : nil, timeout: .seconds(10)))
+    }
+
+    /// GET `path` and decode its JSON.
+    public func json(_ path: String) async throws -> JSONValue {
+        let response = try await request("GET", path)
+        guard response.status == 200 else { throw FixtureError("GET \(path): \(response.status) \(response.text)") }
+        return try JSONDecoder().decode(JSONValue.self, from: response.body)
+    }
+
+    /// Waits until job `id` is in `state`, polling every 50 ms.
+    @discardableResult
+    public func waitForJob(_ id: Int, state: String, timeout: Double = 20) async throws -> JSONValue {
+        let deadline = Date().addingTimeInterval(timeout)
+        var last: JSONValue = .null
+        while Date() < deadline {
+            last = try await json("/jobs/\(id)?events_limit=1000")
+            if last[dotted: "state"]?.stringValue == state { return last }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw FixtureError("job \(id) did not become \(state) in \(timeout) s; it is \(JobText.json(last))")
+    }
+
+    /// Waits until job `id` reports a wait (it is held, e.g. by the gate).
+    @discardableResult
+    public func waitForWait(_ id: Int, timeout: Double = 20) async throws -> JSONValue {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let job = try await json("/jobs/\(id)")
+            if let wait = job[dotted: "wait"], wait != .null { return job }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw FixtureError("job \(id) never waited in \(timeout) s")
+    }
+
+    /// Runs the CLI against this server.
+    public func cli(_ arguments: String...) async throws -> (status: Int32, stdout: String, stderr: String) {
+        let all = arguments + ["--server", baseURL, "--api-token-file", tokenFile]
+        return try await offThePool { try TestEnvironment.execute(OrchestratorFixture.binary, all) }
+    }
+
+    /// Sends `signal` and waits for the process to end.
+    public func stop(signal: Int32) async throws -> Int32 {
+        let pid = process.pid
+        return try await offThePool {
+            kill(pid, signal)
+            return ChildProcess.wait(pid)
+        }
+    }
+}
