@@ -13,8 +13,8 @@ APT_PACKAGES=(
   # checks and benchmarks
   shellcheck jq wrk curl procps time
 )
-# deploy/ validation: Kubernetes schemas offline, and JSON Schema for the PrometheusRule
-PIP_PACKAGES=(pyyaml kubernetes-validate==1.37.0 jsonschema==4.26.0)
+# deploy/ validation (Kubernetes schemas offline, JSON Schema); the API fuzzer for the OpenAPI document
+PIP_PACKAGES=(pyyaml kubernetes-validate==1.37.0 jsonschema==4.26.0 schemathesis==4.32.5)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 

@@ -45,7 +45,8 @@ struct Settings: Sendable {
         sshUser = value(options.flags.sshUser, "SSH_USER") ?? "root"
         sshKeyFile = value(options.flags.sshKeyFile, "SSH_KEY_FILE") ?? "/etc/k8s-upgrade/ssh/id_ed25519"
         knownHostsFile = value(options.flags.knownHostsFile, "KNOWN_HOSTS_FILE") ?? "/etc/k8s-upgrade/ssh/known_hosts"
-        repoBase = try url(value(options.flags.repoBase, "REPO_BASE") ?? "https://pkgs.k8s.io/core:/stable:", "repo-base")!
+        repoBase = try url(
+            value(options.flags.repoBase, "REPO_BASE") ?? "https://pkgs.k8s.io/core:/stable:", "repo-base")!
         policy = DetectionPolicy(
             allowMinor: try boolean(options.flags.allowMinor, "ALLOW_MINOR"),
             minimumMinorPatch: try integer(options.flags.minorMinPatch, "MINOR_MIN_PATCH", default: 0, range: 0...1000))

@@ -28,7 +28,10 @@ import Testing
             Self.event(11, .waitStarted, .workers, node: "worker-2", "gate to open", deadline: 500),
             Self.event(12, .waitUpdated, .workers, node: "worker-2", "firing: NodeDown"),
         ])
-        #expect(progress.stages.map(\.status) == [.succeeded, .notSelected, .pending, .pending, .pending, .running, .pending])
+        #expect(
+            progress.stages.map(\.status) == [
+                .succeeded, .notSelected, .pending, .pending, .pending, .running, .pending,
+            ])
         #expect(progress.stages[0].durationSeconds == 1)
         #expect(progress.nodes.map(\.name) == ["worker-1", "worker-2"])
         #expect(progress.nodes.map(\.status) == [.succeeded, .running])
@@ -105,7 +108,9 @@ import Testing
 }
 
 @Suite struct GateTests {
-    static func alert(_ name: String, state: String = "firing", _ labels: [String: String] = ["upgrade_gate": "true"])
+    static func alert(
+        _ name: String, state: String = "firing", _ labels: [String: String] = ["upgrade_gate": "true"]
+    )
         -> Alert
     {
         Alert(labels: labels.merging(["alertname": name]) { a, _ in a }, state: state)
@@ -119,7 +124,10 @@ import Testing
             ([Self.alert("NodeDown", state: "pending")], .open),
             ([Self.alert("K8sVersionSkew")], .open),
             ([Self.alert("Other", ["severity": "critical"])], .open),
-            ([Self.alert("B", ["upgrade_gate": "true", "instance": "w1"]), Self.alert("A")], .closed(["A", "B (w1)"])),
+            (
+                [Self.alert("B", ["upgrade_gate": "true", "instance": "w1"]), Self.alert("A")],
+                .closed(["A", "B (w1)"])
+            ),
             ([Self.alert("A"), Self.alert("A")], .closed(["A"])),
         ]
         for (alerts, verdict) in cases {

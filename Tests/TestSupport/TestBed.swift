@@ -102,3 +102,25 @@ public final class TestBed: Sendable {
             .appendingPathComponent("scripts/testbed.sh").path
     }
 }
+
+extension TestBed {
+    /// Fires (or clears) the bed's gate alert through the Pushgateway and
+    /// waits until Prometheus reports it so.
+    public func setGateBlocker(_ firing: Bool, reason: String = "test") async throws {
+        let group = (environment["TESTBED_PUSHGATEWAY_URL"] ?? "") + "/metrics/job/testbed-gates"
+        let request =
+            firing
+            ? HTTPRequest(method: "PUT", url: group, body: Data("testbed_gate_blocker{reason=\"\(reason)\"} 1\n".utf8))
+            : HTTPRequest(method: "DELETE", url: group)
+        guard try await http.send(request).isSuccess else { throw FixtureError("Pushgateway refused \(group)") }
+        let prometheus = Prometheus(baseURL: environment["TESTBED_PROMETHEUS_URL"] ?? "")
+        let deadline = Date().addingTimeInterval(15)
+        while Date() < deadline {
+            let alerts = (try? await prometheus.alerts()) ?? []
+            let fired = alerts.contains { $0.name == "TestbedGateBlocker" && $0.state == "firing" }
+            if fired == firing { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw FixtureError("the gate alert did not \(firing ? "fire" : "clear") within 15 s")
+    }
+}

@@ -64,7 +64,9 @@ struct APIHandler: Sendable {
         guard allowed.contains(method) || (method == .head && allowed.contains(.get)) else {
             var refusal = Problem(
                 status: .methodNotAllowed,
-                message: "\(method.rawValue) is not allowed on \(route); allowed: \(allowed.map(\.rawValue).joined(separator: ", "))")
+                message:
+                    "\(method.rawValue) is not allowed on \(route); allowed: \(allowed.map(\.rawValue).joined(separator: ", "))"
+            )
             refusal.headers[.allow] = allowed.map(\.rawValue).joined(separator: ", ")
             throw refusal
         }
@@ -122,7 +124,8 @@ struct APIHandler: Sendable {
                 case let .accepted(job): return json(.object(JobJSON.summary(job)), status: .accepted)
                 case let .refused(job):
                     throw Problem(
-                        status: .conflict, message: "job \(id) is \(job.state.rawValue); only an active job can be aborted",
+                        status: .conflict,
+                        message: "job \(id) is \(job.state.rawValue); only an active job can be aborted",
                         detail: .object(["job": .object(JobJSON.summary(job))]))
                 }
             }
@@ -140,7 +143,8 @@ struct APIHandler: Sendable {
             case let .refused(job):
                 throw Problem(
                     status: .conflict,
-                    message: "job \(id) is \(job.state.rawValue); only failed, aborted or interrupted jobs can be resumed",
+                    message:
+                        "job \(id) is \(job.state.rawValue); only failed, aborted or interrupted jobs can be resumed",
                     detail: .object(["job": .object(JobJSON.summary(job))]))
             }
         default:
@@ -180,12 +184,17 @@ struct APIHandler: Sendable {
         return id
     }
 
-    private func integer(_ query: Parameters, _ name: String, default fallback: Int, range: ClosedRange<Int>) throws -> Int {
+    private func integer(
+        _ query: Parameters, _ name: String, default fallback: Int, range: ClosedRange<Int>
+    ) throws -> Int {
         guard let text = query[name[...]] else { return fallback }
         guard let value = Int(text), range.contains(value) else {
             throw Problem(
-                status: .badRequest, message: "\(name) must be an integer in \(range.lowerBound)...\(range.upperBound), got \"\(text)\"",
-                detail: .object(["field": .string(name), "rule": .string("integer in \(range.lowerBound)...\(range.upperBound)")]))
+                status: .badRequest,
+                message: "\(name) must be an integer in \(range.lowerBound)...\(range.upperBound), got \"\(text)\"",
+                detail: .object([
+                    "field": .string(name), "rule": .string("integer in \(range.lowerBound)...\(range.upperBound)"),
+                ]))
         }
         return value
     }
@@ -210,7 +219,8 @@ struct APIHandler: Sendable {
     }
 
     private func problem(_ refusal: Problem) -> Response {
-        var response = json(.object(["error": .string(refusal.message), "detail": refusal.detail]), status: refusal.status)
+        var response = json(
+            .object(["error": .string(refusal.message), "detail": refusal.detail]), status: refusal.status)
         for field in refusal.headers { response.headers.append(field) }
         return response
     }

@@ -44,7 +44,8 @@ struct ExecuteCommand: AsyncParsableCommand {
     @Flag(help: "Perform every read, record every write instead of making it.")
     var dryRun = false
 
-    @Option(help: "all, or a comma list of preflight,snapshot,containerd,repo,master,workers,postflight. (default: all)")
+    @Option(
+        help: "all, or a comma list of preflight,snapshot,containerd,repo,master,workers,postflight. (default: all)")
     var stages = "all"
 
     @OptionGroup var client: ClientOptions
@@ -127,7 +128,8 @@ struct StatusCommand: AsyncParsableCommand {
             fflush(nil)
             lastSequence = events.last?[dotted: "seq"]?.intValue ?? lastSequence
             let state = job[dotted: "state"]?.stringValue ?? ""
-            if let finished = JobState(rawValue: state), finished.isFinished, job[dotted: "events.next_after"] == .null {
+            if let finished = JobState(rawValue: state), finished.isFinished, job[dotted: "events.next_after"] == .null
+            {
                 if !terminal && !client.json { print("job \(id) \(state)") }
                 if finished != .succeeded { throw ExitCode(1) }
                 return

@@ -50,7 +50,8 @@ struct JobContext: Sendable {
         deadline: Double? = nil
     ) async throws {
         try await store.append(
-            id, [JobEvent(time: Self.now(), kind: kind, stage: stage, node: node, message: message, deadline: deadline)])
+            id, [JobEvent(time: Self.now(), kind: kind, stage: stage, node: node, message: message, deadline: deadline)]
+        )
     }
 
     /// A safe point: stops the job here if an abort or a shutdown was asked for.
@@ -70,13 +71,19 @@ struct JobContext: Sendable {
         guard var reason = await check() else { return }
         let started = Self.now()
         let deadline = started + timeout.seconds
-        try await record(.waitStarted, what, stage: stage, node: node, deadline: deadline)
-        try await record(.waitUpdated, reason, stage: stage, node: node)
+        try await store.append(
+            id,
+            [
+                JobEvent(
+                    time: started, kind: .waitStarted, stage: stage, node: node, message: what, deadline: deadline),
+                JobEvent(time: started, kind: .waitUpdated, stage: stage, node: node, message: reason),
+            ])
         while true {
             try await sleep(pollInterval)
             let next = await check()
             guard let next else {
-                try await record(.waitEnded, "\(what): done after \(Self.format(Self.now() - started))", stage: stage, node: node)
+                try await record(
+                    .waitEnded, "\(what): done after \(Self.format(Self.now() - started))", stage: stage, node: node)
                 return
             }
             if next != reason {
@@ -84,7 +91,8 @@ struct JobContext: Sendable {
                 try await record(.waitUpdated, reason, stage: stage, node: node)
             }
             if Self.now() >= deadline {
-                try await record(.waitEnded, "\(what): gave up after \(Self.format(timeout.seconds))", stage: stage, node: node)
+                try await record(
+                    .waitEnded, "\(what): gave up after \(Self.format(timeout.seconds))", stage: stage, node: node)
                 throw JobFailure("waited \(Self.format(timeout.seconds)) for \(what); still \(reason)")
             }
         }

@@ -1,6 +1,6 @@
+import ServiceLifecycle
 import Shared
 import SharedIO
-import ServiceLifecycle
 
 /// Owns the one-job-at-a-time slot: takes new jobs, aborts and resumes, and
 /// runs queued jobs one after the other through the pipeline's stages. Runs
@@ -59,7 +59,8 @@ actor JobCoordinator: Service {
             if moved.moved, let record = moved.record { return .accepted(record) }
             return try await abort(id)  // it started meanwhile: abort it running
         case .stopAtSafePoint:
-            let event = JobEvent(time: now, kind: .abortRequested, message: "abort requested; stopping at the next safe point")
+            let event = JobEvent(
+                time: now, kind: .abortRequested, message: "abort requested; stopping at the next safe point")
             let moved = try await store.transition(id, from: [.running], to: .aborting, event: event)
             guard moved.moved, let record = moved.record else { return try await abort(id) }
             if let running, running.id == id { running.control.stop(.aborted) }
@@ -119,7 +120,9 @@ actor JobCoordinator: Service {
                 time: JobContext.now(), kind: .jobStarted,
                 message: "started: \(job.request.kind.rawValue) upgrade to \(job.request.targetVersion)"
                     + (job.request.dryRun ? ", dry run: every write is recorded, none is made" : ""))
-            guard try await store.transition(job.id, from: [.queued], to: .running, event: started).moved else { return }
+            guard try await store.transition(job.id, from: [.queued], to: .running, event: started).moved else {
+                return
+            }
             log.info("job started", ["job": String(job.id)])
             for candidate in UpgradeStage.allCases {
                 guard job.request.stages.includes(candidate) else {
@@ -145,9 +148,13 @@ actor JobCoordinator: Service {
         } catch let stop as JobStop {
             let (kind, state, text) =
                 stop == .aborted
-                ? (JobEvent.Kind.jobAborted, JobState.aborted, "aborted at a safe point\(stage.map { " in \($0.rawValue)" } ?? "")")
+                ? (
+                    JobEvent.Kind.jobAborted, JobState.aborted,
+                    "aborted at a safe point\(stage.map { " in \($0.rawValue)" } ?? "")"
+                )
                 : (.jobInterrupted, .interrupted, "the service is stopping; resume the job to continue")
-            _ = try? await store.append(job.id, [JobEvent(time: JobContext.now(), kind: kind, message: text)], state: state)
+            _ = try? await store.append(
+                job.id, [JobEvent(time: JobContext.now(), kind: kind, message: text)], state: state)
             log.info("job stopped", ["job": String(job.id), "state": state.rawValue])
         } catch {
             let text = "\(error)"

@@ -34,7 +34,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Prometheus base URL for the halt-on-alert gate; unreachable means closed. (required)")
     var prometheusURL: String?
 
-    @Option(help: "Alerts that close the gate: label=value or label!=value, comma-separated. (default: upgrade_gate=true)")
+    @Option(
+        help: "Alerts that close the gate: label=value or label!=value, comma-separated. (default: upgrade_gate=true)")
     var gateSelector: String?
 
     @Option(help: "Alert names the gate ignores, comma-separated; empty ignores none. (default: K8sVersionSkew)")
@@ -82,7 +83,8 @@ struct ServeSettings: Sendable {
             throw SettingsError("prometheus-url is required: the gates need Prometheus")
         }
         self.prometheusURL = prometheusURL
-        let ignored = (reader.value(flags.gateIgnore, "GATE_IGNORE") ?? GateSelector.defaultIgnored.joined(separator: ","))
+        let ignored =
+            (reader.value(flags.gateIgnore, "GATE_IGNORE") ?? GateSelector.defaultIgnored.joined(separator: ","))
             .split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
         do {
             gate = try GateSelector(

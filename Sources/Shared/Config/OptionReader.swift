@@ -14,7 +14,9 @@ public struct OptionReader: Sendable {
         return fromEnvironment?.isEmpty == true ? nil : fromEnvironment
     }
 
-    public func integer(_ flag: Int?, _ name: String, default fallback: Int, range: ClosedRange<Int>) throws(SettingsError)
+    public func integer(
+        _ flag: Int?, _ name: String, default fallback: Int, range: ClosedRange<Int>
+    ) throws(SettingsError)
         -> Int
     {
         let result: Int
@@ -33,7 +35,9 @@ public struct OptionReader: Sendable {
     }
 
     /// A duration given in seconds (decimals allowed).
-    public func seconds(_ flag: Double?, _ name: String, default fallback: Double, range: ClosedRange<Double>)
+    public func seconds(
+        _ flag: Double?, _ name: String, default fallback: Double, range: ClosedRange<Double>
+    )
         throws(SettingsError) -> Duration
     {
         let result: Double

@@ -65,7 +65,8 @@ public struct GateSelector: Sendable, Equatable, CustomStringConvertible {
             }
             guard parts.count == 2, Self.isLabelName(String(parts[0])), !parts[1].contains("\"") else {
                 throw GateError(
-                    "gate selector term \"\(term)\" must be label=value or label!=value (label: [a-zA-Z_][a-zA-Z0-9_]*)")
+                    "gate selector term \"\(term)\" must be label=value or label!=value (label: [a-zA-Z_][a-zA-Z0-9_]*)"
+                )
             }
             terms.append(Term(label: String(parts[0]), value: String(parts[1]), equal: equal))
         }

@@ -77,7 +77,8 @@ public struct JobProgress: Sendable, Equatable, Codable {
         switch event.kind {
         case .jobResumed:
             // A resumed job runs its stages again from live state: open ones start over.
-            for index in stages.indices where [.running, .failed, .aborted, .interrupted].contains(stages[index].status) {
+            for index in stages.indices
+            where [.running, .failed, .aborted, .interrupted].contains(stages[index].status) {
                 stages[index].status = .pending
             }
             for index in nodes.indices where [.running, .failed, .aborted, .interrupted].contains(nodes[index].status) {

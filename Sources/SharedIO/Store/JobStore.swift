@@ -125,7 +125,8 @@ public final class JobStore: Sendable {
 
     /// Creates a queued job, unless another job holds the slot; the check
     /// and the insert are one transaction.
-    public func create(_ request: ExecuteRequest, at time: Double) async throws -> Result<JobRecord, ActiveJobConflict> {
+    public func create(_ request: ExecuteRequest, at time: Double) async throws -> Result<JobRecord, ActiveJobConflict>
+    {
         try await database.write { connection in
             if let active = try Self.active(connection) { return .failure(ActiveJobConflict(active: active)) }
             let body = String(decoding: request.jsonBody(), as: UTF8.self)
@@ -133,7 +134,8 @@ public final class JobStore: Sendable {
                 "INSERT INTO jobs (request, state, created_at, updated_at, progress) VALUES (?, 'queued', ?, ?, ?)",
                 [.text(body), .real(time), .real(time), .text(try Self.encode(JobProgress()))])
             let id = connection.lastInsertRowID
-            let summary = "\(request.kind.rawValue) upgrade to \(request.targetVersion)"
+            let summary =
+                "\(request.kind.rawValue) upgrade to \(request.targetVersion)"
                 + "\(request.dryRun ? " (dry run)" : ""), stages: \(request.stages)"
             let event = JobEvent(time: time, kind: .jobQueued, message: "queued: \(summary)")
             return .success(try Self.append(id, [event], state: nil, result: nil, connection))
@@ -176,7 +178,8 @@ public final class JobStore: Sendable {
                 guard let id = row[0].int64 else { continue }
                 let event = JobEvent(
                     time: time, kind: .jobInterrupted,
-                    message: "the service stopped while the job was \(row[1].string ?? "running"); resume it to continue")
+                    message:
+                        "the service stopped while the job was \(row[1].string ?? "running"); resume it to continue")
                 _ = try Self.append(id, [event], state: .interrupted, result: nil, connection)
                 ids.append(id)
             }
@@ -204,6 +207,7 @@ public final class JobStore: Sendable {
         _ connection: SQLiteDatabase.Connection
     ) throws -> JobRecord {
         guard var record = try job(id, connection) else { throw JobStoreError("job \(id) does not exist") }
+        let changedAt = events.first?.time ?? record.updatedAt
         for var event in events {
             record.eventCount += 1
             event.sequence = record.eventCount
@@ -219,8 +223,8 @@ public final class JobStore: Sendable {
         }
         if let state {
             record.state = state
-            if state == .running { record.startedAt = record.startedAt ?? record.updatedAt }
-            record.finishedAt = state.isFinished ? record.updatedAt : nil
+            if state == .running { record.startedAt = record.startedAt ?? changedAt }
+            record.finishedAt = state.isFinished ? changedAt : nil
         }
         if let result { record.result = result }
         try connection.execute(

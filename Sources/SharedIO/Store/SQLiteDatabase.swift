@@ -99,7 +99,8 @@ public final class SQLiteDatabase: Sendable {
             sqlite3_busy_timeout(handle, 5000)
             let mode = try query("PRAGMA journal_mode=WAL").first?[0].string
             guard mode?.lowercased() == "wal" else {
-                throw SQLiteError(operation: "open \(path)", code: 0, message: "WAL journal refused (got \(mode ?? "none"))")
+                throw SQLiteError(
+                    operation: "open \(path)", code: 0, message: "WAL journal refused (got \(mode ?? "none"))")
             }
             try execute("PRAGMA synchronous=FULL")
             try execute("PRAGMA foreign_keys=ON")

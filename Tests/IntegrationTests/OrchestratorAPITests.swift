@@ -1,0 +1,242 @@
+import Foundation
+import Shared
+import SharedIO
+import TestSupport
+import Testing
+
+/// `k8s-upgrade serve` as a real process, with Prometheus unreachable: the
+/// halt-on-alert gate stays closed, so every job waits before its first
+/// stage, which is what these tests need to hold one.
+@Suite("orchestrator HTTP API")
+struct OrchestratorAPITests {
+    /// Closed port: the gate's Prometheus refuses connections.
+    static let unreachablePrometheus = "http://127.0.0.1:9"
+
+    /// Records every answer with its route template, for the OpenAPI check.
+    final class Recorder: @unchecked Sendable {
+        var answers: [[String: Any]] = []
+        let server: RunningOrchestrator
+        init(_ server: RunningOrchestrator) { self.server = server }
+
+        @discardableResult
+        func call(
+            _ method: String, _ path: String, route: String, body: String? = nil,
+            contentType: String? = "application/json", authorised: Bool = true,
+            headers: [(name: String, value: String)] = []
+        ) async throws -> HTTPResponse {
+            let response = try await server.request(
+                method, path, body: body, contentType: contentType, authorised: authorised, headers: headers)
+            answers.append([
+                "method": method, "route": route, "status": response.status,
+                "content_type": response.header("Content-Type") ?? "", "body": response.text,
+                "headers": response.headers.map(\.name),
+            ])
+            return response
+        }
+
+        func json(_ response: HTTPResponse) throws -> JSONValue {
+            try JSONDecoder().decode(JSONValue.self, from: response.body)
+        }
+    }
+
+    @Test func everyRouteAndErrorCodeAnswersAsTheOpenAPIDocumentSays() async throws {
+        let fixture = try OrchestratorFixture(prometheusURL: Self.unreachablePrometheus)
+        let server = try await fixture.launch()
+        let api = Recorder(server)
+
+        // Open health routes; everything else needs the token.
+        #expect(try await api.call("GET", "/healthz", route: "/healthz", authorised: false).status == 200)
+        #expect(try await api.call("GET", "/readyz", route: "/readyz", authorised: false).status == 200)
+        for (method, path, route) in [
+            ("GET", "/metrics", "/metrics"), ("GET", "/openapi.yaml", "/openapi.yaml"), ("GET", "/jobs", "/jobs"),
+            ("POST", "/execute", "/execute"), ("GET", "/jobs/1", "/jobs/{id}"), ("DELETE", "/jobs/1", "/jobs/{id}"),
+            ("POST", "/jobs/1/resume", "/jobs/{id}/resume"),
+        ] {
+            let refused = try await api.call(method, path, route: route, authorised: false)
+            #expect(refused.status == 401, "\(method) \(path)")
+            #expect(refused.header("WWW-Authenticate") == "Bearer realm=\"k8s-upgrade\"")
+        }
+        let wrong = try await api.call(
+            "GET", "/jobs", route: "/jobs", authorised: false, headers: [("Authorization", "Bearer nope")])
+        #expect(wrong.status == 401)
+
+        // Rejected requests: the message names the field and the rule; nothing is stored.
+        let rejected: [(String?, String?, Int, String)] = [
+            (
+                #"{"target_version":"1.34.5","kind":"patch"}"#, "text/plain", 415,
+                "Content-Type must be application/json"
+            ),
+            (#"{"target_version":"1.34.5","kind":"patch"}"#, nil, 415, "Content-Type must be application/json"),
+            (String(repeating: " ", count: 70_000) + "{}", "application/json", 413, "larger than 65536 bytes"),
+            ("{", "application/json", 400, "body: must be valid JSON"),
+            ("[]", "application/json", 400, "body: must be a JSON object"),
+            (
+                #"{"target_version":"1.34.5","kind":"patch","force":true}"#, "application/json", 400,
+                "force: unknown field"
+            ),
+            (#"{"target_version":1.34,"kind":"patch"}"#, "application/json", 400, "target_version: must be a string"),
+            (
+                #"{"target_version":"1.34.5;reboot","kind":"patch"}"#, "application/json", 400,
+                "target_version: must be X.Y.Z"
+            ),
+            (
+                #"{"target_version":"1.34.5","kind":"major"}"#, "application/json", 400,
+                "kind: must be \"patch\" or \"minor\""
+            ),
+            (
+                #"{"target_version":"1.34.5","kind":"patch","dry_run":1}"#, "application/json", 400,
+                "dry_run: must be a boolean"
+            ),
+            (
+                #"{"target_version":"1.34.5","kind":"patch","stages":"drain"}"#, "application/json", 400,
+                "unknown stage \"drain\""
+            ),
+            (#"{"kind":"patch"}"#, "application/json", 400, "target_version: is required"),
+        ]
+        for (body, type, status, message) in rejected {
+            let response = try await api.call(
+                "POST", "/execute", route: "/execute", body: body ?? "", contentType: type)
+            #expect(response.status == status, "\(body ?? "") as \(type ?? "no type")")
+            #expect(try api.json(response)[dotted: "error"]?.stringValue?.contains(message) == true, "\(response.text)")
+        }
+        let empty = try api.json(try await api.call("GET", "/jobs", route: "/jobs"))
+        #expect(empty[dotted: "jobs"] == .array([]))
+
+        // One job at a time; it waits on the closed gate.
+        let created = try await api.call(
+            "POST", "/execute", route: "/execute", body: #"{"target_version":"1.34.5","kind":"patch","dry_run":true}"#)
+        #expect(created.status == 202)
+        #expect(created.header("Location") == "/jobs/1")
+        let held = try await server.waitForWait(1)
+        #expect(held[dotted: "wait.reason"]?.stringValue?.contains("Prometheus unreachable") == true)
+        #expect(held[dotted: "current_stage"]?.stringValue == "preflight")
+        let conflict = try await api.call(
+            "POST", "/execute", route: "/execute", body: #"{"target_version":"1.34.6","kind":"patch"}"#)
+        #expect(conflict.status == 409)
+        #expect(try api.json(conflict)[dotted: "detail.active_job.id"]?.intValue == 1)
+        #expect(try await api.call("POST", "/jobs/1/resume", route: "/jobs/{id}/resume").status == 409)
+
+        // Reads: one job, paged events, list, metrics, the document itself.
+        let page = try api.json(try await api.call("GET", "/jobs/1?events_limit=2", route: "/jobs/{id}"))
+        #expect(page[dotted: "events.items"]?.arrayValue?.count == 2)
+        #expect(page[dotted: "events.next_after"]?.intValue == 2)
+        #expect(
+            try await api.call("GET", "/jobs/1?events_after=2&events_limit=1000", route: "/jobs/{id}").status == 200)
+        #expect(try await api.call("GET", "/jobs/1?events_limit=0", route: "/jobs/{id}").status == 400)
+        #expect(try await api.call("GET", "/jobs?limit=abc", route: "/jobs").status == 400)
+        #expect(
+            try api.json(try await api.call("GET", "/jobs?limit=5", route: "/jobs"))[dotted: "jobs"]?.arrayValue?.count
+                == 1)
+        #expect(try await api.call("GET", "/jobs/2", route: "/jobs/{id}").status == 404)
+        #expect(try await api.call("GET", "/jobs/abc", route: "/jobs/{id}").status == 400)
+        #expect(try await api.call("DELETE", "/jobs/7", route: "/jobs/{id}").status == 404)
+        #expect(try await api.call("POST", "/jobs/7/resume", route: "/jobs/{id}/resume").status == 404)
+        let metrics = try await api.call("GET", "/metrics", route: "/metrics")
+        #expect(metrics.text.contains("k8s_upgrade_job_active 1"))
+        #expect(metrics.text.contains(#"k8s_upgrade_jobs{state="running"} 1"#))
+        #expect(metrics.text.contains(#"k8s_upgrade_http_requests_total{method="POST",route="/execute",code="409"} 1"#))
+        let document = try await api.call("GET", "/openapi.yaml", route: "/openapi.yaml")
+        #expect(document.text.hasPrefix("openapi: 3.1.0"))
+
+        // Methods and routes that do not exist.
+        let put = try await server.request("PUT", "/jobs/1", body: "{}")
+        #expect(put.status == 405)
+        #expect(put.header("Allow") == "GET, DELETE")
+        #expect(try await server.request("GET", "/nope").status == 404)
+
+        // Abort: 202, repeated 202, then the finished job refuses; resume queues it again.
+        #expect(try await api.call("DELETE", "/jobs/1", route: "/jobs/{id}").status == 202)
+        _ = try await api.call("DELETE", "/jobs/1", route: "/jobs/{id}")
+        try await server.waitForJob(1, state: "aborted")
+        #expect(try await api.call("DELETE", "/jobs/1", route: "/jobs/{id}").status == 409)
+        #expect(try await api.call("POST", "/jobs/1/resume", route: "/jobs/{id}/resume").status == 202)
+        try await server.waitForWait(1)
+        #expect(try await api.call("DELETE", "/jobs/1", route: "/jobs/{id}").status == 202)
+        let final = try await server.waitForJob(1, state: "aborted")
+        let kinds = final[dotted: "events.items"]?.arrayValue?.compactMap { $0[dotted: "kind"]?.stringValue } ?? []
+        #expect(kinds.filter { $0 == "job_aborted" }.count == 2)
+        #expect(kinds.contains("job_resumed"))
+        _ = try await api.call("GET", "/jobs/1?events_limit=1000", route: "/jobs/{id}")
+
+        // Every answer above, checked against the served document.
+        let folder = fixture.directory
+        try document.body.write(to: folder.appendingPathComponent("openapi.yaml"))
+        try JSONSerialization.data(withJSONObject: api.answers).write(to: folder.appendingPathComponent("answers.json"))
+        let check = try await offThePool {
+            try TestEnvironment.execute(
+                try TestEnvironment.tool("python3"),
+                [
+                    Self.repository.appendingPathComponent("scripts/check-openapi.py").path,
+                    folder.appendingPathComponent("openapi.yaml").path,
+                    folder.appendingPathComponent("answers.json").path,
+                ])
+        }
+        #expect(check.status == 0, "\(check.stderr)")
+        #expect(check.stdout.contains("9 operations exercised"), "\(check.stdout)")
+        _ = try await server.stop(signal: SIGTERM)
+    }
+
+    @Test func anAbortDuringAWaitLandsWithinASecond() async throws {
+        let server = try await OrchestratorFixture(prometheusURL: Self.unreachablePrometheus).launch()
+        _ = try await server.request("POST", "/execute", body: #"{"target_version":"1.34.5","kind":"patch"}"#)
+        try await server.waitForWait(1)
+        let asked = Date()
+        #expect(try await server.request("DELETE", "/jobs/1").status == 202)
+        let job = try await server.waitForJob(1, state: "aborted", timeout: 5)
+        #expect(Date().timeIntervalSince(asked) < 1.0)
+        #expect(job[dotted: "wait"] == .null)
+        #expect(job[dotted: "stages"]?.arrayValue?.first?[dotted: "status"]?.stringValue == "pending")
+        _ = try await server.stop(signal: SIGTERM)
+    }
+
+    @Test func sigtermStopsTheRunningJobAsInterruptedAndTheServerExitsCleanly() async throws {
+        let fixture = try OrchestratorFixture(prometheusURL: Self.unreachablePrometheus)
+        let server = try await fixture.launch()
+        _ = try await server.request("POST", "/execute", body: #"{"target_version":"1.34.5","kind":"patch"}"#)
+        try await server.waitForWait(1)
+        let started = Date()
+        #expect(try await server.stop(signal: SIGTERM) == 0)
+        #expect(Date().timeIntervalSince(started) < 3)
+        let again = try await fixture.launch()
+        let job = try await again.json("/jobs/1?events_limit=1000")
+        #expect(job[dotted: "state"]?.stringValue == "interrupted")
+        let last = job[dotted: "events.items"]?.arrayValue?.last
+        #expect(last?[dotted: "message"]?.stringValue?.contains("the service is stopping") == true)
+        _ = try await again.stop(signal: SIGTERM)
+    }
+
+    @Test func schemathesisFindsNoServerErrorAndNoSchemaViolation() async throws {
+        let fixture = try OrchestratorFixture(prometheusURL: Self.unreachablePrometheus)
+        let server = try await fixture.launch()
+        let document = try await server.request("GET", "/openapi.yaml")
+        let file = fixture.directory.appendingPathComponent("openapi.yaml")
+        try document.body.write(to: file)
+        let schemathesis = try TestEnvironment.tool("schemathesis", candidates: Self.pythonScripts("schemathesis"))
+        let result = try await offThePool {
+            try TestEnvironment.execute(
+                schemathesis,
+                [
+                    "run", file.path, "--url", server.baseURL, "-H", "Authorization: Bearer \(server.token)",
+                    "--checks", "all",
+                    // DELETE aborts a job and keeps it as history: it is not a deletion.
+                    "--exclude-checks", "use_after_free", "--max-examples", "40", "--seed", "20261121",
+                    "--workers", "1",
+                ])
+        }
+        #expect(result.status == 0, "\(result.stdout.suffix(4000))")
+        #expect(result.stdout.contains("No issues found"))
+        _ = try await server.stop(signal: SIGTERM)
+    }
+
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    /// Where pip puts console scripts for this python3, in case it is not on PATH.
+    static func pythonScripts(_ name: String) -> [String] {
+        let prefix =
+            (try? TestEnvironment.run(
+                try TestEnvironment.tool("python3"), ["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"]))?
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        return prefix.map { ["\($0)/\(name)"] } ?? []
+    }
+}

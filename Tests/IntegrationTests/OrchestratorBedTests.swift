@@ -1,0 +1,91 @@
+import Foundation
+import Shared
+import SharedIO
+import TestSupport
+import Testing
+
+extension TestBedSuites {
+    /// The orchestrator with the test bed's real Prometheus as its gate.
+    @Suite("orchestrator on the test bed", .serialized)
+    struct OrchestratorBedTests {
+        @Test func aJobKilledMidWaitIsInterruptedAndResumesToTheEndWithItsHistoryIntact() async throws {
+            let bed = try await TestBed.start()
+            try await bed.setGateBlocker(true)
+            let fixture = try OrchestratorFixture(prometheusURL: bed.environment["TESTBED_PROMETHEUS_URL"] ?? "")
+            let first = try await fixture.launch()
+            let created = try await first.request(
+                "POST", "/execute", body: #"{"target_version":"1.34.5","kind":"patch","stages":"preflight,snapshot"}"#)
+            #expect(created.status == 202)
+            let held = try await first.waitForWait(1)
+            #expect(held[dotted: "wait.reason"]?.stringValue == "firing: TestbedGateBlocker")
+            #expect(held[dotted: "state"]?.stringValue == "running")
+
+            #expect(try await first.stop(signal: SIGKILL) == 128 + SIGKILL)
+            let second = try await fixture.launch()
+            let interrupted = try await second.json("/jobs/1?events_limit=1000")
+            #expect(interrupted[dotted: "state"]?.stringValue == "interrupted")
+            #expect(interrupted[dotted: "wait"] == .null)
+
+            try await bed.setGateBlocker(false)
+            #expect(try await second.request("POST", "/jobs/1/resume").status == 202)
+            let done = try await second.waitForJob(1, state: "succeeded")
+            let events = done[dotted: "events.items"]?.arrayValue ?? []
+            let sequences = events.compactMap { $0[dotted: "seq"]?.intValue }
+            #expect(sequences == Array(1...sequences.count))
+            #expect(done[dotted: "events.total"]?.intValue == sequences.count)
+            let times = events.compactMap { $0[dotted: "time"]?.stringValue }
+            #expect(times == times.sorted())
+            let kinds = events.compactMap { $0[dotted: "kind"]?.stringValue }
+            let expectedOrder = [
+                "job_queued", "job_started", "wait_started", "wait_updated", "job_interrupted", "job_resumed",
+                "job_started",
+            ]
+            #expect(Array(kinds.prefix(expectedOrder.count)) == expectedOrder)
+            #expect(kinds.last == "job_succeeded")
+            let stages = done[dotted: "stages"]?.arrayValue?.map { $0[dotted: "status"]?.stringValue ?? "" }
+            #expect(
+                stages == [
+                    "skipped", "skipped", "not_selected", "not_selected", "not_selected", "not_selected",
+                    "not_selected",
+                ])
+            _ = try await second.stop(signal: SIGTERM)
+        }
+
+        @Test func theCLIStartsFollowsAbortsAndResumesAJob() async throws {
+            let bed = try await TestBed.start()
+            let fixture = try OrchestratorFixture(prometheusURL: bed.environment["TESTBED_PROMETHEUS_URL"] ?? "")
+            let server = try await fixture.launch()
+            let bad = try await server.cli("execute", "--target", "1.34", "--kind", "patch")
+            #expect(bad.status == 1)
+            #expect(bad.stderr.contains("target_version: must be X.Y.Z"), "\(bad.stderr)")
+
+            try await bed.setGateBlocker(true)
+            let started = try await server.cli("execute", "--target", "1.34.5", "--kind", "patch", "--dry-run")
+            #expect(started.status == 0, "\(started.stderr)")
+            #expect(started.stdout.hasPrefix("job 1 queued: patch upgrade to 1.34.5 (dry run)"))
+            try await server.waitForWait(1)
+            let status = try await server.cli("status", "1")
+            #expect(
+                status.stdout.contains(
+                    "waiting for halt-on-alert gate (upgrade_gate=true) to open: firing: TestbedGateBlocker"))
+            let conflict = try await server.cli("execute", "--target", "1.34.5", "--kind", "patch")
+            #expect(conflict.status == 1)
+            #expect(conflict.stderr.contains("HTTP 409: job 1 is running; one job at a time"))
+            let aborted = try await server.cli("abort", "1")
+            #expect(aborted.status == 0)
+            try await server.waitForJob(1, state: "aborted")
+            let jobs = try await server.cli("jobs")
+            #expect(jobs.stdout.hasPrefix("1\taborted: patch upgrade to 1.34.5 (dry run)"))
+
+            try await bed.setGateBlocker(false)
+            #expect(try await server.cli("resume", "1").status == 0)
+            let follow = try await server.cli("status", "1", "--follow", "--interval", "0.2")
+            #expect(follow.status == 0, "\(follow.stderr)")
+            let lines = follow.stdout.split(separator: "\n").map(String.init)
+            #expect(lines.first?.contains("queued: patch upgrade to 1.34.5") == true)
+            #expect(lines.contains { $0.contains("preflight  preflight started") })
+            #expect(lines.last == "job 1 succeeded")
+            _ = try await server.stop(signal: SIGTERM)
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import Shared
+import SharedIO
+import TestSupport
+import Testing
+
+/// The job store against a real SQLite file.
+@Suite struct JobStoreTests {
+    static func request(_ version: String = "1.34.5") -> ExecuteRequest {
+        ExecuteRequest(targetVersion: try! KubeVersion(strictRelease: version), kind: .patch)
+    }
+
+    static func path() throws -> String {
+        try TestEnvironment.makeDirectory("store").appendingPathComponent("jobs.sqlite").path
+    }
+
+    @Test func oneJobHoldsTheSlotUntilItFinishes() async throws {
+        let store = try await JobStore(path: try Self.path())
+        let first = try await store.create(Self.request(), at: 1).get()
+        #expect(first.state == .queued)
+        #expect(first.eventCount == 1)
+        guard case let .failure(conflict) = try await store.create(Self.request("1.34.6"), at: 2) else {
+            Issue.record("a second job was accepted while the first was queued")
+            return
+        }
+        #expect(conflict.active.id == first.id)
+        try await store.append(first.id, [JobEvent(time: 3, kind: .jobSucceeded, message: "done")], state: .succeeded)
+        let second = try await store.create(Self.request("1.34.6"), at: 4).get()
+        #expect(second.id == first.id + 1)
+        #expect(try await store.jobs(limit: 10).map(\.id) == [second.id, first.id])
+    }
+
+    @Test func eventsAreNumberedInOrderAndFoldedIntoProgress() async throws {
+        let store = try await JobStore(path: try Self.path())
+        let job = try await store.create(Self.request(), at: 1).get()
+        try await store.append(
+            job.id,
+            [
+                JobEvent(time: 2, kind: .jobStarted, message: "started"),
+                JobEvent(time: 3, kind: .stageStarted, stage: .preflight, message: "preflight"),
+            ], state: .running)
+        let record = try #require(try await store.job(job.id))
+        #expect(record.state == .running)
+        #expect(record.startedAt == 2)
+        #expect(record.progress.currentStage == .preflight)
+        let events = try await store.events(of: job.id, after: 0, limit: 100)
+        #expect(events.map(\.sequence) == [1, 2, 3])
+        #expect(events.map(\.kind) == [.jobQueued, .jobStarted, .stageStarted])
+        #expect(try await store.events(of: job.id, after: 1, limit: 1).map(\.sequence) == [2])
+    }
+
+    @Test func aReopenedStoreTurnsRunningJobsIntoInterruptedOnes() async throws {
+        let path = try Self.path()
+        let id: Int64
+        do {
+            let store = try await JobStore(path: path)
+            id = try await store.create(Self.request(), at: 1).get().id
+            try await store.append(id, [JobEvent(time: 2, kind: .jobStarted, message: "s")], state: .running)
+        }
+        let reopened = try await JobStore(path: path)
+        #expect(try await reopened.markInterrupted(at: 5) == [id])
+        let record = try #require(try await reopened.job(id))
+        #expect(record.state == .interrupted)
+        #expect(record.finishedAt == 5)
+        #expect(try await reopened.events(of: id, after: 0, limit: 10).last?.kind == .jobInterrupted)
+        #expect(try await reopened.markInterrupted(at: 6).isEmpty)
+    }
+
+    @Test func transitionsHappenOnlyFromTheAllowedStates() async throws {
+        let store = try await JobStore(path: try Self.path())
+        let id = try await store.create(Self.request(), at: 1).get().id
+        let resume = JobEvent(time: 2, kind: .jobResumed, message: "r")
+        let refused = try await store.transition(id, from: [.failed], to: .queued, event: resume)
+        #expect(!refused.moved)
+        #expect(refused.record?.eventCount == 1)
+        let aborted = try await store.transition(
+            id, from: [.queued], to: .aborted, event: JobEvent(time: 2, kind: .jobAborted, message: "a"))
+        #expect(aborted.moved && aborted.record?.state == .aborted)
+        let other = try await store.create(Self.request("1.34.6"), at: 3).get()
+        let blocked = try await store.transition(
+            id, from: [.aborted], to: .queued, event: resume, requireFreeSlot: true)
+        #expect(!blocked.moved)
+        #expect(blocked.conflict?.id == other.id)
+        #expect(try await store.job(99) == nil)
+    }
+}
