@@ -14,32 +14,22 @@ public struct JobProgress: Sendable, Equatable, Codable {
         case notSelected = "not_selected"
     }
 
-    public struct StageProgress: Sendable, Equatable, Codable {
+    public struct StageProgress: Sendable, Equatable, Codable, TimedProgress {
         public var stage: UpgradeStage
         public var status: Status = .pending
         public var startedAt: Double?
         public var finishedAt: Double?
         /// Why it was skipped, or how it failed.
         public var detail: String?
-
-        public var durationSeconds: Double? {
-            guard let startedAt, let finishedAt else { return nil }
-            return finishedAt - startedAt
-        }
     }
 
-    public struct NodeProgress: Sendable, Equatable, Codable {
+    public struct NodeProgress: Sendable, Equatable, Codable, TimedProgress {
         public var name: String
         public var stage: UpgradeStage?
         public var status: Status = .running
         public var startedAt: Double?
         public var finishedAt: Double?
         public var detail: String?
-
-        public var durationSeconds: Double? {
-            guard let startedAt, let finishedAt else { return nil }
-            return finishedAt - startedAt
-        }
     }
 
     public struct Wait: Sendable, Equatable, Codable {
@@ -181,5 +171,19 @@ public struct JobProgress: Sendable, Equatable, Codable {
             nodes[index].finishedAt = event.time
         }
         wait = nil
+    }
+}
+
+/// A stage or a node: started and finished times, and the time in between.
+public protocol TimedProgress {
+    var startedAt: Double? { get }
+    var finishedAt: Double? { get }
+}
+
+extension TimedProgress {
+    /// Seconds from start to finish, once finished.
+    public var durationSeconds: Double? {
+        guard let startedAt, let finishedAt else { return nil }
+        return finishedAt - startedAt
     }
 }

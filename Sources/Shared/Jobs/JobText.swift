@@ -36,19 +36,9 @@ public enum JobText {
         var lines: [String] = []
         let id = job[dotted: "id"]?.intValue ?? 0
         lines.append("job \(id)  \(job[dotted: "state"]?.stringValue ?? "?")  \(request(job))")
-        let stages = (job[dotted: "stages"]?.arrayValue ?? []).map { stage -> String in
-            let status = stage[dotted: "status"]?.stringValue ?? ""
-            var text = "\(symbol(status)) \(stage[dotted: "name"]?.stringValue ?? "")"
-            if let seconds = stage[dotted: "duration_seconds"]?.doubleValue { text += " \(duration(seconds))" }
-            return text
-        }
+        let stages = (job[dotted: "stages"]?.arrayValue ?? []).map(item)
         if !stages.isEmpty { lines.append("stages  " + stages.joined(separator: "  ")) }
-        let nodes = (job[dotted: "nodes"]?.arrayValue ?? []).map { node -> String in
-            let status = node[dotted: "status"]?.stringValue ?? ""
-            var text = "\(symbol(status)) \(node[dotted: "name"]?.stringValue ?? "")"
-            if let seconds = node[dotted: "duration_seconds"]?.doubleValue { text += " \(duration(seconds))" }
-            return text
-        }
+        let nodes = (job[dotted: "nodes"]?.arrayValue ?? []).map(item)
         if !nodes.isEmpty { lines.append("nodes   " + nodes.joined(separator: "  ")) }
         if let wait = job[dotted: "wait"], wait != .null {
             var text = "waiting for \(wait[dotted: "what"]?.stringValue ?? "")"
@@ -69,6 +59,13 @@ public enum JobText {
             lines += shown.map { "  " + eventLine($0) }
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// `[ok] preflight 3 s`: a stage or a node, its status and its duration once known.
+    static func item(_ entry: JSONValue) -> String {
+        var text = "\(symbol(entry[dotted: "status"]?.stringValue ?? "")) \(entry[dotted: "name"]?.stringValue ?? "")"
+        if let seconds = entry[dotted: "duration_seconds"]?.doubleValue { text += " \(duration(seconds))" }
+        return text
     }
 
     static func request(_ job: JSONValue) -> String {

@@ -44,7 +44,7 @@ public final class SQLiteDatabase: Sendable {
 
     /// Opens (creating if needed) the database at `path`.
     public init(path: String) async throws {
-        let thread = SerialThread(name: "sqlite")
+        let thread = SerialThread()
         self.thread = thread
         connection = try await thread.run { try Connection(path: path) }
     }

@@ -33,7 +33,7 @@ enum BlockingWork {
     }
 
     /// Starts a detached POSIX thread running `work`.
-    private static func startThread(_ work: @escaping @Sendable () -> Void) {
+    static func startThread(_ work: @escaping @Sendable () -> Void) {
         let box = Unmanaged.passRetained(ThreadWork(work)).toOpaque()
         var thread = pthread_t()
         var attributes = pthread_attr_t()

@@ -10,23 +10,11 @@ final class SerialThread: @unchecked Sendable {
     private var queue: [@Sendable () -> Void] = []
     private var stopping = false
 
-    init(name: String) {
+    init() {
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(condition, nil)
-        let box = Unmanaged.passRetained(self).toOpaque()
-        var thread = pthread_t()
-        var attributes = pthread_attr_t()
-        pthread_attr_init(&attributes)
-        defer { pthread_attr_destroy(&attributes) }
-        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
-        let created = pthread_create(
-            &thread, &attributes,
-            { context in
-                let owner = Unmanaged<SerialThread>.fromOpaque(context!).takeRetainedValue()
-                owner.loop()
-                return nil
-            }, box)
-        precondition(created == 0, "cannot start the \(name) thread: \(String(cString: strerror(created)))")
+        // The thread keeps the object alive until `stop()` ends its loop.
+        BlockingWork.startThread { [self] in loop() }
     }
 
     deinit {
