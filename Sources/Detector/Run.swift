@@ -209,11 +209,9 @@ struct Run: Sendable {
             return ("would POST \(orchestrator)/execute \(body)", false)
         }
         let token: String
-        do {
-            token = try String(contentsOfFile: settings.orchestratorTokenFile, encoding: .utf8).trimmingWhitespace()
-        } catch {
+        do { token = try TokenFile.read(settings.orchestratorTokenFile) } catch {
             log.error("cannot read the orchestrator token", ["file": settings.orchestratorTokenFile])
-            return ("dispatch failed: cannot read \(settings.orchestratorTokenFile)", true)
+            return ("dispatch failed: \(error)", true)
         }
         do {
             let response = try await http().send(

@@ -239,3 +239,31 @@ import Testing
         #expect(JobText.duration(seconds) == text)
     }
 }
+
+@Suite struct HostPortTests {
+    @Test func addressesWithAndWithoutPorts() throws {
+        let read: [(String, Int?, ClosedRange<Int>, String, Int)] = [
+            ("10.0.0.1", 22, 1...65535, "10.0.0.1", 22), ("10.0.0.1:2222", 22, 1...65535, "10.0.0.1", 2222),
+            ("[fd00::1]:22", 22, 1...65535, "fd00::1", 22), ("[fd00::1]", 22, 1...65535, "fd00::1", 22),
+            ("127.0.0.1:0", nil, 0...65535, "127.0.0.1", 0), ("0.0.0.0:8080", nil, 0...65535, "0.0.0.0", 8080),
+        ]
+        for (text, fallback, ports, host, port) in read {
+            let parsed = try HostPort.parse(text, option: "listen", defaultPort: fallback, ports: ports)
+            #expect(parsed.host == host && parsed.port == port, "\(text)")
+        }
+        let refused: [(String, Int?, String)] = [
+            ("fd00::1", 22, "master-address must be host, host:port or [v6]:port, got fd00::1"),
+            ("[fd00::1", 22, "master-address [fd00::1 has an unclosed ["), (":22", 22, "must be host"),
+            ("host:0", 22, "master-address host:0 has no valid port"), ("host:x", 22, "has no valid port"),
+            ("127.0.0.1", nil, "master-address must be host:port or [v6]:port, got 127.0.0.1"),
+        ]
+        for (text, fallback, message) in refused {
+            do {
+                _ = try HostPort.parse(text, option: "master-address", defaultPort: fallback)
+                Issue.record("\(text) was accepted")
+            } catch {
+                #expect(error.description.contains(message), "\(text): \(error)")
+            }
+        }
+    }
+}

@@ -22,12 +22,9 @@ struct ClientOptions: ParsableArguments {
             throw ValidationError("\(error)")
         }
         let path = reader.value(apiTokenFile, "API_TOKEN_FILE") ?? "/etc/k8s-upgrade/api/token"
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ValidationError("cannot read the API token file \(path)")
+        do { return APIClient(baseURL: server, token: try TokenFile.read(path)) } catch {
+            throw ValidationError("\(error)")
         }
-        let token = String(decoding: data, as: UTF8.self).trimmingWhitespace()
-        guard !token.isEmpty else { throw ValidationError("the API token file \(path) is empty") }
-        return APIClient(baseURL: server, token: token)
     }
 }
 
@@ -191,6 +188,9 @@ struct APIClient: Sendable {
         guard expect.contains(response.status) else {
             let message = document[dotted: "error"]?.stringValue ?? response.text.prefix(300).description
             throw ClientError("\(method) \(path): HTTP \(response.status): \(message)")
+        }
+        guard case .object = document else {
+            throw ClientError("\(method) \(path): HTTP \(response.status) but the answer is not a JSON object")
         }
         return document
     }

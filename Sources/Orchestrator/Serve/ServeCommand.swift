@@ -70,12 +70,9 @@ struct ServeSettings: Sendable {
 
     init(_ flags: ServeCommand, environment: [String: String]) throws {
         let reader = OptionReader(environment: environment)
-        let listen = reader.value(flags.listen, "LISTEN") ?? "127.0.0.1:8080"
-        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
-            (0...65535).contains(port), colon > listen.startIndex
-        else { throw SettingsError("listen must be host:port, got \(listen)") }
-        host = String(listen[..<colon].filter { $0 != "[" && $0 != "]" })
-        self.port = port
+        (host, port) = try HostPort.parse(
+            reader.value(flags.listen, "LISTEN") ?? "127.0.0.1:8080", option: "listen", defaultPort: nil,
+            ports: 0...65535)
         portFile = reader.value(flags.portFile, "PORT_FILE")
         store = reader.value(flags.store, "STORE") ?? "/var/lib/k8s-upgrade/jobs.sqlite"
         apiTokenFile = reader.value(flags.apiTokenFile, "API_TOKEN_FILE") ?? "/etc/k8s-upgrade/api/token"
@@ -103,7 +100,7 @@ struct Server {
 
     func run() async throws {
         let log = JSONLog(component: "k8s-upgrade")
-        let token = try readToken(settings.apiTokenFile)
+        let token = BearerToken(try TokenFile.read(settings.apiTokenFile))
         let store = try await JobStore(path: settings.store)
         for id in try await store.markInterrupted(at: JobContext.now()) {
             log.warning("job found running at start is now interrupted", ["job": String(id)])
@@ -131,14 +128,5 @@ struct Server {
             logger: .init(label: "k8s-upgrade", factory: { _ in SwiftLogNoOpLogHandler() }))
         try await app.runService()
         log.info("stopped")
-    }
-
-    private func readToken(_ path: String) throws -> BearerToken {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ValidationError("cannot read the API token file \(path)")
-        }
-        let token = String(decoding: data, as: UTF8.self).trimmingWhitespace()
-        guard !token.isEmpty else { throw ValidationError("the API token file \(path) is empty") }
-        return BearerToken(token)
     }
 }
