@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The test bed: a simulated cluster whose parts are real.
 
-  testbed.py up   [--dir DIR] [--scenario default|ha|synthetic-N] [--running-version X.Y.Z]
-                  [--master-containerd X.Y.Z]           start everything, write DIR/env and DIR/kubeconfig
+  testbed.py up   [--dir DIR] [--scenario default|ha|synthetic-N|FILE.json] [--running-version X.Y.Z]
+                  [--master-containerd X.Y.Z] [--orchestrator] [--soak SECONDS]
+                                                        start everything, write DIR/env and DIR/kubeconfig
   testbed.py down [--dir DIR]                           stop everything started from DIR, remove DIR
 
 Parts: the API simulator (k8s-cluster-sim, HTTPS + token); one real sshd per
@@ -10,7 +11,10 @@ node on its own loopback port with its own host key and a node root whose
 PATH holds the fake node tools; a package repository in the pkgs.k8s.io
 shape; a real etcd with client-certificate TLS in the kubeadm layout of the
 first control plane; a real Prometheus scraping a real Pushgateway every
-second with the gate rules; a webhook receiver standing in for Slack. Every process's pid is kept in DIR/pids so that `down` leaves nothing
+second with the gate rules; a webhook receiver standing in for Slack; with
+--orchestrator, `k8s-upgrade serve` configured for all of it (its arguments
+are in DIR/orchestrator.args either way, for tests that run it themselves).
+Every process's pid is kept in DIR/pids so that `down` leaves nothing
 behind, even after a crashed test.
 """
 import argparse
@@ -216,6 +220,11 @@ def up(args):
         raise SystemExit(f"testbed: --running-version must be X.Y.Z, got {args.running_version}")
     if ".".join(args.running_version.split(".")[:2]) not in RELEASES:
         raise SystemExit(f"testbed: the repository has no {args.running_version}; minors: {', '.join(RELEASES)}")
+    if scenario.endswith(".json"):
+        # A scenario file: its control planes and workers, read the way the simulator reads them.
+        document = json.loads(pathlib.Path(scenario).read_text())
+        SCENARIOS[scenario] = ([n["name"] for n in document["nodes"] if "control-plane" in n.get("roles", [])],
+                               [n["name"] for n in document["nodes"] if "control-plane" not in n.get("roles", [])])
     if scenario not in SCENARIOS:
         raise SystemExit(f"testbed: unknown scenario {scenario}; known: {', '.join(SCENARIOS)}, synthetic-N")
     if f"{args.master_containerd}-1" not in CONTAINERD:
@@ -317,9 +326,28 @@ def up(args):
         "TESTBED_PUSHGATEWAY_URL": f"http://127.0.0.1:{push_port}",
         "TESTBED_SLACK_WEBHOOK_URL": f"{webhook_url}/services/T0TESTBED/B0TESTBED/testbed",
         "TESTBED_WEBHOOK_URL": webhook_url,
-        # Until the orchestrator exists, the receiver answers POST /execute like it.
+        # Without --orchestrator, the receiver answers POST /execute like it.
         "TESTBED_ORCHESTRATOR_URL": webhook_url, "TESTBED_ORCHESTRATOR_TOKEN_FILE": str(bed / "token"),
+        "TESTBED_ORCHESTRATOR_ARGS": str(bed / "orchestrator.args"),
     }
+    (bed / "slack-webhook").write_text(env["TESTBED_SLACK_WEBHOOK_URL"] + "\n")
+    serve = [
+        "serve", "--listen", "127.0.0.1:0", "--store", str(bed / "jobs.sqlite"), "--api-token-file", str(bed / "token"),
+        "--kubeconfig", str(bed / "kubeconfig"), "--prometheus-url", env["TESTBED_PROMETHEUS_URL"],
+        "--pushgateway-url", env["TESTBED_PUSHGATEWAY_URL"], "--slack-webhook-file", str(bed / "slack-webhook"),
+        "--ssh-user", user, "--ssh-key-file", str(bed / "id_ed25519"), "--known-hosts-file", str(bed / "known_hosts"),
+        *[arg for name, port in ports.items() for arg in ("--node-address", f"{name}=127.0.0.1:{port}")],
+        "--node-script", str(REPO_ROOT / "scripts" / "update_k8s.sh"), "--backup-dir", env["TESTBED_BACKUP_DIR"],
+        "--repo-base", env["TESTBED_REPO_BASE"], "--expected-nodes", str(len(ports)),
+        "--poll-interval", "0.2", "--soak", str(args.soak), "--gate-wait", "60", "--node-ready-timeout", "20",
+        "--drain-timeout", "60",
+    ]
+    (bed / "orchestrator.args").write_text(json.dumps(serve))
+    if args.orchestrator:
+        binary = pathlib.Path(args.bin_dir) / "k8s-upgrade"
+        orchestrator = start(bed, "orchestrator", [binary, *serve, "--port-file", str(bed / "orchestrator.port")])
+        port = wait_for_file(bed / "orchestrator.port", orchestrator, "the orchestrator")
+        env["TESTBED_ORCHESTRATOR_URL"] = f"http://127.0.0.1:{port}"
     (bed / "env").write_text("".join(f"export {k}={json.dumps(v)}\n" for k, v in env.items()))
     log(f"up in {time.time() - started:.1f} s: {scenario}, {len(ports)} nodes; source {bed / 'env'}")
 
@@ -365,6 +393,9 @@ def main():
     parser.add_argument("--scenario", default="default")
     parser.add_argument("--bin-dir", default=str(REPO_ROOT / ".build" / "debug"))
     parser.add_argument("--running-version", default=RUNNING, help="release every node runs (default %(default)s)")
+    parser.add_argument("--orchestrator", action="store_true",
+                        help="also run k8s-upgrade serve for the bed; TESTBED_ORCHESTRATOR_URL points at it")
+    parser.add_argument("--soak", default="2", help="soak seconds of that orchestrator (default %(default)s)")
     parser.add_argument("--master-containerd", default=CONTAINERD_RUNNING,
                         help="containerd of the first control plane (default %(default)s, as every other node)")
     args = parser.parse_args()

@@ -7,8 +7,12 @@ import Synchronization
 final class ServiceMetrics: Sendable {
     private let requests = Mutex<[String: Int]>([:])
     private let startTime: Double
+    private let gauges: GaugePublisher?
 
-    init(startTime: Double) { self.startTime = startTime }
+    init(startTime: Double, gauges: GaugePublisher? = nil) {
+        self.startTime = startTime
+        self.gauges = gauges
+    }
 
     /// Counts one answered request under its route template and status code.
     func count(method: String, route: String, status: Int) {
@@ -31,19 +35,13 @@ final class ServiceMetrics: Sendable {
         lines.append("# HELP k8s_upgrade_job_active 1 while a job is queued, running or aborting.")
         lines.append("# TYPE k8s_upgrade_job_active gauge")
         lines.append("k8s_upgrade_job_active \(active == nil ? 0 : 1)")
-        lines.append("# HELP k8s_upgrade_current_stage 1 for the stage the active job is in.")
-        lines.append("# TYPE k8s_upgrade_current_stage gauge")
-        for stage in UpgradeStage.allCases {
-            let current = active?.progress.currentStage == stage ? 1 : 0
-            lines.append("k8s_upgrade_current_stage{stage=\"\(stage.rawValue)\"} \(current)")
-        }
         lines.append("# HELP process_start_time_seconds Start time of the process since the epoch.")
         lines.append("# TYPE process_start_time_seconds gauge")
         lines.append("process_start_time_seconds \(startTime)")
         lines.append("# HELP process_resident_memory_bytes Resident memory size in bytes.")
         lines.append("# TYPE process_resident_memory_bytes gauge")
         lines.append("process_resident_memory_bytes \(Self.residentBytes())")
-        return lines.joined(separator: "\n") + "\n"
+        return lines.joined(separator: "\n") + "\n" + (gauges?.current.exposition ?? "")
     }
 
     /// Resident pages from /proc/self/statm times the page size.

@@ -127,7 +127,11 @@ struct StatusCommand: AsyncParsableCommand {
             let state = job[dotted: "state"]?.stringValue ?? ""
             if let finished = JobState(rawValue: state), finished.isFinished, job[dotted: "events.next_after"] == .null
             {
-                if !terminal && !client.json { print("job \(id) \(state)") }
+                if !client.json {
+                    if !terminal { print("job \(id) \(state)") }
+                    let summary = job[dotted: "result.summary"]?.arrayValue?.compactMap(\.stringValue) ?? []
+                    if !summary.isEmpty { print("summary:\n" + summary.map { "  " + $0 }.joined(separator: "\n")) }
+                }
                 if finished != .succeeded { throw ExitCode(1) }
                 return
             }

@@ -115,6 +115,7 @@ actor JobCoordinator: Service {
         let context = JobContext(
             id: job.id, request: job.request, store: store, control: control, pollInterval: pollInterval)
         var stage: UpgradeStage?
+        var begun = false
         do {
             let started = JobEvent(
                 time: JobContext.now(), kind: .jobStarted,
@@ -134,6 +135,10 @@ actor JobCoordinator: Service {
                 try context.checkpoint()
                 try await pipeline.beforeStage(candidate, job: context)
                 try context.checkpoint()
+                if !begun {
+                    begun = true
+                    try await pipeline.begin(job: context)
+                }
                 try await context.record(.stageStarted, "\(candidate.rawValue) started", stage: candidate)
                 switch try await pipeline.run(candidate, job: context) {
                 case let .done(text): try await context.record(.stageSucceeded, text, stage: candidate)
@@ -141,9 +146,10 @@ actor JobCoordinator: Service {
                 }
                 stage = nil
             }
+            let result = await pipeline.end(job: context, state: .succeeded, reason: nil)
             try await store.append(
                 job.id, [JobEvent(time: JobContext.now(), kind: .jobSucceeded, message: "succeeded")],
-                state: .succeeded)
+                state: .succeeded, result: result)
             log.info("job succeeded", ["job": String(job.id)])
         } catch let stop as JobStop {
             let (kind, state, text) =
@@ -153,8 +159,9 @@ actor JobCoordinator: Service {
                     "aborted at a safe point\(stage.map { " in \($0.rawValue)" } ?? "")"
                 )
                 : (.jobInterrupted, .interrupted, "the service is stopping; resume the job to continue")
+            let result = begun ? await pipeline.end(job: context, state: state, reason: text) : nil
             _ = try? await store.append(
-                job.id, [JobEvent(time: JobContext.now(), kind: kind, message: text)], state: state)
+                job.id, [JobEvent(time: JobContext.now(), kind: kind, message: text)], state: state, result: result)
             log.info("job stopped", ["job": String(job.id), "state": state.rawValue])
         } catch {
             let text = "\(error)"
@@ -163,7 +170,8 @@ actor JobCoordinator: Service {
                 events.append(JobEvent(time: JobContext.now(), kind: .stageFailed, stage: stage, message: text))
             }
             events.append(JobEvent(time: JobContext.now(), kind: .jobFailed, stage: stage, message: text))
-            _ = try? await store.append(job.id, events, state: .failed)
+            let result = begun ? await pipeline.end(job: context, state: .failed, reason: text) : nil
+            _ = try? await store.append(job.id, events, state: .failed, result: result)
             log.error("job failed", ["job": String(job.id), "error": text])
         }
     }

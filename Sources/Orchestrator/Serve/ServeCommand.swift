@@ -44,8 +44,77 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds a stage waits for the gate to open before the job fails. (default: 1800)")
     var gateWait: Double?
 
-    @Option(help: "Seconds between checks while waiting (gate, node, drain). (default: 5)")
+    @Option(help: "Seconds between checks while waiting (gate, node, soak). (default: 5)")
     var pollInterval: Double?
+
+    @Option(help: "kubeconfig to use (default: in-cluster service account, else $KUBECONFIG, else ~/.kube/config).")
+    var kubeconfig: String?
+
+    @Option(help: "SSH user on the nodes; commands run through sudo -n unless it is root. (default: root)")
+    var sshUser: String?
+
+    @Option(help: "SSH port of the nodes when --node-address gives none. (default: 22)")
+    var sshPort: Int?
+
+    @Option(help: "Private key for SSH (ed25519, ECDSA or RSA, no passphrase). (default: /etc/k8s-upgrade/ssh/id_ed25519)")
+    var sshKeyFile: String?
+
+    @Option(help: "known_hosts file every node's host key must be in. (default: /etc/k8s-upgrade/ssh/known_hosts)")
+    var knownHostsFile: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "SSH address of a node as NODE=HOST[:PORT], repeatable; env: comma-separated. (default: the node's InternalIP)",
+            valueName: "node=host[:port]"))
+    var nodeAddress: [String] = []
+
+    @Option(help: "The node script piped to each node. (default: /usr/share/k8s-upgrade/update_k8s.sh)")
+    var nodeScript: String?
+
+    @Option(help: "Pushgateway base URL for the pipeline's gauges; empty pushes nothing. (default: none)")
+    var pushgatewayURL: String?
+
+    @Option(help: "File holding the Slack incoming-webhook URL; empty sends no notices. (default: none)")
+    var slackWebhookFile: String?
+
+    @Option(help: "Folder on the master for etcd snapshots. (default: /var/lib/etcd-backups)")
+    var backupDir: String?
+
+    @Option(help: "Number of nodes the cluster must have; pre-flight fails otherwise. (default: any)")
+    var expectedNodes: Int?
+
+    @Option(help: "The control plane that runs kubeadm upgrade apply. (default: the first control plane by name)")
+    var masterNode: String?
+
+    @Option(help: "Worker order: ascending, descending or a comma list of node names. (default: ascending)")
+    var workerOrder: String?
+
+    @Option(help: "Seconds each upgraded worker is watched (gate and Ready) before the next. (default: 600)")
+    var soak: Double?
+
+    @Option(help: "Seconds a node's drain may take before the job fails naming the pods left. (default: 600)")
+    var drainTimeout: Double?
+
+    @Option(help: "Seconds a node has to turn Ready at the target after its kubelet restart. (default: 300)")
+    var nodeReadyTimeout: Double?
+
+    @Option(help: "Seconds the node script may run on a node. (default: 1800)")
+    var scriptTimeout: Double?
+
+    @Option(help: "Prefix of the annotations the tool writes on nodes and its namespace. (default: k8s-upgrade.io)")
+    var annotationPrefix: String?
+
+    @Option(help: "Namespace whose annotations mark an upgrade in flight. (default: k8s-upgrade)")
+    var namespace: String?
+
+    @Option(help: "Share of pods that must be Ready after the upgrade, 0 to 1. (default: 0.9)")
+    var podReadyRatio: Double?
+
+    @Option(help: "Hours with no gate alert fired before a job may start; 0 turns the check off. (default: 24)")
+    var quietPeriod: Int?
+
+    @Option(help: "Base URL of the per-minor package repositories. (default: https://pkgs.k8s.io/core:/stable:)")
+    var repoBase: String?
 
     func run() async throws {
         let settings: ServeSettings
@@ -67,6 +136,28 @@ struct ServeSettings: Sendable {
     var gate: GateSelector
     var gateWait: Duration
     var pollInterval: Duration
+    var kubeconfig: String?
+    var sshUser: String
+    var sshPort: Int
+    var sshKeyFile: String
+    var knownHostsFile: String
+    var nodeAddresses: [String: (host: String, port: Int)] = [:]
+    var nodeScriptPath: String
+    var pushgatewayURL: String?
+    var slackWebhookFile: String?
+    var backupDir: String
+    var expectedNodes: Int?
+    var masterNode: String?
+    var workerOrder: WorkerOrder
+    var soak: Duration
+    var drainTimeout: Duration
+    var nodeReadyTimeout: Duration
+    var scriptTimeout: Duration
+    var annotationPrefix: String
+    var namespace: String
+    var podReadyRatio: Double
+    var quietPeriodHours: Int
+    var repoBase: String
 
     init(_ flags: ServeCommand, environment: [String: String]) throws {
         let reader = OptionReader(environment: environment)
@@ -90,6 +181,60 @@ struct ServeSettings: Sendable {
         } catch { throw SettingsError("gate-selector: \(error)") }
         gateWait = try reader.seconds(flags.gateWait, "GATE_WAIT", default: 1800, range: 1...86400)
         pollInterval = try reader.seconds(flags.pollInterval, "POLL_INTERVAL", default: 5, range: 0.1...600)
+        kubeconfig = reader.value(flags.kubeconfig, "KUBECONFIG_FILE")
+        sshUser = reader.value(flags.sshUser, "SSH_USER") ?? "root"
+        guard sshUser.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: "@") }) else {
+            throw SettingsError("ssh-user \(sshUser) is not a user name")
+        }
+        sshPort = try reader.integer(flags.sshPort, "SSH_PORT", default: 22, range: 1...65535)
+        sshKeyFile = reader.value(flags.sshKeyFile, "SSH_KEY_FILE") ?? "/etc/k8s-upgrade/ssh/id_ed25519"
+        knownHostsFile = reader.value(flags.knownHostsFile, "KNOWN_HOSTS_FILE") ?? "/etc/k8s-upgrade/ssh/known_hosts"
+        let addresses =
+            flags.nodeAddress.isEmpty
+            ? (environment["K8SUP_NODE_ADDRESSES"] ?? "").split(separator: ",").map { $0.trimmingWhitespace() }
+                .filter { !$0.isEmpty }
+            : flags.nodeAddress
+        for assignment in addresses {
+            let parts = assignment.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, ObjectName.isDNS1123Subdomain(parts[0]) else {
+                throw SettingsError("node-address must be NODE=HOST[:PORT], got \(assignment)")
+            }
+            nodeAddresses[parts[0]] = try HostPort.parse(parts[1], option: "node-address", defaultPort: sshPort)
+        }
+        nodeScriptPath = reader.value(flags.nodeScript, "NODE_SCRIPT") ?? "/usr/share/k8s-upgrade/update_k8s.sh"
+        pushgatewayURL = try reader.url(flags.pushgatewayURL, "PUSHGATEWAY_URL")
+        slackWebhookFile = reader.value(flags.slackWebhookFile, "SLACK_WEBHOOK_FILE").flatMap { $0.isEmpty ? nil : $0 }
+        backupDir = reader.value(flags.backupDir, "BACKUP_DIR") ?? "/var/lib/etcd-backups"
+        guard backupDir.hasPrefix("/"), !backupDir.contains("\n") else {
+            throw SettingsError("backup-dir must be an absolute path, got \(backupDir)")
+        }
+        if flags.expectedNodes != nil || environment["K8SUP_EXPECTED_NODES"] != nil {
+            expectedNodes = try reader.integer(flags.expectedNodes, "EXPECTED_NODES", default: 0, range: 1...100_000)
+        }
+        masterNode = reader.value(flags.masterNode, "MASTER_NODE")
+        if let masterNode, !ObjectName.isDNS1123Subdomain(masterNode) {
+            throw SettingsError("master-node \(masterNode) is not a valid node name (DNS-1123)")
+        }
+        do { workerOrder = try WorkerOrder(parsing: reader.value(flags.workerOrder, "WORKER_ORDER") ?? "ascending") } catch {
+            throw SettingsError("worker-order: \(error)")
+        }
+        soak = try reader.seconds(flags.soak, "SOAK", default: 600, range: 0...86400)
+        drainTimeout = try reader.seconds(flags.drainTimeout, "DRAIN_TIMEOUT", default: 600, range: 1...86400)
+        nodeReadyTimeout = try reader.seconds(flags.nodeReadyTimeout, "NODE_READY_TIMEOUT", default: 300, range: 1...86400)
+        scriptTimeout = try reader.seconds(flags.scriptTimeout, "SCRIPT_TIMEOUT", default: 1800, range: 1...86400)
+        annotationPrefix = reader.value(flags.annotationPrefix, "ANNOTATION_PREFIX") ?? "k8s-upgrade.io"
+        guard ObjectName.isDNS1123Subdomain(annotationPrefix) else {
+            throw SettingsError("annotation-prefix must be a DNS subdomain such as k8s-upgrade.io, got \(annotationPrefix)")
+        }
+        namespace = reader.value(flags.namespace, "NAMESPACE") ?? "k8s-upgrade"
+        guard ObjectName.isDNS1123Subdomain(namespace) else { throw SettingsError("namespace \(namespace) is not valid") }
+        let ratioText = reader.value(flags.podReadyRatio.map { String($0) }, "POD_READY_RATIO") ?? "0.9"
+        guard let ratio = Double(ratioText), (0...1).contains(ratio) else {
+            throw SettingsError("pod-ready-ratio must be between 0 and 1, got \(ratioText)")
+        }
+        podReadyRatio = ratio
+        quietPeriodHours = try reader.integer(flags.quietPeriod, "QUIET_PERIOD", default: 24, range: 0...720)
+        repoBase = try reader.url(flags.repoBase, "REPO_BASE") ?? "https://pkgs.k8s.io/core:/stable:"
     }
 }
 
@@ -105,19 +250,48 @@ struct Server {
         for id in try await store.markInterrupted(at: JobContext.now()) {
             log.warning("job found running at start is now interrupted", ["job": String(id)])
         }
-        let pipeline = GatedPipeline(
+        let access = try KubernetesAccess.resolve(kubeconfig: settings.kubeconfig)
+        let nodeScript: Data
+        do { nodeScript = try Data(contentsOf: URL(fileURLWithPath: settings.nodeScriptPath)) } catch {
+            throw SettingsError("node-script \(settings.nodeScriptPath) cannot be read: \(error)")
+        }
+        for (option, path) in [("ssh-key-file", settings.sshKeyFile), ("known-hosts-file", settings.knownHostsFile)]
+        where !FileManager.default.isReadableFile(atPath: path) {
+            throw SettingsError("\(option) \(path) cannot be read")
+        }
+        let webhook = try settings.slackWebhookFile.map { try TokenFile.read($0) }
+        let notifier = SlackNotifier(webhookURL: webhook, log: log)
+        let gauges = GaugePublisher(pushgatewayURL: settings.pushgatewayURL, log: log)
+        let cluster = Cluster(
+            client: KubernetesClient(access: access), annotationPrefix: settings.annotationPrefix,
+            namespace: settings.namespace)
+        var drainer = Drainer(cluster: cluster)
+        drainer.timeout = settings.drainTimeout
+        let pipeline = UpgradePipeline(
+            settings: PipelineSettings(
+                nodeScript: nodeScript, backupDir: settings.backupDir, expectedNodes: settings.expectedNodes,
+                masterNode: settings.masterNode, workerOrder: settings.workerOrder, soak: settings.soak,
+                nodeReadyTimeout: settings.nodeReadyTimeout, scriptTimeout: settings.scriptTimeout,
+                podReadyRatio: settings.podReadyRatio, quietPeriodHours: settings.quietPeriodHours,
+                repoBase: settings.repoBase),
+            cluster: cluster,
+            shell: SSHRemoteShell(
+                user: settings.sshUser, port: settings.sshPort, keyFile: settings.sshKeyFile,
+                knownHostsFile: settings.knownHostsFile, addresses: settings.nodeAddresses),
+            drainer: drainer,
             gate: GateCheck(
                 prometheus: Prometheus(baseURL: settings.prometheusURL), selector: settings.gate,
-                gateWait: settings.gateWait))
+                gateWait: settings.gateWait),
+            notifier: notifier, gauges: gauges)
         let coordinator = JobCoordinator(
             store: store, pipeline: pipeline, log: log, pollInterval: settings.pollInterval)
-        let metrics = ServiceMetrics(startTime: JobContext.now())
+        let metrics = ServiceMetrics(startTime: JobContext.now(), gauges: gauges)
         let handler = APIHandler(coordinator: coordinator, store: store, token: token, metrics: metrics)
         let portFile = settings.portFile
         let app = Application(
             responder: CallbackResponder { request, context in await handler.respond(to: request, context: context) },
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "k8s-upgrade"),
-            services: [coordinator],
+            services: [notifier, gauges, coordinator],
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
                 log.info("listening", ["address": "\(settings.host):\(port)", "store": settings.store])

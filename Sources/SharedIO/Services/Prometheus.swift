@@ -38,3 +38,19 @@ public struct Prometheus: Sendable {
         }
     }
 }
+
+extension Prometheus {
+    /// An instant query, evaluated now or at `time` (seconds since 1970);
+    /// the label sets of the resulting vector.
+    public func query(_ expression: String, at time: Double? = nil) async throws -> [[String: String]] {
+        var url = baseURL + "/api/v1/query?query=" + KubernetesClient.percentEncoded(expression)
+        if let time { url += "&time=\(Int(time))" }
+        let response = try await http.send(HTTPRequest(method: "GET", url: url, timeout: .seconds(30)))
+        let document = try? JSONDecoder().decode(JSONValue.self, from: response.body)
+        guard response.isSuccess, document?[dotted: "status"]?.stringValue == "success" else {
+            let error = document?[dotted: "error"]?.stringValue ?? String(response.text.prefix(200))
+            throw GateError("Prometheus query \(expression): HTTP \(response.status): \(error)")
+        }
+        return (document?[dotted: "data.result"]?.arrayValue ?? []).map { $0.stringMap("metric") }
+    }
+}

@@ -15,7 +15,12 @@ enum StageOutcome: Equatable {
 protocol Pipeline: Sendable {
     /// Runs before every stage: the halt-on-alert gate.
     func beforeStage(_ stage: UpgradeStage, job: JobContext) async throws
+    /// Stage 0, once, after the first selected stage's gate: plan and mark in flight.
+    func begin(job: JobContext) async throws
     func run(_ stage: UpgradeStage, job: JobContext) async throws -> StageOutcome
+    /// The job ended in `state` (`reason` for a failure or an abort); the
+    /// answer becomes the job's result.
+    func end(job: JobContext, state: JobState, reason: String?) async -> JSONValue?
 }
 
 /// Gates between stages, on Prometheus' alerts: a stage starts only while
@@ -31,20 +36,5 @@ struct GateCheck: Sendable {
             let verdict = await prometheus.gate(selector)
             return verdict == .open ? nil : verdict.summary
         }
-    }
-}
-
-/// The pipeline of this build: gates between stages are real; the stage
-/// bodies (snapshot, drain, node script, soak) are not in this build yet,
-/// and each says so in the job's events rather than pretending to work.
-struct GatedPipeline: Pipeline {
-    let gate: GateCheck
-
-    func beforeStage(_ stage: UpgradeStage, job: JobContext) async throws {
-        try await gate.waitUntilOpen(job, stage: stage)
-    }
-
-    func run(_ stage: UpgradeStage, job: JobContext) async throws -> StageOutcome {
-        .skipped("the \(stage.rawValue) stage's work is not part of this build; nothing was changed")
     }
 }

@@ -1,0 +1,85 @@
+import FoundationEssentials
+import Shared
+import SharedIO
+
+/// The pipeline's view of the Kubernetes API: typed reads and the few
+/// writes it makes (cordon, uncordon, evict, namespace annotations).
+struct Cluster: Sendable {
+    let client: KubernetesClient
+    /// `<prefix>/cordoned-by` on nodes; `<prefix>/in-flight`, `target`, `snapshot-path` on the namespace.
+    let annotationPrefix: String
+    let namespace: String
+
+    var cordonAnnotation: String { "\(annotationPrefix)/cordoned-by" }
+
+    func nodes() async throws -> [NodeFacts] {
+        try await client.list("/api/v1/nodes").map { NodeFacts(node: $0, cordonAnnotation: cordonAnnotation) }
+    }
+
+    func node(_ name: String) async throws -> NodeFacts {
+        NodeFacts(node: try await client.getJSON("/api/v1/nodes/\(name)"), cordonAnnotation: cordonAnnotation)
+    }
+
+    /// The version of a control plane's API server, from the image of its
+    /// `kube-apiserver-<node>` static pod; `nil` when it has none.
+    func apiServerVersion(on node: String) async throws -> KubeVersion? {
+        guard let pod = try await client.getIfExists("/api/v1/namespaces/kube-system/pods/kube-apiserver-\(node)"),
+            let image = pod[["spec", "containers"]]?.arrayValue?.first?[["image"]]?.stringValue,
+            let tag = image.split(separator: ":").last
+        else { return nil }
+        return try? KubeVersion(parsing: String(tag))
+    }
+
+    /// Cordons `node`, recording in its annotation that this tool did it.
+    func cordon(_ node: String, by owner: String) async throws {
+        try await client.mergePatch(
+            "/api/v1/nodes/\(node)",
+            .object([
+                "metadata": .object(["annotations": .object([cordonAnnotation: .string(owner)])]),
+                "spec": .object(["unschedulable": .bool(true)]),
+            ]))
+    }
+
+    /// Uncordons `node` and removes the cordon annotation.
+    func uncordon(_ node: String) async throws {
+        try await client.mergePatch(
+            "/api/v1/nodes/\(node)",
+            .object([
+                "metadata": .object(["annotations": .object([cordonAnnotation: .null])]),
+                "spec": .object(["unschedulable": .null]),
+            ]))
+    }
+
+    func pods(on node: String) async throws -> [JSONValue] {
+        try await client.list("/api/v1/pods?fieldSelector=" + KubernetesClient.percentEncoded("spec.nodeName=\(node)"))
+    }
+
+    func allPods() async throws -> [JSONValue] { try await client.list("/api/v1/pods") }
+
+    /// The pod's UID now, or `nil` when it is gone.
+    func podUID(namespace: String, name: String) async throws -> String? {
+        try await client.getIfExists("/api/v1/namespaces/\(namespace)/pods/\(name)")?[["metadata", "uid"]]?.stringValue
+    }
+
+    func budgets() async throws -> [BudgetFacts] {
+        try await client.list("/apis/policy/v1/poddisruptionbudgets").map(BudgetFacts.init(budget:))
+    }
+
+    func daemonSetExists(namespace: String, name: String) async throws -> Bool {
+        try await client.getIfExists("/apis/apps/v1/namespaces/\(namespace)/daemonsets/\(name)") != nil
+    }
+
+    func evict(_ pod: PodFacts) async throws -> KubernetesClient.EvictionAnswer {
+        try await client.evict(namespace: pod.namespace, name: pod.name)
+    }
+
+    /// Sets (or, with `nil`, removes) annotations of the tool's namespace.
+    func annotateNamespace(_ values: [String: String?]) async throws {
+        let annotations = Dictionary(
+            uniqueKeysWithValues: values.map { key, value in
+                ("\(annotationPrefix)/\(key)", value.map(JSONValue.string) ?? .null)
+            })
+        try await client.mergePatch(
+            "/api/v1/namespaces/\(namespace)", .object(["metadata": .object(["annotations": .object(annotations)])]))
+    }
+}

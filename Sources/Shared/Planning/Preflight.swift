@@ -1,0 +1,136 @@
+/// The outcome of one pre-flight check.
+public struct CheckResult: Sendable, Equatable, CustomStringConvertible {
+    public enum Outcome: String, Sendable, Equatable {
+        case passed
+        /// Reported, does not stop the job.
+        case warning
+        case failed
+    }
+
+    public var name: String
+    public var outcome: Outcome
+    public var detail: String
+
+    public init(_ name: String, _ outcome: Outcome, _ detail: String) {
+        self.name = name
+        self.outcome = outcome
+        self.detail = detail
+    }
+
+    public var description: String { "\(name): \(outcome.rawValue): \(detail)" }
+}
+
+/// What pre-flight gathered; `nil` means the fact could not be read, and
+/// the reason is in the matching `…Error`.
+public struct PreflightFacts: Sendable {
+    public var target: KubeVersion
+    public var expectedNodes: Int?
+    public var nodes: [NodeFacts]
+    public var apiServers: [KubeVersion]
+    public var gate: GateVerdict
+    /// Gate alerts that fired in the quiet window; `nil` when the check is off.
+    public var quietWindow: (hours: Int, fired: Result<[String], PlanError>)?
+    /// Where the target was found, or why not.
+    public var offered: Result<String, PlanError>
+    public var etcd: Result<EtcdHealth, PlanError>
+    public var certificates: Result<[CertificateExpiry], PlanError>
+    /// Warn when a certificate expires sooner than this. Default 30 days.
+    public var certificateWarning: Int = 30 * 86400
+
+    public init(
+        target: KubeVersion, expectedNodes: Int?, nodes: [NodeFacts], apiServers: [KubeVersion], gate: GateVerdict,
+        quietWindow: (hours: Int, fired: Result<[String], PlanError>)?, offered: Result<String, PlanError>,
+        etcd: Result<EtcdHealth, PlanError>, certificates: Result<[CertificateExpiry], PlanError>
+    ) {
+        self.target = target
+        self.expectedNodes = expectedNodes
+        self.nodes = nodes
+        self.apiServers = apiServers
+        self.gate = gate
+        self.quietWindow = quietWindow
+        self.offered = offered
+        self.etcd = etcd
+        self.certificates = certificates
+    }
+}
+
+/// Pre-flight as a pure function: every check named, with its outcome.
+public enum Preflight {
+    public static func evaluate(_ facts: PreflightFacts) -> [CheckResult] {
+        var results: [CheckResult] = []
+        let count = facts.nodes.count
+        if let expected = facts.expectedNodes, expected != count {
+            results.append(CheckResult("node count", .failed, "expected \(expected) nodes, the cluster has \(count)"))
+        } else {
+            results.append(CheckResult("node count", .passed, "\(count) nodes"))
+        }
+        let notReady = facts.nodes.filter { !$0.isReady }
+        results.append(
+            notReady.isEmpty
+                ? CheckResult("nodes ready", .passed, "all \(count) Ready")
+                : CheckResult(
+                    "nodes ready", .failed,
+                    "not Ready: " + notReady.map { "\($0.name) (\($0.readiness))" }.joined(separator: ", ")))
+        results.append(
+            facts.gate == .open
+                ? CheckResult("halt-on-alert gate", .passed, "no gate alert firing")
+                : CheckResult("halt-on-alert gate", .failed, facts.gate.summary))
+        if let window = facts.quietWindow {
+            switch window.fired {
+            case let .success(names) where names.isEmpty:
+                results.append(CheckResult("quiet period", .passed, "no gate alert fired in the last \(window.hours) h"))
+            case let .success(names):
+                results.append(
+                    CheckResult(
+                        "quiet period", .failed,
+                        "gate alerts fired in the last \(window.hours) h: \(names.joined(separator: ", "))"))
+            case let .failure(error):
+                results.append(CheckResult("quiet period", .failed, "could not be checked: \(error)"))
+            }
+        }
+        switch facts.offered {
+        case let .success(source): results.append(CheckResult("target offered", .passed, source))
+        case let .failure(error): results.append(CheckResult("target offered", .failed, error.description))
+        }
+        let kubelets = facts.nodes.compactMap { node in node.kubelet.map { (node: node.name, version: $0) } }
+        let unknown = facts.nodes.filter { $0.kubelet == nil }.map(\.name)
+        let verdict = SkewPolicy.evaluateClusterUpgrade(
+            apiServers: facts.apiServers, kubelets: kubelets, to: facts.target)
+        if !unknown.isEmpty {
+            results.append(CheckResult("version skew", .failed, "unreadable kubelet version on \(unknown.joined(separator: ", "))"))
+        } else {
+            switch verdict {
+            case let .allowed(kind): results.append(CheckResult("version skew", .passed, "\(kind.rawValue) upgrade allowed"))
+            case .alreadyAtTarget: results.append(CheckResult("version skew", .passed, "every node already at \(facts.target)"))
+            case let .refused(violations):
+                results.append(
+                    CheckResult("version skew", .failed, violations.map(\.description).joined(separator: "; ")))
+            }
+        }
+        switch facts.etcd {
+        case let .success(health):
+            results.append(CheckResult("etcd health", health.unhealthy.isEmpty ? .passed : .failed, health.summary))
+        case let .failure(error): results.append(CheckResult("etcd health", .failed, error.description))
+        }
+        switch facts.certificates {
+        case let .success(certificates):
+            let soon = certificates.filter { $0.missing || $0.residualSeconds < facts.certificateWarning }
+            let days = facts.certificateWarning / 86400
+            results.append(
+                soon.isEmpty
+                    ? CheckResult("certificates", .passed, "\(certificates.count) checked, none expires within \(days) days")
+                    : CheckResult(
+                        "certificates", .warning,
+                        "expiring within \(days) days: "
+                            + soon.map { $0.missing ? "\($0.name) (missing)" : "\($0.name) (\(humanDays($0.residualSeconds)))" }
+                            .joined(separator: ", ")))
+        case let .failure(error):
+            results.append(CheckResult("certificates", .warning, "could not be checked: \(error)"))
+        }
+        return results
+    }
+
+    static func humanDays(_ seconds: Int) -> String {
+        seconds >= 86400 ? "\(seconds / 86400)d" : "\(max(0, seconds) / 3600)h"
+    }
+}
