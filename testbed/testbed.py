@@ -271,7 +271,10 @@ def up(args):
 
     # Pushgateway, Prometheus scraping it every second with the gate rules, the Slack stand-in.
     push_port, prom_port = free_port(), free_port()
-    pushgateway = start(bed, "pushgateway", ["prometheus-pushgateway", "--web.listen-address", f"127.0.0.1:{push_port}"])
+    pushgateway = start(bed, "pushgateway", ["prometheus-pushgateway", "--web.listen-address", f"127.0.0.1:{push_port}",
+                                          # Debian's build persists to /var/lib/prometheus by default,
+                                          # which would carry one bed's metrics into the next.
+                                          "--persistence.file="])
     (bed / "prometheus").mkdir()
     rule_files = [str(REPO_ROOT / "testbed" / "gate_rules.yml")] + [
         str(p) for p in sorted((REPO_ROOT / "deploy" / "prometheus").glob("*.rules.yml"))]

@@ -11,7 +11,7 @@ extension TestBedSuites {
         @Test func aJobKilledMidWaitIsInterruptedAndResumesToTheEndWithItsHistoryIntact() async throws {
             let bed = try await TestBed.start()
             try await bed.setGateBlocker(true)
-            let fixture = try OrchestratorFixture(prometheusURL: bed.environment["TESTBED_PROMETHEUS_URL"] ?? "")
+            let fixture = try OrchestratorFixture(bed: bed)
             let first = try await fixture.launch()
             let created = try await first.request(
                 "POST", "/execute", body: #"{"target_version":"1.34.5","kind":"patch","stages":"preflight,snapshot"}"#)
@@ -45,7 +45,7 @@ extension TestBedSuites {
             let stages = done[dotted: "stages"]?.arrayValue?.map { $0[dotted: "status"]?.stringValue ?? "" }
             #expect(
                 stages == [
-                    "skipped", "skipped", "not_selected", "not_selected", "not_selected", "not_selected",
+                    "succeeded", "succeeded", "not_selected", "not_selected", "not_selected", "not_selected",
                     "not_selected",
                 ])
             _ = try await second.stop(signal: SIGTERM)
@@ -53,16 +53,18 @@ extension TestBedSuites {
 
         @Test func theCLIStartsFollowsAbortsAndResumesAJob() async throws {
             let bed = try await TestBed.start()
-            let fixture = try OrchestratorFixture(prometheusURL: bed.environment["TESTBED_PROMETHEUS_URL"] ?? "")
+            let fixture = try OrchestratorFixture(bed: bed)
             let server = try await fixture.launch()
             let bad = try await server.cli("execute", "--target", "1.34", "--kind", "patch")
             #expect(bad.status == 1)
             #expect(bad.stderr.contains("target_version: must be X.Y.Z"), "\(bad.stderr)")
 
             try await bed.setGateBlocker(true)
-            let started = try await server.cli("execute", "--target", "1.34.5", "--kind", "patch", "--dry-run")
+            // A real run waits at a closed gate (a dry run only reports it).
+            let started = try await server.cli(
+                "execute", "--target", "1.34.5", "--kind", "patch", "--stages", "preflight,snapshot")
             #expect(started.status == 0, "\(started.stderr)")
-            #expect(started.stdout.hasPrefix("job 1 queued: patch upgrade to 1.34.5 (dry run)"))
+            #expect(started.stdout.hasPrefix("job 1 queued: patch upgrade to 1.34.5"))
             try await server.waitForWait(1)
             let status = try await server.cli("status", "1")
             #expect(
@@ -75,7 +77,7 @@ extension TestBedSuites {
             #expect(aborted.status == 0)
             try await server.waitForJob(1, state: "aborted")
             let jobs = try await server.cli("jobs")
-            #expect(jobs.stdout.hasPrefix("1\taborted: patch upgrade to 1.34.5 (dry run)"))
+            #expect(jobs.stdout.hasPrefix("1\taborted: patch upgrade to 1.34.5"))
 
             try await bed.setGateBlocker(false)
             #expect(try await server.cli("resume", "1").status == 0)
@@ -84,7 +86,9 @@ extension TestBedSuites {
             let lines = follow.stdout.split(separator: "\n").map(String.init)
             #expect(lines.first?.contains("queued: patch upgrade to 1.34.5") == true)
             #expect(lines.contains { $0.contains("preflight  preflight started") })
-            #expect(lines.last == "job 1 succeeded")
+            #expect(lines.contains("job 1 succeeded"))
+            #expect(lines.contains("summary:"))
+            #expect(lines.contains { $0.contains("etcd snapshot: ") && $0.contains("keys") })
             _ = try await server.stop(signal: SIGTERM)
         }
     }

@@ -14,10 +14,57 @@ public struct OrchestratorFixture: Sendable {
     public static var binary: String { TestEnvironment.productsDirectory.appendingPathComponent("k8s-upgrade").path }
 
     /// Prepares the folder and the token; `extra` are further `serve` options.
+    /// No cluster: the Kubernetes API, SSH key and node script are
+    /// placeholders, so a job gets no further than its first gate.
     public init(prometheusURL: String, extra: [String] = []) throws {
         directory = try TestEnvironment.makeDirectory("orchestrator")
         try token.write(toFile: directory.appendingPathComponent("token").path, atomically: true, encoding: .utf8)
-        arguments = ["--prometheus-url", prometheusURL, "--poll-interval", "0.2"] + extra
+        let placeholder = directory.appendingPathComponent("placeholder").path
+        try "placeholder\n".write(toFile: placeholder, atomically: true, encoding: .utf8)
+        let kubeconfig = directory.appendingPathComponent("kubeconfig").path
+        try """
+            apiVersion: v1
+            kind: Config
+            clusters:
+            - name: none
+              cluster: {server: "https://127.0.0.1:9"}
+            users:
+            - name: none
+              user: {token: placeholder}
+            contexts:
+            - name: none
+              context: {cluster: none, user: none}
+            current-context: none
+
+            """.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+        arguments =
+            [
+                "--prometheus-url", prometheusURL, "--poll-interval", "0.2", "--kubeconfig", kubeconfig,
+                "--ssh-key-file", placeholder, "--known-hosts-file", placeholder, "--node-script", placeholder,
+            ] + extra
+    }
+
+    /// An orchestrator for a test bed, configured as `testbed.sh up
+    /// --orchestrator` configures its own (short soaks, the bed's nodes,
+    /// Prometheus, Pushgateway and Slack stand-in), with its own store.
+    public init(bed: TestBed, extra: [String] = []) throws {
+        directory = try TestEnvironment.makeDirectory("orchestrator")
+        try token.write(toFile: directory.appendingPathComponent("token").path, atomically: true, encoding: .utf8)
+        let file = URL(fileURLWithPath: bed.environment["TESTBED_ORCHESTRATOR_ARGS"] ?? "")
+        var bedArguments = try JSONDecoder().decode([String].self, from: Data(contentsOf: file))
+        bedArguments.removeFirst()  // "serve"
+        var kept: [String] = []
+        var index = 0
+        while index < bedArguments.count {
+            // The fixture sets these itself.
+            if ["--listen", "--store", "--api-token-file"].contains(bedArguments[index]) {
+                index += 2
+                continue
+            }
+            kept.append(bedArguments[index])
+            index += 1
+        }
+        arguments = kept + extra
     }
 
     /// Starts a server process and waits until it listens.
