@@ -242,7 +242,8 @@ final class UpgradePipeline: Pipeline {
     ]
 
     private func etcdHealth(on master: NodeFacts) async -> Result<EtcdHealth, PlanError> {
-        let command = Shell.command(shell.sudo + Self.etcdctl + ["endpoint", "health", "--cluster", "-w", "json"])
+        let command = Shell.command(
+            shell.sudo + Self.etcdctl + ["--dial-timeout=5s", "--command-timeout=15s", "endpoint", "health", "--cluster", "-w", "json"])
         do {
             let result = try await shell.run(command, on: master, stdin: nil, timeout: .seconds(60), onOutput: nil)
             guard result.stdoutText.contains("[") else {
@@ -272,7 +273,8 @@ final class UpgradePipeline: Pipeline {
         let path = "\(settings.backupDir)/k8s-upgrade-pre-\(target)-\(Int(JobContext.now())).db"
         let save =
             Shell.command(shell.sudo + ["mkdir", "-p", settings.backupDir]) + " && "
-            + Shell.command(shell.sudo + Self.etcdctl + ["snapshot", "save", path])
+            + Shell.command(
+                shell.sudo + Self.etcdctl + ["--dial-timeout=10s", "--command-timeout=300s", "snapshot", "save", path])
         let statusScript =
             "if command -v etcdutl >/dev/null 2>&1; then etcdutl snapshot status -w json \(Shell.quote(path)); "
             + "else etcdctl snapshot status -w json \(Shell.quote(path)); fi"
@@ -284,6 +286,13 @@ final class UpgradePipeline: Pipeline {
             try await job.record(.wouldChange, "would run on \(master.name): \(save)", stage: .snapshot)
             try await job.record(.wouldChange, "would verify with: \(status)", stage: .snapshot)
             return .done("dry run: would save and verify \(path)")
+        }
+        // A save against an etcd that does not answer waits out its whole
+        // command timeout; a health check first fails in seconds.
+        switch await etcdHealth(on: master) {
+        case let .success(health) where health.hasQuorum: break
+        case let .success(health): throw JobFailure("etcd snapshot on \(master.name) failed: no quorum: \(health.summary)")
+        case let .failure(error): throw JobFailure("etcd snapshot on \(master.name) failed: etcd is not healthy: \(error)")
         }
         let saved = try await runRemote(job, save, on: master, stage: .snapshot, timeout: .seconds(600))
         guard saved.succeeded else {
