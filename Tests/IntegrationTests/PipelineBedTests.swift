@@ -56,7 +56,9 @@ extension TestBedSuites {
                 if let line, line.split(separator: " ").last.map(String.init) == value { return }
                 try await Task.sleep(for: .milliseconds(100))
             }
-            Issue.record("\(series) never became \(value); the Pushgateway has:\n\(last.split(separator: "\n").filter { $0.hasPrefix("k8s_upgrade") }.joined(separator: "\n"))")
+            Issue.record(
+                "\(series) never became \(value); the Pushgateway has:\n\(last.split(separator: "\n").filter { $0.hasPrefix("k8s_upgrade") }.joined(separator: "\n"))"
+            )
         }
 
         /// Every file of every node root (package state, apt source, manifests), with its content.
@@ -93,7 +95,9 @@ extension TestBedSuites {
             while Date() < deadline {
                 let job = try await server.json("/jobs/1")
                 if job[dotted: "wait.what"]?.stringValue?.hasPrefix(prefix) == true { return }
-                if job[dotted: "state"]?.stringValue != "running" { throw FixtureError("job ended: \(JobText.json(job))") }
+                if job[dotted: "state"]?.stringValue != "running" {
+                    throw FixtureError("job ended: \(JobText.json(job))")
+                }
                 try await Task.sleep(for: .milliseconds(50))
             }
             throw FixtureError("the job never waited for \(prefix)")
@@ -178,10 +182,12 @@ extension TestBedSuites {
             try await Self.execute(server, #"{"target_version":"1.35.2","kind":"minor"}"#)
             let done = try await server.waitForJob(1, state: "succeeded", timeout: 120)
             let stages = done[dotted: "stages"]?.arrayValue?.map { $0[dotted: "status"]?.stringValue ?? "" }
-            #expect(stages == ["succeeded", "succeeded", "skipped", "succeeded", "succeeded", "succeeded", "succeeded"])
+            #expect(
+                stages == ["succeeded", "succeeded", "skipped", "succeeded", "succeeded", "succeeded", "succeeded"])
             for node in bed.nodes {
                 let source = try String(
-                    contentsOf: bed.directory.appendingPathComponent("nodes/\(node)/etc/apt/sources.list.d/kubernetes.list"),
+                    contentsOf: bed.directory.appendingPathComponent(
+                        "nodes/\(node)/etc/apt/sources.list.d/kubernetes.list"),
                     encoding: .utf8)
                 #expect(source.contains("/core:/stable:/v1.35/deb/"), "\(node): \(source)")
             }
@@ -245,7 +251,10 @@ extension TestBedSuites {
             }
             #expect(would.contains { $0.hasPrefix("would evict default/web-") && $0.contains("default/web-pdb") })
             // The node script ran in its own dry-run mode: a read that prints the commands.
-            #expect(events.contains { $0.kind == "output" && $0.node == "worker-1" && $0.message.contains("apt-get install") })
+            #expect(
+                events.contains {
+                    $0.kind == "output" && $0.node == "worker-1" && $0.message.contains("apt-get install")
+                })
             _ = try await server.stop(signal: SIGTERM)
         }
 
@@ -310,7 +319,8 @@ extension TestBedSuites {
             try await Self.execute(server, #"{"target_version":"1.34.5","kind":"patch"}"#)
             let failed = try await server.waitForJob(1, state: "failed", timeout: 60)
             let error = failed[dotted: "error"]?.stringValue ?? ""
-            #expect(error.hasPrefix("drain of worker-1 timed out after 3 s; still on the node: default/db-"), "\(error)")
+            #expect(
+                error.hasPrefix("drain of worker-1 timed out after 3 s; still on the node: default/db-"), "\(error)")
             #expect(error.contains("held by PodDisruptionBudget default/db-pdb (0 disruptions allowed"), "\(error)")
             let nodes = try await Self.nodes(bed)
             #expect(nodes["worker-1"] == NodeState(version: "v1.34.3", unschedulable: true, cordonedBy: "job-1"))
@@ -343,7 +353,8 @@ extension TestBedSuites {
             try await Self.execute(server, #"{"target_version":"1.34.5","kind":"patch"}"#)
             let failed = try await server.waitForJob(1, state: "failed", timeout: 60)
             let error = failed[dotted: "error"]?.stringValue ?? ""
-            #expect(error.contains("for worker-2 to be Ready with kubelet at 1.34.5 after its kubelet restart"), "\(error)")
+            #expect(
+                error.contains("for worker-2 to be Ready with kubelet at 1.34.5 after its kubelet restart"), "\(error)")
             #expect(error.contains("Ready=Unknown"), "\(error)")
             let nodes = try await Self.nodes(bed)
             #expect(nodes["worker-1"]?.version == "v1.34.5")
@@ -388,7 +399,9 @@ extension TestBedSuites {
             let snapshot = try await server.waitForJob(2, state: "failed", timeout: 60)
             let error = snapshot[dotted: "error"]?.stringValue ?? ""
             #expect(error.hasPrefix("etcd snapshot on master failed"), "\(error)")
-            let failedStage = snapshot[dotted: "stages"]?.arrayValue?.first { $0[dotted: "status"]?.stringValue == "failed" }
+            let failedStage = snapshot[dotted: "stages"]?.arrayValue?.first {
+                $0[dotted: "status"]?.stringValue == "failed"
+            }
             #expect(failedStage?[dotted: "name"]?.stringValue == "snapshot")
             let nodes = try await Self.nodes(bed)
             #expect(nodes.values.allSatisfy { $0 == NodeState(version: "v1.34.3", unschedulable: false) })

@@ -23,20 +23,20 @@ public struct OrchestratorFixture: Sendable {
         try "placeholder\n".write(toFile: placeholder, atomically: true, encoding: .utf8)
         let kubeconfig = directory.appendingPathComponent("kubeconfig").path
         try """
-            apiVersion: v1
-            kind: Config
-            clusters:
-            - name: none
-              cluster: {server: "https://127.0.0.1:9"}
-            users:
-            - name: none
-              user: {token: placeholder}
-            contexts:
-            - name: none
-              context: {cluster: none, user: none}
-            current-context: none
+        apiVersion: v1
+        kind: Config
+        clusters:
+        - name: none
+          cluster: {server: "https://127.0.0.1:9"}
+        users:
+        - name: none
+          user: {token: placeholder}
+        contexts:
+        - name: none
+          context: {cluster: none, user: none}
+        current-context: none
 
-            """.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+        """.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
         arguments =
             [
                 "--prometheus-url", prometheusURL, "--poll-interval", "0.2", "--kubeconfig", kubeconfig,

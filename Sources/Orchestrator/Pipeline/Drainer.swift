@@ -52,7 +52,9 @@ struct Drainer: Sendable {
                     namespace: pod.namespace, name: pod.controllerName ?? "")
             }
         }
-        return DrainRules.select(pods, consent: consent) { daemonSets["\($0.namespace)/\($0.controllerName ?? "")"] ?? false }
+        return DrainRules.select(pods, consent: consent) {
+            daemonSets["\($0.namespace)/\($0.controllerName ?? "")"] ?? false
+        }
     }
 
     /// Evicts every selected pod of `node` and waits until each is gone.

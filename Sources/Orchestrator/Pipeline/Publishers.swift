@@ -58,7 +58,10 @@ final class SlackNotifier: Notifier, Service {
                 let retriable = response.status == 429 || response.status >= 500
                 log.warning(
                     "Slack webhook refused a notice",
-                    ["status": String(response.status), "body": String(response.text.prefix(100)), "attempt": String(attempt)])
+                    [
+                        "status": String(response.status), "body": String(response.text.prefix(100)),
+                        "attempt": String(attempt),
+                    ])
                 if !retriable { return }
                 let wait = Double(response.header("Retry-After") ?? "") ?? 1
                 try? await Task.sleep(for: .seconds(min(wait, 5)))

@@ -96,7 +96,8 @@ final class UpgradePipeline: Pipeline {
         state.withLock { $0.plan = plan }
         let lines = plan.lines(target: request.targetVersion)
         try await job.record(.info, "plan: " + lines.joined(separator: "; "))
-        try await write(job, "annotate namespace \(cluster.namespace): in-flight=true, target=\(request.targetVersion)") {
+        try await write(job, "annotate namespace \(cluster.namespace): in-flight=true, target=\(request.targetVersion)")
+        {
             try await cluster.annotateNamespace(["in-flight": "true", "target": request.targetVersion.description])
         }
         setGauges(job) {
@@ -209,7 +210,9 @@ final class UpgradePipeline: Pipeline {
 
     /// Madison on the master lists the target; for a minor upgrade the next
     /// minor's repository index may list it instead.
-    private func targetOffered(_ request: ExecuteRequest, master: NodeFacts, job: JobContext) async -> Result<
+    private func targetOffered(
+        _ request: ExecuteRequest, master: NodeFacts, job: JobContext
+    ) async -> Result<
         String, PlanError
     > {
         let target = request.targetVersion
@@ -243,7 +246,9 @@ final class UpgradePipeline: Pipeline {
 
     private func etcdHealth(on master: NodeFacts) async -> Result<EtcdHealth, PlanError> {
         let command = Shell.command(
-            shell.sudo + Self.etcdctl + ["--dial-timeout=5s", "--command-timeout=15s", "endpoint", "health", "--cluster", "-w", "json"])
+            shell.sudo + Self.etcdctl + [
+                "--dial-timeout=5s", "--command-timeout=15s", "endpoint", "health", "--cluster", "-w", "json",
+            ])
         do {
             let result = try await shell.run(command, on: master, stdin: nil, timeout: .seconds(60), onOutput: nil)
             guard result.stdoutText.contains("[") else {
@@ -291,12 +296,15 @@ final class UpgradePipeline: Pipeline {
         // command timeout; a health check first fails in seconds.
         switch await etcdHealth(on: master) {
         case let .success(health) where health.hasQuorum: break
-        case let .success(health): throw JobFailure("etcd snapshot on \(master.name) failed: no quorum: \(health.summary)")
-        case let .failure(error): throw JobFailure("etcd snapshot on \(master.name) failed: etcd is not healthy: \(error)")
+        case let .success(health):
+            throw JobFailure("etcd snapshot on \(master.name) failed: no quorum: \(health.summary)")
+        case let .failure(error):
+            throw JobFailure("etcd snapshot on \(master.name) failed: etcd is not healthy: \(error)")
         }
         let saved = try await runRemote(job, save, on: master, stage: .snapshot, timeout: .seconds(600))
         guard saved.succeeded else {
-            throw JobFailure("etcd snapshot on \(master.name) failed: \(Self.tail(saved.stderrText + saved.stdoutText))")
+            throw JobFailure(
+                "etcd snapshot on \(master.name) failed: \(Self.tail(saved.stderrText + saved.stdoutText))")
         }
         let checked = try await shell.run(status, on: master, stdin: nil, timeout: .seconds(120), onOutput: nil)
         let verified: SnapshotStatus
@@ -332,7 +340,9 @@ final class UpgradePipeline: Pipeline {
         }
         let arguments = ["--containerd", wanted.description]
         try await runScript(job, arguments, on: master, stage: .containerd)
-        guard !job.request.dryRun else { return .done("dry run: would bring containerd on \(master.name) to \(wanted)") }
+        guard !job.request.dryRun else {
+            return .done("dry run: would bring containerd on \(master.name) to \(wanted)")
+        }
         try await job.wait(
             for: "\(master.name) to report containerd \(wanted)", stage: .containerd, node: master.name,
             timeout: settings.nodeReadyTimeout
@@ -357,7 +367,8 @@ final class UpgradePipeline: Pipeline {
             try await runScript(job, ["--repo-minor", minor], on: node, stage: .repo)
         }
         return .done(
-            "\(job.request.dryRun ? "dry run: would point" : "pointed") \(nodes.count) nodes at the v\(minor) repository")
+            "\(job.request.dryRun ? "dry run: would point" : "pointed") \(nodes.count) nodes at the v\(minor) repository"
+        )
     }
 
     // MARK: - Stages 5 and 6: nodes
@@ -397,7 +408,9 @@ final class UpgradePipeline: Pipeline {
     }
 
     /// Re-reads the node and decides again, so a resumed job skips what is done.
-    private func liveStep(_ step: NodeStep, job: JobContext, stage: UpgradeStage) async throws -> (NodeFacts, NodeAction)? {
+    private func liveStep(
+        _ step: NodeStep, job: JobContext, stage: UpgradeStage
+    ) async throws -> (NodeFacts, NodeAction)? {
         let node = try await cluster.node(step.node)
         let apiServer = step.role == .worker ? nil : try await cluster.apiServerVersion(on: step.node)
         let action = UpgradePlan.action(
@@ -519,7 +532,8 @@ final class UpgradePipeline: Pipeline {
     private func verify(_ node: String, role: NodeRole, job: JobContext, stage: UpgradeStage) async throws {
         let target = job.request.targetVersion
         try await job.wait(
-            for: "\(node) to be Ready with kubelet\(role == .worker ? "" : " and API server") at \(target) after its kubelet restart",
+            for:
+                "\(node) to be Ready with kubelet\(role == .worker ? "" : " and API server") at \(target) after its kubelet restart",
             stage: stage, node: node, timeout: settings.nodeReadyTimeout
         ) {
             guard let facts = try? await self.cluster.node(node) else { return "node unreadable" }
@@ -576,7 +590,8 @@ final class UpgradePipeline: Pipeline {
                 run.report.nodes[index].soakSeconds = seconds
             }
         }
-        try await job.record(.waitEnded, "soak of \(node): clean for \(JobContext.format(seconds))", stage: .workers, node: node)
+        try await job.record(
+            .waitEnded, "soak of \(node): clean for \(JobContext.format(seconds))", stage: .workers, node: node)
     }
 
     // MARK: - Stage 7: post-flight
@@ -589,21 +604,28 @@ final class UpgradePipeline: Pipeline {
         let behind = nodes.filter { $0.kubelet?.release != target.release }.map {
             "\($0.name) kubelet \($0.kubelet?.description ?? "?")"
         }
-        let apiBehind = apiServers.filter { $0.value.release != target.release }.map { "\($0.key) API server \($0.value)" }
-        if !(behind + apiBehind).isEmpty { problems.append("not at \(target): " + (behind + apiBehind).joined(separator: ", ")) }
+        let apiBehind = apiServers.filter { $0.value.release != target.release }.map {
+            "\($0.key) API server \($0.value)"
+        }
+        if !(behind + apiBehind).isEmpty {
+            problems.append("not at \(target): " + (behind + apiBehind).joined(separator: ", "))
+        }
         let notReady = nodes.filter { !$0.isReady }.map(\.name)
         if !notReady.isEmpty { problems.append("not Ready: " + notReady.joined(separator: ", ")) }
         let verdict = await gate.prometheus.gate(gate.selector)
         if verdict != .open { problems.append("halt-on-alert gate: \(verdict.summary)") }
         let pods = try await cluster.allPods().map { pod in
-            (phase: pod[["status", "phase"]]?.stringValue ?? "",
-             ready: (pod[["status", "conditions"]]?.arrayValue ?? []).contains {
-                $0[["type"]]?.stringValue == "Ready" && $0[["status"]]?.stringValue == "True"
-             })
+            (
+                phase: pod[["status", "phase"]]?.stringValue ?? "",
+                ready: (pod[["status", "conditions"]]?.arrayValue ?? []).contains {
+                    $0[["type"]]?.stringValue == "Ready" && $0[["status"]]?.stringValue == "True"
+                }
+            )
         }.filter { $0.phase != "Succeeded" && $0.phase != "Failed" }
         let ready = pods.filter(\.ready).count
         let ratio = pods.isEmpty ? 1 : Double(ready) / Double(pods.count)
-        let ratioText = "\(ready) of \(pods.count) pods Ready (\(Int((ratio * 100).rounded())) %, needed \(Int((settings.podReadyRatio * 100).rounded())) %)"
+        let ratioText =
+            "\(ready) of \(pods.count) pods Ready (\(Int((ratio * 100).rounded())) %, needed \(Int((settings.podReadyRatio * 100).rounded())) %)"
         if ratio < settings.podReadyRatio { problems.append(ratioText) }
         try await job.record(.info, ratioText, stage: .postflight)
         if job.request.dryRun {
@@ -611,7 +633,8 @@ final class UpgradePipeline: Pipeline {
                 try await job.record(.info, "now (before any change): \(problem)", stage: .postflight)
             }
             try await job.record(
-                .wouldChange, "would remove the in-flight, target and snapshot-path annotations of namespace \(cluster.namespace)",
+                .wouldChange,
+                "would remove the in-flight, target and snapshot-path annotations of namespace \(cluster.namespace)",
                 stage: .postflight)
             return .done("dry run: checks read; nothing was changed")
         }
@@ -657,13 +680,17 @@ final class UpgradePipeline: Pipeline {
 
     /// The node script with `arguments` (plus `--dry-run` in a dry run), its
     /// output streamed into the job; a non-zero exit fails the job.
-    private func runScript(_ job: JobContext, _ arguments: [String], on node: NodeFacts, stage: UpgradeStage)
+    private func runScript(
+        _ job: JobContext, _ arguments: [String], on node: NodeFacts, stage: UpgradeStage
+    )
         async throws
     {
         let words = arguments + (job.request.dryRun ? ["--dry-run"] : [])
         let command = Shell.command(shell.sudo + ["bash", "-s", "--"] + words)
         if job.request.dryRun {
-            try await job.record(.wouldChange, "would run on \(node.name): update_k8s.sh \(Shell.command(arguments))", stage: stage, node: node.name)
+            try await job.record(
+                .wouldChange, "would run on \(node.name): update_k8s.sh \(Shell.command(arguments))", stage: stage,
+                node: node.name)
         } else {
             markTouched()
         }
@@ -671,7 +698,8 @@ final class UpgradePipeline: Pipeline {
             job, command, on: node, stdin: settings.nodeScript, stage: stage, timeout: settings.scriptTimeout)
         guard result.succeeded else {
             let how = result.exitStatus.map { "exited \($0)" } ?? "was killed by SIG\(result.exitSignal ?? "?")"
-            throw JobFailure("update_k8s.sh \(Shell.command(words)) on \(node.name) \(how): \(Self.tail(result.stderrText))")
+            throw JobFailure(
+                "update_k8s.sh \(Shell.command(words)) on \(node.name) \(how): \(Self.tail(result.stderrText))")
         }
     }
 
@@ -699,7 +727,8 @@ final class UpgradePipeline: Pipeline {
     }
 
     private func masterNode(_ nodes: [NodeFacts]) throws -> NodeFacts {
-        let name = state.withLock { $0.plan.controlPlanes.first?.node }
+        let name =
+            state.withLock { $0.plan.controlPlanes.first?.node }
             ?? settings.masterNode ?? nodes.filter(\.isControlPlane).map(\.name).min()
         guard let name, let node = nodes.first(where: { $0.name == name }) else {
             throw JobFailure("no control-plane node found")

@@ -56,7 +56,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "SSH port of the nodes when --node-address gives none. (default: 22)")
     var sshPort: Int?
 
-    @Option(help: "Private key for SSH (ed25519, ECDSA or RSA, no passphrase). (default: /etc/k8s-upgrade/ssh/id_ed25519)")
+    @Option(
+        help: "Private key for SSH (ed25519, ECDSA or RSA, no passphrase). (default: /etc/k8s-upgrade/ssh/id_ed25519)")
     var sshKeyFile: String?
 
     @Option(help: "known_hosts file every node's host key must be in. (default: /etc/k8s-upgrade/ssh/known_hosts)")
@@ -215,19 +216,25 @@ struct ServeSettings: Sendable {
         if let masterNode, !ObjectName.isDNS1123Subdomain(masterNode) {
             throw SettingsError("master-node \(masterNode) is not a valid node name (DNS-1123)")
         }
-        do { workerOrder = try WorkerOrder(parsing: reader.value(flags.workerOrder, "WORKER_ORDER") ?? "ascending") } catch {
+        do {
+            workerOrder = try WorkerOrder(parsing: reader.value(flags.workerOrder, "WORKER_ORDER") ?? "ascending")
+        } catch {
             throw SettingsError("worker-order: \(error)")
         }
         soak = try reader.seconds(flags.soak, "SOAK", default: 600, range: 0...86400)
         drainTimeout = try reader.seconds(flags.drainTimeout, "DRAIN_TIMEOUT", default: 600, range: 1...86400)
-        nodeReadyTimeout = try reader.seconds(flags.nodeReadyTimeout, "NODE_READY_TIMEOUT", default: 300, range: 1...86400)
+        nodeReadyTimeout = try reader.seconds(
+            flags.nodeReadyTimeout, "NODE_READY_TIMEOUT", default: 300, range: 1...86400)
         scriptTimeout = try reader.seconds(flags.scriptTimeout, "SCRIPT_TIMEOUT", default: 1800, range: 1...86400)
         annotationPrefix = reader.value(flags.annotationPrefix, "ANNOTATION_PREFIX") ?? "k8s-upgrade.io"
         guard ObjectName.isDNS1123Subdomain(annotationPrefix) else {
-            throw SettingsError("annotation-prefix must be a DNS subdomain such as k8s-upgrade.io, got \(annotationPrefix)")
+            throw SettingsError(
+                "annotation-prefix must be a DNS subdomain such as k8s-upgrade.io, got \(annotationPrefix)")
         }
         namespace = reader.value(flags.namespace, "NAMESPACE") ?? "k8s-upgrade"
-        guard ObjectName.isDNS1123Subdomain(namespace) else { throw SettingsError("namespace \(namespace) is not valid") }
+        guard ObjectName.isDNS1123Subdomain(namespace) else {
+            throw SettingsError("namespace \(namespace) is not valid")
+        }
         let ratioText = reader.value(flags.podReadyRatio.map { String($0) }, "POD_READY_RATIO") ?? "0.9"
         guard let ratio = Double(ratioText), (0...1).contains(ratio) else {
             throw SettingsError("pod-ready-ratio must be between 0 and 1, got \(ratioText)")

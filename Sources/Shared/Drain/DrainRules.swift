@@ -154,7 +154,8 @@ public enum DrainRules {
                         warned.append(("deleting Pods whose DaemonSet is gone", pod.reference))
                         selection.evict.append(pod)
                     } else {
-                        refused.append(("Pods of a DaemonSet that no longer exists (use --force to override)", pod.reference))
+                        refused.append(
+                            ("Pods of a DaemonSet that no longer exists (use --force to override)", pod.reference))
                     }
                     continue
                 }

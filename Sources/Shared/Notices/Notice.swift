@@ -44,7 +44,9 @@ public struct Notice: Sendable, Equatable {
             var body = lines.map(Self.escaped).joined(separator: "\n")
             if body.count > 2900 { body = String(body.prefix(2900)) + "\n… (cut; the job has every line)" }
             blocks.append(
-                .object(["type": .string("section"), "text": .object(["type": .string("mrkdwn"), "text": .string(body)])]))
+                .object([
+                    "type": .string("section"), "text": .object(["type": .string("mrkdwn"), "text": .string(body)]),
+                ]))
         }
         blocks.append(
             .object([

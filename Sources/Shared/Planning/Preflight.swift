@@ -78,7 +78,8 @@ public enum Preflight {
         if let window = facts.quietWindow {
             switch window.fired {
             case let .success(names) where names.isEmpty:
-                results.append(CheckResult("quiet period", .passed, "no gate alert fired in the last \(window.hours) h"))
+                results.append(
+                    CheckResult("quiet period", .passed, "no gate alert fired in the last \(window.hours) h"))
             case let .success(names):
                 results.append(
                     CheckResult(
@@ -97,11 +98,15 @@ public enum Preflight {
         let verdict = SkewPolicy.evaluateClusterUpgrade(
             apiServers: facts.apiServers, kubelets: kubelets, to: facts.target)
         if !unknown.isEmpty {
-            results.append(CheckResult("version skew", .failed, "unreadable kubelet version on \(unknown.joined(separator: ", "))"))
+            results.append(
+                CheckResult("version skew", .failed, "unreadable kubelet version on \(unknown.joined(separator: ", "))")
+            )
         } else {
             switch verdict {
-            case let .allowed(kind): results.append(CheckResult("version skew", .passed, "\(kind.rawValue) upgrade allowed"))
-            case .alreadyAtTarget: results.append(CheckResult("version skew", .passed, "every node already at \(facts.target)"))
+            case let .allowed(kind):
+                results.append(CheckResult("version skew", .passed, "\(kind.rawValue) upgrade allowed"))
+            case .alreadyAtTarget:
+                results.append(CheckResult("version skew", .passed, "every node already at \(facts.target)"))
             case let .refused(violations):
                 results.append(
                     CheckResult("version skew", .failed, violations.map(\.description).joined(separator: "; ")))
@@ -118,11 +123,14 @@ public enum Preflight {
             let days = facts.certificateWarning / 86400
             results.append(
                 soon.isEmpty
-                    ? CheckResult("certificates", .passed, "\(certificates.count) checked, none expires within \(days) days")
+                    ? CheckResult(
+                        "certificates", .passed, "\(certificates.count) checked, none expires within \(days) days")
                     : CheckResult(
                         "certificates", .warning,
                         "expiring within \(days) days: "
-                            + soon.map { $0.missing ? "\($0.name) (missing)" : "\($0.name) (\(humanDays($0.residualSeconds)))" }
+                            + soon.map {
+                                $0.missing ? "\($0.name) (missing)" : "\($0.name) (\(humanDays($0.residualSeconds)))"
+                            }
                             .joined(separator: ", ")))
         case let .failure(error):
             results.append(CheckResult("certificates", .warning, "could not be checked: \(error)"))

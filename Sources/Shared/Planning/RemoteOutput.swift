@@ -12,7 +12,9 @@ public struct SnapshotStatus: Sendable, Equatable {
         guard let value = try? JSONValue.parse(text), let hash = value[["hash"]]?.intValue,
             let revision = value[["revision"]]?.intValue, let keys = value[["totalKey"]]?.intValue,
             let size = value[["totalSize"]]?.intValue
-        else { throw PlanError("snapshot status printed no hash, revision, totalKey and totalSize: \(text.prefix(200))") }
+        else {
+            throw PlanError("snapshot status printed no hash, revision, totalKey and totalSize: \(text.prefix(200))")
+        }
         guard keys > 0, size > 0 else { throw PlanError("the snapshot is empty (\(keys) keys, \(size) bytes)") }
         self.hash = hash
         self.revision = revision
@@ -43,7 +45,9 @@ public struct EtcdHealth: Sendable, Equatable {
         var unhealthy: [String] = []
         for entry in entries {
             let endpoint = entry[["endpoint"]]?.stringValue ?? "?"
-            if entry[["health"]]?.boolValue == true { healthy.append(endpoint) } else {
+            if entry[["health"]]?.boolValue == true {
+                healthy.append(endpoint)
+            } else {
                 unhealthy.append(endpoint + (entry[["error"]]?.stringValue.map { ": \($0)" } ?? ""))
             }
         }
@@ -76,8 +80,11 @@ public struct CertificateExpiry: Sendable, Equatable {
     /// Every certificate and authority of the `CertificateExpirationInfo` document.
     public static func parse(json text: String) throws(PlanError) -> [CertificateExpiry] {
         guard let value = try? JSONValue.parse(text), value[["kind"]]?.stringValue == "CertificateExpirationInfo"
-        else { throw PlanError("kubeadm certs check-expiration printed no CertificateExpirationInfo: \(text.prefix(200))") }
-        let entries = (value[["certificates"]]?.arrayValue ?? []) + (value[["certificateAuthorities"]]?.arrayValue ?? [])
+        else {
+            throw PlanError("kubeadm certs check-expiration printed no CertificateExpirationInfo: \(text.prefix(200))")
+        }
+        let entries =
+            (value[["certificates"]]?.arrayValue ?? []) + (value[["certificateAuthorities"]]?.arrayValue ?? [])
         return entries.map {
             CertificateExpiry(
                 name: $0[["name"]]?.stringValue ?? "?", residualSeconds: $0[["residualTime"]]?.intValue ?? 0,

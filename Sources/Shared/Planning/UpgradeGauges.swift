@@ -41,7 +41,8 @@ public struct UpgradeGauges: Sendable, Equatable {
             "k8s_upgrade_current_node", "1 for the node the running job is working on.",
             node.map { [(Self.labels(["node": $0]), "1")] } ?? [])
         gauge(
-            "k8s_upgrade_drain_blocked", "1 for each pod a drain could not evict before its timeout, with the budget holding it.",
+            "k8s_upgrade_drain_blocked",
+            "1 for each pod a drain could not evict before its timeout, with the budget holding it.",
             drainBlocked.map { (Self.labels(["node": $0.node, "pod": $0.pod, "pdb": $0.budget]), "1") })
         gauge(
             "k8s_upgrade_last_success_timestamp_seconds", "When the last upgrade job succeeded.",

@@ -22,7 +22,8 @@ public enum WorkerOrder: Sendable, Equatable, CustomStringConvertible {
         default:
             let names = text.split(separator: ",").map { $0.trimmingWhitespace() }
             guard !names.isEmpty, names.allSatisfy(ObjectName.isDNS1123Subdomain) else {
-                throw PlanError("worker order must be ascending, descending or a comma list of node names, got \"\(text)\"")
+                throw PlanError(
+                    "worker order must be ascending, descending or a comma list of node names, got \"\(text)\"")
             }
             guard Set(names).count == names.count else { throw PlanError("worker order lists a node twice: \(text)") }
             self = .explicit(names)
@@ -131,7 +132,9 @@ public struct UpgradePlan: Sendable, Equatable {
     }
 
     /// One node's action from its live state.
-    public static func action(for node: NodeFacts, apiServer: KubeVersion?, target: KubeVersion, isControlPlane: Bool)
+    public static func action(
+        for node: NodeFacts, apiServer: KubeVersion?, target: KubeVersion, isControlPlane: Bool
+    )
         -> NodeAction
     {
         let kubeletDone = node.kubelet?.release == target.release
@@ -150,7 +153,8 @@ public struct UpgradePlan: Sendable, Equatable {
         steps.enumerated().map { index, step in
             let what: String
             switch step.action {
-            case .upgrade: what = "\(step.from?.description ?? "?") → \(target) (update_k8s.sh --role \(step.role.rawValue))"
+            case .upgrade:
+                what = "\(step.from?.description ?? "?") → \(target) (update_k8s.sh --role \(step.role.rawValue))"
             case .finish: what = "at \(target); uncordon and verify"
             case let .skip(reason): what = "skip: \(reason)"
             }

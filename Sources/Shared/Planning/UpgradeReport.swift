@@ -36,7 +36,9 @@ public struct UpgradeReport: Sendable, Equatable {
 
     /// Adds or replaces a node's line.
     public mutating func record(_ node: NodeReport) {
-        if let index = nodes.firstIndex(where: { $0.name == node.name }) { nodes[index] = node } else {
+        if let index = nodes.firstIndex(where: { $0.name == node.name }) {
+            nodes[index] = node
+        } else {
             nodes.append(node)
         }
     }
@@ -70,7 +72,8 @@ public struct UpgradeReport: Sendable, Equatable {
         var lines = nodes.map { node in
             var line = "\(node.name) (\(node.role.rawValue)): \(node.before) → \(node.after), \(node.outcome)"
             if node.drainSeconds + node.scriptSeconds + node.soakSeconds > 0 {
-                line += "; drain \(Self.seconds(node.drainSeconds)), script \(Self.seconds(node.scriptSeconds)), soak \(Self.seconds(node.soakSeconds)), \(node.podsEvicted) pods evicted"
+                line +=
+                    "; drain \(Self.seconds(node.drainSeconds)), script \(Self.seconds(node.scriptSeconds)), soak \(Self.seconds(node.soakSeconds)), \(node.podsEvicted) pods evicted"
             }
             if !node.blockers.isEmpty { line += "; blockers: " + node.blockers.joined(separator: "; ") }
             return line

@@ -5,10 +5,12 @@ public enum Shell {
     /// `word` as one POSIX shell word: bare when it holds only safe
     /// characters, otherwise in single quotes with embedded quotes escaped.
     public static func quote(_ word: String) -> String {
-        let safe = !word.isEmpty && word.utf8.allSatisfy { byte in
-            (48...57).contains(byte) || (65...90).contains(byte) || (97...122).contains(byte)
-                || "-._/=:,+@%".utf8.contains(byte)
-        }
+        let safe =
+            !word.isEmpty
+            && word.utf8.allSatisfy { byte in
+                (48...57).contains(byte) || (65...90).contains(byte) || (97...122).contains(byte)
+                    || "-._/=:,+@%".utf8.contains(byte)
+            }
         if safe { return word }
         return "'" + word.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'"
     }

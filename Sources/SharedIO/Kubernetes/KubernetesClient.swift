@@ -1,4 +1,4 @@
-public import FoundationEssentials
+import FoundationEssentials
 public import Shared
 
 /// Reads (and, with the pipeline, writes) the Kubernetes API over HTTPS.
@@ -146,7 +146,8 @@ public struct KubernetesClient: Sendable {
             switch error.status {
             case 404: return .gone
             case 429: return .refusedByBudget(error.causes.first ?? error.message)
-            case 403 where error.causeReasons.contains("NamespaceTerminating"): return .namespaceTerminating(error.message)
+            case 403 where error.causeReasons.contains("NamespaceTerminating"):
+                return .namespaceTerminating(error.message)
             default: throw error
             }
         }

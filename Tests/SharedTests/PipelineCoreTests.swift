@@ -1,0 +1,219 @@
+import Shared
+import Testing
+
+@Suite("pipeline core: shell words, drain rules, plans, pre-flight, outputs")
+struct PipelineCoreTests {
+    @Test(arguments: [
+        ("1.34.5", "1.34.5"), ("/var/lib/etcd-backups", "/var/lib/etcd-backups"), ("", "''"),
+        ("a b", "'a b'"), ("it's", #"'it'\''s'"#), ("$(reboot)", "'$(reboot)'"), ("x;rm -rf /", "'x;rm -rf /'"),
+        ("--role=worker", "--role=worker"), ("a\nb", "'a\nb'"),
+    ])
+    func shellWordsAreQuotedOnce(input: String, quoted: String) {
+        #expect(Shell.quote(input) == quoted)
+    }
+
+    @Test func aCommandQuotesEveryWord() {
+        #expect(
+            Shell.command(["sudo", "-n", "bash", "-s", "--", "--release", "1.34.5; id"])
+                == "sudo -n bash -s -- --release '1.34.5; id'")
+    }
+
+    static let pods: [PodFacts] = [
+        PodFacts(
+            namespace: "kube-system", name: "kube-proxy-a", controllerKind: "DaemonSet", controllerName: "kube-proxy"),
+        PodFacts(namespace: "kube-system", name: "etcd-master", isMirror: true),
+        PodFacts(namespace: "default", name: "web-1", labels: ["app": "web"], controllerKind: "ReplicaSet"),
+        PodFacts(namespace: "default", name: "cache-1", controllerKind: "ReplicaSet", hasEmptyDir: true),
+        PodFacts(namespace: "default", name: "bare", controllerKind: nil),
+        PodFacts(namespace: "default", name: "done", phase: "Succeeded", controllerKind: nil, hasEmptyDir: true),
+    ]
+
+    @Test func drainFollowsKubectlsFiltersAndConsentFlags() {
+        let strict = DrainRules.select(
+            Self.pods, consent: DrainConsent(ignoreDaemonSets: false, deleteEmptyDirData: false))
+        #expect(
+            strict.refusals == [
+                "cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore): kube-system/kube-proxy-a",
+                "cannot delete Pods with local storage (use --delete-emptydir-data to override): default/cache-1",
+                "cannot delete Pods that declare no controller (use --force to override): default/bare",
+            ])
+        let usual = DrainRules.select(Self.pods, consent: DrainConsent())
+        #expect(
+            usual.refusals == ["cannot delete Pods that declare no controller (use --force to override): default/bare"])
+        #expect(usual.evict.map(\.name) == ["web-1", "cache-1", "done"])
+        #expect(usual.kept.map(\.pod) == ["kube-system/kube-proxy-a", "kube-system/etcd-master"])
+        #expect(usual.warnings == ["deleting Pods with local storage: default/cache-1"])
+        let forced = DrainRules.select(Self.pods, consent: DrainConsent(force: true))
+        #expect(forced.refusals.isEmpty)
+        #expect(forced.evict.map(\.name) == ["web-1", "cache-1", "bare", "done"])
+        let orphan = DrainRules.select([Self.pods[0]], consent: DrainConsent()) { _ in false }
+        #expect(orphan.refusals.first?.hasPrefix("cannot delete Pods of a DaemonSet that no longer exists") == true)
+    }
+
+    @Test func blockersNameTheBudgetHoldingEachPod() {
+        let budget = BudgetFacts(
+            namespace: "default", name: "web-pdb", matchLabels: ["app": "web"], disruptionsAllowed: 0,
+            currentHealthy: 3, desiredHealthy: 3)
+        let elsewhere = BudgetFacts(namespace: "other", name: "web-pdb", matchLabels: ["app": "web"])
+        let empty = BudgetFacts(namespace: "default", name: "all", matchLabels: [:])
+        #expect(
+            DrainRules.blockers(remaining: [Self.pods[2], Self.pods[3]], budgets: [budget, elsewhere, empty]) == [
+                "default/web-1 (held by PodDisruptionBudget default/web-pdb (0 disruptions allowed; 3 healthy, 3 needed))",
+                "default/cache-1 (no PodDisruptionBudget; still terminating)",
+            ])
+    }
+
+    static func node(
+        _ name: String, _ version: String, controlPlane: Bool = false, unschedulable: Bool = false,
+        cordonedBy: String? = nil
+    ) -> NodeFacts {
+        NodeFacts(
+            name: name, isControlPlane: controlPlane, kubelet: try? KubeVersion(parsing: version),
+            unschedulable: unschedulable, cordonedBy: cordonedBy)
+    }
+
+    @Test func thePlanPutsControlPlanesFirstAndSkipsWhatIsDone() throws {
+        let target = try KubeVersion(strictRelease: "1.34.5")
+        let nodes = [
+            Self.node("w-b", "1.34.3"), Self.node("cp-2", "1.34.3", controlPlane: true),
+            Self.node("cp-1", "1.34.5", controlPlane: true), Self.node("w-a", "1.34.5"),
+            Self.node("w-c", "1.34.5", unschedulable: true, cordonedBy: "job-3"),
+            Self.node("w-d", "1.34.5", unschedulable: true),
+        ]
+        let apiServers = ["cp-1": target, "cp-2": try KubeVersion(strictRelease: "1.34.3")]
+        let plan = try UpgradePlan.make(nodes: nodes, apiServers: apiServers, target: target)
+        #expect(plan.controlPlanes.map(\.node) == ["cp-1", "cp-2"])
+        #expect(plan.controlPlanes.map(\.role) == [.master, .controlPlane])
+        #expect(plan.controlPlanes.map(\.action) == [.skip("already at 1.34.5"), .upgrade])
+        #expect(plan.workers.map(\.node) == ["w-a", "w-b", "w-c", "w-d"])
+        #expect(
+            plan.workers.map(\.action) == [
+                .skip("already at 1.34.5"), .upgrade, .finish,
+                .skip("already at 1.34.5; cordoned by someone else, left so"),
+            ])
+        let chosen = try UpgradePlan.make(
+            nodes: nodes, apiServers: apiServers, target: target, master: "cp-2", order: .explicit(["w-c", "w-a"]))
+        #expect(chosen.controlPlanes.map(\.node) == ["cp-2", "cp-1"])
+        #expect(chosen.workers.map(\.node) == ["w-c", "w-a", "w-b", "w-d"])
+        #expect(
+            try UpgradePlan.make(nodes: nodes, apiServers: apiServers, target: target, order: .descending).workers.map(
+                \.node) == ["w-d", "w-c", "w-b", "w-a"])
+        #expect(throws: PlanError.self) {
+            try UpgradePlan.make(nodes: nodes, apiServers: [:], target: target, master: "w-a")
+        }
+        #expect(throws: PlanError.self) {
+            try UpgradePlan.make(nodes: nodes, apiServers: [:], target: target, order: .explicit(["nope"]))
+        }
+        #expect(throws: PlanError.self) {
+            try UpgradePlan.make(nodes: [Self.node("w", "1.34.3")], apiServers: [:], target: target)
+        }
+    }
+
+    @Test(arguments: [
+        ("ascending", WorkerOrder.ascending), ("descending", .descending), ("b,a", .explicit(["b", "a"])),
+    ])
+    func workerOrdersParse(text: String, order: WorkerOrder) throws {
+        #expect(try WorkerOrder(parsing: text) == order)
+    }
+
+    @Test(arguments: ["", "a,a", "Bad_Name", "a,,b;"])
+    func badWorkerOrdersAreRefused(text: String) {
+        #expect(throws: PlanError.self) { try WorkerOrder(parsing: text) }
+    }
+
+    static func facts(_ change: (inout PreflightFacts) -> Void = { _ in }) throws -> PreflightFacts {
+        var facts = PreflightFacts(
+            target: try KubeVersion(strictRelease: "1.34.5"), expectedNodes: 2,
+            nodes: [Self.node("cp", "1.34.3", controlPlane: true), Self.node("w", "1.34.3")],
+            apiServers: [try KubeVersion(strictRelease: "1.34.3")], gate: .open, quietWindow: (24, .success([])),
+            offered: .success("in madison"), etcd: .success(EtcdHealth(healthy: ["a"], unhealthy: [])),
+            certificates: .success([CertificateExpiry(name: "apiserver", residualSeconds: 300 * 86400)]))
+        change(&facts)
+        return facts
+    }
+
+    @Test func preflightPassesAHealthyCluster() throws {
+        let results = Preflight.evaluate(try Self.facts())
+        #expect(
+            results.map(\.name) == [
+                "node count", "nodes ready", "halt-on-alert gate", "quiet period", "target offered", "version skew",
+                "etcd health", "certificates",
+            ])
+        #expect(results.allSatisfy { $0.outcome == .passed }, "\(results)")
+    }
+
+    @Test func preflightNamesEveryFailedCheck() throws {
+        let results = Preflight.evaluate(
+            try Self.facts {
+                $0.expectedNodes = 3
+                $0.nodes[1].isReady = false
+                $0.nodes[1].readiness = "Ready=False KubeletNotReady: PLEG"
+                $0.gate = .closed(["NodeDown"])
+                $0.quietWindow = (24, .success(["EtcdDown"]))
+                $0.offered = .failure(PlanError("kubeadm 1.34.5 is not in apt-cache madison on cp"))
+                $0.target = try! KubeVersion(strictRelease: "1.36.0")
+                $0.etcd = .success(EtcdHealth(healthy: ["a"], unhealthy: ["b: timeout"]))
+                $0.certificates = .success([CertificateExpiry(name: "apiserver", residualSeconds: 5 * 86400)])
+            })
+        let failed = results.filter { $0.outcome == .failed }.map(\.description)
+        #expect(
+            failed == [
+                "node count: failed: expected 3 nodes, the cluster has 2",
+                "nodes ready: failed: not Ready: w (Ready=False KubeletNotReady: PLEG)",
+                "halt-on-alert gate: failed: firing: NodeDown",
+                "quiet period: failed: gate alerts fired in the last 24 h: EtcdDown",
+                "target offered: failed: kubeadm 1.34.5 is not in apt-cache madison on cp",
+                "version skew: failed: 1.34.3 → 1.36.0 skips a minor; kubeadm can upgrade only one minor at a time",
+                "etcd health: failed: 1 of 2 members healthy; unhealthy: b: timeout",
+            ])
+        #expect(results.last?.description == "certificates: warning: expiring within 30 days: apiserver (5d)")
+    }
+
+    @Test func remoteOutputsAreParsedOrRefused() throws {
+        let status = try SnapshotStatus(json: #"{"hash":3474280699,"revision":3,"totalKey":7,"totalSize":24576}"#)
+        #expect(status.summary == "hash cf1550fb, revision 3, 7 keys, 24576 bytes")
+        #expect(throws: PlanError.self) {
+            try SnapshotStatus(json: #"{"hash":1,"revision":1,"totalKey":0,"totalSize":0}"#)
+        }
+        #expect(throws: PlanError.self) { try SnapshotStatus(json: "Error: context deadline exceeded") }
+        let health = try EtcdHealth(
+            json:
+                #"[{"endpoint":"https://a:2379","health":true,"took":"2ms"},{"endpoint":"https://b:2379","health":false,"error":"timeout"},{"endpoint":"https://c:2379","health":true}]"#
+        )
+        #expect(health.hasQuorum)
+        #expect(health.summary == "2 of 3 members healthy; unhealthy: https://b:2379: timeout")
+        #expect(!EtcdHealth(healthy: ["a"], unhealthy: ["b"]).hasQuorum)
+        let certificates = try CertificateExpiry.parse(
+            json:
+                #"{"kind":"CertificateExpirationInfo","certificates":[{"name":"apiserver","residualTime":86400,"missing":false}],"certificateAuthorities":[{"name":"ca","residualTime":9,"missing":true}]}"#
+        )
+        #expect(
+            certificates == [
+                CertificateExpiry(name: "apiserver", residualSeconds: 86400),
+                CertificateExpiry(name: "ca", residualSeconds: 9, missing: true),
+            ])
+    }
+
+    @Test func noticesCarryBlockKitAndATextFallback() {
+        let notice = Notice(.failure, "Job failed", lines: ["drain of <w-1> & more"], jobID: 7)
+        #expect(notice.text == ":x: k8s-upgrade job 7: Job failed\ndrain of <w-1> & more")
+        let blocks = notice.slackPayload[["blocks"]]?.arrayValue ?? []
+        #expect(blocks.map { $0[["type"]]?.stringValue ?? "" } == ["header", "section", "context"])
+        #expect(blocks[1][["text", "text"]]?.stringValue == "drain of &lt;w-1&gt; &amp; more")
+    }
+
+    @Test func gaugesRenderTheTextFormat() {
+        var gauges = UpgradeGauges()
+        gauges.inFlight = true
+        gauges.stage = .workers
+        gauges.node = "worker-2"
+        gauges.drainBlocked = [.init(node: "worker-2", pod: "default/db-0", budget: "default/\"db\"")]
+        let text = gauges.exposition
+        #expect(text.hasSuffix("\n"))
+        #expect(text.contains("k8s_upgrade_in_flight 1\n"))
+        #expect(text.contains("k8s_upgrade_snapshot_taken 0\n"))
+        #expect(text.contains(#"k8s_upgrade_current_stage{stage="workers"} 1"#))
+        #expect(text.contains(#"k8s_upgrade_drain_blocked{node="worker-2",pdb="default/\"db\"",pod="default/db-0"} 1"#))
+        #expect(!text.contains("\nk8s_upgrade_last_success_timestamp_seconds "))
+    }
+}
