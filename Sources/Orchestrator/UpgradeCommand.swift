@@ -17,7 +17,7 @@ struct UpgradeCommand: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             ServeCommand.self, ExecuteCommand.self, JobsCommand.self, StatusCommand.self, AbortCommand.self,
-            ResumeCommand.self,
+            ResumeCommand.self, DrainCommand.self,
         ]
     )
 }

@@ -104,7 +104,7 @@ struct OrchestratorAPITests {
 
         // One job at a time; it waits on the closed gate.
         let created = try await api.call(
-            "POST", "/execute", route: "/execute", body: #"{"target_version":"1.34.5","kind":"patch","dry_run":true}"#)
+            "POST", "/execute", route: "/execute", body: #"{"target_version":"1.34.5","kind":"patch","dry_run":false}"#)
         #expect(created.status == 202)
         #expect(created.header("Location") == "/jobs/1")
         let held = try await server.waitForWait(1)

@@ -38,7 +38,9 @@ final class SlackNotifier: Notifier, Service {
     }
 
     func run() async throws {
-        guard let webhookURL else { return }
+        // A service that returns would stop the whole group: without a
+        // webhook there is nothing to send, so wait for shutdown.
+        guard let webhookURL else { return try await gracefulShutdown() }
         await withGracefulShutdownHandler {
             for await notice in queue { await post(notice, to: webhookURL) }
         } onGracefulShutdown: {
@@ -102,7 +104,7 @@ final class GaugePublisher: Service {
     }
 
     func run() async throws {
-        guard let pushgateway else { return }
+        guard let pushgateway else { return try await gracefulShutdown() }
         await withGracefulShutdownHandler {
             for await exposition in changes {
                 do { try await pushgateway.replace(job: Self.group, exposition: exposition) } catch {

@@ -1,0 +1,52 @@
+import ArgumentParser
+import FoundationEssentials
+import Glibc
+import Shared
+import SharedIO
+
+/// `k8s-upgrade drain NODE`: the pipeline's drain on its own, for an
+/// operator's rollback and for the benchmark against kubectl drain.
+struct DrainCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "drain",
+        abstract: "Cordon and drain one node the way the pipeline does.",
+        discussion: """
+            Same rules as kubectl drain --ignore-daemonsets --delete-emptydir-data (refuses pods with \
+            no controller), evictions in parallel, refused evictions retried with backoff, deletions \
+            confirmed by UID. The node stays cordoned, marked as cordoned by this tool. \
+            Exit 0 when drained, 1 when refused or timed out (the pods left and their budgets are printed).
+            """)
+
+    @Argument(help: "The node to drain.")
+    var node: String
+
+    @Option(help: "kubeconfig to use (default: in-cluster service account, else $KUBECONFIG, else ~/.kube/config).")
+    var kubeconfig: String?
+
+    @Option(help: "Seconds the drain may take. (default: 600)")
+    var timeout: Double = 600
+
+    @Option(help: "Prefix of the cordon annotation. (default: k8s-upgrade.io)")
+    var annotationPrefix = "k8s-upgrade.io"
+
+    func run() async throws {
+        guard ObjectName.isDNS1123Subdomain(node) else { throw ValidationError("\(node) is not a node name") }
+        let access = try KubernetesAccess.resolve(kubeconfig: kubeconfig)
+        let cluster = Cluster(
+            client: KubernetesClient(access: access), annotationPrefix: annotationPrefix, namespace: "k8s-upgrade")
+        var drainer = Drainer(cluster: cluster)
+        drainer.timeout = .milliseconds(Int64(timeout * 1000))
+        let facts = try await cluster.node(node)
+        if !facts.unschedulable { try await cluster.cordon(node, by: "k8s-upgrade drain") }
+        print("node/\(node) cordoned")
+        do {
+            let outcome = try await drainer.drain(node, checkpoint: {}) { message in print(message) }
+            print("node/\(node) drained: \(outcome.evicted) pods evicted")
+        } catch {
+            print("error: \(error)")
+            fflush(nil)
+            throw ExitCode(1)
+        }
+        fflush(nil)
+    }
+}
