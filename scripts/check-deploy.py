@@ -182,13 +182,15 @@ def want(*entries):
 
 EXPECTED_RBAC = {
     ("ClusterRole", "k8s-version-check"): want(("", "nodes", [], ["get", "list"])),
-    ("Role", "k8s-version-check"): want(("", "secrets", ["k8s-version-check"], ["get"])),
     ("ClusterRole", "k8s-upgrade"): want(
         ("", "nodes", [], ["get", "list", "patch"]), ("", "pods", [], ["get", "list"]),
         ("", "pods/eviction", [], ["create"]), ("policy", "poddisruptionbudgets", [], ["get", "list"]),
-        ("", "namespaces", ["k8s-upgrade"], ["get", "patch"])),
-    ("Role", "k8s-upgrade"): want(("coordination.k8s.io", "leases", [], ["get", "create", "update"])),
+        ("apps", "daemonsets", [], ["get"]), ("", "namespaces", ["k8s-upgrade"], ["get", "patch"])),
 }
+# No namespaced Roles: neither binary calls a namespaced API beyond the above.
+for kind in ("Role", "RoleBinding"):
+    for obj in by_kind.get(kind, []):
+        problem(f"{kind}/{obj['metadata']['name']} grants what no code path uses")
 for (kind, name), expected in EXPECTED_RBAC.items():
     actual = rules(kind, name)
     if actual != expected:
