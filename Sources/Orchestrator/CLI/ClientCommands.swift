@@ -32,10 +32,10 @@ struct ExecuteCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "execute", abstract: "Start an upgrade job (POST /execute) and print it.")
 
-    @Option(help: "The release to reach, X.Y.Z.")
+    @Option(help: "The release to reach, X.Y.Z. (required)")
     var target: String
 
-    @Option(help: "patch (same minor) or minor (the next one).")
+    @Option(help: "patch (same minor) or minor (the next one). (required)")
     var kind: String
 
     @Flag(help: "Perform every read, record every write instead of making it.")

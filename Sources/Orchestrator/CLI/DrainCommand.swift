@@ -23,19 +23,29 @@ struct DrainCommand: AsyncParsableCommand {
     @Option(help: "kubeconfig to use (default: in-cluster service account, else $KUBECONFIG, else ~/.kube/config).")
     var kubeconfig: String?
 
-    @Option(help: "Seconds the drain may take. (default: 600)")
-    var timeout: Double = 600
+    @Option(help: "Seconds the drain may take before it stops, naming the pods left. (default: 600)")
+    var drainTimeout: Double?
 
-    @Option(help: "Prefix of the cordon annotation. (default: k8s-upgrade.io)")
-    var annotationPrefix = "k8s-upgrade.io"
+    @Option(help: "Prefix of the cordon annotation, as for serve. (default: k8s-upgrade.io)")
+    var annotationPrefix: String?
 
     func run() async throws {
         guard ObjectName.isDNS1123Subdomain(node) else { throw ValidationError("\(node) is not a node name") }
-        let access = try KubernetesAccess.resolve(kubeconfig: kubeconfig)
+        // The same variables as `serve`, so one environment configures both.
+        let reader = OptionReader(environment: ProcessInfo.processInfo.environment)
+        let timeout: Duration
+        do {
+            timeout = try reader.seconds(drainTimeout, "DRAIN_TIMEOUT", default: 600, range: 1...86400)
+        } catch { throw ValidationError("\(error)") }
+        let prefix = reader.value(annotationPrefix, "ANNOTATION_PREFIX") ?? "k8s-upgrade.io"
+        guard ObjectName.isDNS1123Subdomain(prefix) else {
+            throw ValidationError("annotation-prefix must be a DNS subdomain such as k8s-upgrade.io, got \(prefix)")
+        }
+        let access = try KubernetesAccess.resolve(kubeconfig: reader.value(kubeconfig, "KUBECONFIG"))
         let cluster = Cluster(
-            client: KubernetesClient(access: access), annotationPrefix: annotationPrefix, namespace: "k8s-upgrade")
+            client: KubernetesClient(access: access), annotationPrefix: prefix, namespace: "k8s-upgrade")
         var drainer = Drainer(cluster: cluster)
-        drainer.timeout = .milliseconds(Int64(timeout * 1000))
+        drainer.timeout = timeout
         let facts = try await cluster.node(node)
         if !facts.unschedulable { try await cluster.cordon(node, by: "k8s-upgrade drain") }
         print("node/\(node) cordoned")

@@ -65,7 +65,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "SSH address of a node as NODE=HOST[:PORT], repeatable; env: comma-separated. (default: the node's InternalIP)",
+            "SSH address of a node as NODE=HOST[:PORT], repeatable (in K8SUP_NODE_ADDRESS: comma-separated). (default: the node's InternalIP)",
             valueName: "node=host[:port]"))
     var nodeAddress: [String] = []
 
@@ -182,7 +182,7 @@ struct ServeSettings: Sendable {
         } catch { throw SettingsError("gate-selector: \(error)") }
         gateWait = try reader.seconds(flags.gateWait, "GATE_WAIT", default: 1800, range: 1...86400)
         pollInterval = try reader.seconds(flags.pollInterval, "POLL_INTERVAL", default: 5, range: 0.1...600)
-        kubeconfig = reader.value(flags.kubeconfig, "KUBECONFIG_FILE")
+        kubeconfig = reader.value(flags.kubeconfig, "KUBECONFIG")
         sshUser = reader.value(flags.sshUser, "SSH_USER") ?? "root"
         guard sshUser.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: "@") }) else {
             throw SettingsError("ssh-user \(sshUser) is not a user name")
@@ -192,7 +192,7 @@ struct ServeSettings: Sendable {
         knownHostsFile = reader.value(flags.knownHostsFile, "KNOWN_HOSTS_FILE") ?? "/etc/k8s-upgrade/ssh/known_hosts"
         let addresses =
             flags.nodeAddress.isEmpty
-            ? (environment["K8SUP_NODE_ADDRESSES"] ?? "").split(separator: ",").map { $0.trimmingWhitespace() }
+            ? (reader.value(nil, "NODE_ADDRESS") ?? "").split(separator: ",").map { $0.trimmingWhitespace() }
                 .filter { !$0.isEmpty }
             : flags.nodeAddress
         for assignment in addresses {
@@ -209,7 +209,7 @@ struct ServeSettings: Sendable {
         guard backupDir.hasPrefix("/"), !backupDir.contains("\n") else {
             throw SettingsError("backup-dir must be an absolute path, got \(backupDir)")
         }
-        if flags.expectedNodes != nil || environment["K8SUP_EXPECTED_NODES"] != nil {
+        if flags.expectedNodes != nil || reader.value(nil, "EXPECTED_NODES") != nil {
             expectedNodes = try reader.integer(flags.expectedNodes, "EXPECTED_NODES", default: 0, range: 1...100_000)
         }
         masterNode = reader.value(flags.masterNode, "MASTER_NODE")
