@@ -234,6 +234,21 @@ import Testing
         #expect(JobText.summaryLine(Self.job) == "running: patch upgrade to 1.34.5 (dry run), in workers on worker-2")
     }
 
+    @Test(arguments: [
+        ("would_change", "cordon worker-2", "would: cordon worker-2"),
+        ("would_change", "would cordon worker-2", "would cordon worker-2"),
+        ("warning", "Warning: deleting Pods with local storage", "Warning: deleting Pods with local storage"),
+        ("warning", "etcd is slow", "warning: etcd is slow"),
+        ("node_failed", "drain timed out", "FAILED: drain timed out"),
+        ("info", "cordon worker-2", "cordon worker-2"),
+    ])
+    func anEventSaysItsKindOnceBeforeItsMessage(kind: String, message: String, shown: String) {
+        let event: JSONValue = .object([
+            "time": .string("2026-11-21T12:00:00.000Z"), "kind": .string(kind), "message": .string(message),
+        ])
+        #expect(JobText.eventLine(event) == "12:00:00  -  \(shown)")
+    }
+
     @Test(arguments: [(0.4, "0 s"), (59, "59 s"), (60, "1 min"), (61, "1 min 1 s"), (3700, "1 h 1 min")])
     func durations(seconds: Double, text: String) {
         #expect(JobText.duration(seconds) == text)

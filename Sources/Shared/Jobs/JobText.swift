@@ -27,7 +27,8 @@ public enum JobText {
         let place = [event[dotted: "stage"]?.stringValue, event[dotted: "node"]?.stringValue]
             .compactMap { $0 }.joined(separator: " ")
         let kind = event[dotted: "kind"]?.stringValue ?? ""
-        return "\(time)  \(place.isEmpty ? "-" : place)  \(marker(kind))\(event[dotted: "message"]?.stringValue ?? "")"
+        let message = event[dotted: "message"]?.stringValue ?? ""
+        return "\(time)  \(place.isEmpty ? "-" : place)  \(marker(kind, message))\(message)"
     }
 
     /// The live view: state, stages, nodes, the current wait, the last error
@@ -90,13 +91,17 @@ public enum JobText {
         }
     }
 
-    static func marker(_ kind: String) -> String {
-        switch kind {
-        case "job_failed", "stage_failed", "node_failed": "FAILED: "
-        case "warning": "warning: "
-        case "would_change": "would: "
-        default: ""
-        }
+    /// The word an event's kind adds before its message, unless the message starts with it already.
+    static func marker(_ kind: String, _ message: String) -> String {
+        let word =
+            switch kind {
+            case "job_failed", "stage_failed", "node_failed": "FAILED"
+            case "warning": "warning"
+            case "would_change": "would"
+            default: ""
+            }
+        guard !word.isEmpty, !message.lowercased().hasPrefix(word.lowercased()) else { return "" }
+        return word + ": "
     }
 
     /// `42 s`, `3 min 5 s`, `1 h 2 min`.
