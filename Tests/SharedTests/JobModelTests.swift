@@ -234,6 +234,12 @@ import Testing
         #expect(JobText.summaryLine(Self.job) == "running: patch upgrade to 1.34.5 (dry run), in workers on worker-2")
     }
 
+    @Test func theLiveViewIsCutToTheTerminalSoNoLineWraps() {
+        #expect(JobText.fitted("abcdef\nabc\n", width: 4) == ["abc…", "abc", ""])
+        #expect(JobText.fitted("upgrade → 1.34.5", width: 16) == ["upgrade → 1.34.5"])
+        #expect(JobText.fitted("upgrade → 1.34.5", width: 9) == ["upgrade …"])
+    }
+
     @Test(arguments: [
         ("would_change", "cordon worker-2", "would: cordon worker-2"),
         ("would_change", "would cordon worker-2", "would cordon worker-2"),

@@ -114,11 +114,14 @@ struct StatusCommand: AsyncParsableCommand {
             let events = job[dotted: "events.items"]?.arrayValue ?? []
             if terminal {
                 recent = Array((recent + events).suffix(8))
-                let text = JobText.render(job, events: recent, now: Date().timeIntervalSince1970)
-                // Move up over the previous drawing, clear it, draw again.
+                let lines = JobText.fitted(
+                    JobText.render(job, events: recent, now: Date().timeIntervalSince1970), width: Self.columns())
+                // Move up over the previous drawing, clear it, draw again. Lines
+                // are cut to the terminal's width: a wrapped line would take two
+                // rows and the next redraw would leave its first row behind.
                 let clear = drawnLines > 0 ? "\u{1B}[\(drawnLines)F\u{1B}[J" : ""
-                print(clear + text)
-                drawnLines = text.split(separator: "\n", omittingEmptySubsequences: false).count
+                print(clear + lines.joined(separator: "\n"))
+                drawnLines = lines.count
             } else {
                 for event in events { print(client.json ? JobText.json(event) : JobText.eventLine(event)) }
             }
@@ -137,6 +140,15 @@ struct StatusCommand: AsyncParsableCommand {
             }
             try await Task.sleep(for: .milliseconds(Int64(max(interval, 0.1) * 1000)))
         }
+    }
+}
+
+extension StatusCommand {
+    /// The terminal's width in columns; 80 when it does not say.
+    static func columns() -> Int {
+        var size = winsize()
+        guard ioctl(1, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 else { return 80 }
+        return Int(size.ws_col)
     }
 }
 

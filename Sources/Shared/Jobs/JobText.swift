@@ -21,6 +21,15 @@ public enum JobText {
         return line
     }
 
+    /// The lines of `text`, each cut to at most `width` characters (the last
+    /// one then `…`), so that none wraps on a terminal that wide.
+    public static func fitted(_ text: String, width: Int) -> [String] {
+        let width = max(width, 2)
+        return text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            line.count <= width ? String(line) : line.prefix(width - 1) + "…"
+        }
+    }
+
     /// `12:00:01  preflight  worker-1  message`
     public static func eventLine(_ event: JSONValue) -> String {
         let time = clock(event[dotted: "time"]?.stringValue)
