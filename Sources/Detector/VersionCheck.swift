@@ -17,7 +17,8 @@ struct VersionCheck: AsyncParsableCommand {
             replaces the Pushgateway group of job k8s-version-check, and POSTs /execute to the orchestrator.
 
             Every option can also be set by an environment variable: K8SUP_ and the option name in upper \
-            case with underscores (--repo-base → K8SUP_REPO_BASE). Flags take precedence.
+            case with underscores (--repo-base → K8SUP_REPO_BASE). Flags take precedence; an empty \
+            variable counts as unset. Operator's guide: docs/runbooks/k8s-version-upgrade.md.
 
             \(DetectorExit.help)
             """,

@@ -11,8 +11,10 @@ struct UpgradeCommand: AsyncParsableCommand {
             pre-flight, etcd snapshot, optional containerd fix, optional apt repository rewrite, \
             control plane, workers with soaks, post-flight. The other subcommands are its client.
 
-            Every option can also be set by an environment variable: K8SUP_ and the option name in \
-            upper case with underscores (--api-token-file → K8SUP_API_TOKEN_FILE). Flags take precedence.
+            Every option of serve and drain, and --server and --api-token-file of the client commands, \
+            can also be set by an environment variable: K8SUP_ and the option name in upper case with \
+            underscores (--api-token-file → K8SUP_API_TOKEN_FILE). Flags take precedence; an empty \
+            variable counts as unset. Operator's guide: docs/runbooks/k8s-version-upgrade.md.
             """,
         version: "0.1.0",
         subcommands: [
