@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Drain: kubectl against the product, on identical simulated nodes.
+#
+# The cluster: 2 x RUNS drain targets and 3 spare workers that take the
+# replacements. Every target holds 110 pods (the kubelet's default maximum):
+# 2 DaemonSet pods, 18 pods of 6 ReplicaSets each under a budget of
+# maxUnavailable 1 (an eviction is refused until the replacement of the
+# last one is Ready, 1 s after it is scheduled), and 90 pods of 9 plain
+# ReplicaSets, 2 of them with an emptyDir; every pod has a 2 s grace period.
+# The targets are cordoned first, so replacements land on the spares and
+# each drain starts from the same state.
+#
+# Each run times `kubectl drain --ignore-daemonsets --delete-emptydir-data`
+# on one target and `k8s-upgrade drain` (the pipeline's drain) on its twin,
+# alternating which goes first, checks that both evicted the same set, and
+# prints the median wall times and their ratio (target: <= 0.8).
+#
+# Then one full patch upgrade of the default cluster (1 master + 4 workers,
+# 2 s soaks) prints the orchestration overhead: the job's total time minus
+# the drain, node-script and soak time of its nodes, in all and per node.
+#
+# Everything runs as it ships: release build, Swift runtime linked statically.
+#   scripts/bench/drain.sh [runs]   (default 3)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+runs=${1:-3}
+
+work=$(mktemp -d)
+bed="$work/bed"
+trap './scripts/testbed.sh down --dir "$bed" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+
+./scripts/setup.sh >/dev/null 2>&1
+shipped=(-c release --static-swift-stdlib --scratch-path .build-release-static)
+echo "building (release, static Swift runtime) ..."
+for product in k8s-upgrade k8s-cluster-sim; do
+  swift build "${shipped[@]}" --product "$product" >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; exit 1; }
+done
+bin=$(swift build "${shipped[@]}" --show-bin-path)
+
+python3 - "$runs" >"$work/scenario.json" <<'PY'
+import json, sys
+runs = int(sys.argv[1])
+targets = [f"drain-{i}" for i in range(1, 2 * runs + 1)]
+spares = [f"spare-{i}" for i in range(1, 4)]
+nodes = [{"name": "master", "roles": ["control-plane"], "kubeletVersion": "1.34.3"}]
+nodes += [{"name": n, "kubeletVersion": "1.34.3"} for n in targets + spares]
+workloads = [{"kind": "DaemonSet", "namespace": "kube-system", "name": ds, "labels": {"app": ds}}
+             for ds in ("kube-proxy", "node-exporter")]
+budgets = []
+for node in targets:
+    for k in range(6):
+        name = f"{node}-guarded-{k}"
+        workloads.append({"kind": "ReplicaSet", "name": name, "replicas": 3, "nodes": [node], "labels": {"app": name}})
+        budgets.append({"name": name, "maxUnavailable": 1, "selector": {"app": name}})
+    for k in range(9):
+        name = f"{node}-plain-{k}"
+        workloads.append({"kind": "ReplicaSet", "name": name, "replicas": 10, "nodes": [node],
+                          "labels": {"app": name}, "emptyDir": k < 2})
+print(json.dumps({"nodes": nodes, "workloads": workloads, "budgets": budgets,
+                  "readyAfterSeconds": 1, "defaultGracePeriodSeconds": 2}))
+PY
+
+echo "bringing up the drain cluster ($((2 * runs)) targets x 110 pods, 3 spares) ..."
+./scripts/testbed.sh up --dir "$bed" --bin-dir "$bin" --scenario "$work/scenario.json" >/dev/null 2>&1
+# shellcheck source=/dev/null
+source "$bed/env"
+k() { kubectl --cache-dir "$work/kube-cache" --request-timeout 30s "$@"; }
+for i in $(seq $((2 * runs))); do k cordon "drain-$i" >/dev/null; done
+
+# The evictable pods of a node, as the workload each belongs to, without the
+# node's own prefix: equal lists mean the same evicted set.
+evictable() {
+  k get pods -A --field-selector "spec.nodeName=$1" -o json | python3 -c '
+import json, sys
+node = sys.argv[1]
+pods = json.load(sys.stdin)["items"]
+owners = [(p["metadata"].get("ownerReferences") or [{}])[0] for p in pods]
+print(" ".join(sorted(o.get("name", "?").removeprefix(node + "-") for o in owners if o.get("kind") != "DaemonSet")))
+' "$1"
+}
+count_on() { k get pods -A --field-selector "spec.nodeName=$1" --no-headers | wc -l; }
+
+now_ms() { date +%s%3N; }
+time_kubectl() {
+  local start
+  start=$(now_ms)
+  k drain "$1" --ignore-daemonsets --delete-emptydir-data --timeout 300s >"$work/kubectl-$1.log" 2>&1 ||
+    { cat "$work/kubectl-$1.log" >&2; exit 1; }
+  echo $(($(now_ms) - start))
+}
+time_product() {
+  local start
+  start=$(now_ms)
+  "$bin/k8s-upgrade" drain "$1" --kubeconfig "$KUBECONFIG" --drain-timeout 300 >"$work/product-$1.log" 2>&1 ||
+    { cat "$work/product-$1.log" >&2; exit 1; }
+  echo $(($(now_ms) - start))
+}
+
+kubectl_ms=()
+product_ms=()
+printf '\n%-4s %-17s %4s %8s %8s %7s  %s\n' run "kubectl/product" pods kubectl product ratio first
+for r in $(seq "$runs"); do
+  a="drain-$((2 * r - 1))"
+  b="drain-$((2 * r))"
+  before_a=$(evictable "$a")
+  before_b=$(evictable "$b")
+  [[ $before_a == "$before_b" ]] || { echo "the twins $a and $b differ before the drain" >&2; exit 1; }
+  pods=$(count_on "$a")
+  if ((r % 2 == 1)); then
+    first=kubectl
+    tk=$(time_kubectl "$a")
+    tp=$(time_product "$b")
+  else
+    first=product
+    tp=$(time_product "$b")
+    tk=$(time_kubectl "$a")
+  fi
+  # Both must have evicted exactly the evictable set and left only the DaemonSet pods.
+  for node in "$a" "$b"; do
+    left=$(evictable "$node")
+    [[ -z $left ]] || { echo "$node still holds evictable pods: $left" >&2; exit 1; }
+    [[ $(count_on "$node") -eq 2 ]] || { echo "$node does not hold exactly its 2 DaemonSet pods" >&2; exit 1; }
+  done
+  kubectl_ms+=("$tk")
+  product_ms+=("$tp")
+  awk -v r="$r" -v n="$a/$b" -v p="$pods" -v k="$tk" -v q="$tp" -v f="$first" \
+    'BEGIN { printf "%-4s %-17s %4s %7.2fs %7.2fs %7.2f  %s\n", r, n, p, k / 1000, q / 1000, q / k, f }'
+done
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+mk=$(median "${kubectl_ms[@]}")
+mp=$(median "${product_ms[@]}")
+evicted=$(grep -o 'drained: [0-9]* pods evicted' "$work/product-drain-2.log" | grep -o '[0-9]*')
+printf '\ndrain of 110 pods (%s evicted, 2 kept as DaemonSet pods), median of %s runs:\n' "$evicted" "$runs"
+awk -v k="$mk" -v p="$mp" 'BEGIN {
+  printf "  kubectl drain      %6.2f s\n  k8s-upgrade drain  %6.2f s\n  ratio              %6.2f  (target <= 0.80)\n",
+    k / 1000, p / 1000, p / k }'
+./scripts/testbed.sh down --dir "$bed" >/dev/null 2>&1
+
+echo
+echo "full patch upgrade of the default cluster (1 + 4, 2 s soaks) ..."
+./scripts/testbed.sh up --dir "$bed" --bin-dir "$bin" --orchestrator --soak 2 >/dev/null 2>&1
+# shellcheck source=/dev/null
+source "$bed/env"
+token=$(cat "$TESTBED_ORCHESTRATOR_TOKEN_FILE")
+curl -sf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+  -d '{"target_version":"1.34.5","kind":"patch"}' "$TESTBED_ORCHESTRATOR_URL/execute" >/dev/null
+state=""
+for _ in $(seq 600); do
+  curl -sf -H "Authorization: Bearer $token" "$TESTBED_ORCHESTRATOR_URL/jobs/1" >"$work/job.json"
+  state=$(jq -r .state "$work/job.json")
+  [[ $state == running || $state == queued ]] || break
+  sleep 0.5
+done
+[[ $state == succeeded ]] || { echo "the job ended $state: $(jq -r .error "$work/job.json")" >&2; exit 1; }
+jq -r '.result as $r
+  | ($r.nodes | map(.drain_seconds + .script_seconds + .soak_seconds) | add) as $work
+  | ($r.nodes | length) as $n
+  | "  total \($r.total_seconds) s; drain + script + soak \($work * 10 | round / 10) s over \($n) nodes",
+    "  orchestration overhead \(($r.total_seconds - $work) * 10 | round / 10) s in all, \((($r.total_seconds - $work) / $n) * 100 | round / 100) s per node",
+    "  (pre-flight checks, etcd snapshot, verification waits, post-flight included)"' "$work/job.json"
