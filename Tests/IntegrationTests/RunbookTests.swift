@@ -197,27 +197,47 @@ extension TestBedSuites {
             }
         }
 
+        /// `drain` takes serve's variables, so one environment configures both;
+        /// a bad value is refused before anything is touched.
+        @Test func drainReadsServesVariables() throws {
+            let binary = TestEnvironment.productsDirectory.appendingPathComponent("k8s-upgrade").path
+            let env = try TestEnvironment.tool("env")
+            let cases = [
+                ("K8SUP_DRAIN_TIMEOUT=soon", "K8SUP_DRAIN_TIMEOUT=soon is not a number of seconds"),
+                ("K8SUP_ANNOTATION_PREFIX=Not_A_Domain", "annotation-prefix must be a DNS subdomain"),
+                ("K8SUP_KUBECONFIG=/nonexistent/kubeconfig", "/nonexistent/kubeconfig"),
+            ]
+            for (variable, message) in cases {
+                let result = try TestEnvironment.execute(env, [variable, binary, "drain", "worker-1"])
+                #expect(result.status != 0, "\(variable) was accepted")
+                #expect(result.stderr.contains(message), "\(variable): \(result.stderr)")
+            }
+        }
+
         /// Every `K8SUP_` variable the code reads is the option's own name,
         /// and every option that the runbook says has one is read from it.
         @Test func everyOptionIsReadFromItsOwnEnvironmentVariable() throws {
-            let sources: [(files: [String], options: [String])] = [
+            let detector = try Self.helpOptions("k8s-version-check", nil).map(\.name)
+            let serve = try Self.helpOptions("k8s-upgrade", "serve").map(\.name)
+            let drain = try Self.helpOptions("k8s-upgrade", "drain").map(\.name)
+            // Which files read a command's options, every option they may read,
+            // and the options that must be read there.
+            let sources: [(files: [String], options: [String], required: [String])] = [
+                (["Sources/Detector/Settings.swift"], detector, detector),
+                (["Sources/Orchestrator/Serve/ServeCommand.swift"], serve, serve),
+                // drain reads --drain-timeout and --annotation-prefix through serve's own readers.
                 (
-                    ["Sources/Detector/Settings.swift"],
-                    try Self.helpOptions("k8s-version-check", nil).map(\.name)
+                    ["Sources/Orchestrator/CLI/DrainCommand.swift", "Sources/Orchestrator/Serve/ServeCommand.swift"],
+                    serve + drain, drain
                 ),
                 (
-                    ["Sources/Orchestrator/Serve/ServeCommand.swift"],
-                    try Self.helpOptions("k8s-upgrade", "serve").map(\.name)
+                    ["Sources/Orchestrator/CLI/ClientCommands.swift"], ["server", "api-token-file"],
+                    ["server", "api-token-file"]
                 ),
-                (
-                    ["Sources/Orchestrator/CLI/DrainCommand.swift"],
-                    try Self.helpOptions("k8s-upgrade", "drain").map(\.name)
-                ),
-                (["Sources/Orchestrator/CLI/ClientCommands.swift"], ["server", "api-token-file"]),
             ]
             let call = try NSRegularExpression(
                 pattern: #"reader\.(?:value|integer|seconds|boolean|url)\(\s*([^,]*?),\s*"([A-Z0-9_]+)""#)
-            for (files, options) in sources {
+            for (files, options, required) in sources {
                 var read: Set<String> = []
                 for file in files {
                     let text = try String(
@@ -243,7 +263,7 @@ extension TestBedSuites {
                         #expect(kebab == option, "\(file): --\(kebab) is read from K8SUP_\(variable)")
                     }
                 }
-                let missing = Set(options).subtracting(read).subtracting(["help", "version"])
+                let missing = Set(required).subtracting(read).subtracting(["help", "version"])
                 #expect(missing.isEmpty, "\(files): options without their K8SUP_ variable: \(missing.sorted())")
             }
         }

@@ -34,13 +34,11 @@ struct DrainCommand: AsyncParsableCommand {
         // The same variables as `serve`, so one environment configures both.
         let reader = OptionReader(environment: ProcessInfo.processInfo.environment)
         let timeout: Duration
+        let prefix: String
         do {
-            timeout = try reader.seconds(drainTimeout, "DRAIN_TIMEOUT", default: 600, range: 1...86400)
+            timeout = try ServeSettings.drainTimeout(drainTimeout, reader)
+            prefix = try ServeSettings.annotationPrefix(annotationPrefix, reader)
         } catch { throw ValidationError("\(error)") }
-        let prefix = reader.value(annotationPrefix, "ANNOTATION_PREFIX") ?? "k8s-upgrade.io"
-        guard ObjectName.isDNS1123Subdomain(prefix) else {
-            throw ValidationError("annotation-prefix must be a DNS subdomain such as k8s-upgrade.io, got \(prefix)")
-        }
         let access = try KubernetesAccess.resolve(kubeconfig: reader.value(kubeconfig, "KUBECONFIG"))
         let cluster = Cluster(
             client: KubernetesClient(access: access), annotationPrefix: prefix, namespace: "k8s-upgrade")

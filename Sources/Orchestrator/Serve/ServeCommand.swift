@@ -222,15 +222,11 @@ struct ServeSettings: Sendable {
             throw SettingsError("worker-order: \(error)")
         }
         soak = try reader.seconds(flags.soak, "SOAK", default: 600, range: 0...86400)
-        drainTimeout = try reader.seconds(flags.drainTimeout, "DRAIN_TIMEOUT", default: 600, range: 1...86400)
+        drainTimeout = try Self.drainTimeout(flags.drainTimeout, reader)
         nodeReadyTimeout = try reader.seconds(
             flags.nodeReadyTimeout, "NODE_READY_TIMEOUT", default: 300, range: 1...86400)
         scriptTimeout = try reader.seconds(flags.scriptTimeout, "SCRIPT_TIMEOUT", default: 1800, range: 1...86400)
-        annotationPrefix = reader.value(flags.annotationPrefix, "ANNOTATION_PREFIX") ?? "k8s-upgrade.io"
-        guard ObjectName.isDNS1123Subdomain(annotationPrefix) else {
-            throw SettingsError(
-                "annotation-prefix must be a DNS subdomain such as k8s-upgrade.io, got \(annotationPrefix)")
-        }
+        annotationPrefix = try Self.annotationPrefix(flags.annotationPrefix, reader)
         namespace = reader.value(flags.namespace, "NAMESPACE") ?? "k8s-upgrade"
         guard ObjectName.isDNS1123Subdomain(namespace) else {
             throw SettingsError("namespace \(namespace) is not valid")
@@ -242,6 +238,22 @@ struct ServeSettings: Sendable {
         podReadyRatio = ratio
         quietPeriodHours = try reader.integer(flags.quietPeriod, "QUIET_PERIOD", default: 24, range: 0...720)
         repoBase = try reader.url(flags.repoBase, "REPO_BASE") ?? "https://pkgs.k8s.io/core:/stable:"
+    }
+}
+
+extension ServeSettings {
+    /// `--drain-timeout`, which `drain` shares with `serve`.
+    static func drainTimeout(_ drainTimeout: Double?, _ reader: OptionReader) throws(SettingsError) -> Duration {
+        try reader.seconds(drainTimeout, "DRAIN_TIMEOUT", default: 600, range: 1...86400)
+    }
+
+    /// `--annotation-prefix`, which `drain` shares with `serve`.
+    static func annotationPrefix(_ annotationPrefix: String?, _ reader: OptionReader) throws(SettingsError) -> String {
+        let prefix = reader.value(annotationPrefix, "ANNOTATION_PREFIX") ?? "k8s-upgrade.io"
+        guard ObjectName.isDNS1123Subdomain(prefix) else {
+            throw SettingsError("annotation-prefix must be a DNS subdomain such as k8s-upgrade.io, got \(prefix)")
+        }
+        return prefix
     }
 }
 
