@@ -100,7 +100,7 @@ public enum JobText {
         }
     }
 
-    /// The word an event's kind adds before its message, unless the message starts with it already.
+    /// The word an event's kind adds before its message, unless the message says it already.
     static func marker(_ kind: String, _ message: String) -> String {
         let word =
             switch kind {
@@ -109,7 +109,10 @@ public enum JobText {
             case "would_change": "would"
             default: ""
             }
-        guard !word.isEmpty, !message.lowercased().hasPrefix(word.lowercased()) else { return "" }
+        let said = message.lowercased()
+        guard !word.isEmpty, !said.hasPrefix(word.lowercased()), !said.contains(word.lowercased() + ": ") else {
+            return ""
+        }
         return word + ": "
     }
 
