@@ -11,7 +11,9 @@ extension TestBedSuites {
         @Test func aJobKilledMidWaitIsInterruptedAndResumesToTheEndWithItsHistoryIntact() async throws {
             let bed = try await TestBed.start()
             try await bed.setGateBlocker(true)
-            let fixture = try OrchestratorFixture(bed: bed)
+            // The blocker fires before the job: with a quiet period the resumed
+            // job would rightly fail its pre-flight (the next test shows it).
+            let fixture = try OrchestratorFixture(bed: bed, extra: ["--quiet-period", "0"])
             let first = try await fixture.launch()
             let created = try await first.request(
                 "POST", "/execute", body: #"{"target_version":"1.34.5","kind":"patch","stages":"preflight,snapshot"}"#)
@@ -51,9 +53,29 @@ extension TestBedSuites {
             _ = try await second.stop(signal: SIGTERM)
         }
 
+        @Test func aGateAlertThatFiredBeforeTheJobFailsItsQuietPeriodAndTouchesNothing() async throws {
+            let bed = try await TestBed.start()
+            try await bed.setGateBlocker(true)
+            try await bed.setGateBlocker(false)
+            let server = try await OrchestratorFixture(bed: bed).launch()
+            let created = try await server.request(
+                "POST", "/execute", body: #"{"target_version":"1.34.5","kind":"patch"}"#)
+            #expect(created.status == 202)
+            let failed = try await server.waitForJob(1, state: "failed")
+            #expect(
+                failed[dotted: "error"]?.stringValue?.contains(
+                    "quiet period: failed: gate alerts fired in the last 24 h: TestbedGateBlocker") == true,
+                "\(failed[dotted: "error"] ?? .null)")
+            let nodes = try await bed.kubectl("get", "nodes", "--no-headers")
+            #expect(!nodes.contains("SchedulingDisabled"))
+            #expect(!nodes.contains("v1.34.5"))
+            _ = try await server.stop(signal: SIGTERM)
+        }
+
         @Test func theCLIStartsFollowsAbortsAndResumesAJob() async throws {
             let bed = try await TestBed.start()
-            let fixture = try OrchestratorFixture(bed: bed)
+            // The blocker fires before the job is created; see above.
+            let fixture = try OrchestratorFixture(bed: bed, extra: ["--quiet-period", "0"])
             let server = try await fixture.launch()
             let bad = try await server.cli("execute", "--target", "1.34", "--kind", "patch")
             #expect(bad.status == 1)

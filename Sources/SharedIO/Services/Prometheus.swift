@@ -44,7 +44,7 @@ extension Prometheus {
     /// the label sets of the resulting vector.
     public func query(_ expression: String, at time: Double? = nil) async throws -> [[String: String]] {
         var url = baseURL + "/api/v1/query?query=" + KubernetesClient.percentEncoded(expression)
-        if let time { url += "&time=\(Int(time))" }
+        if let time { url += "&time=" + Self.timestamp(time) }
         let response = try await http.send(HTTPRequest(method: "GET", url: url, timeout: .seconds(30)))
         let document = try? JSONDecoder().decode(JSONValue.self, from: response.body)
         guard response.isSuccess, document?[dotted: "status"]?.stringValue == "success" else {
@@ -52,5 +52,17 @@ extension Prometheus {
             throw GateError("Prometheus query \(expression): HTTP \(response.status): \(error)")
         }
         return (document?[dotted: "data.result"]?.arrayValue ?? []).map { $0.stringMap("metric") }
+    }
+}
+
+extension Prometheus {
+    /// Seconds since 1970 to the millisecond, as the query API takes them
+    /// (`1796110181.043`). Whole seconds would move a window's end by up to
+    /// a second: an alert that fired just before a job would fall outside
+    /// the job's quiet period.
+    public static func timestamp(_ seconds: Double) -> String {
+        let millis = Int64((seconds * 1000).rounded())
+        let fraction = String(millis % 1000)
+        return "\(millis / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
     }
 }
