@@ -51,6 +51,14 @@ extension TestBedSuites {
                     "not_selected",
                 ])
             _ = try await second.stop(signal: SIGTERM)
+
+            // The last success outlives the process: a new one reads it from the store.
+            let finished = try #require(done[dotted: "finished_at"]?.stringValue)
+            let seconds = Int(try Date(finished, strategy: .iso8601).timeIntervalSince1970)
+            let third = try await fixture.launch()
+            let metrics = try await third.request("GET", "/metrics")
+            #expect(metrics.text.contains("k8s_upgrade_last_success_timestamp_seconds \(seconds)\n"), "\(metrics.text)")
+            _ = try await third.stop(signal: SIGTERM)
         }
 
         @Test func aGateAlertThatFiredBeforeTheJobFailsItsQuietPeriodAndTouchesNothing() async throws {

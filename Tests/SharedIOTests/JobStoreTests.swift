@@ -30,6 +30,22 @@ import Testing
         #expect(try await store.jobs(limit: 10).map(\.id) == [second.id, first.id])
     }
 
+    @Test func theLastSuccessIsTheNewestSucceededRealJob() async throws {
+        let store = try await JobStore(path: try Self.path())
+        #expect(try await store.lastSuccess() == nil)
+        var requests = [Self.request(), Self.request(), Self.request(), Self.request()]
+        requests[2].dryRun = true
+        let outcomes: [JobState] = [.succeeded, .succeeded, .succeeded, .failed]
+        for (index, (request, outcome)) in zip(requests, outcomes).enumerated() {
+            let job = try await store.create(request, at: Double(index * 10)).get()
+            try await store.append(
+                job.id, [JobEvent(time: Double(index * 10 + 5), kind: .jobSucceeded, message: "ended")],
+                state: outcome)
+        }
+        // The dry run (25) and the failure (35) do not count.
+        #expect(try await store.lastSuccess() == 15)
+    }
+
     @Test func eventsAreNumberedInOrderAndFoldedIntoProgress() async throws {
         let store = try await JobStore(path: try Self.path())
         let job = try await store.create(Self.request(), at: 1).get()

@@ -94,6 +94,14 @@ final class GaugePublisher: Service {
 
     var current: UpgradeGauges { gauges.withLock { $0 } }
 
+    /// Changes the gauges without a push: for what the service knows at
+    /// start (the last success, from the job store), which the next push
+    /// carries. A push now would overwrite what a job interrupted by the
+    /// restart left in the Pushgateway.
+    func seed(_ change: (inout UpgradeGauges) -> Void) {
+        gauges.withLock { change(&$0) }
+    }
+
     /// Changes the gauges and queues a push of the new state.
     func update(_ change: (inout UpgradeGauges) -> Void) {
         let text = gauges.withLock { value in

@@ -281,6 +281,7 @@ struct Server {
         let webhook = try settings.slackWebhookFile.map { try TokenFile.read($0) }
         let notifier = SlackNotifier(webhookURL: webhook, log: log)
         let gauges = GaugePublisher(pushgatewayURL: settings.pushgatewayURL, log: log)
+        if let last = try await store.lastSuccess() { gauges.seed { $0.lastSuccess = last } }
         let cluster = Cluster(
             client: KubernetesClient(access: access), annotationPrefix: settings.annotationPrefix,
             namespace: settings.namespace)

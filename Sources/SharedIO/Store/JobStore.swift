@@ -108,6 +108,16 @@ public final class JobStore: Sendable {
         }
     }
 
+    /// When the newest job that changed the cluster for good (succeeded, not
+    /// a dry run) finished; nil when none has.
+    public func lastSuccess() async throws -> Double? {
+        try await database.read { connection in
+            try connection.query(
+                "SELECT MAX(finished_at) FROM jobs WHERE state = 'succeeded' AND json_extract(request, '$.dry_run') = 0"
+            ).first?[0].double
+        }
+    }
+
     /// How many jobs are in each state.
     public func countsByState() async throws -> [JobState: Int] {
         try await database.read { connection in
