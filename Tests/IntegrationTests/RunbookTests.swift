@@ -112,8 +112,9 @@ extension TestBedSuites {
 
         // MARK: - Options
 
-        /// One option as `--help` states it: its default ("required", "off"
-        /// for a flag without one) and whether it takes a value.
+        /// One option as `--help` states it: its name and its default, the
+        /// text of its help's last parentheses ("required", or "off" for a
+        /// flag that states none).
         struct HelpOption: Equatable {
             let name: String
             let defaultText: String
