@@ -245,7 +245,10 @@ import Testing
         ("would_change", "would cordon worker-2", "would cordon worker-2"),
         ("warning", "Warning: deleting Pods with local storage", "Warning: deleting Pods with local storage"),
         ("warning", "etcd is slow", "warning: etcd is slow"),
-        ("warning", "certificates: warning: apiserver (6d)", "certificates: warning: apiserver (6d)"),
+        (
+            "stage_failed", "preflight failed: quiet period: failed: X",
+            "FAILED: preflight failed: quiet period: failed: X"
+        ),
         ("node_failed", "drain timed out", "FAILED: drain timed out"),
         ("info", "cordon worker-2", "cordon worker-2"),
     ])

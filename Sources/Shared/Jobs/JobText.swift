@@ -100,7 +100,7 @@ public enum JobText {
         }
     }
 
-    /// The word an event's kind adds before its message, unless the message says it already.
+    /// The word an event's kind adds before its message, unless the message starts with it.
     static func marker(_ kind: String, _ message: String) -> String {
         let word =
             switch kind {
@@ -109,10 +109,7 @@ public enum JobText {
             case "would_change": "would"
             default: ""
             }
-        let said = message.lowercased()
-        guard !word.isEmpty, !said.hasPrefix(word.lowercased()), !said.contains(word.lowercased() + ": ") else {
-            return ""
-        }
+        guard !word.isEmpty, !message.lowercased().hasPrefix(word.lowercased()) else { return "" }
         return word + ": "
     }
 
