@@ -50,6 +50,57 @@ struct PipelineCoreTests {
         #expect(orphan.refusals.first?.hasPrefix("cannot delete Pods of a DaemonSet that no longer exists") == true)
     }
 
+    /// The orchestrator's own pod has no controller in this table on
+    /// purpose: were it not excluded first, it would be refused (as an
+    /// unreplicated pod) or, with --force, evicted.
+    static let orchestratorPods: [PodFacts] = [
+        PodFacts(namespace: "k8s-upgrade", name: "k8s-upgrade-7d9f-abcde", labels: ["app": "other"]),
+        PodFacts(
+            namespace: "k8s-upgrade", name: "k8s-version-check-29001-xyz",
+            labels: ["app.kubernetes.io/name": "k8s-upgrade", "app.kubernetes.io/component": "detector"],
+            controllerKind: "Job"),
+        PodFacts(namespace: "default", name: "web-1", labels: ["app": "web"], controllerKind: "ReplicaSet"),
+    ]
+
+    @Test func drainLeavesTheOrchestratorsOwnPodAndTheExcludedOnesWhateverTheConsent() {
+        let exclusion = DrainExclusion(ownPod: "k8s-upgrade/k8s-upgrade-7d9f-abcde")
+        for consent in [DrainConsent(), DrainConsent(force: true), DrainConsent(deleteEmptyDirData: false)] {
+            let selection = DrainRules.select(Self.orchestratorPods, consent: consent, exclusion: exclusion)
+            #expect(selection.evict.map(\.name) == ["web-1"])
+            #expect(selection.refusals.isEmpty)
+            #expect(
+                selection.excluded == ["k8s-upgrade/k8s-upgrade-7d9f-abcde", "k8s-upgrade/k8s-version-check-29001-xyz"])
+            #expect(
+                selection.kept.map(\.reason) == [
+                    "the orchestrator itself, left running on purpose",
+                    "excluded by selector app.kubernetes.io/name=k8s-upgrade, left running on purpose",
+                ])
+        }
+        // Without the exclusion, kubectl's rules apply: the bare pod is refused, the Job's pod evicted.
+        let plain = DrainRules.select(Self.orchestratorPods, consent: DrainConsent())
+        #expect(plain.refusals.count == 1)
+        #expect(plain.evict.map(\.name) == ["k8s-version-check-29001-xyz", "web-1"])
+        #expect(plain.excluded.isEmpty)
+    }
+
+    @Test(arguments: [
+        ("app=web", ["app": "web"], true), ("app=web", ["app": "db"], false), ("app==web", ["app": "web"], true),
+        ("app!=web", ["app": "db"], true), ("app!=web", [:], true), ("app!=web", ["app": "web"], false),
+        ("tier", ["tier": "x"], true), ("tier", [:], false), ("!tier", [:], true),
+        ("a.io/name=x, tier", ["a.io/name": "x", "tier": ""], true), ("a.io/name=x,tier", ["a.io/name": "x"], false),
+        ("", ["app": "web"], false),
+    ])
+    func podSelectorsMatchAsKubectlReadsThem(selector: String, labels: [String: String], matches: Bool) throws {
+        #expect(try PodSelector(parsing: selector).matches(labels) == matches)
+    }
+
+    @Test(arguments: [
+        "app=we b", "-app=web", "a/b/c=x", "Bad_Prefix/x=y", "app=" + String(repeating: "v", count: 64), "!",
+    ])
+    func badSelectorsAreRefusedNamingTheTerm(selector: String) {
+        #expect(throws: DrainExclusionError.self) { try PodSelector(parsing: selector) }
+    }
+
     @Test func blockersNameTheBudgetHoldingEachPod() {
         let budget = BudgetFacts(
             namespace: "default", name: "web-pdb", matchLabels: ["app": "web"], disruptionsAllowed: 0,

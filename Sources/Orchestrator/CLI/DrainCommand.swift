@@ -26,6 +26,9 @@ struct DrainCommand: AsyncParsableCommand {
     @Option(help: "Seconds the drain may take before it stops, naming the pods left. (default: 600)")
     var drainTimeout: Double?
 
+    @Option(help: ServeSettings.drainExcludeHelp)
+    var drainExclude: String?
+
     @Option(help: "Prefix of the cordon annotation, as for serve. (default: k8s-upgrade.io)")
     var annotationPrefix: String?
 
@@ -35,8 +38,11 @@ struct DrainCommand: AsyncParsableCommand {
         let reader = OptionReader(environment: ProcessInfo.processInfo.environment)
         let timeout: Duration
         let prefix: String
+        let exclusion: DrainExclusion
         do {
             timeout = try ServeSettings.drainTimeout(drainTimeout, reader)
+            exclusion = try ServeSettings.drainExclusion(
+                drainExclude, reader, environment: ProcessInfo.processInfo.environment)
             prefix = try ServeSettings.annotationPrefix(annotationPrefix, reader)
         } catch { throw ValidationError("\(error)") }
         let access = try KubernetesAccess.resolve(kubeconfig: reader.value(kubeconfig, "KUBECONFIG"))
@@ -44,6 +50,7 @@ struct DrainCommand: AsyncParsableCommand {
             client: KubernetesClient(access: access), annotationPrefix: prefix, namespace: "k8s-upgrade")
         var drainer = Drainer(cluster: cluster)
         drainer.timeout = timeout
+        drainer.exclusion = exclusion
         let facts = try await cluster.node(node)
         if !facts.unschedulable { try await cluster.cordon(node, by: "k8s-upgrade drain") }
         print("node/\(node) cordoned")

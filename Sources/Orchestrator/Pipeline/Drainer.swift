@@ -27,10 +27,14 @@ struct Drainer: Sendable {
         var evicted = 0
         /// Distinct refusals met (budget messages), in the order first seen.
         var blockers: [String] = []
+        /// Pods left on the node on purpose (``DrainExclusion``).
+        var excluded: [String] = []
     }
 
     let cluster: Cluster
     var consent = DrainConsent()
+    /// Pods never evicted: the orchestrator's own, the exclusion selector's.
+    var exclusion = DrainExclusion()
     var timeout: Duration = .seconds(600)
     /// First wait after a 429; doubles up to `maximumRetryDelay`.
     var retryDelay: Duration = .milliseconds(500)
@@ -52,7 +56,7 @@ struct Drainer: Sendable {
                     namespace: pod.namespace, name: pod.controllerName ?? "")
             }
         }
-        return DrainRules.select(pods, consent: consent) {
+        return DrainRules.select(pods, consent: consent, exclusion: exclusion) {
             daemonSets["\($0.namespace)/\($0.controllerName ?? "")"] ?? false
         }
     }
@@ -69,6 +73,9 @@ struct Drainer: Sendable {
         let selection = try await select(node)
         guard selection.refusals.isEmpty else {
             throw JobFailure("cannot drain \(node): " + selection.refusals.joined(separator: "; "))
+        }
+        for (pod, reason) in selection.kept where selection.excluded.contains(pod) {
+            await report("leaving \(pod) on \(node): \(reason)")
         }
         for warning in selection.warnings { await report("Warning: \(warning)") }
         let deadline = ContinuousClock.now + timeout
@@ -103,7 +110,7 @@ struct Drainer: Sendable {
             }
             throw DrainTimeout(node: node, timeout: timeout, held: held, lines: lines)
         }
-        return Outcome(evicted: selection.evict.count, blockers: seen.all)
+        return Outcome(evicted: selection.evict.count, blockers: seen.all, excluded: selection.excluded)
     }
 
     /// One pod: evict until accepted, then wait for its deletion. Answers

@@ -458,6 +458,7 @@ final class UpgradePipeline: Pipeline {
                 line.drainSeconds = JobContext.now() - drainStart
                 line.podsEvicted = drained.evicted
                 line.blockers = drained.blockers
+                line.podsLeft = drained.excluded
                 let scriptStart = JobContext.now()
                 markTouched()
                 try await runScript(
@@ -508,11 +509,14 @@ final class UpgradePipeline: Pipeline {
             for refusal in selection.refusals {
                 try await job.record(.warning, "drain would stop: \(refusal)", stage: stage, node: node)
             }
+            for (pod, reason) in selection.kept where selection.excluded.contains(pod) {
+                try await job.record(.info, "would leave \(pod) on \(node): \(reason)", stage: stage, node: node)
+            }
             for pod in selection.evict {
                 let budget = budgets.first { $0.covers(pod) }.map { " (\($0.summary))" } ?? ""
                 try await job.record(.wouldChange, "would evict \(pod.reference)\(budget)", stage: stage, node: node)
             }
-            return Drainer.Outcome(evicted: 0, blockers: [])
+            return Drainer.Outcome(evicted: 0, blockers: [], excluded: selection.excluded)
         }
         try await job.record(.info, "draining \(node)", stage: stage, node: node)
         do {

@@ -96,6 +96,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds a node's drain may take before the job fails naming the pods left. (default: 600)")
     var drainTimeout: Double?
 
+    @Option(help: ServeSettings.drainExcludeHelp)
+    var drainExclude: String?
+
     @Option(help: "Seconds a node has to turn Ready at the target after its kubelet restart. (default: 300)")
     var nodeReadyTimeout: Double?
 
@@ -152,6 +155,7 @@ struct ServeSettings: Sendable {
     var workerOrder: WorkerOrder
     var soak: Duration
     var drainTimeout: Duration
+    var drainExclusion: DrainExclusion
     var nodeReadyTimeout: Duration
     var scriptTimeout: Duration
     var annotationPrefix: String
@@ -223,6 +227,7 @@ struct ServeSettings: Sendable {
         }
         soak = try reader.seconds(flags.soak, "SOAK", default: 600, range: 0...86400)
         drainTimeout = try Self.drainTimeout(flags.drainTimeout, reader)
+        drainExclusion = try Self.drainExclusion(flags.drainExclude, reader, environment: environment)
         nodeReadyTimeout = try reader.seconds(
             flags.nodeReadyTimeout, "NODE_READY_TIMEOUT", default: 300, range: 1...86400)
         scriptTimeout = try reader.seconds(flags.scriptTimeout, "SCRIPT_TIMEOUT", default: 1800, range: 1...86400)
@@ -245,6 +250,36 @@ extension ServeSettings {
     /// `--drain-timeout`, which `drain` shares with `serve`.
     static func drainTimeout(_ drainTimeout: Double?, _ reader: OptionReader) throws(SettingsError) -> Duration {
         try reader.seconds(drainTimeout, "DRAIN_TIMEOUT", default: 600, range: 1...86400)
+    }
+
+    static let drainExcludeHelp: ArgumentHelp = """
+        Pods drain leaves running, as a label selector (key=value, key!=value, key, !key; comma-separated; \
+        empty: none). The pod named by POD_NAMESPACE and POD_NAME (downward API) stays too. \
+        (default: app.kubernetes.io/name=k8s-upgrade)
+        """
+
+    /// `--drain-exclude` and the pod this process runs in (`POD_NAMESPACE`
+    /// and `POD_NAME`, set by the downward API), which `drain` shares with
+    /// `serve`.
+    static func drainExclusion(
+        _ drainExclude: String?, _ reader: OptionReader, environment: [String: String]
+    ) throws(SettingsError) -> DrainExclusion {
+        let selector: PodSelector
+        do {
+            selector = try PodSelector(
+                parsing: reader.value(drainExclude, "DRAIN_EXCLUDE") ?? DrainExclusion.defaultSelector)
+        } catch { throw SettingsError("drain-exclude: \(error)") }
+        var ownPod: String?
+        if let name = environment["POD_NAME"], !name.isEmpty {
+            let namespace = environment["POD_NAMESPACE"] ?? ""
+            guard ObjectName.isDNS1123Subdomain(name), ObjectName.isDNS1123Subdomain(namespace) else {
+                throw SettingsError(
+                    "POD_NAME and POD_NAMESPACE must name this pod (set both from the downward API), got \(namespace)/\(name)"
+                )
+            }
+            ownPod = "\(namespace)/\(name)"
+        }
+        return DrainExclusion(ownPod: ownPod, selector: selector)
     }
 
     /// `--annotation-prefix`, which `drain` shares with `serve`.
@@ -287,6 +322,10 @@ struct Server {
             namespace: settings.namespace)
         var drainer = Drainer(cluster: cluster)
         drainer.timeout = settings.drainTimeout
+        drainer.exclusion = settings.drainExclusion
+        if let pod = settings.drainExclusion.ownPod {
+            log.info("drains leave this pod running", ["pod": pod, "selector": "\(settings.drainExclusion.selector)"])
+        }
         let pipeline = UpgradePipeline(
             settings: PipelineSettings(
                 nodeScript: nodeScript, backupDir: settings.backupDir, expectedNodes: settings.expectedNodes,

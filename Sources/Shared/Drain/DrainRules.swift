@@ -122,13 +122,16 @@ public struct DrainSelection: Sendable, Equatable {
     public var refusals: [String] = []
     /// Evicted with a warning (emptyDir data lost, unreplicated with --force).
     public var warnings: [String] = []
+    /// Pods left on the node on purpose (the orchestrator itself, the
+    /// exclusion selector); also in `kept` with their reason.
+    public var excluded: [String] = []
 
     public init() {}
 
     public static func == (lhs: DrainSelection, rhs: DrainSelection) -> Bool {
         lhs.evict == rhs.evict && lhs.kept.map(\.pod) == rhs.kept.map(\.pod)
             && lhs.kept.map(\.reason) == rhs.kept.map(\.reason) && lhs.refusals == rhs.refusals
-            && lhs.warnings == rhs.warnings
+            && lhs.warnings == rhs.warnings && lhs.excluded == rhs.excluded
     }
 }
 
@@ -136,14 +139,22 @@ public struct DrainSelection: Sendable, Equatable {
 /// with its messages, as a pure function.
 public enum DrainRules {
     /// Sorts a node's pods. `daemonSetExists` answers whether the pod's
-    /// DaemonSet still exists (kubectl GETs it).
+    /// DaemonSet still exists (kubectl GETs it). Pods the exclusion names
+    /// are kept before any of kubectl's filters, so the orchestrator's own
+    /// pod is never evicted, refused or warned about.
     public static func select(
-        _ pods: [PodFacts], consent: DrainConsent, daemonSetExists: (PodFacts) -> Bool = { _ in true }
+        _ pods: [PodFacts], consent: DrainConsent, exclusion: DrainExclusion = .none,
+        daemonSetExists: (PodFacts) -> Bool = { _ in true }
     ) -> DrainSelection {
         var selection = DrainSelection()
         var refused: [(String, String)] = []
         var warned: [(String, String)] = []
         for pod in pods {
+            if let reason = exclusion.reason(for: pod) {
+                selection.kept.append((pod.reference, reason))
+                selection.excluded.append(pod.reference)
+                continue
+            }
             if pod.isMirror {
                 selection.kept.append((pod.reference, "mirror pod"))
                 continue

@@ -12,6 +12,8 @@ public struct UpgradeReport: Sendable, Equatable {
         public var podsEvicted = 0
         /// Budgets and other blockers met while draining.
         public var blockers: [String] = []
+        /// Pods the drain left on the node on purpose (the orchestrator itself, the exclusion selector).
+        public var podsLeft: [String] = []
 
         public init(name: String, role: NodeRole, before: String, after: String = "", outcome: String = "") {
             self.name = name
@@ -61,6 +63,7 @@ public struct UpgradeReport: Sendable, Equatable {
                         "soak_seconds": .number(Self.rounded(node.soakSeconds)),
                         "pods_evicted": .number(Double(node.podsEvicted)),
                         "blockers": .array(node.blockers.map(JSONValue.string)),
+                        "pods_left_on_purpose": .array(node.podsLeft.map(JSONValue.string)),
                     ])
                 }),
             "summary": .array(lines.map(JSONValue.string)),
@@ -75,6 +78,7 @@ public struct UpgradeReport: Sendable, Equatable {
                 line +=
                     "; drain \(Self.seconds(node.drainSeconds)), script \(Self.seconds(node.scriptSeconds)), soak \(Self.seconds(node.soakSeconds)), \(node.podsEvicted) pods evicted"
             }
+            if !node.podsLeft.isEmpty { line += "; left on purpose: " + node.podsLeft.joined(separator: ", ") }
             if !node.blockers.isEmpty { line += "; blockers: " + node.blockers.joined(separator: "; ") }
             return line
         }
