@@ -3,6 +3,8 @@
 
   testbed.py up   [--dir DIR] [--scenario default|ha|synthetic-N|FILE.json] [--running-version X.Y.Z]
                   [--master-containerd X.Y.Z] [--orchestrator] [--soak SECONDS]
+                  [--orchestrator-node NODE] [--orchestrator-grace S] [--orchestrator-restart-delay S]
+                  [--orchestrator-volume shared|node-local]
                                                         start everything, write DIR/env and DIR/kubeconfig
   testbed.py down [--dir DIR]                           stop everything started from DIR, remove DIR
 
@@ -12,7 +14,8 @@ PATH holds the fake node tools; a package repository in the pkgs.k8s.io
 shape; a real etcd with client-certificate TLS in the kubeadm layout of the
 first control plane; a real Prometheus scraping a real Pushgateway every
 second with the gate rules; a webhook receiver standing in for Slack; with
---orchestrator, `k8s-upgrade serve` configured for all of it (its arguments
+--orchestrator, `k8s-upgrade serve` configured for all of it and running as
+a pod of the simulated cluster (testbed/orchestrator_pod.py; its arguments
 are in DIR/orchestrator.args either way, for tests that run it themselves).
 Every process's pid is kept in DIR/pids so that `down` leaves nothing
 behind, even after a crashed test.
@@ -347,10 +350,18 @@ def up(args):
     ]
     (bed / "orchestrator.args").write_text(json.dumps(serve))
     if args.orchestrator:
-        binary = pathlib.Path(args.bin_dir) / "k8s-upgrade"
-        orchestrator = start(bed, "orchestrator", [binary, *serve, "--port-file", str(bed / "orchestrator.port")])
-        port = wait_for_file(bed / "orchestrator.port", orchestrator, "the orchestrator")
+        # The orchestrator runs as a pod of the simulated cluster (testbed/orchestrator_pod.py):
+        # evicting or deleting that pod stops it, and a replacement starts, as in a real cluster.
+        port = free_port()
+        pod = start(bed, "orchestrator-pod", [
+            sys.executable, REPO_ROOT / "testbed" / "orchestrator_pod.py", "--dir", bed,
+            "--binary", pathlib.Path(args.bin_dir) / "k8s-upgrade", "--args-file", bed / "orchestrator.args",
+            "--api-url", sim_url, "--ca", pki / "ca.crt", "--port", str(port),
+            "--node", args.orchestrator_node or master, "--grace", str(args.orchestrator_grace),
+            "--restart-delay", str(args.orchestrator_restart_delay), "--volume", args.orchestrator_volume])
+        wait_for_port(port, pod, "the orchestrator pod", timeout=30)
         env["TESTBED_ORCHESTRATOR_URL"] = f"http://127.0.0.1:{port}"
+        env["TESTBED_ORCHESTRATOR_POD"] = str(bed / "orchestrator-pod.json")
     (bed / "env").write_text("".join(f"export {k}={json.dumps(v)}\n" for k, v in env.items()))
     log(f"up in {time.time() - started:.1f} s: {scenario}, {len(ports)} nodes; source {bed / 'env'}")
 
@@ -399,6 +410,14 @@ def main():
     parser.add_argument("--orchestrator", action="store_true",
                         help="also run k8s-upgrade serve for the bed; TESTBED_ORCHESTRATOR_URL points at it")
     parser.add_argument("--soak", default="2", help="soak seconds of that orchestrator (default %(default)s)")
+    parser.add_argument("--orchestrator-node", help="node of the orchestrator's first pod (default: the first "
+                        "control plane, where deploy/'s affinity puts it)")
+    parser.add_argument("--orchestrator-grace", type=int, default=10,
+                        help="terminationGracePeriodSeconds of the orchestrator's pod (default %(default)s)")
+    parser.add_argument("--orchestrator-restart-delay", type=float, default=1.0,
+                        help="seconds before a replacement pod or container starts (default %(default)s)")
+    parser.add_argument("--orchestrator-volume", choices=["shared", "node-local"], default="shared",
+                        help="node-local: a replacement on another node starts with an empty store")
     parser.add_argument("--master-containerd", default=CONTAINERD_RUNNING,
                         help="containerd of the first control plane (default %(default)s, as every other node)")
     args = parser.parse_args()

@@ -85,13 +85,21 @@ public struct OrchestratorFixture: Sendable {
     }
 }
 
-/// One running `k8s-upgrade serve`.
+/// One running `k8s-upgrade serve`: a process of the test's own, or the
+/// bed's orchestrator pod (whose process changes as the pod is replaced).
 public struct RunningOrchestrator: Sendable {
-    public let process: ServerProcess
+    public let process: ServerProcess?
     public let port: Int
     public let token: String
     public let tokenFile: String
     public var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    public init(process: ServerProcess?, port: Int, token: String, tokenFile: String) {
+        self.process = process
+        self.port = port
+        self.token = token
+        self.tokenFile = tokenFile
+    }
 
     /// Sends a request; with `authorised`, the right bearer token.
     public func request(
@@ -119,7 +127,13 @@ public struct RunningOrchestrator: Sendable {
         let deadline = Date().addingTimeInterval(timeout)
         var last: JSONValue = .null
         while Date() < deadline {
-            last = try await json("/jobs/\(id)?events_limit=1000")
+            do { last = try await json("/jobs/\(id)?events_limit=1000") } catch let error as HTTPClientError
+            where process == nil {
+                // The bed's orchestrator pod is being replaced: ask its successor.
+                last = .string("\(error)")
+                try await Task.sleep(for: .milliseconds(100))
+                continue
+            }
             if last[dotted: "state"]?.stringValue == state { return last }
             try await Task.sleep(for: .milliseconds(50))
         }
@@ -146,7 +160,9 @@ public struct RunningOrchestrator: Sendable {
 
     /// Sends `signal` and waits for the process to end.
     public func stop(signal: Int32) async throws -> Int32 {
-        let pid = process.pid
+        guard let pid = process?.pid else {
+            throw FixtureError("the bed's orchestrator pod is stopped through the bed")
+        }
         return try await offThePool {
             kill(pid, signal)
             return ChildProcess.wait(pid)

@@ -1,4 +1,5 @@
 public import Foundation
+public import Shared
 public import SharedIO
 
 /// The whole test bed (`scripts/testbed.sh up`), started for one test and
@@ -10,15 +11,18 @@ public final class TestBed: Sendable {
     public let environment: [String: String]
 
     /// Brings a bed up (`scripts/testbed.sh up`).
+    /// `extra` are further `testbed.sh up` options (`--orchestrator`, …).
     public static func start(
-        scenario: String = "default", runningVersion: String = "1.34.3", masterContainerd: String = "1.7.24"
+        scenario: String = "default", runningVersion: String = "1.34.3", masterContainerd: String = "1.7.24",
+        extra: [String] = []
     ) async throws -> TestBed {
         try await offThePool {
-            try TestBed(scenario: scenario, runningVersion: runningVersion, masterContainerd: masterContainerd)
+            try TestBed(
+                scenario: scenario, runningVersion: runningVersion, masterContainerd: masterContainerd, extra: extra)
         }
     }
 
-    private init(scenario: String, runningVersion: String, masterContainerd: String) throws {
+    private init(scenario: String, runningVersion: String, masterContainerd: String, extra: [String]) throws {
         directory = try TestEnvironment.makeDirectory("testbed")
         let result = try TestEnvironment.execute(
             Self.script,
@@ -26,7 +30,7 @@ public final class TestBed: Sendable {
                 "up", "--dir", directory.path, "--scenario", scenario, "--bin-dir",
                 TestEnvironment.productsDirectory.path, "--running-version", runningVersion,
                 "--master-containerd", masterContainerd,
-            ])
+            ] + extra)
         guard result.status == 0 else { throw FixtureError("testbed up failed: \(result.stderr)") }
         let text = try String(contentsOf: directory.appendingPathComponent("env"), encoding: .utf8)
         var environment: [String: String] = [:]
@@ -104,6 +108,55 @@ public final class TestBed: Sendable {
 }
 
 extension TestBed {
+    /// What the bed's orchestrator pod runs now (`testbed.sh up --orchestrator`).
+    public struct OrchestratorPod: Sendable, Equatable {
+        public var pod: String
+        public var node: String
+        public var pid: Int32
+        public var starts: Int
+        public var store: String
+        public var ready: Bool
+    }
+
+    /// The orchestrator pod's state, as its supervisor last wrote it.
+    public func orchestratorPod() throws -> OrchestratorPod {
+        let path = environment["TESTBED_ORCHESTRATOR_POD"] ?? ""
+        let state = try JSONValue.parse(String(contentsOfFile: path, encoding: .utf8))
+        return OrchestratorPod(
+            pod: state[dotted: "pod"]?.stringValue ?? "", node: state[dotted: "node"]?.stringValue ?? "",
+            pid: Int32(state[dotted: "pid"]?.intValue ?? 0), starts: state[dotted: "starts"]?.intValue ?? 0,
+            store: state[dotted: "store"]?.stringValue ?? "", ready: state[dotted: "ready"]?.boolValue ?? false)
+    }
+
+    /// Waits until the orchestrator pod has started `starts` times and its
+    /// process answers; returns its state.
+    @discardableResult
+    public func waitForOrchestratorPod(starts: Int, timeout: Double = 60) async throws -> OrchestratorPod {
+        let deadline = Date().addingTimeInterval(timeout)
+        var last: OrchestratorPod?
+        while Date() < deadline {
+            last = try? orchestratorPod()
+            if let last, last.starts >= starts, last.ready { return last }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw FixtureError(
+            "the orchestrator pod did not reach start \(starts) in \(timeout) s: \(String(describing: last))")
+    }
+
+    /// The bed's orchestrator pod as a client (`--orchestrator`).
+    public var orchestrator: RunningOrchestrator {
+        get throws {
+            guard let url = environment["TESTBED_ORCHESTRATOR_POD"], !url.isEmpty,
+                let base = environment["TESTBED_ORCHESTRATOR_URL"],
+                let port = Int(base.split(separator: ":").last ?? "")
+            else { throw FixtureError("the bed runs no orchestrator pod (testbed.sh up --orchestrator)") }
+            let tokenFile = environment["TESTBED_ORCHESTRATOR_TOKEN_FILE"] ?? ""
+            let token = try String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(
+                in: .whitespacesAndNewlines)
+            return RunningOrchestrator(process: nil, port: port, token: token, tokenFile: tokenFile)
+        }
+    }
+
     /// Fires (or clears) the bed's gate alert through the Pushgateway and
     /// waits until Prometheus reports it so.
     public func setGateBlocker(_ firing: Bool, reason: String = "test") async throws {

@@ -71,10 +71,11 @@ actor JobCoordinator: Service {
 
     /// Queues a failed, aborted or interrupted job again; the stages run
     /// from live state, recognising what is already done.
-    func resume(_ id: Int64) async throws -> ResumeOutcome {
+    func resume(_ id: Int64, reason: String? = nil) async throws -> ResumeOutcome {
         guard let job = try await store.job(id) else { return .notFound }
         guard job.state.isResumable else { return .refused(job) }
-        let event = JobEvent(time: JobContext.now(), kind: .jobResumed, message: "resumed after \(job.state.rawValue)")
+        let event = JobEvent(
+            time: JobContext.now(), kind: .jobResumed, message: reason ?? "resumed after \(job.state.rawValue)")
         let moved = try await store.transition(
             id, from: [.failed, .aborted, .interrupted], to: .queued, event: event, requireFreeSlot: true)
         if let conflict = moved.conflict { return .conflict(conflict) }
@@ -82,6 +83,37 @@ actor JobCoordinator: Service {
         log.info("job resumed", ["job": String(id)])
         wake.yield()
         return .accepted(record)
+    }
+
+    enum RestartOutcome: Equatable {
+        /// The job was queued again; `restart` counts this job's restarts.
+        case resumed(id: Int64, restart: Int)
+        /// The job kept getting interrupted and is now failed.
+        case stopped(id: Int64, reason: String)
+    }
+
+    /// At start, before the runner: the newest job, when the previous
+    /// process left it interrupted (SIGKILL, eviction, SIGTERM mid-job), is
+    /// resumed without an operator, or failed when it looks crash-looping.
+    /// An older interrupted job is left alone: something newer ran since.
+    func continueAfterRestart(policy: RestartPolicy) async throws -> RestartOutcome? {
+        guard let job = try await store.jobs(limit: 1).first, job.state == .interrupted else { return nil }
+        let events = try await store.events(of: job.id, after: 0, limit: Int.max)
+        switch policy.decide(events: events, now: JobContext.now()) {
+        case let .resume(restart):
+            let outcome = try await resume(
+                job.id, reason: "resumed after the service restarted (restart \(restart) of this job)")
+            guard case .accepted = outcome else { return nil }
+            log.warning("job resumed after the service restarted", ["job": String(job.id), "restart": String(restart)])
+            return .resumed(id: job.id, restart: restart)
+        case let .stop(reason):
+            let event = JobEvent(time: JobContext.now(), kind: .jobFailed, message: reason)
+            guard try await store.transition(job.id, from: [.interrupted], to: .failed, event: event).moved else {
+                return nil
+            }
+            log.error("job no longer resumed by itself", ["job": String(job.id), "error": reason])
+            return .stopped(id: job.id, reason: reason)
+        }
     }
 
     // MARK: - The runner

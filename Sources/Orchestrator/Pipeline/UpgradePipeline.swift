@@ -104,6 +104,7 @@ final class UpgradePipeline: Pipeline {
             $0.inFlight = true
             $0.snapshotTaken = false
             $0.drainBlocked = []
+            $0.crashLoop = false
         }
         notify(
             job, .info,
@@ -150,6 +151,7 @@ final class UpgradePipeline: Pipeline {
             if final == .succeeded {
                 gauges.lastSuccess = JobContext.now()
                 gauges.drainBlocked = []
+                gauges.restarts = 0
             }
         }
         let left = touched && !clear ? ["The cluster is mid-upgrade: resume the job, or see the runbook."] : []

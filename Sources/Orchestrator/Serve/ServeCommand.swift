@@ -120,6 +120,18 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Base URL of the per-minor package repositories. (default: https://pkgs.k8s.io/core:/stable:)")
     var repoBase: String?
 
+    @Option(
+        help:
+            "Resume, at start, the job the previous process left interrupted (true or false). (default: true)"
+    )
+    var autoResume: Bool?
+
+    @Option(help: "Interruptions in a row within --restart-window that stop the self-resume. (default: 3)")
+    var restartLimit: Int?
+
+    @Option(help: "Seconds over which interruptions count as in a row. (default: 900)")
+    var restartWindow: Double?
+
     func run() async throws {
         let settings: ServeSettings
         do { settings = try ServeSettings(self, environment: ProcessInfo.processInfo.environment) } catch {
@@ -163,6 +175,8 @@ struct ServeSettings: Sendable {
     var podReadyRatio: Double
     var quietPeriodHours: Int
     var repoBase: String
+    var autoResume: Bool
+    var restartPolicy: RestartPolicy
 
     init(_ flags: ServeCommand, environment: [String: String]) throws {
         let reader = OptionReader(environment: environment)
@@ -243,6 +257,10 @@ struct ServeSettings: Sendable {
         podReadyRatio = ratio
         quietPeriodHours = try reader.integer(flags.quietPeriod, "QUIET_PERIOD", default: 24, range: 0...720)
         repoBase = try reader.url(flags.repoBase, "REPO_BASE") ?? "https://pkgs.k8s.io/core:/stable:"
+        autoResume = try reader.boolean(flags.autoResume, "AUTO_RESUME", default: true)
+        restartPolicy = RestartPolicy(
+            limit: try reader.integer(flags.restartLimit, "RESTART_LIMIT", default: 3, range: 1...1000),
+            window: try reader.seconds(flags.restartWindow, "RESTART_WINDOW", default: 900, range: 1...604_800).seconds)
     }
 }
 
@@ -344,6 +362,26 @@ struct Server {
             notifier: notifier, gauges: gauges)
         let coordinator = JobCoordinator(
             store: store, pipeline: pipeline, log: log, pollInterval: settings.pollInterval)
+        if settings.autoResume {
+            switch try await coordinator.continueAfterRestart(policy: settings.restartPolicy) {
+            case let .resumed(id, restart)?:
+                gauges.seed { $0.restarts = restart }
+                notifier.notify(
+                    Notice(
+                        .warning, "Job \(id) resumed after the service restarted",
+                        lines: ["restart \(restart) of this job; it continues from the cluster's live state"], jobID: id
+                    ))
+            case let .stopped(id, reason)?:
+                // The job had begun (or it would not have been interrupted), so the cluster may be mid-upgrade.
+                gauges.update {
+                    $0.crashLoop = true
+                    $0.inFlight = true
+                }
+                notifier.notify(
+                    Notice(.failure, "Job \(id) failed: the service keeps restarting", lines: [reason], jobID: id))
+            case nil: break
+            }
+        }
         let metrics = ServiceMetrics(startTime: JobContext.now(), gauges: gauges)
         let handler = APIHandler(coordinator: coordinator, store: store, token: token, metrics: metrics)
         let portFile = settings.portFile

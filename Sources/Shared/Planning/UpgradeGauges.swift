@@ -20,6 +20,10 @@ public struct UpgradeGauges: Sendable, Equatable {
     public var drainBlocked: [Blocked] = []
     /// Seconds since 1970 of the last job that succeeded.
     public var lastSuccess: Double?
+    /// How often the service restarted under the running job and resumed it.
+    public var restarts = 0
+    /// 1 once a job kept getting interrupted and the service stopped resuming it.
+    public var crashLoop = false
 
     public init() {}
 
@@ -44,6 +48,12 @@ public struct UpgradeGauges: Sendable, Equatable {
             "k8s_upgrade_drain_blocked",
             "1 for each pod a drain could not evict before its timeout, with the budget holding it.",
             drainBlocked.map { (Self.labels(["node": $0.node, "pod": $0.pod, "pdb": $0.budget]), "1") })
+        gauge(
+            "k8s_upgrade_job_restarts", "Service restarts the running job was resumed after.",
+            [("", String(restarts))])
+        gauge(
+            "k8s_upgrade_crash_loop", "1 when a job kept getting interrupted and is no longer resumed by itself.",
+            [("", crashLoop ? "1" : "0")])
         gauge(
             "k8s_upgrade_last_success_timestamp_seconds", "When the last upgrade job succeeded.",
             lastSuccess.map { [("", String(Int($0)))] } ?? [])

@@ -1,0 +1,196 @@
+import Foundation
+import Shared
+import SharedIO
+import TestSupport
+import Testing
+
+extension TestBedSuites {
+    /// The orchestrator as a pod of the cluster it upgrades (`testbed.sh up
+    /// --orchestrator`): on the master, where deploy/'s affinity puts it,
+    /// evicted or deleted like any pod, replaced after a delay, and expected
+    /// to carry its job through all of that by itself.
+    @Suite("the orchestrator living in the cluster it upgrades", .serialized)
+    struct InClusterBedTests {
+        typealias Pipeline = PipelineBedTests
+
+        static func detector(_ bed: TestBed, _ server: RunningOrchestrator) async throws {
+            let env = bed.environment
+            let detector = TestEnvironment.productsDirectory.appendingPathComponent("k8s-version-check").path
+            let detected = try await offThePool {
+                try TestEnvironment.execute(
+                    detector,
+                    [
+                        "--kubeconfig", env["KUBECONFIG"] ?? "", "--master-address",
+                        "127.0.0.1:\(try bed.sshPort(of: "master"))", "--ssh-user", env["TESTBED_SSH_USER"] ?? "",
+                        "--ssh-key-file", env["TESTBED_SSH_KEY"] ?? "", "--known-hosts-file",
+                        env["TESTBED_KNOWN_HOSTS"] ?? "", "--repo-base", env["TESTBED_REPO_BASE"] ?? "",
+                        "--pushgateway-url", env["TESTBED_PUSHGATEWAY_URL"] ?? "", "--orchestrator-url",
+                        server.baseURL, "--orchestrator-token-file", server.tokenFile,
+                    ])
+            }
+            #expect(detected.status == 0, "\(detected.stderr)")
+        }
+
+        /// The pod object in the simulator, or nil when it is gone.
+        static func podObject(_ bed: TestBed, _ name: String) async throws -> JSONValue? {
+            let text = try await bed.kubectl("get", "pods", "-n", "k8s-upgrade", "-o", "json")
+            return try JSONValue.parse(text)[dotted: "items"]?.arrayValue?.first {
+                $0[dotted: "metadata.name"]?.stringValue == name
+            }
+        }
+
+        static func expectEveryNodeAtTarget(_ bed: TestBed, _ version: String = "v1.34.5") async throws {
+            let nodes = try await Pipeline.nodes(bed)
+            #expect(nodes.count == 5)
+            for (name, node) in nodes {
+                #expect(
+                    node == Pipeline.NodeState(version: version, unschedulable: false, cordonedBy: nil), "\(name)")
+            }
+        }
+
+        /// No node was finished twice: one `node_succeeded` each, resumes included.
+        static func expectEachNodeFinishedOnce(_ job: JSONValue) {
+            let finished = Pipeline.events(job).filter { $0.kind == "node_succeeded" }.map(\.node)
+            #expect(finished.sorted() == (["master"] + Pipeline.workers).sorted(), "\(finished)")
+        }
+
+        /// Waits until the job's newest events show `predicate`.
+        static func waitForEvent(
+            _ server: RunningOrchestrator, timeout: Double = 60,
+            _ predicate: @escaping ((kind: String, node: String, stage: String, message: String)) -> Bool
+        ) async throws {
+            let deadline = Date().addingTimeInterval(timeout)
+            while Date() < deadline {
+                if let job = try? await server.json("/jobs/1?events_limit=1000"),
+                    Pipeline.events(job).contains(where: predicate)
+                {
+                    return
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            throw FixtureError("the awaited event never came")
+        }
+
+        /// Seconds from each `job_interrupted` to the `job_resumed` after it.
+        static func restartCosts(_ job: JSONValue) -> [Double] {
+            let events = job[dotted: "events.items"]?.arrayValue ?? []
+            var costs: [Double] = []
+            var interrupted: Double?
+            for event in events {
+                let text = event[dotted: "time"]?.stringValue ?? ""
+                let time =
+                    (try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text))?
+                    .timeIntervalSince1970 ?? 0
+                switch event[dotted: "kind"]?.stringValue {
+                case "job_interrupted": interrupted = interrupted ?? time
+                case "job_resumed":
+                    if let start = interrupted { costs.append(time - start) }
+                    interrupted = nil
+                default: break
+                }
+            }
+            return costs
+        }
+
+        // MARK: - 1. A weekly run with the orchestrator on the master
+
+        @Test func aWeeklyRunUpgradesTheMasterTheOrchestratorRunsOnWithoutEvictingIt() async throws {
+            let bed = try await TestBed.start(extra: ["--orchestrator", "--soak", "1"])
+            let server = try bed.orchestrator
+            let before = try await bed.waitForOrchestratorPod(starts: 1)
+            #expect(before.node == "master")
+            try await Self.detector(bed, server)
+            let done = try await server.waitForJob(1, state: "succeeded", timeout: 180)
+
+            let after = try bed.orchestratorPod()
+            #expect(after.starts == 1, "the orchestrator was restarted: \(after)")
+            #expect(after.pod == before.pod)
+            let pod = try await Self.podObject(bed, before.pod)
+            #expect(pod != nil && pod?[dotted: "metadata.deletionTimestamp"] == nil, "\(String(describing: pod))")
+            #expect(pod?[dotted: "spec.nodeName"]?.stringValue == "master")
+            let left = Pipeline.events(done).filter { $0.message.hasPrefix("leaving k8s-upgrade/\(before.pod) on") }
+            #expect(left.map(\.node) == ["master"], "\(left)")
+            #expect(left.first?.message.hasSuffix("the orchestrator itself, left running on purpose") == true)
+            let master = done[dotted: "result.nodes"]?.arrayValue?.first { $0[dotted: "name"]?.stringValue == "master" }
+            #expect(
+                master?[dotted: "pods_left_on_purpose"]?.arrayValue?.first?.stringValue == "k8s-upgrade/\(before.pod)")
+            #expect(master?[dotted: "outcome"]?.stringValue == "upgraded")
+            try await Self.expectEveryNodeAtTarget(bed)
+            Self.expectEachNodeFinishedOnce(done)
+            try await bed.down()
+        }
+
+        // MARK: - 2. The pod deleted mid-drain, then mid-soak
+
+        @Test func aPodDeletedMidDrainAndAgainMidSoakIsReplacedAndTheJobResumesByItself() async throws {
+            let bed = try await TestBed.start(extra: ["--orchestrator", "--soak", "3"])
+            let server = try bed.orchestrator
+            let first = try await bed.waitForOrchestratorPod(starts: 1)
+            try await Pipeline.execute(server, #"{"target_version":"1.34.5","kind":"patch"}"#)
+
+            try await Self.waitForEvent(server) { $0.message == "draining worker-2" }
+            _ = try await bed.kubectl("delete", "pod", "-n", "k8s-upgrade", first.pod, "--wait=false")
+            let second = try await bed.waitForOrchestratorPod(starts: 2)
+            #expect(second.pod != first.pod)
+
+            try await Self.waitForEvent(server) {
+                $0.kind == "wait_started" && $0.message.hasPrefix("soak of worker-3")
+            }
+            _ = try await bed.kubectl("delete", "pod", "-n", "k8s-upgrade", second.pod, "--wait=false")
+            try await bed.waitForOrchestratorPod(starts: 3)
+
+            let done = try await server.waitForJob(1, state: "succeeded", timeout: 180)
+            let events = Pipeline.events(done)
+            let resumed = events.filter { $0.kind == "job_resumed" }.map(\.message)
+            #expect(
+                resumed == [
+                    "resumed after the service restarted (restart 1 of this job)",
+                    "resumed after the service restarted (restart 2 of this job)",
+                ])
+            #expect(events.filter { $0.kind == "job_interrupted" }.count == 2)
+            Self.expectEachNodeFinishedOnce(done)
+            try await Self.expectEveryNodeAtTarget(bed)
+            let titles = try await Pipeline.slack(bed)
+            #expect(titles.filter { $0 == "Job 1 resumed after the service restarted" }.count == 2, "\(titles)")
+            print("restart cost (interrupted → resumed), seconds:", Self.restartCosts(done))
+            try await bed.down()
+        }
+
+        // MARK: - 5. A crash loop stops the self-resume and fires the alert
+
+        @Test func aCrashLoopingServiceStopsResumingTheJobAndTheAlertFires() async throws {
+            let bed = try await TestBed.start(extra: ["--orchestrator", "--soak", "30"])
+            let server = try bed.orchestrator
+            try await bed.waitForOrchestratorPod(starts: 1)
+            try await Pipeline.execute(server, #"{"target_version":"1.34.5","kind":"patch"}"#)
+            try await Self.waitForEvent(server) {
+                $0.kind == "wait_started" && $0.message.hasPrefix("soak of worker-1")
+            }
+            // Three kills within a minute, each after the replacement resumed the job.
+            for start in 1...3 {
+                let pod = try await bed.waitForOrchestratorPod(starts: start)
+                if start > 1 { try await server.waitForJob(1, state: "running", timeout: 60) }
+                kill(pod.pid, SIGKILL)
+            }
+            try await bed.waitForOrchestratorPod(starts: 4)
+            let failed = try await server.waitForJob(1, state: "failed", timeout: 60)
+            let reason = Pipeline.events(failed).last { $0.kind == "job_failed" }?.message ?? ""
+            #expect(reason.hasPrefix("interrupted 3 times in a row within 15 min"), "\(reason)")
+            #expect(Pipeline.events(failed).filter { $0.kind == "job_resumed" }.count == 2)
+            try await Pipeline.expectGauge(bed, "k8s_upgrade_crash_loop", "1")
+            let prometheus = Prometheus(baseURL: bed.environment["TESTBED_PROMETHEUS_URL"] ?? "")
+            let deadline = Date().addingTimeInterval(30)
+            var firing = false
+            while Date() < deadline, !firing {
+                firing = ((try? await prometheus.alerts()) ?? []).contains {
+                    $0.name == "K8sUpgradeCrashLoop" && $0.state == "firing"
+                }
+                if !firing { try await Task.sleep(for: .milliseconds(200)) }
+            }
+            #expect(firing, "K8sUpgradeCrashLoop did not fire")
+            let titles = try await Pipeline.slack(bed)
+            #expect(titles.contains("Job 1 failed: the service keeps restarting"), "\(titles)")
+            try await bed.down()
+        }
+    }
+}
