@@ -128,7 +128,8 @@ public struct RunningOrchestrator: Sendable {
         var last: JSONValue = .null
         while Date() < deadline {
             do { last = try await json("/jobs/\(id)?events_limit=1000") } catch let error as HTTPClientError
-            where process == nil {
+                where process == nil
+            {
                 // The bed's orchestrator pod is being replaced: ask its successor.
                 last = .string("\(error)")
                 try await Task.sleep(for: .milliseconds(100))
