@@ -189,8 +189,10 @@ struct OrchestratorAPITests {
         _ = try await server.stop(signal: SIGTERM)
     }
 
+    /// With `--auto-resume false` the job waits for a person, as before the self-resume.
     @Test func sigtermStopsTheRunningJobAsInterruptedAndTheServerExitsCleanly() async throws {
-        let fixture = try OrchestratorFixture(prometheusURL: Self.unreachablePrometheus)
+        let fixture = try OrchestratorFixture(
+            prometheusURL: Self.unreachablePrometheus, extra: ["--auto-resume", "false"])
         let server = try await fixture.launch()
         _ = try await server.request("POST", "/execute", body: #"{"target_version":"1.34.5","kind":"patch"}"#)
         try await server.waitForWait(1)

@@ -13,7 +13,8 @@ extension TestBedSuites {
             try await bed.setGateBlocker(true)
             // The blocker fires before the job: with a quiet period the resumed
             // job would rightly fail its pre-flight (the next test shows it).
-            let fixture = try OrchestratorFixture(bed: bed, extra: ["--quiet-period", "0"])
+            // --auto-resume false: the resume by hand (the bed's pod tests cover the self-resume).
+            let fixture = try OrchestratorFixture(bed: bed, extra: ["--quiet-period", "0", "--auto-resume", "false"])
             let first = try await fixture.launch()
             let created = try await first.request(
                 "POST", "/execute", body: #"{"target_version":"1.34.5","kind":"patch","stages":"preflight,snapshot"}"#)

@@ -413,7 +413,7 @@ extension TestBedSuites {
 
         @Test func killedMidWorkersAndResumedItFinishesWithoutRedoingANode() async throws {
             let bed = try await TestBed.start()
-            let fixture = try OrchestratorFixture(bed: bed, extra: ["--soak", "3"])
+            let fixture = try OrchestratorFixture(bed: bed, extra: ["--soak", "3", "--auto-resume", "false"])
             let first = try await fixture.launch()
             try await Self.execute(first, #"{"target_version":"1.34.5","kind":"patch"}"#)
             try await Self.waitFor(first, wait: "soak of worker-2")
