@@ -156,6 +156,34 @@ extension TestBedSuites {
             try await bed.down()
         }
 
+        // MARK: - 3. SIGKILL and a lost store mid-upgrade
+
+        @Test func aReplacementWithAnEmptyStoreAdoptsTheUpgradeFromTheAnnotations() async throws {
+            let bed = try await TestBed.start(extra: ["--orchestrator", "--soak", "1"])
+            let server = try bed.orchestrator
+            let pod = try await bed.waitForOrchestratorPod(starts: 1)
+            try await Pipeline.execute(server, #"{"target_version":"1.34.5","kind":"patch"}"#)
+            // worker-2 mid-upgrade: drained, its node script running.
+            try await Self.waitForEvent(server) { $0.kind == "output" && $0.node == "worker-2" }
+            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: pod.store + suffix) }
+            kill(pod.pid, SIGKILL)
+            try await bed.waitForOrchestratorPod(starts: 2)
+
+            let done = try await server.waitForJob(1, state: "succeeded", timeout: 180)
+            let events = Pipeline.events(done)
+            #expect(
+                events.first?.message.hasPrefix("adopted from the in-flight annotations of namespace k8s-upgrade")
+                    == true)
+            #expect(events.contains { $0.kind == "job_resumed" })
+            // The adopted job finished the rest; worker-2's cordon (by job-1) was recognised as its own.
+            let finished = Set(events.filter { $0.kind == "node_succeeded" }.map(\.node))
+            #expect(finished.contains("worker-2") && finished.contains("worker-4"), "\(finished)")
+            try await Self.expectEveryNodeAtTarget(bed)
+            let annotations = try await Pipeline.namespaceAnnotations(bed)
+            #expect(annotations.keys.filter { $0.hasPrefix("k8s-upgrade.io/") }.isEmpty, "\(annotations)")
+            try await bed.down()
+        }
+
         // MARK: - 5. A crash loop stops the self-resume and fires the alert
 
         @Test func aCrashLoopingServiceStopsResumingTheJobAndTheAlertFires() async throws {

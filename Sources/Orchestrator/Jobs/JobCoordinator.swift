@@ -92,6 +92,21 @@ actor JobCoordinator: Service {
         case stopped(id: Int64, reason: String)
     }
 
+    /// At start, before ``continueAfterRestart(policy:)``: the upgrade the
+    /// cluster says is in flight, re-created in this store when the store
+    /// does not know it (a lost or new volume), so that it is resumed.
+    func adopt(_ mark: InFlightMark, namespace: String) async throws -> JobRecord? {
+        let note =
+            "adopted from the in-flight annotations of namespace \(namespace): this job store did not know job "
+            + "\(mark.jobID) (a new or lost volume), so its earlier history is lost; the cluster's live state says "
+            + "what is done"
+        guard let job = try await store.adopt(mark.jobID, request: mark.request, at: JobContext.now(), note: note)
+        else { return nil }
+        log.warning(
+            "job adopted from the cluster", ["job": String(job.id), "target": mark.request.targetVersion.description])
+        return job
+    }
+
     /// At start, before the runner: the newest job, when the previous
     /// process left it interrupted (SIGKILL, eviction, SIGTERM mid-job), is
     /// resumed without an operator, or failed when it looks crash-looping.

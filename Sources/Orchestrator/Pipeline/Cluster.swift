@@ -73,6 +73,21 @@ struct Cluster: Sendable {
         try await client.evict(namespace: pod.namespace, name: pod.name)
     }
 
+    /// The tool's annotations on its namespace, without the prefix.
+    func namespaceAnnotations() async throws -> [String: String] {
+        let object = try await client.getJSON("/api/v1/namespaces/\(namespace)")
+        var values: [String: String] = [:]
+        for (key, value) in object.stringMap("metadata.annotations") where key.hasPrefix(annotationPrefix + "/") {
+            values[String(key.dropFirst(annotationPrefix.count + 1))] = value
+        }
+        return values
+    }
+
+    /// Removes the in-flight mark (``InFlightMark/keys``).
+    func clearInFlightMark() async throws {
+        try await annotateNamespace(Dictionary(uniqueKeysWithValues: InFlightMark.keys.map { ($0, String?.none) }))
+    }
+
     /// Sets (or, with `nil`, removes) annotations of the tool's namespace.
     func annotateNamespace(_ values: [String: String?]) async throws {
         let annotations = Dictionary(

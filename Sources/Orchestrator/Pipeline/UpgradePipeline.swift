@@ -96,9 +96,12 @@ final class UpgradePipeline: Pipeline {
         state.withLock { $0.plan = plan }
         let lines = plan.lines(target: request.targetVersion)
         try await job.record(.info, "plan: " + lines.joined(separator: "; "))
-        try await write(job, "annotate namespace \(cluster.namespace): in-flight=true, target=\(request.targetVersion)")
-        {
-            try await cluster.annotateNamespace(["in-flight": "true", "target": request.targetVersion.description])
+        try await write(
+            job,
+            "annotate namespace \(cluster.namespace): in-flight=true, job=\(job.id), target=\(request.targetVersion)"
+        ) {
+            // Enough for a service that lost its job store to adopt this job (InFlightMark).
+            try await cluster.annotateNamespace(InFlightMark(jobID: job.id, request: request).annotations)
         }
         setGauges(job) {
             $0.inFlight = true
@@ -140,7 +143,7 @@ final class UpgradePipeline: Pipeline {
         }
         let clear = final == .succeeded || !touched
         if clear && !job.request.dryRun {
-            do { try await cluster.annotateNamespace(["in-flight": nil, "target": nil, "snapshot-path": nil]) } catch {
+            do { try await cluster.clearInFlightMark() } catch {
                 try? await job.record(.warning, "could not clear the namespace annotations: \(error)")
             }
         }
@@ -640,12 +643,12 @@ final class UpgradePipeline: Pipeline {
             }
             try await job.record(
                 .wouldChange,
-                "would remove the in-flight, target and snapshot-path annotations of namespace \(cluster.namespace)",
+                "would remove the in-flight annotations (\(InFlightMark.keys.joined(separator: ", "))) of namespace \(cluster.namespace)",
                 stage: .postflight)
             return .done("dry run: checks read; nothing was changed")
         }
         guard problems.isEmpty else { throw JobFailure("postflight failed: " + problems.joined(separator: "; ")) }
-        try await cluster.annotateNamespace(["in-flight": nil, "target": nil, "snapshot-path": nil])
+        try await cluster.clearInFlightMark()
         setGauges(job) { $0.inFlight = false }
         return .done("all \(nodes.count) nodes at \(target) and Ready; \(ratioText); annotations cleared")
     }

@@ -363,6 +363,7 @@ struct Server {
         let coordinator = JobCoordinator(
             store: store, pipeline: pipeline, log: log, pollInterval: settings.pollInterval)
         if settings.autoResume {
+            await adoptInFlightJob(cluster: cluster, coordinator: coordinator, log: log)
             switch try await coordinator.continueAfterRestart(policy: settings.restartPolicy) {
             case let .resumed(id, restart)?:
                 gauges.seed { $0.restarts = restart }
@@ -399,5 +400,29 @@ struct Server {
             logger: .init(label: "k8s-upgrade", factory: { _ in SwiftLogNoOpLogHandler() }))
         try await app.runService()
         log.info("stopped")
+    }
+
+    /// Reads the cluster's in-flight mark and adopts its job when the store
+    /// lost it. The API being away or the mark being unreadable is logged,
+    /// not fatal: the service still starts, with what its store holds.
+    private func adoptInFlightJob(cluster: Cluster, coordinator: JobCoordinator, log: JSONLog) async {
+        let annotations: [String: String]
+        do { annotations = try await cluster.namespaceAnnotations() } catch {
+            log.error(
+                "could not read the in-flight mark; an upgrade whose job this store lost is not adopted",
+                [
+                    "error": "\(error)"
+                ])
+            return
+        }
+        switch InFlightMark.read(annotations) {
+        case nil: return
+        case let .failure(error)?:
+            log.error("the in-flight mark cannot be trusted; nothing adopted", ["error": error.description])
+        case let .success(mark)?:
+            do { _ = try await coordinator.adopt(mark, namespace: settings.namespace) } catch {
+                log.error("could not adopt the in-flight job", ["job": String(mark.jobID), "error": "\(error)"])
+            }
+        }
     }
 }

@@ -152,6 +152,25 @@ public final class JobStore: Sendable {
         }
     }
 
+    /// Re-creates a job this store does not know, under its own id, from
+    /// what the cluster remembers of it (``InFlightMark``), as `interrupted`
+    /// so that it can be resumed; its events start with `note`. Nil when
+    /// the store already has a job with that id, or holds an active job.
+    public func adopt(_ id: Int64, request: ExecuteRequest, at time: Double, note: String) async throws -> JobRecord? {
+        try await database.write { connection in
+            guard try Self.job(id, connection) == nil, try Self.active(connection) == nil else { return nil }
+            let body = String(decoding: request.jsonBody(), as: UTF8.self)
+            try connection.execute(
+                "INSERT INTO jobs (id, request, state, created_at, updated_at, progress) VALUES (?, ?, 'interrupted', ?, ?, ?)",
+                [.integer(id), .text(body), .real(time), .real(time), .text(try Self.encode(JobProgress()))])
+            let events = [
+                JobEvent(time: time, kind: .warning, message: note),
+                JobEvent(time: time, kind: .jobInterrupted, message: "the service restarted without this job's record"),
+            ]
+            return try Self.append(id, events, state: .interrupted, result: nil, connection)
+        }
+    }
+
     /// Appends events in order and, when given, sets the state and the
     /// result, in one transaction. Returns the job as committed.
     @discardableResult
