@@ -241,7 +241,7 @@ extension TestBedSuites {
             let events = Self.events(done)
             #expect(events.contains { $0.kind == "info" && $0.message.hasPrefix("plan: 1. master: 1.34.3 → 1.34.5") })
             let would = events.filter { $0.kind == "would_change" }.map(\.message)
-            #expect(would.contains("would annotate namespace k8s-upgrade: in-flight=true, target=1.34.5"))
+            #expect(would.contains("would annotate namespace k8s-upgrade: in-flight=true, job=1, target=1.34.5"))
             #expect(would.contains { $0.hasPrefix("would run on master: ") && $0.contains("snapshot save") })
             #expect(would.contains("would run on master: update_k8s.sh --role master --release 1.34.5"))
             for worker in Self.workers {
