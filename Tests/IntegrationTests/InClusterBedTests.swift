@@ -117,6 +117,13 @@ extension TestBedSuites {
             #expect(master?[dotted: "outcome"]?.stringValue == "upgraded")
             try await Self.expectEveryNodeAtTarget(bed)
             Self.expectEachNodeFinishedOnce(done)
+            // The stalled-rollout gauges: progress was pushed, and no node is left marked cordoned.
+            try await Pipeline.expectGauge(bed, "k8s_upgrade_in_flight", "0")
+            let pushed = try await bed.http.send(
+                HTTPRequest(url: (bed.environment["TESTBED_PUSHGATEWAY_URL"] ?? "") + "/metrics")
+            ).text
+            #expect(pushed.contains("\nk8s_upgrade_last_progress_timestamp_seconds{"))
+            #expect(!pushed.contains("\nk8s_upgrade_node_cordoned_since_timestamp_seconds{"))
             try await bed.down()
         }
 

@@ -266,5 +266,24 @@ struct PipelineCoreTests {
         #expect(text.contains(#"k8s_upgrade_current_stage{stage="workers"} 1"#))
         #expect(text.contains(#"k8s_upgrade_drain_blocked{node="worker-2",pdb="default/\"db\"",pod="default/db-0"} 1"#))
         #expect(!text.contains("\nk8s_upgrade_last_success_timestamp_seconds "))
+        #expect(text.contains("k8s_upgrade_job_restarts 0\n"))
+        #expect(text.contains("k8s_upgrade_crash_loop 0\n"))
+        #expect(!text.contains("\nk8s_upgrade_last_progress_timestamp_seconds "))
+    }
+
+    @Test func gaugesForTheStalledRolloutAlerts() {
+        var gauges = UpgradeGauges()
+        gauges.restarts = 2
+        gauges.crashLoop = true
+        gauges.lastProgress = 1_796_000_000.7
+        gauges.cordonedSince = ["worker-3": 1_796_000_100, "worker-1": 1_796_000_050]
+        let text = gauges.exposition
+        #expect(text.contains("k8s_upgrade_job_restarts 2\n"))
+        #expect(text.contains("k8s_upgrade_crash_loop 1\n"))
+        #expect(text.contains("k8s_upgrade_last_progress_timestamp_seconds 1796000000\n"))
+        #expect(
+            text.contains(
+                #"k8s_upgrade_node_cordoned_since_timestamp_seconds{node="worker-1"} 1796000050"# + "\n"
+                    + #"k8s_upgrade_node_cordoned_since_timestamp_seconds{node="worker-3"} 1796000100"#))
     }
 }

@@ -41,6 +41,9 @@ struct JobContext: Sendable {
     let control: JobControl
     /// How often a wait asks again.
     let pollInterval: Duration
+    /// Told the time of every event a real (not dry) run writes: the
+    /// stalled-rollout gauge.
+    var progressed: @Sendable (Double) -> Void = { _ in }
 
     static func now() -> Double { Date().timeIntervalSince1970 }
 
@@ -49,9 +52,10 @@ struct JobContext: Sendable {
         _ kind: JobEvent.Kind, _ message: String, stage: UpgradeStage? = nil, node: String? = nil,
         deadline: Double? = nil
     ) async throws {
+        let time = Self.now()
         try await store.append(
-            id, [JobEvent(time: Self.now(), kind: kind, stage: stage, node: node, message: message, deadline: deadline)]
-        )
+            id, [JobEvent(time: time, kind: kind, stage: stage, node: node, message: message, deadline: deadline)])
+        if !request.dryRun { progressed(time) }
     }
 
     /// A safe point: stops the job here if an abort or a shutdown was asked for.
@@ -78,6 +82,7 @@ struct JobContext: Sendable {
                     time: started, kind: .waitStarted, stage: stage, node: node, message: what, deadline: deadline),
                 JobEvent(time: started, kind: .waitUpdated, stage: stage, node: node, message: reason),
             ])
+        if !request.dryRun { progressed(started) }
         while true {
             try await sleep(pollInterval)
             let next = await check()

@@ -24,12 +24,18 @@ actor JobCoordinator: Service {
     let pipeline: any Pipeline
     let log: JSONLog
     let pollInterval: Duration
+    /// Told the time of every event a running job writes.
+    let progressed: @Sendable (Double) -> Void
     private var running: (id: Int64, control: JobControl)?
     private let wakeups: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
 
-    init(store: JobStore, pipeline: any Pipeline, log: JSONLog, pollInterval: Duration) {
+    init(
+        store: JobStore, pipeline: any Pipeline, log: JSONLog, pollInterval: Duration,
+        progressed: @escaping @Sendable (Double) -> Void = { _ in }
+    ) {
         self.store = store
+        self.progressed = progressed
         self.pipeline = pipeline
         self.log = log
         self.pollInterval = pollInterval
@@ -160,7 +166,8 @@ actor JobCoordinator: Service {
         running = (job.id, control)
         defer { running = nil }
         let context = JobContext(
-            id: job.id, request: job.request, store: store, control: control, pollInterval: pollInterval)
+            id: job.id, request: job.request, store: store, control: control, pollInterval: pollInterval,
+            progressed: progressed)
         var stage: UpgradeStage?
         var begun = false
         do {

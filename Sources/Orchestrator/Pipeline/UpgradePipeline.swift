@@ -453,6 +453,12 @@ final class UpgradePipeline: Pipeline {
                         try await cluster.cordon(node.name, by: "job-\(job.id)")
                     }
                     markTouched()
+                    setGauges(job) { $0.cordonedSince[node.name] = JobContext.now() }
+                } else if node.cordonedBy != nil {
+                    // Cordoned by this job before a restart: since now, at the latest.
+                    setGauges(job) { gauges in
+                        if gauges.cordonedSince[node.name] == nil { gauges.cordonedSince[node.name] = JobContext.now() }
+                    }
                 } else if node.cordonedBy == nil {
                     try await job.record(
                         .info, "\(node.name) was already cordoned by someone else; it stays cordoned afterwards",
@@ -475,6 +481,7 @@ final class UpgradePipeline: Pipeline {
                 try await write(job, "uncordon \(node.name)", stage: stage, node: node.name) {
                     try await cluster.uncordon(node.name)
                 }
+                setGauges(job) { $0.cordonedSince[node.name] = nil }
             } else if current.unschedulable {
                 try await job.record(
                     .info, "\(node.name) left cordoned: this tool did not cordon it", stage: stage, node: node.name)

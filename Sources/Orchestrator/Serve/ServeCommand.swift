@@ -361,7 +361,8 @@ struct Server {
                 gateWait: settings.gateWait),
             notifier: notifier, gauges: gauges)
         let coordinator = JobCoordinator(
-            store: store, pipeline: pipeline, log: log, pollInterval: settings.pollInterval)
+            store: store, pipeline: pipeline, log: log, pollInterval: settings.pollInterval,
+            progressed: { time in gauges.update { $0.lastProgress = time } })
         if settings.autoResume {
             await adoptInFlightJob(cluster: cluster, coordinator: coordinator, log: log)
             switch try await coordinator.continueAfterRestart(policy: settings.restartPolicy) {

@@ -24,6 +24,10 @@ public struct UpgradeGauges: Sendable, Equatable {
     public var restarts = 0
     /// 1 once a job kept getting interrupted and the service stopped resuming it.
     public var crashLoop = false
+    /// When the running job last wrote an event, seconds since 1970.
+    public var lastProgress: Double?
+    /// Nodes this tool cordoned and has not uncordoned yet, and since when.
+    public var cordonedSince: [String: Double] = [:]
 
     public init() {}
 
@@ -54,6 +58,13 @@ public struct UpgradeGauges: Sendable, Equatable {
         gauge(
             "k8s_upgrade_crash_loop", "1 when a job kept getting interrupted and is no longer resumed by itself.",
             [("", crashLoop ? "1" : "0")])
+        gauge(
+            "k8s_upgrade_last_progress_timestamp_seconds", "When the running job last wrote an event.",
+            lastProgress.map { [("", String(Int($0)))] } ?? [])
+        gauge(
+            "k8s_upgrade_node_cordoned_since_timestamp_seconds",
+            "When this tool cordoned each node it has not uncordoned yet.",
+            cordonedSince.sorted { $0.key < $1.key }.map { (Self.labels(["node": $0.key]), String(Int($0.value))) })
         gauge(
             "k8s_upgrade_last_success_timestamp_seconds", "When the last upgrade job succeeded.",
             lastSuccess.map { [("", String(Int($0)))] } ?? [])
