@@ -13,24 +13,6 @@ extension TestBedSuites {
     struct InClusterBedTests {
         typealias Pipeline = PipelineBedTests
 
-        static func detector(_ bed: TestBed, _ server: RunningOrchestrator) async throws {
-            let env = bed.environment
-            let detector = TestEnvironment.productsDirectory.appendingPathComponent("k8s-version-check").path
-            let detected = try await offThePool {
-                try TestEnvironment.execute(
-                    detector,
-                    [
-                        "--kubeconfig", env["KUBECONFIG"] ?? "", "--master-address",
-                        "127.0.0.1:\(try bed.sshPort(of: "master"))", "--ssh-user", env["TESTBED_SSH_USER"] ?? "",
-                        "--ssh-key-file", env["TESTBED_SSH_KEY"] ?? "", "--known-hosts-file",
-                        env["TESTBED_KNOWN_HOSTS"] ?? "", "--repo-base", env["TESTBED_REPO_BASE"] ?? "",
-                        "--pushgateway-url", env["TESTBED_PUSHGATEWAY_URL"] ?? "", "--orchestrator-url",
-                        server.baseURL, "--orchestrator-token-file", server.tokenFile,
-                    ])
-            }
-            #expect(detected.status == 0, "\(detected.stderr)")
-        }
-
         /// The pod object in the simulator, or nil when it is gone.
         static func podObject(_ bed: TestBed, _ name: String) async throws -> JSONValue? {
             let text = try await bed.kubectl("get", "pods", "-n", "k8s-upgrade", "-o", "json")
@@ -99,7 +81,7 @@ extension TestBedSuites {
             let server = try bed.orchestrator
             let before = try await bed.waitForOrchestratorPod(starts: 1)
             #expect(before.node == "master")
-            try await Self.detector(bed, server)
+            try await Pipeline.detect(bed, dispatchingTo: server)
             let done = try await server.waitForJob(1, state: "succeeded", timeout: 180)
 
             let after = try bed.orchestratorPod()

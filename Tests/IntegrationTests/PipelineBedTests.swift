@@ -105,11 +105,8 @@ extension TestBedSuites {
 
         static let workers = ["worker-1", "worker-2", "worker-3", "worker-4"]
 
-        // MARK: - 1. Patch upgrade, dispatched by the detector
-
-        @Test func aPatchUpgradeDispatchedByTheDetectorUpgradesEveryNode() async throws {
-            let bed = try await TestBed.start()
-            let server = try await OrchestratorFixture(bed: bed, extra: ["--soak", "1"]).launch()
+        /// Runs the detector against the bed, dispatching to `server`, as the weekly CronJob does.
+        static func detect(_ bed: TestBed, dispatchingTo server: RunningOrchestrator) async throws {
             let env = bed.environment
             let detector = TestEnvironment.productsDirectory.appendingPathComponent("k8s-version-check").path
             let detected = try await offThePool {
@@ -125,6 +122,15 @@ extension TestBedSuites {
                     ])
             }
             #expect(detected.status == 0, "\(detected.stderr)")
+        }
+
+        // MARK: - 1. Patch upgrade, dispatched by the detector
+
+        @Test func aPatchUpgradeDispatchedByTheDetectorUpgradesEveryNode() async throws {
+            let bed = try await TestBed.start()
+            let server = try await OrchestratorFixture(bed: bed, extra: ["--soak", "1"]).launch()
+            let env = bed.environment
+            try await Self.detect(bed, dispatchingTo: server)
             let done = try await server.waitForJob(1, state: "succeeded", timeout: 120)
             #expect(done[dotted: "request.target_version"]?.stringValue == "1.34.5")
 
