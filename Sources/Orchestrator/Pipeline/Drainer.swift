@@ -74,7 +74,7 @@ struct Drainer: Sendable {
         guard selection.refusals.isEmpty else {
             throw JobFailure("cannot drain \(node): " + selection.refusals.joined(separator: "; "))
         }
-        for (pod, reason) in selection.kept where selection.excluded.contains(pod) {
+        for (pod, reason) in selection.leftOnPurpose {
             await report("leaving \(pod) on \(node): \(reason)")
         }
         for warning in selection.warnings { await report("Warning: \(warning)") }

@@ -81,6 +81,8 @@ final class SlackNotifier: Notifier, Service {
 final class GaugePublisher: Service {
     static let group = "k8s-version-upgrade"
     private let gauges = Mutex(UpgradeGauges())
+    /// The exposition last queued for a push.
+    private let queued = Mutex("")
     private let pushgateway: Pushgateway?
     private let log: JSONLog
     private let changes: AsyncStream<String>
@@ -102,13 +104,20 @@ final class GaugePublisher: Service {
         gauges.withLock { change(&$0) }
     }
 
-    /// Changes the gauges and queues a push of the new state.
+    /// Changes the gauges and queues a push of the new state, unless the
+    /// text is what was last queued: every event of a job updates the
+    /// progress gauge, which changes at most once a second.
     func update(_ change: (inout UpgradeGauges) -> Void) {
-        let text = gauges.withLock { value in
+        // Under the gauges' lock, so that pushes are queued in the order of the changes.
+        gauges.withLock { value in
             change(&value)
-            return value.exposition
+            let text = value.exposition
+            let changed = queued.withLock { last in
+                defer { last = text }
+                return last != text
+            }
+            if changed { input.yield(text) }
         }
-        input.yield(text)
     }
 
     func run() async throws {

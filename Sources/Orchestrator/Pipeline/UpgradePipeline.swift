@@ -521,7 +521,7 @@ final class UpgradePipeline: Pipeline {
             for refusal in selection.refusals {
                 try await job.record(.warning, "drain would stop: \(refusal)", stage: stage, node: node)
             }
-            for (pod, reason) in selection.kept where selection.excluded.contains(pod) {
+            for (pod, reason) in selection.leftOnPurpose {
                 try await job.record(.info, "would leave \(pod) on \(node): \(reason)", stage: stage, node: node)
             }
             for pod in selection.evict {

@@ -128,6 +128,9 @@ public struct DrainSelection: Sendable, Equatable {
 
     public init() {}
 
+    /// The excluded pods with their reasons, in the node's order.
+    public var leftOnPurpose: [(pod: String, reason: String)] { kept.filter { excluded.contains($0.pod) } }
+
     public static func == (lhs: DrainSelection, rhs: DrainSelection) -> Bool {
         lhs.evict == rhs.evict && lhs.kept.map(\.pod) == rhs.kept.map(\.pod)
             && lhs.kept.map(\.reason) == rhs.kept.map(\.reason) && lhs.refusals == rhs.refusals
