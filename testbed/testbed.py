@@ -4,11 +4,14 @@
   testbed.py up   [--dir DIR] [--scenario default|ha|synthetic-N|FILE.json] [--running-version X.Y.Z]
                   [--master-containerd X.Y.Z] [--orchestrator] [--soak SECONDS]
                   [--orchestrator-node NODE] [--orchestrator-grace S] [--orchestrator-restart-delay S]
-                  [--orchestrator-volume shared|node-local]
+                  [--orchestrator-volume shared|node-local] [--api-outage SECONDS]
                                                         start everything, write DIR/env and DIR/kubeconfig
   testbed.py down [--dir DIR]                           stop everything started from DIR, remove DIR
 
-Parts: the API simulator (k8s-cluster-sim, HTTPS + token); one real sshd per
+Parts: the API simulator (k8s-cluster-sim, HTTPS + token), reached by
+clients through a proxy that refuses connections for --api-outage seconds
+whenever kubeadm restarts a control plane's API server (testbed/api_proxy.py);
+one real sshd per
 node on its own loopback port with its own host key and a node root whose
 PATH holds the fake node tools; a package repository in the pkgs.k8s.io
 shape; a real etcd with client-certificate TLS in the kubeadm layout of the
@@ -172,7 +175,7 @@ def make_repository(bed):
     return bed / "repo"
 
 
-def make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url, running, containerd):
+def make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url, running, containerd, api_outage):
     root = bed / "nodes" / name
     for sub in ("etc/apt/sources.list.d", "var/lib/testbed/installed", "var/lib/testbed/holds",
                 "var/lib/testbed/lists", "ssh"):
@@ -197,7 +200,8 @@ def make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url, r
     (root / "var/backups").mkdir(parents=True, exist_ok=True)
     (root / "etc/testbed-node.env").write_text(
         f"NODE_NAME={name}\nNODE_ROLE={role}\nSIM_URL={sim_url}\n"
-        f"SIM_CA={pki / 'ca.crt'}\nSIM_TOKEN_FILE={bed / 'token'}\nETCD_ENDPOINT={etcd_url}\n")
+        f"SIM_CA={pki / 'ca.crt'}\nSIM_TOKEN_FILE={bed / 'token'}\nETCD_ENDPOINT={etcd_url}\n"
+        f"API_OUTAGE_FILE={bed / 'api-outage'}\nAPI_OUTAGE_SECONDS={api_outage}\n")
     run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", root / "ssh" / "host_ed25519", "-C", f"host {name}")
     (root / "ssh" / "authorized_keys").write_text(user_key_pub)
     port = free_port()
@@ -256,7 +260,15 @@ def up(args):
                                          "--tls-key", pki / "server.key", "--running-version", args.running_version,
                                          "--containerd", f"{master}={args.master_containerd}"])
     repo_url = f"http://127.0.0.1:{wait_for_file(bed / 'repo.port', repo_server, 'the package repository')}"
-    sim_url = f"https://127.0.0.1:{wait_for_file(bed / 'sim.port', sim, 'k8s-cluster-sim')}"
+    sim_port = wait_for_file(bed / 'sim.port', sim, 'k8s-cluster-sim')
+    sim_url = f"https://127.0.0.1:{sim_port}"
+    # Clients reach the API through a proxy that refuses connections while
+    # kubeadm restarts the API server (testbed/api_proxy.py); the nodes' own
+    # tools and the bed's controllers talk to the simulator directly.
+    proxy = start(bed, "api-proxy", [sys.executable, REPO_ROOT / "testbed" / "api_proxy.py",
+                                     "--target", f"127.0.0.1:{sim_port}", "--port-file", bed / "api-proxy.port",
+                                     "--outage-file", bed / "api-outage"])
+    api_url = f"https://127.0.0.1:{wait_for_file(bed / 'api-proxy.port', proxy, 'the API proxy')}"
 
     # etcd on the first control plane, with kubeadm's certificate layout.
     master_root = bed / "nodes" / SCENARIOS[scenario][0][0]
@@ -300,7 +312,7 @@ def up(args):
     for name in control_planes + workers:
         role = "control-plane" if name in control_planes else "worker"
         root, port = make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url, args.running_version,
-                               args.master_containerd if name == master else CONTAINERD_RUNNING)
+                               args.master_containerd if name == master else CONTAINERD_RUNNING, args.api_outage)
         servers.append((name, port, start(bed, f"sshd-{name}", ["/usr/sbin/sshd", "-D", "-e", "-f",
                                                                  root / "ssh" / "sshd_config"])))
         host_key = (root / "ssh" / "host_ed25519.pub").read_text().split()
@@ -316,13 +328,15 @@ def up(args):
 
     (bed / "kubeconfig").write_text(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: testbed\n  cluster:\n"
-        f"    server: {sim_url}\n    certificate-authority: {pki / 'ca.crt'}\n"
+        f"    server: {api_url}\n    certificate-authority: {pki / 'ca.crt'}\n"
         "users:\n- name: admin\n  user:\n"
         f"    tokenFile: {bed / 'token'}\n"
         "contexts:\n- name: testbed\n  context: {cluster: testbed, user: admin}\ncurrent-context: testbed\n")
     env = {
         "TESTBED_DIR": str(bed), "TESTBED_SCENARIO": scenario, "KUBECONFIG": str(bed / "kubeconfig"),
-        "TESTBED_API_URL": sim_url, "TESTBED_API_TOKEN_FILE": str(bed / "token"), "TESTBED_CA": str(pki / "ca.crt"),
+        "TESTBED_API_URL": api_url, "TESTBED_SIM_URL": sim_url,
+        "TESTBED_API_OUTAGE_FILE": str(bed / "api-outage"),
+        "TESTBED_API_TOKEN_FILE": str(bed / "token"), "TESTBED_CA": str(pki / "ca.crt"),
         "TESTBED_REPO_BASE": f"{repo_url}/core:/stable:", "TESTBED_SSH_USER": user,
         "TESTBED_SSH_KEY": str(bed / "id_ed25519"), "TESTBED_KNOWN_HOSTS": str(bed / "known_hosts"),
         "TESTBED_NODES": " ".join(control_planes + workers),
@@ -412,6 +426,9 @@ def main():
     parser.add_argument("--soak", default="2", help="soak seconds of that orchestrator (default %(default)s)")
     parser.add_argument("--orchestrator-node", help="node of the orchestrator's first pod (default: the first "
                         "control plane, where deploy/'s affinity puts it)")
+    parser.add_argument("--api-outage", type=float, default=20,
+                        help="seconds the API refuses connections when kubeadm restarts a control plane's API "
+                             "server (default %(default)s; 0: none)")
     parser.add_argument("--orchestrator-grace", type=int, default=10,
                         help="terminationGracePeriodSeconds of the orchestrator's pod (default %(default)s)")
     parser.add_argument("--orchestrator-restart-delay", type=float, default=1.0,

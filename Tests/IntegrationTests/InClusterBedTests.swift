@@ -173,6 +173,71 @@ extension TestBedSuites {
             try await bed.down()
         }
 
+        // MARK: - 4. The API server away while kubeadm restarts it
+
+        /// The API retry waits of a job: (stage, message) of each
+        /// `wait_started` and `wait_ended` about the Kubernetes API.
+        static func apiWaits(_ job: JSONValue) -> [(kind: String, stage: String, message: String)] {
+            Pipeline.events(job).filter {
+                ["wait_started", "wait_ended"].contains($0.kind)
+                    && $0.message.hasPrefix("the Kubernetes API to answer ")
+            }.map { ($0.kind, $0.stage, $0.message) }
+        }
+
+        @Test func aTwentySecondAPIOutageDuringTheMastersUpgradeIsWaitedOut() async throws {
+            let bed = try await TestBed.start(extra: ["--orchestrator", "--soak", "1", "--api-outage", "20"])
+            let server = try bed.orchestrator
+            try await bed.waitForOrchestratorPod(starts: 1)
+            try await Pipeline.execute(server, #"{"target_version":"1.34.5","kind":"patch"}"#)
+            let done = try await server.waitForJob(1, state: "succeeded", timeout: 240)
+
+            let waits = Self.apiWaits(done)
+            #expect(waits.first?.kind == "wait_started" && waits.first?.stage == "master", "\(waits)")
+            // The calls after the master's node script met the outage and
+            // were retried until it was over (it started during the script).
+            let ended = waits.filter { $0.kind == "wait_ended" }.map(\.message)
+            #expect(!ended.isEmpty && ended.allSatisfy { $0.contains(": done after ") }, "\(ended)")
+            let longest =
+                ended.compactMap { message -> Int? in
+                    guard let range = message.range(of: ": done after ") else { return nil }
+                    return Int(message[range.upperBound...].prefix { $0.isNumber })
+                }.max() ?? 0
+            #expect((8...25).contains(longest), "\(ended)")
+            let tries = Pipeline.events(done).filter { $0.kind == "wait_updated" && $0.message.hasPrefix("try ") }
+            #expect(tries.contains { $0.message.hasSuffix(": connection refused") }, "\(tries.map(\.message))")
+            let proxy = try String(
+                contentsOf: bed.directory.appendingPathComponent("logs/api-proxy.log"), encoding: .utf8)
+            #expect(proxy.contains("outage: connections refused for"), "\(proxy)")
+            #expect(try bed.orchestratorPod().starts == 1)
+            try await Self.expectEveryNodeAtTarget(bed)
+            Self.expectEachNodeFinishedOnce(done)
+            try await bed.down()
+        }
+
+        @Test func anOutageLongerThanTheRetryBudgetFailsTheStepNamingTheCall() async throws {
+            // A 5 min outage against a budget of 8 s (the default 2 min,
+            // shortened so the test does not wait it out).
+            let bed = try await TestBed.start(extra: ["--api-outage", "300"])
+            let server = try await OrchestratorFixture(bed: bed, extra: ["--soak", "0", "--api-retry-budget", "8"])
+                .launch()
+            try await Pipeline.execute(server, #"{"target_version":"1.34.5","kind":"patch"}"#)
+            let failed = try await server.waitForJob(1, state: "failed", timeout: 120)
+            let events = Pipeline.events(failed)
+            let failure = events.last { $0.kind == "job_failed" }
+            #expect(failure?.stage == "master")
+            let reason = failure?.message ?? ""
+            #expect(reason.contains("Kubernetes API GET /api/v1/"), "\(reason)")
+            #expect(reason.contains(": no answer after 8 s and "), "\(reason)")
+            #expect(reason.contains("connection refused"), "\(reason)")
+            let waits = Self.apiWaits(failed)
+            #expect(
+                waits.contains { $0.kind == "wait_ended" && $0.message.contains(": gave up after 8 s (") }, "\(waits)")
+            // The workers were never touched.
+            #expect(!events.contains { $0.kind == "node_started" && $0.node.hasPrefix("worker") })
+            _ = try await server.stop(signal: SIGTERM)
+            try await bed.down()
+        }
+
         // MARK: - 5. A crash loop stops the self-resume and fires the alert
 
         @Test func aCrashLoopingServiceStopsResumingTheJobAndTheAlertFires() async throws {

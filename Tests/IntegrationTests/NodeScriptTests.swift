@@ -97,11 +97,13 @@ extension TestBedSuites {
             let apply = try await Self.run(bed, "cp-1", "--role master --release 1.34.5")
             #expect(apply.exitStatus == 0, "\(apply.stderrText)")
             #expect(apply.stdoutText.contains("+ kubeadm upgrade apply v1.34.5 -y"))
+            try await bed.waitOutAPIOutage()
             #expect(try await bed.kubectl("version", "-o", "json").contains(#""gitVersion": "v1.34.5""#))
 
             let node = try await Self.run(bed, "cp-2", "--role control-plane --release 1.34.5")
             #expect(node.exitStatus == 0, "\(node.stderrText)")
             #expect(node.stdoutText.contains("+ kubeadm upgrade node"))
+            try await bed.waitOutAPIOutage()
             let pod = try await bed.kubectl(
                 "-n", "kube-system", "get", "pod", "kube-apiserver-cp-2", "-o", "jsonpath={.spec.containers[0].image}")
             #expect(pod == "registry.k8s.io/kube-apiserver:v1.34.5")

@@ -97,6 +97,10 @@ extension TestBedSuites {
             )
             #expect(apply.exitStatus == 0, "\(apply.stderrText)")
             #expect(apply.stdoutText.contains(#"SUCCESS! Your cluster was upgraded to "v1.34.5". Enjoy!"#))
+            // The API server restarted: clients are refused until the outage ends.
+            #expect(bed.apiOutageEnd() > Date().timeIntervalSince1970)
+            await #expect(throws: (any Error).self) { try await bed.kubectl("get", "nodes") }
+            try await bed.waitOutAPIOutage()
             let version = try await bed.kubectl("version", "-o", "json")
             #expect(version.contains(#""gitVersion": "v1.34.5""#))
         }
@@ -105,8 +109,8 @@ extension TestBedSuites {
             let bed = try await TestBed.start(scenario: "ha")
             #expect(bed.nodes == ["cp-1", "cp-2", "cp-3", "worker-1", "worker-2", "worker-3"])
             let pids = bed.pids()
-            // simulator, repository, etcd, Pushgateway, Prometheus, webhook receiver, six sshd
-            #expect(pids.count == 12)
+            // simulator, API proxy, repository, etcd, Pushgateway, Prometheus, webhook receiver, six sshd
+            #expect(pids.count == 13)
             #expect(pids.allSatisfy(Self.isRunning))
             try await bed.down()
             #expect(!pids.contains(where: Self.isRunning))

@@ -41,6 +41,8 @@ public struct OrchestratorFixture: Sendable {
             [
                 "--prometheus-url", prometheusURL, "--poll-interval", "0.2", "--kubeconfig", kubeconfig,
                 "--ssh-key-file", placeholder, "--known-hosts-file", placeholder, "--node-script", placeholder,
+                // The placeholder API refuses every connection: fail at once instead of retrying.
+                "--api-retry-budget", "0",
             ] + extra
     }
 

@@ -12,6 +12,9 @@ public final class TestBed: Sendable {
 
     /// Brings a bed up (`scripts/testbed.sh up`).
     /// `extra` are further `testbed.sh up` options (`--orchestrator`, …).
+    /// Every bed's API goes away for 2 s whenever kubeadm restarts a
+    /// control plane's API server, so every upgrade test rides through an
+    /// outage; a test that studies outages passes its own `--api-outage`.
     public static func start(
         scenario: String = "default", runningVersion: String = "1.34.3", masterContainerd: String = "1.7.24",
         extra: [String] = []
@@ -29,7 +32,7 @@ public final class TestBed: Sendable {
             [
                 "up", "--dir", directory.path, "--scenario", scenario, "--bin-dir",
                 TestEnvironment.productsDirectory.path, "--running-version", runningVersion,
-                "--master-containerd", masterContainerd,
+                "--master-containerd", masterContainerd, "--api-outage", "2",
             ] + extra)
         guard result.status == 0 else { throw FixtureError("testbed up failed: \(result.stderr)") }
         let text = try String(contentsOf: directory.appendingPathComponent("env"), encoding: .utf8)
@@ -108,6 +111,22 @@ public final class TestBed: Sendable {
 }
 
 extension TestBed {
+    /// When the API outage that kubeadm's restart of an API server began
+    /// ends (epoch seconds); 0 when there was none.
+    public func apiOutageEnd() -> Double {
+        let path = environment["TESTBED_API_OUTAGE_FILE"] ?? ""
+        return (try? String(contentsOfFile: path, encoding: .utf8)).flatMap {
+            Double($0.trimmingCharacters(in: .whitespacesAndNewlines))
+        } ?? 0
+    }
+
+    /// Sleeps until the API outage of the last kubeadm restart is over (a
+    /// judge such as kubectl does not retry).
+    public func waitOutAPIOutage() async throws {
+        let left = apiOutageEnd() - Date().timeIntervalSince1970
+        if left > 0 { try await Task.sleep(for: .seconds(left + 0.3)) }
+    }
+
     /// What the bed's orchestrator pod runs now (`testbed.sh up --orchestrator`).
     public struct OrchestratorPod: Sendable, Equatable {
         public var pod: String

@@ -103,6 +103,54 @@ struct JobContext: Sendable {
         }
     }
 
+    /// Runs `body` with every retry of its Kubernetes calls (and those of
+    /// its child tasks) recorded as a wait of this job: "the Kubernetes API
+    /// to answer GET …" with the budget's deadline, one update per retry,
+    /// and how it ended. With `stoppable`, an abort or a shutdown ends the
+    /// retries at once.
+    func reportingAPIRetries<T>(
+        stage: UpgradeStage?, stoppable: Bool = true, isolation: isolated (any Actor)? = #isolation,
+        _ body: () async throws -> T
+    ) async throws -> T {
+        let reporter = APIRetryReporter { event in
+            guard stoppable else {
+                try? await record(apiRetry: event, stage: stage)
+                return
+            }
+            try await record(apiRetry: event, stage: stage)
+            try checkpoint()
+        }
+        return try await KubernetesClient.$retryReporter.withValue(reporter) { try await body() }
+    }
+
+    private func record(apiRetry event: APIRetryReporter.Event, stage: UpgradeStage?) async throws {
+        let now = Self.now()
+        switch event {
+        case let .retrying(call, tries, reason, remaining):
+            var events: [JobEvent] = []
+            if tries == 1 {
+                events.append(
+                    JobEvent(
+                        time: now, kind: .waitStarted, stage: stage, message: "the Kubernetes API to answer \(call)",
+                        deadline: now + remaining.seconds))
+            }
+            events.append(
+                JobEvent(time: now, kind: .waitUpdated, stage: stage, message: "try \(tries) of \(call): \(reason)"))
+            try await store.append(id, events)
+            if !request.dryRun { progressed(now) }
+        case let .recovered(call, tries, elapsed):
+            try await record(
+                .waitEnded,
+                "the Kubernetes API to answer \(call): done after \(Self.format(elapsed.seconds)) (\(tries) tries)",
+                stage: stage)
+        case let .gaveUp(call, tries, elapsed, _):
+            try await record(
+                .waitEnded,
+                "the Kubernetes API to answer \(call): gave up after \(Self.format(elapsed.seconds)) (\(tries) tries)",
+                stage: stage)
+        }
+    }
+
     /// Sleeps, waking every 100 ms to honour an abort.
     func sleep(_ duration: Duration) async throws {
         var left = duration

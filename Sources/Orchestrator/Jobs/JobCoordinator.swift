@@ -187,20 +187,25 @@ actor JobCoordinator: Service {
                 }
                 stage = candidate
                 try context.checkpoint()
-                try await pipeline.beforeStage(candidate, job: context)
+                try await context.reportingAPIRetries(stage: candidate) {
+                    try await pipeline.beforeStage(candidate, job: context)
+                }
                 try context.checkpoint()
                 if !begun {
                     begun = true
-                    try await pipeline.begin(job: context)
+                    try await context.reportingAPIRetries(stage: candidate) { try await pipeline.begin(job: context) }
                 }
                 try await context.record(.stageStarted, "\(candidate.rawValue) started", stage: candidate)
-                switch try await pipeline.run(candidate, job: context) {
+                let outcome = try await context.reportingAPIRetries(stage: candidate) {
+                    try await pipeline.run(candidate, job: context)
+                }
+                switch outcome {
                 case let .done(text): try await context.record(.stageSucceeded, text, stage: candidate)
                 case let .skipped(text): try await context.record(.stageSkipped, text, stage: candidate)
                 }
                 stage = nil
             }
-            let result = await pipeline.end(job: context, state: .succeeded, reason: nil)
+            let result = await end(context, .succeeded, nil)
             try await store.append(
                 job.id, [JobEvent(time: JobContext.now(), kind: .jobSucceeded, message: "succeeded")],
                 state: .succeeded, result: result)
@@ -213,7 +218,7 @@ actor JobCoordinator: Service {
                     "aborted at a safe point\(stage.map { " in \($0.rawValue)" } ?? "")"
                 )
                 : (.jobInterrupted, .interrupted, "the service is stopping; resume the job to continue")
-            let result = begun ? await pipeline.end(job: context, state: state, reason: text) : nil
+            let result = begun ? await end(context, state, text) : nil
             _ = try? await store.append(
                 job.id, [JobEvent(time: JobContext.now(), kind: kind, message: text)], state: state, result: result)
             log.info("job stopped", ["job": String(job.id), "state": state.rawValue])
@@ -224,9 +229,18 @@ actor JobCoordinator: Service {
                 events.append(JobEvent(time: JobContext.now(), kind: .stageFailed, stage: stage, message: text))
             }
             events.append(JobEvent(time: JobContext.now(), kind: .jobFailed, stage: stage, message: text))
-            let result = begun ? await pipeline.end(job: context, state: .failed, reason: text) : nil
+            let result = begun ? await end(context, .failed, text) : nil
             _ = try? await store.append(job.id, events, state: .failed, result: result)
             log.error("job failed", ["job": String(job.id), "error": text])
         }
+    }
+
+    /// The pipeline's end, its API retries recorded but not stoppable: the
+    /// job is over, and what it clears must still be cleared.
+    private func end(_ context: JobContext, _ state: JobState, _ reason: String?) async -> JSONValue? {
+        let result = try? await context.reportingAPIRetries(stage: nil, stoppable: false) {
+            await pipeline.end(job: context, state: state, reason: reason)
+        }
+        return result ?? nil
     }
 }

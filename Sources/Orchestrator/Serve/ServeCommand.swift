@@ -132,6 +132,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds over which interruptions count as in a row. (default: 900)")
     var restartWindow: Double?
 
+    @Option(
+        help:
+            "Seconds a Kubernetes call that meets connection refused or reset, a timeout, a 5xx or a 429 is tried again, with backoff, before the step fails naming it. (default: 120)"
+    )
+    var apiRetryBudget: Double?
+
     func run() async throws {
         let settings: ServeSettings
         do { settings = try ServeSettings(self, environment: ProcessInfo.processInfo.environment) } catch {
@@ -177,6 +183,7 @@ struct ServeSettings: Sendable {
     var repoBase: String
     var autoResume: Bool
     var restartPolicy: RestartPolicy
+    var apiRetryBudget: RetryBudget
 
     init(_ flags: ServeCommand, environment: [String: String]) throws {
         let reader = OptionReader(environment: environment)
@@ -261,6 +268,8 @@ struct ServeSettings: Sendable {
         restartPolicy = RestartPolicy(
             limit: try reader.integer(flags.restartLimit, "RESTART_LIMIT", default: 3, range: 1...1000),
             window: try reader.seconds(flags.restartWindow, "RESTART_WINDOW", default: 900, range: 1...604_800).seconds)
+        apiRetryBudget = RetryBudget(
+            total: try reader.seconds(flags.apiRetryBudget, "API_RETRY_BUDGET", default: 120, range: 0...3600))
     }
 }
 
@@ -336,7 +345,8 @@ struct Server {
         let gauges = GaugePublisher(pushgatewayURL: settings.pushgatewayURL, log: log)
         if let last = try await store.lastSuccess() { gauges.seed { $0.lastSuccess = last } }
         let cluster = Cluster(
-            client: KubernetesClient(access: access), annotationPrefix: settings.annotationPrefix,
+            client: KubernetesClient(access: access, retryBudget: settings.apiRetryBudget),
+            annotationPrefix: settings.annotationPrefix,
             namespace: settings.namespace)
         var drainer = Drainer(cluster: cluster)
         drainer.timeout = settings.drainTimeout

@@ -45,22 +45,23 @@ public struct HTTPClientError: Error, Sendable, CustomStringConvertible {
         self.code = code
     }
 
-    public var description: String {
-        let what: String =
-            switch kind {
-            case .nameNotResolved: "host name not resolved"
-            case .connectionRefused: "connection refused"
-            case .connectFailed: "could not connect"
-            case .timedOut: "timed out"
-            case .tlsVerificationFailed: "server certificate not trusted"
-            case .clientCertificateRejected: "server rejected the client certificate"
-            case .clientCertificateInvalid: "client certificate or key unusable"
-            case .tlsFailure: "TLS failure"
-            case .tooManyRedirects: "too many redirects"
-            case .responseTooLarge: "response too large"
-            case .invalidRequest: "invalid request"
-            case .transport: "transport failure"
-            }
-        return "\(request): \(what) (\(detail))"
+    public var description: String { "\(request): \(kindDescription) (\(detail))" }
+
+    /// The kind in a few words ("connection refused").
+    public var kindDescription: String {
+        switch kind {
+        case .nameNotResolved: "host name not resolved"
+        case .connectionRefused: "connection refused"
+        case .connectFailed: "could not connect"
+        case .timedOut: "timed out"
+        case .tlsVerificationFailed: "server certificate not trusted"
+        case .clientCertificateRejected: "server rejected the client certificate"
+        case .clientCertificateInvalid: "client certificate or key unusable"
+        case .tlsFailure: "TLS failure"
+        case .tooManyRedirects: "too many redirects"
+        case .responseTooLarge: "response too large"
+        case .invalidRequest: "invalid request"
+        case .transport: "transport failure"
+        }
     }
 }

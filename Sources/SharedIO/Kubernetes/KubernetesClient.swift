@@ -4,10 +4,18 @@ public import Shared
 /// Reads (and, with the pipeline, writes) the Kubernetes API over HTTPS.
 public struct KubernetesClient: Sendable {
     public let access: KubernetesAccess
+    /// How long a call that met a transient failure is tried again.
+    public let retryBudget: RetryBudget
     private let http: HTTPClient
 
-    public init(access: KubernetesAccess, timeout: Duration = .seconds(30)) {
+    /// Told about the retries of every call made in the current task and
+    /// its child tasks (a job sets one, so the retries of its drain's
+    /// eviction tasks reach it too); `nil`: retries are silent.
+    @TaskLocal public static var retryReporter: APIRetryReporter?
+
+    public init(access: KubernetesAccess, timeout: Duration = .seconds(30), retryBudget: RetryBudget = .standard) {
         self.access = access
+        self.retryBudget = retryBudget
         var configuration = HTTPClient.Configuration()
         configuration.tls = access.tls
         configuration.timeout = timeout
@@ -85,7 +93,7 @@ public struct KubernetesClient: Sendable {
 
     /// GETs a path and returns the decoded JSON object; a non-2xx answer
     /// becomes a ``KubernetesAPIError`` with the `Status` reason and message.
-    /// Retried on 5xx, 429 and timeouts.
+    /// Retried on transient failures (``request(_:_:body:contentType:retry:)``).
     public func getJSON(_ path: String) async throws -> JSONValue {
         try await request("GET", path, retry: true)
     }
@@ -131,8 +139,9 @@ public struct KubernetesClient: Sendable {
         case namespaceTerminating(String)
     }
 
-    /// `POST /api/v1/namespaces/{ns}/pods/{name}/eviction`. Not retried by
-    /// the client: a 429 is the budget's answer and the caller decides.
+    /// `POST /api/v1/namespaces/{ns}/pods/{name}/eviction`. Retried on
+    /// transient failures but 429, which is the budget's answer: the caller
+    /// decides. Evicting again is safe: a pod already gone answers 404.
     public func evict(namespace: String, name: String) async throws -> EvictionAnswer {
         let path = "/api/v1/namespaces/\(namespace)/pods/\(name)/eviction"
         let body: JSONValue = .object([
@@ -140,7 +149,8 @@ public struct KubernetesClient: Sendable {
             "metadata": .object(["name": .string(name), "namespace": .string(namespace)]),
         ])
         do {
-            _ = try await request("POST", path, body: body, contentType: "application/json", retry: false)
+            _ = try await request(
+                "POST", path, body: body, contentType: "application/json", retry: true, retryTooManyRequests: false)
             return .accepted
         } catch let error as KubernetesAPIError {
             switch error.status {
@@ -153,49 +163,128 @@ public struct KubernetesClient: Sendable {
         }
     }
 
-    /// One request with the client's credentials. With `retry`, a 5xx, a
-    /// 429 or a transport timeout is tried again up to four times with
-    /// doubling backoff (0.2 s, 0.4 s, 0.8 s, 1.6 s).
+    /// One request with the client's credentials. With `retry`, a
+    /// transient failure (connection refused or reset, a timeout, a 5xx, a
+    /// 429 unless `retryTooManyRequests` is false) is tried again with
+    /// bounded exponential backoff within ``retryBudget``, each retry told
+    /// to ``retryReporter``; when the budget is spent the call fails with
+    /// ``KubernetesUnavailableError``, naming it.
     public func request(
-        _ method: String, _ path: String, body: JSONValue? = nil, contentType: String? = nil, retry: Bool
+        _ method: String, _ path: String, body: JSONValue? = nil, contentType: String? = nil, retry: Bool,
+        retryTooManyRequests: Bool = true
     ) async throws -> JSONValue {
         var headers: [(name: String, value: String)] = [("Accept", "application/json")]
         if let contentType { headers.append(("Content-Type", contentType)) }
         let data = try body.map { try JSONEncoder().encode($0) }
-        var delay = Duration.milliseconds(200)
-        var attempt = 1
+        let call = "\(method) \(path)"
+        let reporter = Self.retryReporter
+        let clock = ContinuousClock()
+        let started = clock.now
+        var tries = 0
         while true {
+            tries += 1
             do {
-                let response = try await http.send(
-                    HTTPRequest(
-                        method: method, url: access.server + path, headers: headers, body: data,
-                        bearerToken: try access.bearerToken()))
-                let object = try? JSONDecoder().decode(JSONValue.self, from: response.body)
-                guard response.isSuccess else {
-                    throw KubernetesAPIError(
-                        path: path, status: response.status, reason: object?[["reason"]]?.stringValue ?? "",
-                        message: object?[["message"]]?.stringValue ?? String(response.text.prefix(200)),
-                        details: object?[["details"]])
+                let answer = try await send(method, path, headers: headers, body: data)
+                if tries > 1 {
+                    try await reporter?.report(.recovered(call: call, tries: tries, elapsed: clock.now - started))
                 }
-                guard let object, case .object = object else {
-                    throw KubernetesAPIError(
-                        path: path, status: response.status, reason: "", message: "the answer is not a JSON object")
+                return answer
+            } catch let error where retry && Self.isTransient(error, retryTooManyRequests: retryTooManyRequests) {
+                let elapsed = clock.now - started
+                guard let delay = retryBudget.delay(afterTries: tries, elapsed: elapsed) else {
+                    guard tries > 1 else { throw error }
+                    try await reporter?.report(.gaveUp(call: call, tries: tries, elapsed: elapsed, reason: "\(error)"))
+                    throw KubernetesUnavailableError(call: call, tries: tries, elapsed: elapsed, last: error)
                 }
-                return object
-            } catch let error where retry && attempt < 5 && Self.isTransient(error) {
+                try await reporter?.report(
+                    .retrying(
+                        call: call, tries: tries, reason: Self.reason(error), remaining: retryBudget.total - elapsed))
                 try await Task.sleep(for: delay)
-                delay *= 2
-                attempt += 1
             }
         }
     }
 
-    static func isTransient(_ error: any Error) -> Bool {
-        if let error = error as? KubernetesAPIError { return error.status == 429 || error.status >= 500 }
+    private func send(
+        _ method: String, _ path: String, headers: [(name: String, value: String)], body: Data?
+    ) async throws -> JSONValue {
+        let response = try await http.send(
+            HTTPRequest(
+                method: method, url: access.server + path, headers: headers, body: body,
+                bearerToken: try access.bearerToken()))
+        let object = try? JSONDecoder().decode(JSONValue.self, from: response.body)
+        guard response.isSuccess else {
+            throw KubernetesAPIError(
+                path: path, status: response.status, reason: object?[["reason"]]?.stringValue ?? "",
+                message: object?[["message"]]?.stringValue ?? String(response.text.prefix(200)),
+                details: object?[["details"]])
+        }
+        guard let object, case .object = object else {
+            throw KubernetesAPIError(
+                path: path, status: response.status, reason: "", message: "the answer is not a JSON object")
+        }
+        return object
+    }
+
+    /// Connection refused, reset or timed out, a TLS handshake cut short, a
+    /// 5xx and (unless told otherwise) a 429: what an API server that is
+    /// restarting or overloaded answers. A certificate that does not verify
+    /// is not transient.
+    static func isTransient(_ error: any Error, retryTooManyRequests: Bool = true) -> Bool {
+        if let error = error as? KubernetesAPIError {
+            return (error.status == 429 && retryTooManyRequests) || error.status >= 500
+        }
         if let error = error as? HTTPClientError {
-            return [.timedOut, .connectionRefused, .connectFailed, .transport].contains(error.kind)
+            return [.timedOut, .connectionRefused, .connectFailed, .tlsFailure, .transport].contains(error.kind)
         }
         return false
+    }
+
+    /// A short reason for a retry: the HTTP status or the transport failure.
+    private static func reason(_ error: any Error) -> String {
+        switch error {
+        case let error as KubernetesAPIError:
+            "HTTP \(error.status)\(error.reason.isEmpty ? "" : " \(error.reason)")"
+        case let error as HTTPClientError:
+            error.kindDescription
+        default:
+            "\(error)"
+        }
+    }
+}
+
+/// Told about the retries of Kubernetes calls; see ``KubernetesClient/retryReporter``.
+public struct APIRetryReporter: Sendable {
+    /// One moment of a call's retries.
+    public enum Event: Sendable, Equatable {
+        /// Try `tries` failed for `reason`; another follows within `remaining`.
+        case retrying(call: String, tries: Int, reason: String, remaining: Duration)
+        /// Try `tries` answered, `elapsed` after the first.
+        case recovered(call: String, tries: Int, elapsed: Duration)
+        /// The budget is spent after `tries`; the call fails.
+        case gaveUp(call: String, tries: Int, elapsed: Duration, reason: String)
+    }
+
+    /// Records an event; throwing (an abort, a shutdown) ends the retries with that error.
+    public let report: @Sendable (Event) async throws -> Void
+
+    public init(report: @escaping @Sendable (Event) async throws -> Void) {
+        self.report = report
+    }
+}
+
+/// A Kubernetes call that kept failing transiently until its retry budget was spent.
+public struct KubernetesUnavailableError: Error, Sendable, CustomStringConvertible {
+    /// `METHOD path` of the call.
+    public let call: String
+    public let tries: Int
+    public let elapsed: Duration
+    /// The last try's failure.
+    public let last: any Error
+
+    public var description: String {
+        let seconds = Int(
+            (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18).rounded())
+        return "Kubernetes API \(call): no answer after \(seconds) s and \(tries) tries; last: \(last)"
     }
 }
 
