@@ -32,6 +32,11 @@ set -euo pipefail
 ROOT=${K8S_NODE_ROOT:-}
 SOURCES="$ROOT/etc/apt/sources.list.d/kubernetes.list"
 MANIFESTS="$ROOT/etc/kubernetes/manifests"
+# Set before the first change of a run and removed once the kubelet has
+# restarted: a run killed in between (a dropped SSH session, a killed
+# orchestrator) leaves it, and the next run restarts the kubelet even
+# though every package is already at the target.
+RESTART_PENDING="$ROOT/var/lib/k8s-upgrade/kubelet-restart-pending"
 PACKAGES=(kubeadm kubelet kubectl)
 
 usage() {
@@ -155,7 +160,16 @@ echo "package version $revision"
 
 changed=0
 
+# Every change below ends in a kubelet restart; say so on disk first.
+restart_pending() {
+  if ((!dry_run)); then
+    mkdir -p "${RESTART_PENDING%/*}"
+    : >"$RESTART_PENDING"
+  fi
+}
+
 if [[ $(installed kubeadm) != "$revision" ]]; then
+  restart_pending
   step "installing kubeadm $revision"
   change apt-mark unhold kubeadm
   change apt-get install -y -q "kubeadm=$revision"
@@ -172,6 +186,7 @@ case $role in
     if apiserver_at_target; then
       step "control plane already at v$release"
     else
+      restart_pending
       step "upgrading the control plane (kubeadm upgrade apply v$release)"
       change kubeadm upgrade apply "v$release" -y
       changed=1
@@ -181,6 +196,7 @@ case $role in
     if apiserver_at_target; then
       step "control plane already at v$release"
     else
+      restart_pending
       step "upgrading this control plane (kubeadm upgrade node)"
       change kubeadm upgrade node
       changed=1
@@ -188,6 +204,7 @@ case $role in
     ;;
   worker)
     if [[ $(installed kubelet) != "$revision" ]]; then
+      restart_pending
       step "upgrading the kubelet configuration (kubeadm upgrade node)"
       change kubeadm upgrade node
       changed=1
@@ -196,6 +213,7 @@ case $role in
 esac
 
 if [[ $(installed kubelet) != "$revision" || $(installed kubectl) != "$revision" ]]; then
+  restart_pending
   step "installing kubelet and kubectl $revision"
   change apt-mark unhold kubelet kubectl
   change apt-get install -y -q "kubelet=$revision" "kubectl=$revision"
@@ -211,10 +229,16 @@ for pkg in "${PACKAGES[@]}"; do
   fi
 done
 
-if ((changed)) || ! systemctl is-active --quiet kubelet 2>/dev/null; then
-  step "restarting kubelet"
+if ((changed)) || [[ -f $RESTART_PENDING ]] || ! systemctl is-active --quiet kubelet 2>/dev/null; then
+  if ((!changed)) && [[ -f $RESTART_PENDING ]]; then
+    step "restarting kubelet: an earlier run stopped before its restart"
+    changed=1
+  else
+    step "restarting kubelet"
+  fi
   change systemctl daemon-reload
   change systemctl restart kubelet
+  ((dry_run)) || rm -f "$RESTART_PENDING"
 fi
 
 if ((changed)); then

@@ -130,6 +130,27 @@ extension TestBedSuites {
             #expect(holds == "kubeadm\nkubectl\nkubelet\n")
         }
 
+        @Test func aRunStoppedBeforeItsKubeletRestartRestartsTheKubeletWhenRunAgain() async throws {
+            let bed = try await TestBed.start()
+            // Packages installed, kubelet not yet restarted: what a run
+            // killed with its SSH session (or its orchestrator) leaves.
+            let arm = try await bed.ssh("worker-3").run(
+                #"touch "$K8S_NODE_ROOT/var/lib/testbed/fail-next-kubelet-restart""#)
+            #expect(arm.exitStatus == 0)
+            let stopped = try await Self.run(bed, "worker-3", "--role worker --release 1.34.5")
+            #expect(stopped.exitStatus == 1)
+            #expect(try await Self.versions(bed)["worker-3"] == "v1.34.3")
+
+            let again = try await Self.run(bed, "worker-3", "--role worker --release 1.34.5")
+            #expect(again.exitStatus == 0, "\(again.stderrText)")
+            #expect(again.stdoutText.contains("restarting kubelet: an earlier run stopped before its restart"))
+            #expect(again.stdoutText.contains("done: worker at 1.34.5"))
+            #expect(try await Self.versions(bed)["worker-3"] == "v1.34.5")
+            let third = try await Self.run(bed, "worker-3", "--role worker --release 1.34.5")
+            #expect(third.stdoutText.contains("already at 1.34.5"), "\(third.stdoutText)")
+            #expect(!third.stdoutText.contains("restarting kubelet"))
+        }
+
         @Test func theRepositoryRewriteMovesTheSourceToTheNextMinor() async throws {
             let bed = try await TestBed.start(runningVersion: "1.34.5")
             let rewrite = try await Self.run(bed, "worker-1", "--repo-minor 1.35")
