@@ -186,11 +186,16 @@ EXPECTED_RBAC = {
         ("", "nodes", [], ["get", "list", "patch"]), ("", "pods", [], ["get", "list"]),
         ("", "pods/eviction", [], ["create"]), ("policy", "poddisruptionbudgets", [], ["get", "list"]),
         ("apps", "daemonsets", [], ["get"]), ("", "namespaces", ["k8s-upgrade"], ["get", "patch"])),
+    # The orchestrator's leader lease (LeaderLease.swift), in its own namespace only.
+    ("Role", "k8s-upgrade"): want(
+        ("coordination.k8s.io", "leases", [], ["create"]),
+        ("coordination.k8s.io", "leases", ["k8s-upgrade"], ["get", "update"])),
 }
-# No namespaced Roles: neither binary calls a namespaced API beyond the above.
+# No other namespaced Role: neither binary calls a namespaced API beyond the above.
 for kind in ("Role", "RoleBinding"):
     for obj in by_kind.get(kind, []):
-        problem(f"{kind}/{obj['metadata']['name']} grants what no code path uses")
+        if obj["metadata"]["name"] != "k8s-upgrade" or obj["metadata"].get("namespace") != "k8s-upgrade":
+            problem(f"{kind}/{obj['metadata']['name']} grants what no code path uses")
 for (kind, name), expected in EXPECTED_RBAC.items():
     actual = rules(kind, name)
     if actual != expected:

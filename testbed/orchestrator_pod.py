@@ -11,13 +11,18 @@ when the pod is deleted or evicted the process gets SIGTERM, then SIGKILL
 after the pod's grace period; a process that dies by itself is restarted in
 the same pod, as restartPolicy Always does).
 
-After a deletion, a replacement pod starts after --restart-delay seconds on
-a schedulable node: on the same store, or, with --volume node-local, on an
-empty one when it lands on another node (a node-local volume does not move).
+After a deletion, as a ReplicaSet does, a replacement pod starts after
+--restart-delay seconds on a schedulable node while the old one is still
+terminating: on the same store, or, with --volume node-local, on an empty
+one when it lands on another node (a node-local volume does not move). Each
+pod's process listens on a port of its own; the Service (--port) forwards
+to the newest pod that is Ready (GET /readyz answers 200), and to none
+while no pod is, as kube-proxy does with a Service's endpoints.
 
 Every start, stop and kill is a line in DIR/logs/orchestrator-pod.log, and
-DIR/orchestrator-pod.json says what runs now: {pod, node, pid, starts,
-store}. SIGTERM to this process stops the orchestrator and exits.
+DIR/orchestrator-pod.json says what the newest pod runs: {pod, node, pid,
+starts, store, ready}, `starts` counting every process start. SIGTERM to
+this process stops the orchestrators and exits.
 """
 import argparse
 import json
@@ -28,6 +33,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -61,12 +67,72 @@ def say(message):
     print(f"{time.strftime('%H:%M:%S')}.{int(time.time() * 1000) % 1000:03d} {message}", flush=True)
 
 
-def listening(port):
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ready(port):
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=0.5) as response:
+            return response.status == 200
+    except (OSError, urllib.error.URLError):
         return False
+
+
+class Service:
+    """The Service in front of the pods: new connections go to the newest
+    Ready pod's port (`target`), or are closed while there is none."""
+
+    def __init__(self, port):
+        self.target = None
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", port))
+        self.listener.listen(128)
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            client, _ = self.listener.accept()
+            target = self.target
+            try:
+                if target is None:
+                    raise OSError("no endpoint")
+                upstream = socket.create_connection(("127.0.0.1", target), timeout=2)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self.pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def pipe(source, sink):
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for sock in (source, sink):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class Pod:
+    """One pod of the ReplicaSet and its container's process."""
+
+    def __init__(self, name, node):
+        self.name, self.node = name, node
+        self.process = None
+        self.port = free_port()
+        self.ready = False
+        self.store = None
+        self.terminating_since = None
+        self.grace = 0.0
 
 
 class Supervisor:
@@ -82,15 +148,12 @@ class Supervisor:
                 serve.pop(0)
             else:
                 self.serve.append(word)
-        self.pod = None  # name of the current pod
-        self.node = None
-        self.process = None
-        self.ready = False
-        self.terminating_since = None
+        self.pod = None  # the newest pod, not terminating
+        self.terminating = []  # older pods, their processes still stopping
         self.starts = 0
-        self.store = None
         self.stopping = False
         self.replicaset_uid = None
+        self.service = Service(args.port)
 
     # -- the Deployment controller and the scheduler
 
@@ -139,83 +202,100 @@ class Supervisor:
             "status": {"phase": "Pending"}})
         if status not in (200, 201):
             return False
-        self.pod, self.node, self.ready = name, node, False
+        self.pod = Pod(name, node)
         say(f"pod {name} scheduled on {node}")
-        self.start_process()
+        self.start_process(self.pod)
         return True
 
     # -- the kubelet
 
-    def store_path(self):
+    def store_path(self, pod):
         if self.args.volume == "node-local":
-            folder = self.bed / "orchestrator-volume" / self.node
+            folder = self.bed / "orchestrator-volume" / pod.node
         else:
             folder = self.bed / "orchestrator-volume" / "shared"
         folder.mkdir(parents=True, exist_ok=True)
         return str(folder / "jobs.sqlite")
 
-    def start_process(self):
-        self.store = self.store_path()
-        env = dict(os.environ, POD_NAME=self.pod, POD_NAMESPACE=NAMESPACE, NODE_NAME=self.node)
-        command = [self.args.binary, *self.serve, "--listen", f"127.0.0.1:{self.args.port}", "--store", self.store]
+    def start_process(self, pod):
+        pod.store = self.store_path(pod)
+        env = dict(os.environ, POD_NAME=pod.name, POD_NAMESPACE=NAMESPACE, NODE_NAME=pod.node)
+        command = [self.args.binary, *self.serve, "--listen", f"127.0.0.1:{pod.port}", "--store", pod.store]
         log = open(self.bed / "logs" / "orchestrator.log", "ab")
-        self.process = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
+        pod.process = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
         self.starts += 1
-        self.ready = False
-        say(f"pod {self.pod} on {self.node}: started k8s-upgrade serve, pid {self.process.pid}, store {self.store}")
-        self.write_state()
+        pod.ready = False
+        say(f"pod {pod.name} on {pod.node}: started k8s-upgrade serve, pid {pod.process.pid}, port {pod.port}, "
+            f"store {pod.store}")
+        self.route()
 
-    def write_state(self):
-        state = {"pod": self.pod, "node": self.node, "pid": self.process.pid if self.process else None,
-                 "starts": self.starts, "store": self.store, "ready": self.ready}
+    def route(self):
+        """Points the Service at the newest Ready pod and writes the state file."""
+        pod = self.pod
+        self.service.target = pod.port if pod and pod.ready else None
+        state = {"pod": pod.name if pod else None, "node": pod.node if pod else None,
+                 "pid": pod.process.pid if pod and pod.process else None, "starts": self.starts,
+                 "store": pod.store if pod else None, "ready": bool(pod and pod.ready),
+                 "terminating": [old.name for old in self.terminating]}
         path = self.bed / "orchestrator-pod.json"
         path.with_suffix(".tmp").write_text(json.dumps(state))
         os.replace(path.with_suffix(".tmp"), path)
 
-    def mark_ready(self):
+    def mark_ready(self, pod):
         status, _ = self.api.call(
-            "PATCH", f"/api/v1/namespaces/{NAMESPACE}/pods/{self.pod}/status",
+            "PATCH", f"/api/v1/namespaces/{NAMESPACE}/pods/{pod.name}/status",
             {"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}},
             "application/merge-patch+json")
         if status == 200:
-            self.ready = True
-            say(f"pod {self.pod} Ready")
-            self.write_state()
+            pod.ready = True
+            say(f"pod {pod.name} Ready")
+            self.route()
+
+    def stop_terminating(self):
+        """SIGKILL after the grace period; forget pods whose process ended."""
+        for old in list(self.terminating):
+            if old.process.poll() is None and time.time() >= old.terminating_since + old.grace:
+                say(f"pod {old.name}: grace period over, SIGKILL to pid {old.process.pid}")
+                old.process.kill()
+            if old.process.poll() is not None:
+                say(f"pod {old.name}: pid {old.process.pid} ended ({old.process.returncode}) after "
+                    f"{time.time() - old.terminating_since:.1f} s")
+                self.terminating.remove(old)
+                self.route()
 
     def step(self):
+        self.stop_terminating()
         if self.pod is None:
             if time.time() >= self.next_start:
                 self.create_pod()
             return
-        status, pod = self.api.call("GET", f"/api/v1/namespaces/{NAMESPACE}/pods/{self.pod}")
+        pod = self.pod
+        status, body = self.api.call("GET", f"/api/v1/namespaces/{NAMESPACE}/pods/{pod.name}")
         gone = status == 404
-        deleting = gone or (status == 200 and pod.get("metadata", {}).get("deletionTimestamp"))
-        if deleting and self.terminating_since is None:
-            self.terminating_since = time.time()
-            grace = pod.get("metadata", {}).get("deletionGracePeriodSeconds", self.args.grace) if not gone else 0
-            self.grace = float(grace)
-            say(f"pod {self.pod} {'gone' if gone else 'deleted'}: SIGTERM to pid {self.process.pid}, "
-                f"grace {self.grace:g} s")
-            self.process.send_signal(signal.SIGTERM)
-        if self.terminating_since is not None:
-            if self.process.poll() is None and time.time() >= self.terminating_since + self.grace:
-                say(f"pod {self.pod}: grace period over, SIGKILL to pid {self.process.pid}")
-                self.process.kill()
-            if self.process.poll() is not None:
-                say(f"pod {self.pod}: pid {self.process.pid} ended ({self.process.returncode}) after "
-                    f"{time.time() - self.terminating_since:.1f} s; replacement in {self.args.restart_delay:g} s")
-                self.pod, self.terminating_since = None, None
-                self.next_start = time.time() + self.args.restart_delay
+        if gone or (status == 200 and body.get("metadata", {}).get("deletionTimestamp")):
+            pod.terminating_since = time.time()
+            pod.grace = 0.0 if gone else float(body.get("metadata", {}).get("deletionGracePeriodSeconds",
+                                                                              self.args.grace))
+            say(f"pod {pod.name} {'gone' if gone else 'deleted'}: SIGTERM to pid {pod.process.pid}, "
+                f"grace {pod.grace:g} s; replacement in {self.args.restart_delay:g} s")
+            pod.process.send_signal(signal.SIGTERM)
+            # The ReplicaSet replaces a terminating pod at once: both run for a while.
+            self.terminating.append(pod)
+            self.pod = None
+            self.next_start = time.time() + self.args.restart_delay
+            self.route()
             return
-        if self.process.poll() is not None:
+        if pod.process.poll() is not None:
             # The container died on its own: restartPolicy Always, same pod, same node, same volume.
-            say(f"pod {self.pod}: pid {self.process.pid} exited ({self.process.returncode}); "
+            say(f"pod {pod.name}: pid {pod.process.pid} exited ({pod.process.returncode}); "
                 f"container restart in {self.args.restart_delay:g} s")
+            pod.ready = False
+            self.route()
             time.sleep(self.args.restart_delay)
-            self.start_process()
+            self.start_process(pod)
             return
-        if not self.ready and listening(self.args.port):
-            self.mark_ready()
+        if not pod.ready and ready(pod.port):
+            self.mark_ready(pod)
 
     def run(self):
         self.next_start = 0
@@ -226,12 +306,15 @@ class Supervisor:
             except (OSError, ValueError) as error:  # the API is away (an outage): try again
                 say(f"API unreachable: {error}")
             time.sleep(0.1)
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
+        processes = [p.process for p in self.terminating + ([self.pod] if self.pod else []) if p.process]
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in processes:
             try:
-                self.process.wait(timeout=5)
+                process.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                process.kill()
 
 
 def main():
@@ -241,7 +324,7 @@ def main():
     parser.add_argument("--args-file", required=True, help="the serve arguments (JSON list)")
     parser.add_argument("--api-url", required=True)
     parser.add_argument("--ca", required=True)
-    parser.add_argument("--port", type=int, required=True, help="the port every replacement listens on (the Service)")
+    parser.add_argument("--port", type=int, required=True, help="the Service's port, forwarded to the newest Ready pod")
     parser.add_argument("--node", required=True, help="node of the first pod")
     parser.add_argument("--grace", type=int, default=10, help="terminationGracePeriodSeconds")
     parser.add_argument("--restart-delay", type=float, default=1.0)

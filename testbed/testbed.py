@@ -92,6 +92,21 @@ def wait_for_file(path, process, what, timeout=20):
     raise SystemExit(f"testbed: {what} did not start: {log_tail(process.log_name)}")
 
 
+def wait_for_ready(state_file, process, what, timeout=30):
+    """Waits until the orchestrator pod's supervisor says its pod is Ready."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if json.loads(state_file.read_text()).get("ready"):
+                return
+        except (OSError, ValueError):
+            pass
+        if process.poll() is not None:
+            raise SystemExit(f"testbed: {what} exited ({process.returncode}); see {BED_LOGS / (process.log_name + '.log')}")
+        time.sleep(0.1)
+    raise SystemExit(f"testbed: {what} is not Ready after {timeout} s; see {BED_LOGS / (process.log_name + '.log')}")
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -373,7 +388,7 @@ def up(args):
             "--api-url", sim_url, "--ca", pki / "ca.crt", "--port", str(port),
             "--node", args.orchestrator_node or master, "--grace", str(args.orchestrator_grace),
             "--restart-delay", str(args.orchestrator_restart_delay), "--volume", args.orchestrator_volume])
-        wait_for_port(port, pod, "the orchestrator pod", timeout=30)
+        wait_for_ready(bed / "orchestrator-pod.json", pod, "the orchestrator pod", timeout=30)
         env["TESTBED_ORCHESTRATOR_URL"] = f"http://127.0.0.1:{port}"
         env["TESTBED_ORCHESTRATOR_POD"] = str(bed / "orchestrator-pod.json")
     (bed / "env").write_text("".join(f"export {k}={json.dumps(v)}\n" for k, v in env.items()))

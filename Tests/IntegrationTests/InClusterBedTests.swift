@@ -145,6 +145,46 @@ extension TestBedSuites {
             try await bed.down()
         }
 
+        @Test func aReplacementStartedWhileTheOldPodFinishesItsNodeStepWaitsForTheLease() async throws {
+            let bed = try await TestBed.start(
+                extra: ["--orchestrator", "--soak", "1", "--orchestrator-restart-delay", "0.5"])
+            let server = try bed.orchestrator
+            let first = try await bed.waitForOrchestratorPod(starts: 1)
+            // worker-2's packages take 4 s to install: its node step is not a safe point.
+            let slow = try await bed.ssh("worker-2").run(#"echo 4 > "$K8S_NODE_ROOT/var/lib/testbed/install-seconds""#)
+            #expect(slow.exitStatus == 0)
+            try await Pipeline.execute(server, #"{"target_version":"1.34.5","kind":"patch"}"#)
+            try await Self.waitForEvent(server) { $0.kind == "output" && $0.node == "worker-2" }
+            _ = try await bed.kubectl("delete", "pod", "-n", "k8s-upgrade", first.pod, "--wait=false")
+            let second = try await bed.waitForOrchestratorPod(starts: 2)
+            #expect(second.pod != first.pod)
+
+            let done = try await server.waitForJob(1, state: "succeeded", timeout: 180)
+            Self.expectEachNodeFinishedOnce(done)
+            try await Self.expectEveryNodeAtTarget(bed)
+            let events = Pipeline.events(done)
+            // The old pod finished worker-2's node script before it stopped.
+            let interrupted = events.firstIndex { $0.kind == "job_interrupted" } ?? events.endIndex
+            #expect(
+                events[..<interrupted].contains {
+                    $0.node == "worker-2" && $0.message.contains("done: worker at 1.34.5")
+                }, "the old pod did not finish its node step")
+            // The replacement ran beside it and touched no job until the
+            // old pod gave the leader lease up.
+            let log = try String(
+                contentsOf: bed.directory.appendingPathComponent("logs/orchestrator.log"), encoding: .utf8
+            ).split(separator: "\n")
+            let waiting = log.firstIndex {
+                $0.contains(#""msg":"waiting for the leader lease before touching any job""#)
+                    && $0.contains(#""holder":"\#(first.pod)""#)
+            }
+            let released = log.firstIndex { $0.contains(#""msg":"released the leader lease""#) }
+            let took = log.firstIndex { $0.contains(#""msg":"took the leader lease""#) && $0.contains("released") }
+            #expect(waiting != nil && released != nil && took != nil, "\(log.suffix(30))")
+            if let waiting, let released, let took { #expect(waiting < released && released < took) }
+            try await bed.down()
+        }
+
         // MARK: - 3. SIGKILL and a lost store mid-upgrade
 
         @Test func aReplacementWithAnEmptyStoreAdoptsTheUpgradeFromTheAnnotations() async throws {

@@ -69,8 +69,23 @@ public struct OrchestratorFixture: Sendable {
         arguments = kept + extra
     }
 
-    /// Starts a server process and waits until it listens.
+    /// Starts a server process and waits until it listens and is ready
+    /// (it has taken over its job store and takes jobs).
     public func launch() async throws -> RunningOrchestrator {
+        let server = try await listening()
+        let deadline = Date().addingTimeInterval(15)
+        var last = ""
+        while Date() < deadline {
+            let answer = try? await server.request("GET", "/readyz", authorised: false)
+            if answer?.status == 200 { return server }
+            last = answer.map { "\($0.status) \($0.text)" } ?? "no answer"
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw FixtureError("k8s-upgrade serve listens but is not ready after 15 s: \(last)")
+    }
+
+    /// Starts a server process and waits until it listens.
+    public func listening() async throws -> RunningOrchestrator {
         let portFile = directory.appendingPathComponent("port")
         try? FileManager.default.removeItem(at: portFile)
         let command =

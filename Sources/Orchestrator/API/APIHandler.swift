@@ -48,6 +48,10 @@ struct APIHandler: Sendable {
             return (route, try await dispatch(request, route: route, parts: parts))
         } catch let refusal as Problem {
             return (route, problem(refusal))
+        } catch let standby as JobCoordinator.StandingBy {
+            var refusal = Problem(status: .serviceUnavailable, message: standby.description)
+            refusal.headers[.retryAfter] = "2"
+            return (route, problem(refusal))
         } catch {
             return (route, problem(Problem(status: .internalServerError, message: "internal error: \(error)")))
         }
@@ -73,6 +77,8 @@ struct APIHandler: Sendable {
         switch route {
         case "/healthz": return json(.object(["status": .string("ok")]))
         case "/readyz":
+            // Ready once this process leads: a Service sends clients only to the leader.
+            try await coordinator.requireLeading()
             do {
                 _ = try await store.activeJob()
                 return json(.object(["status": .string("ready")]))

@@ -24,7 +24,7 @@ enum OpenAPIDocument {
           /readyz:
             get:
               operationId: readyz
-              summary: Readiness; the job store answers. Always open.
+              summary: Readiness; this process leads (holds the leader lease in a pod, has taken over the job store) and the store answers. Always open.
               security: []
               responses:
                 "200": {description: ready, content: {application/json: {schema: {$ref: "#/components/schemas/Status"}}}}
@@ -63,6 +63,7 @@ enum OpenAPIDocument {
                 "409": {$ref: "#/components/responses/Problem"}
                 "413": {$ref: "#/components/responses/Problem"}
                 "415": {$ref: "#/components/responses/Problem"}
+                "503": {$ref: "#/components/responses/Standby"}
           /jobs:
             get:
               operationId: listJobs
@@ -107,6 +108,7 @@ enum OpenAPIDocument {
                 "401": {$ref: "#/components/responses/Unauthorized"}
                 "404": {$ref: "#/components/responses/Problem"}
                 "409": {$ref: "#/components/responses/Problem"}
+                "503": {$ref: "#/components/responses/Standby"}
           /jobs/{id}/resume:
             parameters:
               - {$ref: "#/components/parameters/JobID"}
@@ -119,6 +121,7 @@ enum OpenAPIDocument {
                 "401": {$ref: "#/components/responses/Unauthorized"}
                 "404": {$ref: "#/components/responses/Problem"}
                 "409": {$ref: "#/components/responses/Problem"}
+                "503": {$ref: "#/components/responses/Standby"}
         components:
           securitySchemes:
             bearer: {type: http, scheme: bearer}
@@ -131,6 +134,13 @@ enum OpenAPIDocument {
           responses:
             Problem:
               description: refused; the message names the field and the rule
+              content: {application/json: {schema: {$ref: "#/components/schemas/Problem"}}}
+            Standby:
+              description: >-
+                not leading yet: another instance holds the leader lease and is still finishing, or
+                this one is taking over the job store; ask again after Retry-After seconds
+              headers:
+                Retry-After: {description: seconds, schema: {type: string}}
               content: {application/json: {schema: {$ref: "#/components/schemas/Problem"}}}
             Unauthorized:
               description: missing or wrong bearer token

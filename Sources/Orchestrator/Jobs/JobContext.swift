@@ -58,20 +58,27 @@ struct JobContext: Sendable {
         if !request.dryRun { progressed(time) }
     }
 
-    /// A safe point: stops the job here if an abort or a shutdown was asked for.
-    func checkpoint() throws {
-        if let stop = control.stopRequested { throw stop }
+    /// A safe point: stops the job here if an abort or a shutdown was asked
+    /// for; with `finishingOnShutdown`, only an abort stops it (the step
+    /// around it must end before the job may stop for a shutdown).
+    func checkpoint(finishingOnShutdown: Bool = false) throws {
+        guard let stop = control.stopRequested else { return }
+        if stop == .shutdown && finishingOnShutdown { return }
+        throw stop
     }
 
     /// Waits until `check` answers nil (done), asking every poll interval;
     /// its other answers say why it is not done yet and are recorded when
     /// they change. Stops at once on abort; fails after `timeout`, naming
-    /// what it waited for and the last reason.
+    /// what it waited for and the last reason. With `finishingOnShutdown`,
+    /// a shutdown does not stop it: a node step that changed the node ends
+    /// with its verification, so that a resumed job does not take the node
+    /// for done without it.
     func wait(
         for what: String, stage: UpgradeStage?, node: String? = nil, timeout: Duration,
-        check: @Sendable () async -> String?
+        finishingOnShutdown: Bool = false, check: @Sendable () async -> String?
     ) async throws {
-        try checkpoint()
+        try checkpoint(finishingOnShutdown: finishingOnShutdown)
         guard var reason = await check() else { return }
         let started = Self.now()
         let deadline = started + timeout.seconds
@@ -84,7 +91,7 @@ struct JobContext: Sendable {
             ])
         if !request.dryRun { progressed(started) }
         while true {
-            try await sleep(pollInterval)
+            try await sleep(pollInterval, finishingOnShutdown: finishingOnShutdown)
             let next = await check()
             guard let next else {
                 try await record(
@@ -106,8 +113,9 @@ struct JobContext: Sendable {
     /// Runs `body` with every retry of its Kubernetes calls (and those of
     /// its child tasks) recorded as a wait of this job: "the Kubernetes API
     /// to answer GET …" with the budget's deadline, one update per retry,
-    /// and how it ended. With `stoppable`, an abort or a shutdown ends the
-    /// retries at once.
+    /// and how it ended. With `stoppable`, an abort ends the retries at
+    /// once; a shutdown lets the call go on within its budget (well inside
+    /// the pod's grace period) and stops the job at its next safe point.
     func reportingAPIRetries<T>(
         stage: UpgradeStage?, stoppable: Bool = true, isolation: isolated (any Actor)? = #isolation,
         _ body: () async throws -> T
@@ -118,7 +126,7 @@ struct JobContext: Sendable {
                 return
             }
             try await record(apiRetry: event, stage: stage)
-            try checkpoint()
+            try checkpoint(finishingOnShutdown: true)
         }
         return try await KubernetesClient.$retryReporter.withValue(reporter) { try await body() }
     }
@@ -151,16 +159,17 @@ struct JobContext: Sendable {
         }
     }
 
-    /// Sleeps, waking every 100 ms to honour an abort.
-    func sleep(_ duration: Duration) async throws {
+    /// Sleeps, waking every 100 ms to honour an abort (and a shutdown,
+    /// unless `finishingOnShutdown`).
+    func sleep(_ duration: Duration, finishingOnShutdown: Bool = false) async throws {
         var left = duration
         while left > .zero {
-            try checkpoint()
+            try checkpoint(finishingOnShutdown: finishingOnShutdown)
             let slice = min(left, .milliseconds(100))
             try await Task.sleep(for: slice)
             left -= slice
         }
-        try checkpoint()
+        try checkpoint(finishingOnShutdown: finishingOnShutdown)
     }
 
     static func format(_ seconds: Double) -> String {

@@ -6,7 +6,17 @@ import SharedIO
 /// runs queued jobs one after the other through the pipeline's stages. Runs
 /// as a ServiceLifecycle service; a graceful shutdown stops the running job
 /// at its next safe point as `interrupted`, to be resumed later.
+///
+/// In a pod it first waits for the leader lease (a Deployment starts the
+/// replacement while the old pod still finishes its node step), then takes
+/// over (``whenLeading(_:)``: interrupted jobs, adoption, self-resume), and
+/// only then touches jobs; until then it stands by and refuses changes.
 actor JobCoordinator: Service {
+    /// Why this process does not take job changes yet.
+    struct StandingBy: Error, CustomStringConvertible {
+        let description: String
+    }
+
     enum AbortOutcome {
         case notFound
         case accepted(JobRecord)
@@ -26,15 +36,22 @@ actor JobCoordinator: Service {
     let pollInterval: Duration
     /// Told the time of every event a running job writes.
     let progressed: @Sendable (Double) -> Void
+    /// Held before any job is touched; `nil` outside a pod, where no
+    /// replacement can overlap.
+    let lease: LeaderLease?
+    private var takeOver: @Sendable () async -> Void = {}
+    /// Set once this process holds the lease and has taken over.
+    private(set) var leading = false
     private var running: (id: Int64, control: JobControl)?
     private let wakeups: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
 
     init(
-        store: JobStore, pipeline: any Pipeline, log: JSONLog, pollInterval: Duration,
+        store: JobStore, pipeline: any Pipeline, log: JSONLog, pollInterval: Duration, lease: LeaderLease? = nil,
         progressed: @escaping @Sendable (Double) -> Void = { _ in }
     ) {
         self.store = store
+        self.lease = lease
         self.progressed = progressed
         self.pipeline = pipeline
         self.log = log
@@ -42,8 +59,25 @@ actor JobCoordinator: Service {
         (wakeups, wake) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
+    /// What the leader does before its first job: set once, before ``run()``.
+    func whenLeading(_ body: @escaping @Sendable () async -> Void) {
+        takeOver = body
+    }
+
+    /// Throws ``StandingBy`` unless this process leads.
+    func requireLeading() async throws {
+        guard !leading else { return }
+        if let holder = await lease?.waitingFor {
+            throw StandingBy(
+                description:
+                    "standing by: the leader lease is held by \(holder), which is still finishing; ask again shortly")
+        }
+        throw StandingBy(description: "starting: taking over the job store; ask again shortly")
+    }
+
     /// Queues a job unless another one holds the slot.
     func submit(_ request: ExecuteRequest) async throws -> Result<JobRecord, ActiveJobConflict> {
+        try await requireLeading()
         let result = try await store.create(request, at: JobContext.now())
         if case let .success(job) = result {
             log.info("job queued", ["job": String(job.id), "target": request.targetVersion.description])
@@ -54,6 +88,7 @@ actor JobCoordinator: Service {
 
     /// A queued job is aborted at once; a running one stops at its next safe point.
     func abort(_ id: Int64) async throws -> AbortOutcome {
+        try await requireLeading()
         guard let job = try await store.job(id) else { return .notFound }
         let now = JobContext.now()
         switch AbortDecision(state: job.state) {
@@ -77,7 +112,12 @@ actor JobCoordinator: Service {
 
     /// Queues a failed, aborted or interrupted job again; the stages run
     /// from live state, recognising what is already done.
-    func resume(_ id: Int64, reason: String? = nil) async throws -> ResumeOutcome {
+    func resume(_ id: Int64) async throws -> ResumeOutcome {
+        try await requireLeading()
+        return try await queueAgain(id, reason: nil)
+    }
+
+    private func queueAgain(_ id: Int64, reason: String?) async throws -> ResumeOutcome {
         guard let job = try await store.job(id) else { return .notFound }
         guard job.state.isResumable else { return .refused(job) }
         let event = JobEvent(
@@ -122,7 +162,7 @@ actor JobCoordinator: Service {
         let events = try await store.events(of: job.id, after: 0, limit: Int.max)
         switch policy.decide(events: events, now: JobContext.now()) {
         case let .resume(restart):
-            let outcome = try await resume(
+            let outcome = try await queueAgain(
                 job.id, reason: "resumed after the service restarted (restart \(restart) of this job)")
             guard case .accepted = outcome else { return nil }
             log.warning("job resumed after the service restarted", ["job": String(job.id), "restart": String(restart)])
@@ -139,14 +179,47 @@ actor JobCoordinator: Service {
 
     // MARK: - The runner
 
+    /// Waits for the lease (in a pod), takes over, then runs queued jobs
+    /// while renewing the lease, until a graceful shutdown; then releases
+    /// the lease, so that the replacement takes over at once. Losing the
+    /// lease stops the running job at its next safe point and ends the
+    /// service with that error (the container restarts and stands by).
     nonisolated func run() async throws {
-        await withGracefulShutdownHandler {
-            await self.runQueuedJobs()
-            for await _ in self.wakeups.cancelOnGracefulShutdown() {
-                await self.runQueuedJobs()
+        try await withGracefulShutdownHandler {
+            if let lease = self.lease {
+                guard await lease.acquire() else { return }
             }
+            await self.lead()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await self.runUntilShutdown() }
+                if let lease = self.lease {
+                    group.addTask { try await lease.keepRenewing() }
+                }
+                do {
+                    try await group.next()
+                } catch {
+                    self.log.error("lost the leader lease; stopping the running job", ["error": "\(error)"])
+                    await self.stopForShutdown()
+                    while let _ = try? await group.next() {}
+                    throw error
+                }
+                group.cancelAll()
+            }
+            await self.lease?.release()
         } onGracefulShutdown: {
             Task { await self.stopForShutdown() }
+        }
+    }
+
+    private func lead() async {
+        await takeOver()
+        leading = true
+    }
+
+    private func runUntilShutdown() async {
+        await runQueuedJobs()
+        for await _ in wakeups.cancelOnGracefulShutdown() {
+            await runQueuedJobs()
         }
     }
 

@@ -550,7 +550,7 @@ final class UpgradePipeline: Pipeline {
         try await job.wait(
             for:
                 "\(node) to be Ready with kubelet\(role == .worker ? "" : " and API server") at \(target) after its kubelet restart",
-            stage: stage, node: node, timeout: settings.nodeReadyTimeout
+            stage: stage, node: node, timeout: settings.nodeReadyTimeout, finishingOnShutdown: true
         ) {
             guard let facts = try? await self.cluster.node(node) else { return "node unreadable" }
             var missing: [String] = []

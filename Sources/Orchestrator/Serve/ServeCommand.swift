@@ -274,6 +274,12 @@ struct ServeSettings: Sendable {
 }
 
 extension ServeSettings {
+    /// The pod this process runs in (`POD_NAMESPACE`, `POD_NAME`); `nil` outside a pod.
+    var ownPod: (namespace: String, name: String)? {
+        guard let reference = drainExclusion.ownPod, let slash = reference.firstIndex(of: "/") else { return nil }
+        return (String(reference[..<slash]), String(reference[reference.index(after: slash)...]))
+    }
+
     /// `--drain-timeout`, which `drain` shares with `serve`.
     static func drainTimeout(_ drainTimeout: Double?, _ reader: OptionReader) throws(SettingsError) -> Duration {
         try reader.seconds(drainTimeout, "DRAIN_TIMEOUT", default: 600, range: 1...86400)
@@ -328,9 +334,6 @@ struct Server {
         let log = JSONLog(component: "k8s-upgrade")
         let token = BearerToken(try TokenFile.read(settings.apiTokenFile))
         let store = try await JobStore(path: settings.store)
-        for id in try await store.markInterrupted(at: JobContext.now()) {
-            log.warning("job found running at start is now interrupted", ["job": String(id)])
-        }
         let access = try KubernetesAccess.resolve(kubeconfig: settings.kubeconfig)
         let nodeScript: Data
         do { nodeScript = try Data(contentsOf: URL(fileURLWithPath: settings.nodeScriptPath)) } catch {
@@ -344,10 +347,9 @@ struct Server {
         let notifier = SlackNotifier(webhookURL: webhook, log: log)
         let gauges = GaugePublisher(pushgatewayURL: settings.pushgatewayURL, log: log)
         if let last = try await store.lastSuccess() { gauges.seed { $0.lastSuccess = last } }
+        let client = KubernetesClient(access: access, retryBudget: settings.apiRetryBudget)
         let cluster = Cluster(
-            client: KubernetesClient(access: access, retryBudget: settings.apiRetryBudget),
-            annotationPrefix: settings.annotationPrefix,
-            namespace: settings.namespace)
+            client: client, annotationPrefix: settings.annotationPrefix, namespace: settings.namespace)
         var drainer = Drainer(cluster: cluster)
         drainer.timeout = settings.drainTimeout
         drainer.exclusion = settings.drainExclusion
@@ -370,29 +372,18 @@ struct Server {
                 prometheus: Prometheus(baseURL: settings.prometheusURL), selector: settings.gate,
                 gateWait: settings.gateWait),
             notifier: notifier, gauges: gauges)
+        // In a pod, a replacement can start while this one still finishes
+        // its node step: only the holder of the leader lease touches jobs.
+        let lease = settings.ownPod.map { pod in
+            LeaderLease(
+                client: client, namespace: pod.namespace, election: LeaderElection(identity: pod.name), log: log)
+        }
         let coordinator = JobCoordinator(
-            store: store, pipeline: pipeline, log: log, pollInterval: settings.pollInterval,
+            store: store, pipeline: pipeline, log: log, pollInterval: settings.pollInterval, lease: lease,
             progressed: { time in gauges.update { $0.lastProgress = time } })
-        if settings.autoResume {
-            await adoptInFlightJob(cluster: cluster, coordinator: coordinator, log: log)
-            switch try await coordinator.continueAfterRestart(policy: settings.restartPolicy) {
-            case let .resumed(id, restart)?:
-                gauges.seed { $0.restarts = restart }
-                notifier.notify(
-                    Notice(
-                        .warning, "Job \(id) resumed after the service restarted",
-                        lines: ["restart \(restart) of this job; it continues from the cluster's live state"], jobID: id
-                    ))
-            case let .stopped(id, reason)?:
-                // The job had begun (or it would not have been interrupted), so the cluster may be mid-upgrade.
-                gauges.update {
-                    $0.crashLoop = true
-                    $0.inFlight = true
-                }
-                notifier.notify(
-                    Notice(.failure, "Job \(id) failed: the service keeps restarting", lines: [reason], jobID: id))
-            case nil: break
-            }
+        await coordinator.whenLeading {
+            await takeOver(
+                store: store, cluster: cluster, coordinator: coordinator, notifier: notifier, gauges: gauges, log: log)
         }
         let metrics = ServiceMetrics(startTime: JobContext.now(), gauges: gauges)
         let handler = APIHandler(coordinator: coordinator, store: store, token: token, metrics: metrics)
@@ -411,6 +402,43 @@ struct Server {
             logger: .init(label: "k8s-upgrade", factory: { _ in SwiftLogNoOpLogHandler() }))
         try await app.runService()
         log.info("stopped")
+    }
+
+    /// The leader's first moves, before its first job: a job the previous
+    /// process left running is interrupted, the upgrade in flight adopted
+    /// when the store lost it, and an interrupted job resumed (or failed
+    /// when the service keeps restarting).
+    private func takeOver(
+        store: JobStore, cluster: Cluster, coordinator: JobCoordinator, notifier: SlackNotifier,
+        gauges: GaugePublisher, log: JSONLog
+    ) async {
+        do {
+            for id in try await store.markInterrupted(at: JobContext.now()) {
+                log.warning("job found running at start is now interrupted", ["job": String(id)])
+            }
+        } catch { log.error("could not mark the jobs left running as interrupted", ["error": "\(error)"]) }
+        guard settings.autoResume else { return }
+        await adoptInFlightJob(cluster: cluster, coordinator: coordinator, log: log)
+        do {
+            switch try await coordinator.continueAfterRestart(policy: settings.restartPolicy) {
+            case let .resumed(id, restart)?:
+                gauges.seed { $0.restarts = restart }
+                notifier.notify(
+                    Notice(
+                        .warning, "Job \(id) resumed after the service restarted",
+                        lines: ["restart \(restart) of this job; it continues from the cluster's live state"], jobID: id
+                    ))
+            case let .stopped(id, reason)?:
+                // The job had begun (or it would not have been interrupted), so the cluster may be mid-upgrade.
+                gauges.update {
+                    $0.crashLoop = true
+                    $0.inFlight = true
+                }
+                notifier.notify(
+                    Notice(.failure, "Job \(id) failed: the service keeps restarting", lines: [reason], jobID: id))
+            case nil: break
+            }
+        } catch { log.error("could not resume the interrupted job", ["error": "\(error)"]) }
     }
 
     /// Reads the cluster's in-flight mark and adopts its job when the store
