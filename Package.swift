@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
     ],
     targets: [
         // MARK: - C libraries (module map + shim only)
@@ -45,7 +46,11 @@ let package = Package(
         // MARK: - Adapters: the only code that imports the C modules
         .target(
             name: "SharedIO",
-            dependencies: ["Shared", "CCurl", "CLibSSH2", "CSQLite"],
+            dependencies: [
+                "Shared", "CCurl", "CLibSSH2", "CSQLite",
+                // HMAC-SHA1 of hashed known_hosts entries.
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: strict
         ),
 

@@ -190,6 +190,24 @@ def make_repository(bed):
     return bed / "repo"
 
 
+# A stock openssh-server's host keys: RSA, ECDSA and ed25519.
+HOST_KEYS = (("rsa", ["-b", "3072"]), ("ecdsa", ["-b", "256"]), ("ed25519", []))
+
+
+def make_host_keys(bed, names):
+    """Every node's host keys, generated side by side (RSA takes a while)."""
+    processes = []
+    for name in names:
+        folder = bed / "nodes" / name / "ssh"
+        folder.mkdir(parents=True, exist_ok=True)
+        for kind, extra in HOST_KEYS:
+            processes.append(subprocess.Popen(["ssh-keygen", "-q", "-t", kind, *extra, "-N", "", "-f",
+                                               folder / f"host_{kind}", "-C", f"host {name}"],
+                                              stdin=subprocess.DEVNULL))
+    if any(process.wait() != 0 for process in processes):
+        raise SystemExit("testbed: ssh-keygen failed")
+
+
 def make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url, running, containerd, api_outage):
     root = bed / "nodes" / name
     for sub in ("etc/apt/sources.list.d", "var/lib/testbed/installed", "var/lib/testbed/holds",
@@ -217,11 +235,11 @@ def make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url, r
         f"NODE_NAME={name}\nNODE_ROLE={role}\nSIM_URL={sim_url}\n"
         f"SIM_CA={pki / 'ca.crt'}\nSIM_TOKEN_FILE={bed / 'token'}\nETCD_ENDPOINT={etcd_url}\n"
         f"API_OUTAGE_FILE={bed / 'api-outage'}\nAPI_OUTAGE_SECONDS={api_outage}\n")
-    run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", root / "ssh" / "host_ed25519", "-C", f"host {name}")
     (root / "ssh" / "authorized_keys").write_text(user_key_pub)
     port = free_port()
     (root / "ssh" / "sshd_config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {root / 'ssh' / 'host_ed25519'}\n"
+        f"Port {port}\nListenAddress 127.0.0.1\n"
+        + "".join(f"HostKey {root / 'ssh' / f'host_{kind}'}\n" for kind, _ in HOST_KEYS) +
         f"PidFile {root / 'ssh' / 'sshd.pid'}\nAuthorizedKeysFile {root / 'ssh' / 'authorized_keys'}\n"
         "StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
         "PermitRootLogin prohibit-password\nMaxStartups 64:30:128\nMaxSessions 64\nLogLevel ERROR\n"
@@ -324,12 +342,15 @@ def up(args):
     user_key_pub = (bed / "id_ed25519.pub").read_text()
     control_planes, workers = SCENARIOS[scenario]
     known_hosts, ports, servers = [], {}, []
+    make_host_keys(bed, control_planes + workers)
     for name in control_planes + workers:
         role = "control-plane" if name in control_planes else "worker"
         root, port = make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url, args.running_version,
                                args.master_containerd if name == master else CONTAINERD_RUNNING, args.api_outage)
         servers.append((name, port, start(bed, f"sshd-{name}", ["/usr/sbin/sshd", "-D", "-e", "-f",
                                                                  root / "ssh" / "sshd_config"])))
+        # Only the ed25519 key, as the runbook tells operators to collect;
+        # the sshd offers all three, as a stock node does.
         host_key = (root / "ssh" / "host_ed25519.pub").read_text().split()
         known_hosts.append(f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n")
         ports[name] = port

@@ -66,6 +66,26 @@ struct SSHClientTests {
         }
     }
 
+    /// The server offers RSA, ECDSA and ed25519 host keys; whichever of
+    /// them known_hosts holds, the handshake asks for that one.
+    @Test(arguments: ["known_hosts", "known_hosts_ecdsa", "known_hosts_all", "known_hosts_hashed"])
+    func aStockServerIsVerifiedByWhicheverKeyTypeKnownHostsHolds(file: String) async throws {
+        let config = sshd.configuration(knownHosts: sshd.path(file))
+        #expect(try await SSHClient(configuration: config).run("true").succeeded)
+    }
+
+    /// libssh2 1.10 (Debian 12) verifies RSA host keys by `ssh-rsa` (SHA-1)
+    /// signatures only, which OpenSSH 8.8+ no longer offers: an RSA-only
+    /// known_hosts cannot be used, and the error says what to add.
+    @Test func anRSAOnlyKnownHostsIsRefusedSayingWhichKeyToAdd() async throws {
+        let error = await expectSSHFailure(.unknownHostKey) {
+            try await SSHClient(configuration: sshd.configuration(knownHosts: sshd.rsaKnownHosts)).run("true")
+        }
+        let text = error?.description ?? ""
+        #expect(text.contains("lists only ssh-rsa for [127.0.0.1]:\(sshd.port)"), "\(text)")
+        #expect(text.contains("ssh-keyscan -t ed25519"), "\(text)")
+    }
+
     @Test func hashedKnownHostsEntriesMatch() async throws {
         let config = sshd.configuration(knownHosts: sshd.hashedKnownHosts)
         #expect(try await SSHClient(configuration: config).run("true").succeeded)

@@ -1,10 +1,12 @@
 public import Foundation
 public import SharedIO
 
-/// A real OpenSSH server on 127.0.0.1 with throwaway keys: an ed25519 host
-/// key, an ed25519 and an RSA user key (both authorised), an unauthorised
-/// key, an encrypted key, and known_hosts files (plain, hashed, one with a
-/// different key for the same host, one without the host).
+/// A real OpenSSH server on 127.0.0.1 with throwaway keys: RSA, ECDSA and
+/// ed25519 host keys, as a stock Debian or Ubuntu server has, an ed25519 and
+/// an RSA user key (both authorised), an unauthorised key, an encrypted
+/// key, and known_hosts files (the ed25519 key only, as the runbook tells
+/// operators to collect; ECDSA only; RSA only; all three; hashed; one with a
+/// different key for the same host; one without the host).
 ///
 /// ``shared`` runs with OpenSSH's defaults. ``acceptingSHA1RSA`` also accepts
 /// `ssh-rsa` signatures, the only RSA signatures libssh2 before 1.11 (Debian
@@ -20,6 +22,9 @@ public struct SSHDFixture: Sendable {
     public var unauthorisedKey: String { path("id_stranger") }
     public var encryptedKey: String { path("id_encrypted") }
     public var knownHosts: String { path("known_hosts") }
+    public var ecdsaKnownHosts: String { path("known_hosts_ecdsa") }
+    public var rsaKnownHosts: String { path("known_hosts_rsa") }
+    public var allKnownHosts: String { path("known_hosts_all") }
     public var hashedKnownHosts: String { path("known_hosts_hashed") }
     public var changedKnownHosts: String { path("known_hosts_changed") }
     public var emptyKnownHosts: String { path("known_hosts_other") }
@@ -54,6 +59,8 @@ public struct SSHDFixture: Sendable {
         func keygenRun(_ arguments: [String]) throws { try TestEnvironment.run(keygen, ["-q"] + arguments) }
 
         try keygenRun(["-t", "ed25519", "-N", "", "-f", path("host_ed25519"), "-C", "host"])
+        try keygenRun(["-t", "ecdsa", "-b", "256", "-N", "", "-f", path("host_ecdsa"), "-C", "host"])
+        try keygenRun(["-t", "rsa", "-b", "3072", "-N", "", "-f", path("host_rsa"), "-C", "host"])
         try keygenRun(["-t", "ed25519", "-N", "", "-f", path("other_host_ed25519"), "-C", "other"])
         try keygenRun(["-t", "ed25519", "-N", "", "-f", path("id_ed25519"), "-C", "user-ed25519"])
         try keygenRun(["-t", "rsa", "-b", "3072", "-N", "", "-f", path("id_rsa"), "-C", "user-rsa"])
@@ -70,6 +77,14 @@ public struct SSHDFixture: Sendable {
         let otherKey = try String(contentsOfFile: path("other_host_ed25519.pub"), encoding: .utf8).split(separator: " ")
         let entry = "[127.0.0.1]:\(port) \(hostKey[0]) \(hostKey[1])\n"
         try entry.write(toFile: path("known_hosts"), atomically: true, encoding: .utf8)
+        var all = entry
+        for type in ["ecdsa", "rsa"] {
+            let key = try String(contentsOfFile: path("host_\(type).pub"), encoding: .utf8).split(separator: " ")
+            let line = "[127.0.0.1]:\(port) \(key[0]) \(key[1])\n"
+            try line.write(toFile: path("known_hosts_\(type)"), atomically: true, encoding: .utf8)
+            all = line + all
+        }
+        try all.write(toFile: path("known_hosts_all"), atomically: true, encoding: .utf8)
         try entry.write(toFile: path("known_hosts_hashed"), atomically: true, encoding: .utf8)
         try keygenRun(["-H", "-f", path("known_hosts_hashed")])
         try "[127.0.0.1]:\(port) \(otherKey[0]) \(otherKey[1])\n"
@@ -86,6 +101,8 @@ public struct SSHDFixture: Sendable {
         let config = """
             Port \(port)
             ListenAddress 127.0.0.1
+            HostKey \(path("host_rsa"))
+            HostKey \(path("host_ecdsa"))
             HostKey \(path("host_ed25519"))
             PidFile \(path("sshd-daemon.pid"))
             AuthorizedKeysFile \(path("authorized_keys"))

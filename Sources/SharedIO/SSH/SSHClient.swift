@@ -49,10 +49,16 @@ public struct SSHClient: Sendable {
         let session = try SSHSession(
             host: configuration.host, port: configuration.port, destination: configuration.destination,
             deadline: connectDeadline, cancellation: cancellation)
-        try session.handshake(until: connectDeadline)
+        let knownName = configuration.knownHostsName ?? configuration.host
+        // Ask for a host key of a type known_hosts lists for this host (an
+        // unreadable file is reported by the verification below).
+        let known = (try? String(contentsOfFile: configuration.knownHostsFile, encoding: .utf8)).map {
+            KnownHosts(text: $0).keyTypes(forHost: knownName, port: configuration.port)
+        }
+        try session.handshake(hostKeyMethods: known.map(KnownHosts.methods(for:)), until: connectDeadline)
         try session.verifyHostKey(
-            knownHostsFile: configuration.knownHostsFile, name: configuration.knownHostsName ?? configuration.host,
-            port: configuration.port)
+            knownHostsFile: configuration.knownHostsFile, name: knownName, port: configuration.port,
+            listedTypes: known ?? [])
         try session.authenticate(
             user: configuration.user, privateKeyFile: configuration.privateKeyFile, until: connectDeadline)
 

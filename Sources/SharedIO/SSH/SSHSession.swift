@@ -50,8 +50,13 @@ final class SSHSession {
 
     // MARK: - Handshake, host key, authentication
 
-    /// Exchanges keys with the server.
-    func handshake(until deadline: ContinuousClock.Instant) throws {
+    /// Exchanges keys with the server, asking for its host key by
+    /// `hostKeyMethods` (libssh2's comma-separated preference) when given.
+    func handshake(hostKeyMethods: String?, until deadline: ContinuousClock.Instant) throws {
+        if let hostKeyMethods {
+            let set = libssh2_session_method_pref(raw, LIBSSH2_METHOD_HOSTKEY, hostKeyMethods)
+            guard set == 0 else { throw error(.handshakeFailed, set) }
+        }
         let rc = try retry(until: deadline, timeoutKind: .connectTimedOut) {
             libssh2_session_handshake(raw, socket)
         }
@@ -59,8 +64,10 @@ final class SSHSession {
     }
 
     /// Checks the server's key against `knownHostsFile`. Unknown and changed
-    /// keys are both refused; the error names the offered key's fingerprint.
-    func verifyHostKey(knownHostsFile: String, name: String, port: Int) throws {
+    /// keys are both refused; the error names the offered key's fingerprint
+    /// and, when known_hosts lists other key types for the host
+    /// (`listedTypes`), which ones and why they were not used.
+    func verifyHostKey(knownHostsFile: String, name: String, port: Int, listedTypes: [String] = []) throws {
         var length = 0
         var type: Int32 = 0
         guard let key = libssh2_session_hostkey(raw, &length, &type) else {
@@ -95,11 +102,23 @@ final class SSHSession {
                     "\(knownHostsFile) lists another \(Self.keyTypeName(type)) key for \(hostLabel), but the server "
                     + "offered \(offered); refusing to connect (a reinstalled node or someone in the middle)")
         case LIBSSH2_KNOWNHOST_CHECK_NOTFOUND:
-            throw SSHError(
-                kind: .unknownHostKey, destination: destination,
-                detail:
-                    "\(hostLabel) is not in \(knownHostsFile); the server offered \(offered); "
-                    + "add it only after checking the fingerprint out of band")
+            var detail =
+                "\(hostLabel) is not in \(knownHostsFile); the server offered \(offered); "
+                + "add it only after checking the fingerprint out of band"
+            if !listedTypes.isEmpty {
+                detail =
+                    "\(knownHostsFile) lists only \(listedTypes.joined(separator: ", ")) for \(hostLabel), and the "
+                    + "server offered \(offered) instead"
+                if listedTypes.allSatisfy({ $0 == "ssh-rsa" }) {
+                    detail +=
+                        ": this libssh2 verifies RSA host keys by SHA-1 signatures only (ssh-rsa), which OpenSSH 8.8 "
+                        + "and later no longer offer; add the host's ed25519 or ECDSA key (ssh-keyscan -t ed25519), "
+                        + "checking its fingerprint out of band"
+                } else {
+                    detail += "; add that key only after checking its fingerprint out of band"
+                }
+            }
+            throw SSHError(kind: .unknownHostKey, destination: destination, detail: detail)
         default:
             throw SSHError(
                 kind: .knownHostsUnreadable, destination: destination,
