@@ -22,6 +22,8 @@ import sys
 import threading
 import time
 
+from serving import pipe
+
 
 def log(message):
     print(f"{time.strftime('%H:%M:%S')} api-proxy: {message}", file=sys.stderr, flush=True)
@@ -62,21 +64,6 @@ class Proxy:
                 pass
         return len(connections)
 
-    def pipe(self, source, sink):
-        try:
-            while True:
-                data = source.recv(65536)
-                if not data:
-                    break
-                sink.sendall(data)
-        except OSError:
-            pass
-        for sock in (source, sink):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
     def serve(self, client):
         try:
             upstream = socket.create_connection(self.target, timeout=5)
@@ -87,8 +74,8 @@ class Proxy:
             return
         with self.lock:
             self.connections.update((client, upstream))
-        threading.Thread(target=self.pipe, args=(client, upstream), daemon=True).start()
-        threading.Thread(target=self.pipe, args=(upstream, client), daemon=True).start()
+        threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
+        threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
 
     def run(self):
         while True:

@@ -38,6 +38,8 @@ import time
 import urllib.error
 import urllib.request
 
+from serving import pipe
+
 NAMESPACE = "k8s-upgrade"
 LABELS = {"app.kubernetes.io/name": "k8s-upgrade", "app.kubernetes.io/component": "orchestrator"}
 REPLICA_SET = "k8s-upgrade-7c6d9f8b4"
@@ -106,20 +108,7 @@ class Service:
                 client.close()
                 continue
             for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self.pipe, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def pipe(source, sink):
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        for sock in (source, sink):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+                threading.Thread(target=pipe, args=(source, sink), daemon=True).start()
 
 
 class Pod:

@@ -1,6 +1,8 @@
-"""Shared by the test bed's small HTTP servers: listen on a free loopback
-port, announce it in a file (written whole, then renamed), serve forever."""
+"""Shared by the test bed's small servers: listen on a free loopback port,
+announce it in a file (written whole, then renamed), serve forever; and the
+byte pipe of its TCP proxies."""
 import os
+import socket
 from http.server import ThreadingHTTPServer
 
 
@@ -11,3 +13,17 @@ def serve(handler, port_file):
         f.write(str(server.server_address[1]))
     os.rename(port_file + ".tmp", port_file)
     server.serve_forever()
+
+
+def pipe(source, sink):
+    """Copies bytes from one socket to the other until either side ends, then shuts both."""
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    for sock in (source, sink):
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass

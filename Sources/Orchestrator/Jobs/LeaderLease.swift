@@ -72,7 +72,10 @@ actor LeaderLease {
         let now = JobContext.now()
         if let record, record.resourceVersion != seen?.version { seen = (record.resourceVersion, now) }
         var holderPodExists: Bool?
-        if let record, !record.holder.isEmpty, record.holder != election.identity {
+        // The holder is the API's answer: look its pod up only by a valid name.
+        if let record, !record.holder.isEmpty, record.holder != election.identity,
+            ObjectName.isDNS1123Subdomain(record.holder)
+        {
             holderPodExists =
                 try await client.getIfExists("/api/v1/namespaces/\(namespace)/pods/\(record.holder)") != nil
         }
@@ -81,7 +84,7 @@ actor LeaderLease {
             do {
                 _ = try await client.request(
                     "POST", "/apis/coordination.k8s.io/v1/namespaces/\(namespace)/leases",
-                    body: body(transitions: 0, acquired: now, resourceVersion: nil), contentType: "application/json",
+                    body: body(transitions: 0, acquired: now), contentType: "application/json",
                     retry: true)
             } catch let error as KubernetesAPIError where error.status == 409 { return false }
             log.info("holding the leader lease", ["lease": "\(namespace)/\(name)", "why": "created"])
@@ -143,13 +146,10 @@ actor LeaderLease {
             guard let object = try await client.getIfExists(path) else { return }
             let record = Self.record(object)
             guard record.holder == election.identity else { return }
-            var spec = object[["spec"]]?.objectValue ?? [:]
-            spec["holderIdentity"] = .string("")
-            spec["leaseDurationSeconds"] = .number(1)
-            var updated = object.objectValue ?? [:]
-            updated["spec"] = .object(spec)
-            _ = try await client.request(
-                "PUT", path, body: .object(updated), contentType: "application/json", retry: true)
+            // As client-go's ReleaseOnCancel: no holder, a one-second lease.
+            var released = record
+            released.holder = ""
+            try await put(object, record: released, acquired: nil, duration: 1)
             log.info("released the leader lease", ["lease": "\(namespace)/\(name)"])
         } catch {
             log.warning("could not release the leader lease", ["lease": "\(namespace)/\(name)", "error": "\(error)"])
@@ -157,12 +157,15 @@ actor LeaderLease {
     }
 
     /// PUTs the lease with `record`'s holder and transitions, a fresh
-    /// renew time and, when `acquired` is set, that acquire time.
-    private func put(_ object: JSONValue, record: LeaderElection.Record, acquired: Double?) async throws {
+    /// renew time, `duration` seconds (default: the election's) and, when
+    /// `acquired` is set, that acquire time.
+    private func put(
+        _ object: JSONValue, record: LeaderElection.Record, acquired: Double?, duration: Int? = nil
+    ) async throws {
         var spec = object[["spec"]]?.objectValue ?? [:]
         let now = JobContext.now()
         spec["holderIdentity"] = .string(record.holder)
-        spec["leaseDurationSeconds"] = .number(Double(Int(election.leaseDuration)))
+        spec["leaseDurationSeconds"] = .number(Double(duration ?? Int(election.leaseDuration)))
         spec["renewTime"] = .string(Self.microTime(now))
         spec["leaseTransitions"] = .number(Double(record.transitions))
         if let acquired { spec["acquireTime"] = .string(Self.microTime(acquired)) }
@@ -174,7 +177,7 @@ actor LeaderLease {
         _ = try await client.request("PUT", path, body: .object(updated), contentType: "application/json", retry: true)
     }
 
-    private func body(transitions: Int, acquired: Double, resourceVersion: String?) -> JSONValue {
+    private func body(transitions: Int, acquired: Double) -> JSONValue {
         .object([
             "apiVersion": .string("coordination.k8s.io/v1"), "kind": .string("Lease"),
             "metadata": .object(["name": .string(name), "namespace": .string(namespace)]),
