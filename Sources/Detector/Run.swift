@@ -139,8 +139,8 @@ struct Run: Sendable {
         let ssh = SSHClient(
             configuration: SSHConfiguration(
                 host: endpoint.host, port: endpoint.port, user: settings.sshUser, privateKeyFile: settings.sshKeyFile,
-                knownHostsFile: settings.knownHostsFile, knownHostsName: endpoint.host, connectTimeout: settings.timeout
-            ))
+                knownHostsFile: settings.knownHostsFile, hostKeyAlias: node == endpoint.host ? nil : node,
+                connectTimeout: settings.timeout))
         let result = try await ssh.run("apt-cache madison kubeadm", timeout: settings.timeout)
         guard result.exitStatus == 0 else {
             let ended = result.exitStatus.map(String.init) ?? result.exitSignal ?? "?"

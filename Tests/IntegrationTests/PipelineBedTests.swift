@@ -388,6 +388,44 @@ extension TestBedSuites {
             _ = try await server.stop(signal: SIGTERM)
         }
 
+        // MARK: - 8b. A node that reports another machine's address
+
+        @Test func aNodeWhoseAddressLeadsToAnotherMachineIsRefusedByItsNameBeforeItIsCordoned() async throws {
+            let bed = try await TestBed.start()
+            // Every node's key under the node's name, as the runbook shows.
+            var lines = ""
+            for node in bed.nodes {
+                let key = try String(
+                    contentsOf: bed.directory.appendingPathComponent("nodes/\(node)/ssh/host_ed25519.pub"),
+                    encoding: .utf8
+                ).split(separator: " ")
+                lines += "\(node) \(key[0]) \(key[1])\n"
+            }
+            let byName = bed.directory.appendingPathComponent("known_hosts_by_name")
+            try lines.write(to: byName, atomically: true, encoding: .utf8)
+            // worker-1's address leads to worker-2's sshd: by the address
+            // alone, worker-2 would be upgraded in worker-1's place.
+            let server = try await OrchestratorFixture(
+                bed: bed,
+                extra: [
+                    "--soak", "0", "--known-hosts-file", byName.path, "--node-address",
+                    "worker-1=127.0.0.1:\(try bed.sshPort(of: "worker-2"))",
+                ]
+            ).launch()
+            try await Self.execute(server, #"{"target_version":"1.34.5","kind":"patch","stages":"workers"}"#)
+            let failed = try await server.waitForJob(1, state: "failed", timeout: 60)
+            let error = failed[dotted: "error"]?.stringValue ?? ""
+            #expect(error.contains("worker-1 cannot be reached over SSH, so nothing was changed on it"), "\(error)")
+            #expect(
+                error.contains("HOST KEY CHANGED") && error.contains("for worker-1 (looked up by its name)"), "\(error)"
+            )
+            let nodes = try await Self.nodes(bed)
+            for node in Self.workers {
+                #expect(nodes[node] == NodeState(version: "v1.34.3", unschedulable: false), "\(node)")
+            }
+            _ = try await server.stop(signal: SIGTERM)
+        }
+
         // MARK: - 9. etcd down
 
         @Test func withEtcdDownNoNodeIsTouched() async throws {

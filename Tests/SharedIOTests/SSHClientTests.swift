@@ -86,6 +86,54 @@ struct SSHClientTests {
         #expect(text.contains("ssh-keyscan -t ed25519"), "\(text)")
     }
 
+    /// known_hosts lists `node-a` with the host's key, `node-b` with another
+    /// key, and the address with the host's key.
+    @Test(arguments: [("node-a", true), ("node-c", true), ("node-b", false)])
+    func aNodesNameInKnownHostsIsTheOnlyNameItsKeyIsCheckedUnder(alias: String, accepted: Bool) async throws {
+        var configuration = sshd.configuration(knownHosts: sshd.aliasKnownHosts)
+        configuration.hostKeyAlias = alias
+        if accepted {
+            // node-a by its name; node-c is not listed, so by its address.
+            let result = try await SSHClient(configuration: configuration).run("echo in")
+            #expect(result.stdoutText == "in\n")
+        } else {
+            // node-b's listed key is not this server's: that the address
+            // lists this server's key does not matter.
+            let error = await expectSSHFailure(.hostKeyChanged) {
+                try await SSHClient(configuration: configuration).run("true")
+            }
+            #expect(
+                error?.description.contains("for node-b (looked up by its name)") == true,
+                "\(String(describing: error))")
+        }
+    }
+
+    @Test func aSilentlyDroppedConnectionIsNoticedWithinThreeKeepaliveIntervals() async throws {
+        let proxy = try sshd.freezingProxy(after: 2)
+        defer { proxy.server.stop() }
+        var configuration = sshd.configuration(knownHosts: sshd.aliasKnownHosts)
+        configuration.port = proxy.port
+        configuration.hostKeyAlias = "node-a"
+        configuration.keepaliveInterval = .seconds(2)
+        let started = ContinuousClock.now
+        let error = await expectSSHFailure(.connectionLost) {
+            try await SSHClient(configuration: configuration).run("sleep 120", timeout: .seconds(120))
+        }
+        // Frozen at 2 s, lost once nothing came for 6 s: well before the command's two minutes.
+        let took = ContinuousClock.now - started
+        #expect(took >= .seconds(7) && took < .seconds(30), "\(took)")
+        #expect(error?.description.contains("keepalives asked for an answer") == true)
+    }
+
+    @Test func aSilentCommandOnALiveConnectionOutlastsThreeKeepaliveIntervals() async throws {
+        var configuration = sshd.configuration()
+        configuration.keepaliveInterval = .seconds(2)
+        // Nothing is printed for 9 s, more than the 6 s that declare a
+        // connection lost: the keepalives' answers keep it alive.
+        let result = try await SSHClient(configuration: configuration).run("sleep 9; echo done")
+        #expect(result.stdoutText == "done\n")
+    }
+
     @Test func hashedKnownHostsEntriesMatch() async throws {
         let config = sshd.configuration(knownHosts: sshd.hashedKnownHosts)
         #expect(try await SSHClient(configuration: config).run("true").succeeded)

@@ -28,6 +28,9 @@ public struct SSHDFixture: Sendable {
     public var hashedKnownHosts: String { path("known_hosts_hashed") }
     public var changedKnownHosts: String { path("known_hosts_changed") }
     public var emptyKnownHosts: String { path("known_hosts_other") }
+    /// The host's key under the name `node-a` and under its address, and
+    /// another key under `node-b`: host-key aliases.
+    public var aliasKnownHosts: String { path("known_hosts_alias") }
     /// `SHA256:…` of the host key, as `ssh-keygen -l` prints it.
     public let hostKeyFingerprint: String
 
@@ -89,6 +92,8 @@ public struct SSHDFixture: Sendable {
         try keygenRun(["-H", "-f", path("known_hosts_hashed")])
         try "[127.0.0.1]:\(port) \(otherKey[0]) \(otherKey[1])\n"
             .write(toFile: path("known_hosts_changed"), atomically: true, encoding: .utf8)
+        try "node-a \(hostKey[0]) \(hostKey[1])\nnode-b \(otherKey[0]) \(otherKey[1])\n\(entry)"
+            .write(toFile: path("known_hosts_alias"), atomically: true, encoding: .utf8)
         try "[10.0.0.99]:22 \(hostKey[0]) \(hostKey[1])\n"
             .write(toFile: path("known_hosts_other"), atomically: true, encoding: .utf8)
         let fingerprint = try TestEnvironment.run(keygen, ["-l", "-E", "sha256", "-f", path("host_ed25519.pub")])
@@ -131,6 +136,22 @@ public struct SSHDFixture: Sendable {
         guard server.isRunning else { throw FixtureError("sshd exited: \(server.log)") }
         return SSHDFixture(
             directory: dir, port: port, user: user, server: server, hostKeyFingerprint: String(fingerprint))
+    }
+
+    /// A proxy to this server that forwards each connection for
+    /// `freezeAfter` seconds, then goes silent with the connection open
+    /// (`Tests/Fixtures/freeze_proxy.py`); its port.
+    public func freezingProxy(after freezeAfter: Double) throws -> (port: Int, server: ServerProcess) {
+        let python = try TestEnvironment.tool("python3")
+        let dir = try TestEnvironment.makeDirectory("freeze-proxy")
+        let portFile = dir.appendingPathComponent("port")
+        let server = try ServerProcess(
+            python,
+            [
+                TestEnvironment.fixtures.appendingPathComponent("freeze_proxy.py").path, "--target-port", "\(port)",
+                "--freeze-after", "\(freezeAfter)", "--port-file", portFile.path,
+            ], directory: dir, name: "freeze-proxy")
+        return (try server.waitForPort(in: portFile, what: "the freezing proxy"), server)
     }
 
     private static func accepts(port: Int) -> Bool {

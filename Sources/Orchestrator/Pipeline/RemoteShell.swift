@@ -11,7 +11,8 @@ protocol RemoteShell: Sendable {
 }
 
 /// SSH to a node: its mapped address, else its InternalIP on the default
-/// port; host keys checked against known_hosts.
+/// port; host keys checked against known_hosts, under the node's name when
+/// known_hosts lists it (as OpenSSH's `HostKeyAlias`), else under the address.
 struct SSHRemoteShell: RemoteShell {
     let user: String
     let port: Int
@@ -35,7 +36,8 @@ struct SSHRemoteShell: RemoteShell {
         let (host, port) = try endpoint(of: node)
         let client = SSHClient(
             configuration: SSHConfiguration(
-                host: host, port: port, user: user, privateKeyFile: keyFile, knownHostsFile: knownHostsFile))
+                host: host, port: port, user: user, privateKeyFile: keyFile, knownHostsFile: knownHostsFile,
+                hostKeyAlias: node.name))
         return try await client.run(command, stdin: stdin, timeout: timeout, onOutput: onOutput)
     }
 

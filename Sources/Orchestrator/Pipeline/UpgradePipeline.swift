@@ -448,6 +448,7 @@ final class UpgradePipeline: Pipeline {
         notify(job, .info, "\(node.name): \(what) \(line.before) → \(target)")
         do {
             if action == .upgrade {
+                try await reach(node, job: job, stage: stage)
                 if !node.unschedulable {
                     try await write(job, "cordon \(node.name)", stage: stage, node: node.name) {
                         try await cluster.cordon(node.name, by: "job-\(job.id)")
@@ -512,6 +513,17 @@ final class UpgradePipeline: Pipeline {
                     : ""),
             stage: stage, node: node.name)
         notify(job, .success, "\(node.name) done", [line.outcome])
+    }
+
+    /// Connects to the node and runs `true` before anything changes it: a
+    /// node that cannot be reached, or whose host key does not verify, is
+    /// never cordoned or drained.
+    private func reach(_ node: NodeFacts, job: JobContext, stage: UpgradeStage) async throws {
+        do {
+            _ = try await shell.run("true", on: node, stdin: nil, timeout: .seconds(30), onOutput: nil)
+        } catch let error as SSHError {
+            throw JobFailure("\(node.name) cannot be reached over SSH, so nothing was changed on it: \(error)")
+        }
     }
 
     private func drain(_ node: String, job: JobContext, stage: UpgradeStage) async throws -> Drainer.Outcome {

@@ -49,16 +49,20 @@ public struct SSHClient: Sendable {
         let session = try SSHSession(
             host: configuration.host, port: configuration.port, destination: configuration.destination,
             deadline: connectDeadline, cancellation: cancellation)
-        let knownName = configuration.knownHostsName ?? configuration.host
         // Ask for a host key of a type known_hosts lists for this host (an
-        // unreadable file is reported by the verification below).
-        let known = (try? String(contentsOfFile: configuration.knownHostsFile, encoding: .utf8)).map {
-            KnownHosts(text: $0).keyTypes(forHost: knownName, port: configuration.port)
+        // unreadable file is reported by the verification below). A host-key
+        // alias that known_hosts lists is the only name looked up.
+        let knownHosts = (try? String(contentsOfFile: configuration.knownHostsFile, encoding: .utf8))
+            .map(KnownHosts.init(text:))
+        var lookup = (name: configuration.host, port: Optional(configuration.port), alias: false)
+        if let alias = configuration.hostKeyAlias, knownHosts?.keyTypes(forHost: alias, port: 22).isEmpty == false {
+            lookup = (alias, nil, true)
         }
+        let known = knownHosts.map { $0.keyTypes(forHost: lookup.name, port: lookup.port ?? 22) }
         try session.handshake(hostKeyMethods: known.map(KnownHosts.methods(for:)), until: connectDeadline)
         try session.verifyHostKey(
-            knownHostsFile: configuration.knownHostsFile, name: knownName, port: configuration.port,
-            listedTypes: known ?? [])
+            knownHostsFile: configuration.knownHostsFile, name: lookup.name, port: lookup.port,
+            isAlias: lookup.alias, listedTypes: known ?? [])
         try session.authenticate(
             user: configuration.user, privateKeyFile: configuration.privateKeyFile, until: connectDeadline)
 
@@ -66,7 +70,9 @@ public struct SSHClient: Sendable {
         let channel = try SSHChannel(session: session, command: command, until: deadline)
         var pump = OutputPump(onOutput: onOutput)
         do {
-            try exchange(channel, session: session, stdin: stdin, deadline: deadline, pump: &pump)
+            try exchange(
+                channel, session: session, stdin: stdin, deadline: deadline,
+                keepalive: configuration.keepaliveInterval, pump: &pump)
         } catch {
             // Timed out or cancelled: close the channel without waiting long;
             // the connection is dropped right after.
@@ -90,11 +96,16 @@ public struct SSHClient: Sendable {
 
     /// Feeds standard input and drains both output streams until the
     /// server signals EOF, never blocking on one while the other needs
-    /// attention (a full stdout window would otherwise stall stdin).
+    /// attention (a full stdout window would otherwise stall stdin). While
+    /// it waits it sends keepalives that ask for an answer, and gives up on
+    /// a connection that brought nothing for three intervals: a connection
+    /// dropped on the way (a NAT or firewall forgetting it, a host gone)
+    /// shows nothing at all otherwise until the command's timeout.
     private static func exchange(
         _ channel: SSHChannel, session: SSHSession, stdin: Data, deadline: ContinuousClock.Instant,
-        pump: inout OutputPump
+        keepalive: Duration, pump: inout OutputPump
     ) throws {
+        let interval = session.startKeepalives(every: keepalive)
         var sent = 0
         var inputOpen = true
         var buffer = [UInt8](repeating: 0, count: 32 * 1024)
@@ -134,7 +145,10 @@ public struct SSHClient: Sendable {
                 }
             }
             if channel.isAtEOF { return }
-            if !progressed { try session.waitForSocket(until: deadline, timeoutKind: .commandTimedOut) }
+            if !progressed {
+                try session.keepAlive(lostAfter: interval * 3)
+                try session.waitForSocket(until: deadline, timeoutKind: .commandTimedOut)
+            }
         }
     }
 }

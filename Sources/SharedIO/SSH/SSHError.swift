@@ -26,6 +26,9 @@ public struct SSHError: Error, Sendable, CustomStringConvertible {
         case commandTimedOut
         /// A channel could not be opened or the command not started.
         case channelFailed
+        /// Nothing arrived from the server for three keepalive intervals
+        /// while a command ran: the connection was dropped on the way.
+        case connectionLost
         /// The connection broke.
         case transport
     }
@@ -59,6 +62,7 @@ public struct SSHError: Error, Sendable, CustomStringConvertible {
             case .authenticationFailed: "authentication failed"
             case .commandTimedOut: "command timed out"
             case .channelFailed: "channel failed"
+            case .connectionLost: "connection lost"
             case .transport: "connection failed"
             }
         return "ssh \(destination): \(what): \(detail)"

@@ -63,18 +63,22 @@ final class SSHSession {
         guard rc == 0 else { throw error(.handshakeFailed, rc) }
     }
 
-    /// Checks the server's key against `knownHostsFile`. Unknown and changed
-    /// keys are both refused; the error names the offered key's fingerprint
-    /// and, when known_hosts lists other key types for the host
-    /// (`listedTypes`), which ones and why they were not used.
-    func verifyHostKey(knownHostsFile: String, name: String, port: Int, listedTypes: [String] = []) throws {
+    /// Checks the server's key against `knownHostsFile`, looking it up as
+    /// `name` at `port` (`[name]:port` or `name`), or as the plain `name`
+    /// only when `port` is nil (a host-key alias). Unknown and changed keys
+    /// are both refused; the error names the offered key's fingerprint and,
+    /// when known_hosts lists other key types for the host (`listedTypes`),
+    /// which ones and why they were not used.
+    func verifyHostKey(
+        knownHostsFile: String, name: String, port: Int?, isAlias: Bool = false, listedTypes: [String] = []
+    ) throws {
         var length = 0
         var type: Int32 = 0
         guard let key = libssh2_session_hostkey(raw, &length, &type) else {
             throw error(.handshakeFailed, libssh2_session_last_errno(raw))
         }
         let offered = "\(Self.keyTypeName(type)) key \(fingerprint())"
-        let hostLabel = port == 22 ? name : "[\(name)]:\(port)"
+        let hostLabel = port.map { KnownHosts.label(name: name, port: $0) } ?? name
         guard let knownHosts = libssh2_knownhost_init(raw) else {
             throw SSHError(kind: .transport, destination: destination, detail: "libssh2_knownhost_init failed")
         }
@@ -91,10 +95,18 @@ final class SSHSession {
                 detail: "\(knownHostsFile): \(lastErrorMessage()); the server offered \(offered)")
         }
         let typeMask = LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | Self.knownHostKeyBits(type)
-        let check = libssh2_knownhost_checkp(knownHosts, name, Int32(port), key, length, typeMask, nil)
+        // libssh2 checks `[name]:port` and then `name` for a port, only `name` for -1.
+        let check = libssh2_knownhost_checkp(knownHosts, name, Int32(port ?? -1), key, length, typeMask, nil)
         switch check {
         case LIBSSH2_KNOWNHOST_CHECK_MATCH:
             return
+        case LIBSSH2_KNOWNHOST_CHECK_MISMATCH where isAlias:
+            throw SSHError(
+                kind: .hostKeyChanged, destination: destination,
+                detail:
+                    "\(knownHostsFile) lists another \(Self.keyTypeName(type)) key for \(hostLabel) (looked up by "
+                    + "its name), but \(destination) offered \(offered); refusing to connect: the address may be "
+                    + "another machine's, the node reinstalled, or someone in the middle")
         case LIBSSH2_KNOWNHOST_CHECK_MISMATCH:
             throw SSHError(
                 kind: .hostKeyChanged, destination: destination,
@@ -168,6 +180,35 @@ final class SSHSession {
 
     /// libssh2 before 1.11 cannot sign with rsa-sha2-256/512 for user authentication.
     static let signsRSAWithSHA1Only: Bool = libssh2_version(0x010B00) == nil
+
+    // MARK: - Keepalives
+
+    /// Has libssh2 send a keepalive that asks for an answer every
+    /// `interval` (whole seconds, at least 2) from now on; returns the
+    /// interval used.
+    func startKeepalives(every interval: Duration) -> Duration {
+        let seconds = max(2, Int(interval.components.seconds))
+        libssh2_keepalive_config(raw, 1, UInt32(seconds))
+        return .seconds(seconds)
+    }
+
+    /// Sends a keepalive when one is due, and throws `connectionLost` when
+    /// nothing has arrived on the connection for `lostAfter` (the kernel's
+    /// count, so bytes libssh2 has not read yet count as arrived).
+    func keepAlive(lostAfter: Duration) throws {
+        var next: Int32 = 0
+        _ = libssh2_keepalive_send(raw, &next)
+        var info = tcp_info()
+        var length = socklen_t(MemoryLayout<tcp_info>.size)
+        guard getsockopt(socket, Int32(IPPROTO_TCP), TCP_INFO, &info, &length) == 0 else { return }
+        let silent = Duration.milliseconds(Int64(info.tcpi_last_data_recv))
+        if silent > lostAfter {
+            throw SSHError(
+                kind: .connectionLost, destination: destination,
+                detail: "nothing from the server for \(silent.roundedSeconds) s though keepalives asked for an "
+                    + "answer; the connection was dropped on the way")
+        }
+    }
 
     // MARK: - Waiting
 
@@ -321,6 +362,11 @@ final class SSHSession {
 }
 
 extension Duration {
+    /// Whole seconds, for messages.
+    var roundedSeconds: Int64 {
+        (components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 + 500) / 1000
+    }
+
     /// The duration in whole milliseconds, rounded up.
     var milliseconds: Int {
         let (seconds, attoseconds) = components

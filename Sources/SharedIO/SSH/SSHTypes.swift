@@ -12,22 +12,34 @@ public struct SSHConfiguration: Sendable {
     public var privateKeyFile: String
     /// The known_hosts file the server's key must be listed in (plain or hashed entries).
     public var knownHostsFile: String
-    /// The name to look the host up by in known_hosts, when it differs from ``host``.
-    public var knownHostsName: String?
+    /// The name the host's key is listed under in known_hosts, the way
+    /// OpenSSH's `HostKeyAlias` works (a node's name, say): when known_hosts
+    /// lists keys for it (as a plain name, without a port), only those keys
+    /// are accepted, whatever the address lists; otherwise the host is looked
+    /// up by ``host`` and ``port``. So a node that reports another machine's
+    /// address cannot get that machine used in its place.
+    public var hostKeyAlias: String?
     /// Time allowed to connect, exchange keys and authenticate. Default 10 s.
     public var connectTimeout: Duration
+    /// How often a keepalive asking for an answer is sent while a command
+    /// runs; when nothing at all arrives for three intervals the connection
+    /// is declared lost (``SSHError/Kind/connectionLost``). Default 15 s,
+    /// so a silently dropped connection is noticed within 45 s. libssh2
+    /// counts in whole seconds, and at least 2.
+    public var keepaliveInterval: Duration
 
     public init(
         host: String, port: Int = 22, user: String, privateKeyFile: String, knownHostsFile: String,
-        knownHostsName: String? = nil, connectTimeout: Duration = .seconds(10)
+        hostKeyAlias: String? = nil, connectTimeout: Duration = .seconds(10), keepaliveInterval: Duration = .seconds(15)
     ) {
         self.host = host
         self.port = port
         self.user = user
         self.privateKeyFile = privateKeyFile
         self.knownHostsFile = knownHostsFile
-        self.knownHostsName = knownHostsName
+        self.hostKeyAlias = hostKeyAlias
         self.connectTimeout = connectTimeout
+        self.keepaliveInterval = keepaliveInterval
     }
 
     /// `user@host:port`, for messages.
