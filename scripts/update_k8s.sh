@@ -8,6 +8,7 @@
 #   update_k8s.sh --role master|control-plane|worker --release X.Y.Z [--dry-run]
 #   update_k8s.sh --repo-minor X.Y [--dry-run]
 #   update_k8s.sh --containerd X.Y.Z [--dry-run]
+#   update_k8s.sh --run-id ID [--from ATTEMPT:LINES] ARGS...
 #
 #   --role master         the first control plane: kubeadm upgrade apply vX.Y.Z
 #   --role control-plane  further control planes: kubeadm upgrade node
@@ -20,11 +21,27 @@
 #                         containerd) to X.Y.Z, then restart containerd and kubelet;
 #                         the package revision is read from apt-cache madison
 #   --dry-run             print every command that would change the node, run none
+#   --run-id ID           run detached from this session, so that a dropped SSH
+#                         connection or a restarted orchestrator does not kill it
+#                         mid-apt: the script is kept under
+#                         /var/lib/k8s-upgrade/runs/ID with its log and exit
+#                         status, started by systemd-run where systemd runs (else
+#                         setsid), under a node-wide lock (one run at a time);
+#                         this session follows the log and exits with the run's
+#                         status. A run of that ID that is running is followed
+#                         (re-attached to), not started twice, and one that
+#                         succeeded is reported; one that failed or was killed
+#                         is started again.
+#   --from ATTEMPT:LINES  when re-attaching: the lines of that attempt's log
+#                         already seen, which are not printed again
 #
-# Idempotent: what is already at the target is left alone, a second run
-# reports "already at X.Y.Z", and a run interrupted half-way completes when
-# run again. Exit codes: 0 done (or nothing to do), 1 a step failed,
-# 2 bad arguments (nothing was changed).
+# Idempotent and convergent: what is already at the target is left alone, a
+# second run reports "already at X.Y.Z", and a run killed at any point
+# completes when run again (dpkg left half-configured is finished first, a
+# kubelet or containerd left on its old binary is restarted). Exit codes:
+# 0 done (or nothing to do), 1 a step failed, 2 bad arguments (nothing was
+# changed), 75 (--run-id) the run stopped without an exit status (killed, or
+# the node restarted): run again with the same ID to start it anew.
 set -euo pipefail
 
 # Test beds set K8S_NODE_ROOT to keep a node's files in a folder; on a real
@@ -36,8 +53,16 @@ MANIFESTS="$ROOT/etc/kubernetes/manifests"
 # restarted: a run killed in between (a dropped SSH session, a killed
 # orchestrator) leaves it, and the next run restarts the kubelet even
 # though every package is already at the target.
-RESTART_PENDING="$ROOT/var/lib/k8s-upgrade/kubelet-restart-pending"
+STATE_DIR="$ROOT/var/lib/k8s-upgrade"
+RESTART_PENDING="$STATE_DIR/kubelet-restart-pending"
+CONTAINERD_PENDING="$STATE_DIR/containerd-restart-pending"
+RUNS="$STATE_DIR/runs"
+NODE_LOCK="$STATE_DIR/node.lock"
 PACKAGES=(kubeadm kubelet kubectl)
+# How long to wait for apt's lock (unattended-upgrades, another apt) and for
+# another run of this script on the node.
+APT_LOCK_TIMEOUT=${K8S_UPGRADE_APT_LOCK_TIMEOUT:-300}
+NODE_LOCK_TIMEOUT=${K8S_UPGRADE_NODE_LOCK_TIMEOUT:-900}
 
 usage() {
   sed -n '/^# Usage:/,/^# Idempotent/p' "${BASH_SOURCE[0]}" 2>/dev/null | sed '$d; s/^# \{0,1\}//' >&2 ||
@@ -45,6 +70,7 @@ usage() {
   echo "usage: update_k8s.sh --role master|control-plane|worker --release X.Y.Z [--dry-run]" >&2
   echo "       update_k8s.sh --repo-minor X.Y [--dry-run]" >&2
   echo "       update_k8s.sh --containerd X.Y.Z [--dry-run]" >&2
+  echo "       update_k8s.sh --run-id ID [--from ATTEMPT:LINES] ARGS..." >&2
 }
 
 fail_usage() {
@@ -54,18 +80,34 @@ fail_usage() {
 }
 
 role="" release="" repo_minor="" containerd="" dry_run=0
+run_id="" from="" in_run=""
+# The arguments a detached run is started with: all but the run's own.
+run_args=()
 while [[ $# -gt 0 ]]; do
   case $1 in
-    --role) [[ $# -ge 2 ]] || fail_usage "--role needs a value"; role=$2; shift ;;
-    --release) [[ $# -ge 2 ]] || fail_usage "--release needs a value"; release=$2; shift ;;
-    --repo-minor) [[ $# -ge 2 ]] || fail_usage "--repo-minor needs a value"; repo_minor=$2; shift ;;
-    --containerd) [[ $# -ge 2 ]] || fail_usage "--containerd needs a value"; containerd=$2; shift ;;
+    --role) [[ $# -ge 2 ]] || fail_usage "--role needs a value"; role=$2; run_args+=("$1" "$2"); shift ;;
+    --release) [[ $# -ge 2 ]] || fail_usage "--release needs a value"; release=$2; run_args+=("$1" "$2"); shift ;;
+    --repo-minor) [[ $# -ge 2 ]] || fail_usage "--repo-minor needs a value"; repo_minor=$2; run_args+=("$1" "$2"); shift ;;
+    --containerd) [[ $# -ge 2 ]] || fail_usage "--containerd needs a value"; containerd=$2; run_args+=("$1" "$2"); shift ;;
     --dry-run) dry_run=1 ;;
+    --run-id) [[ $# -ge 2 ]] || fail_usage "--run-id needs a value"; run_id=$2; shift ;;
+    --from) [[ $# -ge 2 ]] || fail_usage "--from needs a value"; from=$2; shift ;;
+    # Internal: the detached process of a run.
+    --in-run) [[ $# -ge 2 ]] || fail_usage "--in-run needs a value"; in_run=$2; shift ;;
     -h | --help) usage; exit 0 ;;
     *) fail_usage "unknown argument: $1" ;;
   esac
   shift
 done
+
+if [[ -n $run_id || -n $in_run ]]; then
+  [[ -z $run_id || $run_id =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$ ]] ||
+    fail_usage "--run-id must be letters, digits, '.', '_' or '-' (at most 128), got '$run_id'"
+  [[ -z $from || $from =~ ^[0-9]+:[0-9]+$ ]] || fail_usage "--from must be ATTEMPT:LINES, got '$from'"
+  ((!dry_run)) || fail_usage "--run-id does not go with --dry-run (a dry run changes nothing to re-attach to)"
+elif [[ -n $from ]]; then
+  fail_usage "--from needs --run-id"
+fi
 
 if [[ -n $repo_minor ]]; then
   [[ -z $role && -z $release && -z $containerd ]] || fail_usage "--repo-minor goes alone (with --dry-run)"
@@ -85,13 +127,147 @@ fi
 
 step() { printf '==> %s\n' "$*"; }
 
+# ---- detached runs (--run-id) ------------------------------------------------
+# A run lives in $RUNS/ID: update_k8s.sh (this script, as started), attempt
+# (a count), log.N (attempt N's output), pid, lock (held by the running
+# attempt), status (its exit code, written when it ends). This session only
+# follows; the run goes on without it.
+
+note() { printf 'update_k8s.sh: %s\n' "$*" >&2; }
+
+# Whether an attempt of the run in $1 is running: it holds $1/lock throughout.
+run_alive() { [[ -f $1/pid ]] && ! flock -n "$1/lock" true 2>/dev/null; }
+
+# Starts a new attempt of the run in $1, detached, with the arguments that
+# follow; returns once it holds its lock.
+start_run() {
+  local run=$1 attempt
+  shift
+  mkdir -p "$run"
+  attempt=$(($(cat "$run/attempt" 2>/dev/null || echo 0) + 1))
+  rm -f "$run/pid" "$run/status"
+  # A new file, renamed over the old: an attempt still reading the old one
+  # (bash reads scripts as it goes) keeps its own copy.
+  cp -- "${BASH_SOURCE[0]}" "$run/update_k8s.sh.new"
+  mv -f "$run/update_k8s.sh.new" "$run/update_k8s.sh"
+  echo "$attempt" >"$run/attempt"
+  : >"$run/log.$attempt"
+  if [[ -z $ROOT && -d /run/systemd/system ]] && command -v systemd-run >/dev/null; then
+    # A unit of its own: not in the SSH session's scope, so not stopped with it.
+    systemd-run --quiet --collect --unit "k8s-upgrade-$run_id-$attempt" \
+      --description "k8s-upgrade update_k8s.sh run $run_id" \
+      bash "$run/update_k8s.sh" --in-run "$run" "$@"
+  else
+    setsid -f bash "$run/update_k8s.sh" --in-run "$run" "$@" </dev/null >/dev/null 2>&1 7>&-
+  fi
+  local waited=0
+  until [[ -f $run/pid ]] || [[ -f $run/status ]]; do
+    ((waited < 300)) || { note "run $run_id did not start within 30 s"; exit 1; }
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+}
+
+# Prints the run's current attempt's log from line $3 on (when $2 is that
+# attempt), as it grows, and exits with the attempt's status once it ends.
+follow_run() {
+  local run=$1 seen_attempt=$2 skip=$3 attempt offset size finished
+  attempt=$(cat "$run/attempt")
+  note "following run $run_id, attempt $attempt"
+  offset=0
+  if [[ $seen_attempt == "$attempt" ]] && ((skip > 0)); then
+    offset=$(head -n "$skip" "$run/log.$attempt" | wc -c)
+  fi
+  while :; do
+    finished=0
+    [[ -f $run/status ]] && finished=1
+    size=$(stat -c %s "$run/log.$attempt")
+    if ((size > offset)); then
+      tail -c "+$((offset + 1))" "$run/log.$attempt" | head -c "$((size - offset))"
+      offset=$size
+    fi
+    if ((finished)); then exit "$(cat "$run/status")"; fi
+    if ! run_alive "$run" && [[ ! -f $run/status ]]; then
+      sleep 0.2
+      [[ -f $run/status ]] && continue
+      note "run $run_id attempt $attempt stopped without an exit status (killed, or the node restarted)"
+      exit 75
+    fi
+    sleep 0.2
+  done
+}
+
+if [[ -n $run_id ]]; then
+  run="$RUNS/$run_id"
+  mkdir -p "$RUNS"
+  # One session at a time decides whether to start or follow.
+  exec 7>"$RUNS/.lock"
+  flock -w 60 7 || { note "another session holds $RUNS/.lock"; exit 1; }
+  seen=${from%%:*} skip=${from#*:}
+  [[ -n $from ]] || seen=0 skip=0
+  if [[ -d $run ]] && run_alive "$run"; then
+    note "re-attaching to run $run_id: attempt $(cat "$run/attempt") is still running"
+  elif [[ -f $run/status && $(cat "$run/status") == 0 ]]; then
+    note "re-attaching to run $run_id: attempt $(cat "$run/attempt") succeeded"
+  else
+    if [[ -f $run/attempt ]]; then
+      if [[ -f $run/status ]]; then
+        note "run $run_id ended before (status $(cat "$run/status")); starting it again"
+      else
+        note "run $run_id attempt $(cat "$run/attempt") stopped without an exit status; starting it again"
+      fi
+    fi
+    # Finished runs older than two weeks go.
+    find "$RUNS" -mindepth 1 -maxdepth 1 -type d -mtime +14 -exec rm -rf {} + 2>/dev/null || true
+    start_run "$run" "${run_args[@]}"
+  fi
+  exec 7>&-
+  follow_run "$run" "$seen" "$skip"
+fi
+
+if [[ -n $in_run ]]; then
+  # The detached attempt: its output is the run's log, its exit code the
+  # run's status (a SIGKILL leaves none, which is how a killed run shows).
+  attempt=$(cat "$in_run/attempt")
+  exec >>"$in_run/log.$attempt" 2>&1
+  exec 8>"$in_run/lock"
+  flock -n 8 || { echo "update_k8s.sh: another attempt of this run holds its lock" >&2; exit 1; }
+  record_status() {
+    local code=$?
+    echo "$code" >"$in_run/status.new"
+    mv -f "$in_run/status.new" "$in_run/status"
+  }
+  trap record_status EXIT
+  echo "$$" >"$in_run/pid"
+  exec 9>"$NODE_LOCK"
+  if ! flock -n 9; then
+    step "waiting up to ${NODE_LOCK_TIMEOUT}s for another run of update_k8s.sh on this node"
+    flock -w "$NODE_LOCK_TIMEOUT" 9 ||
+      { echo "update_k8s.sh: another run still holds $NODE_LOCK after ${NODE_LOCK_TIMEOUT}s" >&2; exit 1; }
+  fi
+fi
+
 # Runs a command that changes the node, or only prints it with --dry-run.
+# The run's locks (fds 7 to 9) stay with this script, not with what it runs.
 change() {
   if ((dry_run)); then
     printf 'would run: %s\n' "$*"
   else
     printf '+ %s\n' "$*"
-    "$@"
+    "$@" 7>&- 8>&- 9>&-
+  fi
+}
+
+# apt-get, waiting (bounded) for apt's lock rather than failing at once when
+# unattended-upgrades or another apt holds it.
+apt_get() { change apt-get -o "DPkg::Lock::Timeout=$APT_LOCK_TIMEOUT" "$@"; }
+
+# dpkg killed mid-install leaves work in its updates folder, and apt refuses
+# to install anything until `dpkg --configure -a` finishes it.
+finish_interrupted_dpkg() {
+  if [[ -n $(ls -A "$ROOT/var/lib/dpkg/updates" 2>/dev/null) ]]; then
+    step "finishing an interrupted dpkg run (dpkg --configure -a)"
+    change dpkg --configure -a
   fi
 }
 
@@ -107,7 +283,7 @@ if [[ -n $repo_minor ]]; then
     change sed -i "s|/core:/stable:/v[0-9]*\.[0-9]*/deb/|/core:/stable:/v$repo_minor/deb/|" "$SOURCES"
   fi
   step "refreshing the package lists"
-  change apt-get update -q
+  apt_get update -q
   exit 0
 fi
 
@@ -130,19 +306,26 @@ if [[ -n $containerd ]]; then
     exit 1
   fi
   echo "package version $wanted"
+  finish_interrupted_dpkg
   if [[ $(installed "$package") == "$wanted" ]]; then
-    step "containerd already at $containerd"
-    exit 0
+    if [[ ! -f $CONTAINERD_PENDING ]]; then
+      step "containerd already at $containerd"
+      exit 0
+    fi
+    step "$package already at $wanted; an earlier run stopped before restarting containerd"
+  else
+    held=0
+    if apt-mark showhold | grep -qx "$package"; then held=1; fi
+    if ((!dry_run)); then mkdir -p "$STATE_DIR" && : >"$CONTAINERD_PENDING"; fi
+    step "installing $package $wanted"
+    if ((held)); then change apt-mark unhold "$package"; fi
+    apt_get install -y -q "$package=$wanted"
+    if ((held)); then change apt-mark hold "$package"; fi
   fi
-  held=0
-  if apt-mark showhold | grep -qx "$package"; then held=1; fi
-  step "installing $package $wanted"
-  if ((held)); then change apt-mark unhold "$package"; fi
-  change apt-get install -y -q "$package=$wanted"
-  if ((held)); then change apt-mark hold "$package"; fi
   step "restarting containerd and kubelet"
   change systemctl restart containerd
   change systemctl restart kubelet
+  ((dry_run)) || rm -f "$CONTAINERD_PENDING"
   if ((dry_run)); then step "dry run: nothing was changed"; else step "done: containerd at $containerd"; fi
   exit 0
 fi
@@ -157,6 +340,7 @@ if [[ -z $revision ]]; then
   exit 1
 fi
 echo "package version $revision"
+finish_interrupted_dpkg
 
 changed=0
 
@@ -172,9 +356,11 @@ if [[ $(installed kubeadm) != "$revision" ]]; then
   restart_pending
   step "installing kubeadm $revision"
   change apt-mark unhold kubeadm
-  change apt-get install -y -q "kubeadm=$revision"
+  apt_get install -y -q "kubeadm=$revision"
   change apt-mark hold kubeadm
   changed=1
+else
+  step "kubeadm already at $revision"
 fi
 
 apiserver_at_target() {
@@ -208,6 +394,8 @@ case $role in
       step "upgrading the kubelet configuration (kubeadm upgrade node)"
       change kubeadm upgrade node
       changed=1
+    else
+      step "kubelet configuration already upgraded (kubelet at $revision)"
     fi
     ;;
 esac
@@ -216,9 +404,11 @@ if [[ $(installed kubelet) != "$revision" || $(installed kubectl) != "$revision"
   restart_pending
   step "installing kubelet and kubectl $revision"
   change apt-mark unhold kubelet kubectl
-  change apt-get install -y -q "kubelet=$revision" "kubectl=$revision"
+  apt_get install -y -q "kubelet=$revision" "kubectl=$revision"
   change apt-mark hold kubelet kubectl
   changed=1
+else
+  step "kubelet and kubectl already at $revision"
 fi
 
 for pkg in "${PACKAGES[@]}"; do

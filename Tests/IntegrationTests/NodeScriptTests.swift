@@ -1,5 +1,7 @@
 import Foundation
+import Shared
 import SharedIO
+import Synchronization
 import TestSupport
 import Testing
 
@@ -16,6 +18,24 @@ extension TestBedSuites {
 
         static func run(_ bed: TestBed, _ node: String, _ arguments: String) async throws -> SSHCommandResult {
             try await bed.ssh(node).run("bash -s -- \(arguments)", stdin: script, timeout: .seconds(60))
+        }
+
+        /// The script as the orchestrator runs it: detached, as run `id`
+        /// (`NodeRun`), this session following its log.
+        static func runDetached(
+            _ bed: TestBed, _ node: String, id: String, _ arguments: String, from: String? = nil,
+            environment: String = "", onOutput: (@Sendable (SSHOutputLine) -> Void)? = nil
+        ) async throws -> SSHCommandResult {
+            let command =
+                "\(environment)bash -c \(Shell.quote(NodeRun.launcher)) update_k8s.sh --run-id \(id) "
+                + (from.map { "--from \($0) " } ?? "") + arguments
+            return try await bed.ssh(node).run(command, stdin: script, timeout: .seconds(90), onOutput: onOutput)
+        }
+
+        static func onNode(_ bed: TestBed, _ node: String, _ command: String) async throws -> String {
+            let result = try await bed.ssh(node).run(command)
+            #expect(result.exitStatus == 0, "\(command): \(result.stderrText)")
+            return result.stdoutText
         }
 
         /// A checksum of every file under the node's root: equal means nothing changed.
@@ -82,8 +102,9 @@ extension TestBedSuites {
             let result = try await Self.run(bed, "master", "--role master --release 1.34.5 --dry-run")
             #expect(result.exitStatus == 0)
             for command in [
-                "would run: apt-get install -y -q kubeadm=1.34.5-1.1", "would run: kubeadm upgrade apply v1.34.5 -y",
-                "would run: apt-get install -y -q kubelet=1.34.5-1.1 kubectl=1.34.5-1.1",
+                "would run: apt-get -o DPkg::Lock::Timeout=300 install -y -q kubeadm=1.34.5-1.1",
+                "would run: kubeadm upgrade apply v1.34.5 -y",
+                "would run: apt-get -o DPkg::Lock::Timeout=300 install -y -q kubelet=1.34.5-1.1 kubectl=1.34.5-1.1",
                 "would run: systemctl restart kubelet",
             ] {
                 #expect(result.stdoutText.contains(command), "\(command)")
@@ -177,7 +198,9 @@ extension TestBedSuites {
             let before = try await Self.fingerprint(bed, "master")
             let dry = try await Self.run(bed, "master", "--containerd 1.7.24 --dry-run")
             #expect(dry.exitStatus == 0, "\(dry.stderrText)")
-            #expect(dry.stdoutText.contains("would run: apt-get install -y -q containerd.io=1.7.24-1"))
+            #expect(
+                dry.stdoutText.contains(
+                    "would run: apt-get -o DPkg::Lock::Timeout=300 install -y -q containerd.io=1.7.24-1"))
             #expect(try await Self.fingerprint(bed, "master") == before)
 
             let missing = try await Self.run(bed, "master", "--containerd 1.7.99")
@@ -195,5 +218,162 @@ extension TestBedSuites {
             #expect(again.stdoutText.contains("containerd already at 1.7.24"))
             #expect(!again.stdoutText.contains("+ "))
         }
+        // MARK: - Killed anywhere, run again: it converges
+
+        /// The node's package and service state, in one line per fact.
+        static let stateScript = #"""
+            cd "$K8S_NODE_ROOT/var/lib/testbed"
+            cat installed/kubeadm installed/kubelet installed/kubectl kubelet-running
+            ls holds | tr '\n' ' '; echo
+            ls -A "$K8S_NODE_ROOT/var/lib/dpkg/updates" 2>/dev/null | wc -l
+            if [ -e "$K8S_NODE_ROOT/var/lib/k8s-upgrade/kubelet-restart-pending" ]; then echo pending; else echo none; fi
+            grep -ho 'kube-apiserver:v[0-9.]*' "$K8S_NODE_ROOT/etc/kubernetes/manifests/kube-apiserver.yaml" 2>/dev/null || echo no-manifest
+            """#
+
+        @Test(arguments: [("worker-2", "worker"), ("master", "master")])
+        func aRunKilledAtEveryStepBoundaryConvergesWhenStartedAgain(node: String, role: String) async throws {
+            let bed = try await TestBed.start()
+            let arguments = "--role \(role) --release 1.34.5"
+            // Every command that changes the node, in order, from a dry run.
+            let dry = try await Self.run(bed, node, arguments + " --dry-run")
+            let changes = dry.stdoutText.split(separator: "\n").filter { $0.hasPrefix("would run: ") }
+                .map { String($0.dropFirst("would run: ".count)) }
+            #expect(changes.count >= 8, "\(dry.stdoutText)")
+            // Killed right after each change, and in the middle of each
+            // install (dpkg's work half done).
+            let points =
+                changes.map { "after \($0)" } + changes.filter { $0.contains(" install ") }.map { "during \($0)" }
+            _ = try await Self.onNode(bed, node, #"cp -a "$K8S_NODE_ROOT" "$K8S_NODE_ROOT.pristine""#)
+            let expected =
+                "1.34.5-1.1\n1.34.5-1.1\n1.34.5-1.1\n1.34.5\nkubeadm kubectl kubelet \n0\nnone\n"
+                + (role == "master" ? "kube-apiserver:v1.34.5\n" : "no-manifest\n")
+            for point in points {
+                _ = try await Self.onNode(
+                    bed, node,
+                    #"find "$K8S_NODE_ROOT" -mindepth 1 -maxdepth 1 ! -name ssh -exec rm -rf {} + && "#
+                        + #"(cd "$K8S_NODE_ROOT.pristine" && tar cf - --exclude=./ssh .) | (cd "$K8S_NODE_ROOT" && tar xf -) && "#
+                        + #"printf '%s' \#(Shell.quote(point)) >"$K8S_NODE_ROOT/var/lib/testbed/die-at""#)
+                let killed = try await Self.runDetached(bed, node, id: "converge", arguments)
+                #expect(killed.exitStatus == 75, "\(point): \(killed.stdoutText)\n\(killed.stderrText)")
+                #expect(killed.stderrText.contains("attempt 1 stopped without an exit status"), "\(point)")
+
+                let again = try await Self.runDetached(bed, node, id: "converge", arguments)
+                #expect(again.exitStatus == 0, "\(point): \(again.stdoutText)\n\(again.stderrText)")
+                #expect(
+                    again.stderrText.contains("attempt 1 stopped without an exit status; starting it again"), "\(point)"
+                )
+                #expect(again.stdoutText.contains("done: \(role) at 1.34.5"), "\(point): \(again.stdoutText)")
+                if point.hasPrefix("during") {
+                    #expect(again.stdoutText.contains("finishing an interrupted dpkg run"), "\(point)")
+                }
+                #expect(try await Self.onNode(bed, node, Self.stateScript) == expected, "\(point)")
+                // Converged: a third run changes nothing.
+                let third = try await Self.run(bed, node, arguments)
+                #expect(third.stdoutText.contains("already at 1.34.5") && !third.stdoutText.contains("+ "), "\(point)")
+            }
+        }
+
+        @Test func aContainerdInstalledButNotRestartedIsRestartedWhenRunAgain() async throws {
+            let bed = try await TestBed.start(masterContainerd: "1.7.22")
+            let install = "apt-get -o DPkg::Lock::Timeout=300 install -y -q containerd.io=1.7.24-1"
+            _ = try await Self.onNode(
+                bed, "master", #"printf '%s' "after \#(install)" >"$K8S_NODE_ROOT/var/lib/testbed/die-at""#)
+            let killed = try await Self.runDetached(bed, "master", id: "containerd", "--containerd 1.7.24")
+            #expect(killed.exitStatus == 75)
+            let runtime = #"{.status.nodeInfo.containerRuntimeVersion}"#
+            #expect(
+                try await bed.kubectl("get", "node", "master", "-o", "jsonpath=\(runtime)") == "containerd://1.7.22")
+            let again = try await Self.runDetached(bed, "master", id: "containerd", "--containerd 1.7.24")
+            #expect(again.exitStatus == 0, "\(again.stdoutText)")
+            #expect(again.stdoutText.contains("an earlier run stopped before restarting containerd"))
+            #expect(
+                try await bed.kubectl("get", "node", "master", "-o", "jsonpath=\(runtime)") == "containerd://1.7.24")
+            let third = try await Self.run(bed, "master", "--containerd 1.7.24")
+            #expect(third.stdoutText.contains("containerd already at 1.7.24"), "\(third.stdoutText)")
+        }
+
+        // MARK: - One run at a time, outliving its session
+
+        @Test func aSecondSessionForTheSameRunFollowsItInsteadOfStartingItAgain() async throws {
+            let bed = try await TestBed.start()
+            _ = try await Self.onNode(bed, "worker-1", #"echo 2 >"$K8S_NODE_ROOT/var/lib/testbed/install-seconds""#)
+            let arguments = "--role worker --release 1.34.5"
+            async let first = Self.runDetached(bed, "worker-1", id: "twice", arguments)
+            try await Task.sleep(for: .seconds(1))
+            let second = try await Self.runDetached(bed, "worker-1", id: "twice", arguments)
+            #expect(second.exitStatus == 0, "\(second.stderrText)")
+            #expect(second.stderrText.contains("re-attaching to run twice: attempt 1 is still running"))
+            let firstResult = try await first
+            #expect(firstResult.exitStatus == 0, "\(firstResult.stderrText)")
+            #expect(firstResult.stdoutText == second.stdoutText, "both followers saw the whole log")
+            let log = try await Self.onNode(
+                bed, "worker-1", #"cat "$K8S_NODE_ROOT/var/lib/k8s-upgrade/runs/twice/log.1""#)
+            #expect(log.components(separatedBy: "installing kubeadm").count == 2, "one run: \(log)")
+            // A later session for a run that succeeded reports it.
+            let later = try await Self.runDetached(bed, "worker-1", id: "twice", arguments)
+            #expect(later.exitStatus == 0)
+            #expect(later.stderrText.contains("re-attaching to run twice: attempt 1 succeeded"))
+            #expect(later.stdoutText == log)
+        }
+
+        @Test func aCutSessionLeavesTheRunGoingAndReattachingShowsTheRest() async throws {
+            let bed = try await TestBed.start()
+            _ = try await Self.onNode(bed, "worker-1", #"echo 2 >"$K8S_NODE_ROOT/var/lib/testbed/install-seconds""#)
+            let arguments = "--role worker --release 1.34.5"
+            let seen = LinesSeen()
+            let first = Task {
+                try await Self.runDetached(bed, "worker-1", id: "cut", arguments) { seen.add($0) }
+            }
+            let deadline = ContinuousClock.now + .seconds(30)
+            while !seen.stdout.contains(where: { $0.contains("installing kubeadm") }) && ContinuousClock.now < deadline
+            {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(try bed.cutSSHSessions(of: "worker-1") >= 1)
+            // The session ends: an error, or an end without an exit status.
+            if let cut = try? await first.value { #expect(cut.exitStatus != 0) }
+            let before = seen.stdout
+            let again = try await Self.runDetached(bed, "worker-1", id: "cut", arguments, from: "1:\(before.count)")
+            #expect(again.exitStatus == 0, "\(again.stderrText)")
+            #expect(again.stderrText.contains("re-attaching to run cut: attempt 1 is still running"))
+            let log = try await Self.onNode(
+                bed, "worker-1", #"cat "$K8S_NODE_ROOT/var/lib/k8s-upgrade/runs/cut/log.1""#)
+            // What the first session saw and what the second printed make the whole log, once.
+            #expect(before.map { $0 + "\n" }.joined() + again.stdoutText == log)
+            #expect(log.contains("done: worker at 1.34.5"))
+            #expect(try await Self.versions(bed)["worker-1"] == "v1.34.5")
+        }
+
+        // MARK: - apt's lock
+
+        @Test func aHeldAptLockIsWaitedForWithinItsBound() async throws {
+            let bed = try await TestBed.start()
+            // unattended-upgrades holds apt's lock for 3 s.
+            let hold =
+                #"mkdir -p "$K8S_NODE_ROOT/var/lib/dpkg" && setsid -f flock "$K8S_NODE_ROOT/var/lib/dpkg/lock-frontend" sleep \#(3) </dev/null >/dev/null 2>&1; sleep 0.3"#
+            _ = try await Self.onNode(bed, "worker-1", hold)
+            let waited = try await Self.run(bed, "worker-1", "--role worker --release 1.34.5")
+            #expect(waited.exitStatus == 0, "\(waited.stderrText)")
+            #expect(waited.stderrText.contains("Waiting for cache lock"))
+            #expect(try await Self.versions(bed)["worker-1"] == "v1.34.5")
+
+            // Held longer than the bound: a clear failure, nothing installed.
+            _ = try await Self.onNode(bed, "worker-2", hold.replacingOccurrences(of: "sleep 3", with: "sleep 20"))
+            let failed = try await bed.ssh("worker-2").run(
+                "K8S_UPGRADE_APT_LOCK_TIMEOUT=1 bash -s -- --role worker --release 1.34.5", stdin: Self.script,
+                timeout: .seconds(60))
+            #expect(failed.exitStatus == 100, "\(failed.stderrText)")
+            #expect(failed.stderrText.contains("Could not get lock /var/lib/dpkg/lock-frontend"))
+            #expect(
+                try await Self.onNode(bed, "worker-2", #"cat "$K8S_NODE_ROOT/var/lib/testbed/installed/kubeadm""#)
+                    == "1.34.3-1.1\n")
+        }
     }
+}
+
+/// Output lines of a session, as they arrive.
+private final class LinesSeen: Sendable {
+    private let lines = Mutex<[String]>([])
+    func add(_ line: SSHOutputLine) { if line.stream == .stdout { lines.withLock { $0.append(line.text) } } }
+    var stdout: [String] { lines.withLock { $0 } }
 }

@@ -259,7 +259,8 @@ extension TestBedSuites {
             // The node script ran in its own dry-run mode: a read that prints the commands.
             #expect(
                 events.contains {
-                    $0.kind == "output" && $0.node == "worker-1" && $0.message.contains("apt-get install")
+                    $0.kind == "output" && $0.node == "worker-1"
+                        && $0.message.contains("apt-get -o DPkg::Lock::Timeout=300 install")
                 })
             _ = try await server.stop(signal: SIGTERM)
         }
@@ -451,6 +452,93 @@ extension TestBedSuites {
             #expect(nodes.values.allSatisfy { $0 == NodeState(version: "v1.34.3", unschedulable: false) })
             #expect(try await Self.namespaceAnnotations(bed)["k8s-upgrade.io/in-flight"] == nil)
             _ = try await server.stop(signal: SIGTERM)
+        }
+
+        // MARK: - 9b. The node script outlives its SSH session and its orchestrator
+
+        /// Makes every install on `node` take `seconds`, as a slow mirror does.
+        static func slowInstalls(_ bed: TestBed, _ node: String, seconds: Int) async throws {
+            let set = try await bed.ssh(node).run(
+                #"echo \#(seconds) >"$K8S_NODE_ROOT/var/lib/testbed/install-seconds""#)
+            #expect(set.exitStatus == 0)
+        }
+
+        /// Waits until the job has recorded output of `node` containing `text`.
+        static func waitForOutput(
+            _ server: RunningOrchestrator, node: String, containing text: String, timeout: Double = 60
+        ) async throws {
+            let deadline = Date().addingTimeInterval(timeout)
+            while Date() < deadline {
+                let job = try await server.json("/jobs/1")
+                if events(job).contains(where: { $0.kind == "output" && $0.node == node && $0.message.contains(text) })
+                {
+                    return
+                }
+                if job[dotted: "state"]?.stringValue != "running" {
+                    throw FixtureError("job ended: \(JobText.json(job))")
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            throw FixtureError("no output of \(node) with \(text)")
+        }
+
+        /// The run of worker-1's node step on worker-1: how many attempts,
+        /// and how often its log says it installed kubeadm.
+        static func worker1Run(_ bed: TestBed) async throws -> (attempts: String, kubeadmInstalls: Int) {
+            let run = #""$K8S_NODE_ROOT/var/lib/k8s-upgrade/runs/job-1-worker-1.34.5-worker-1""#
+            let ssh = try bed.ssh("worker-1")
+            let attempts = try await ssh.run("cat \(run)/attempt").stdoutText
+            let log = try await ssh.run("cat \(run)/log.*").stdoutText
+            return (attempts, log.components(separatedBy: "==> installing kubeadm").count - 1)
+        }
+
+        @Test func aSessionCutMidScriptIsReattachedAndTheScriptRunsOnce() async throws {
+            let bed = try await TestBed.start()
+            try await Self.slowInstalls(bed, "worker-1", seconds: 2)
+            let server = try await OrchestratorFixture(bed: bed, extra: ["--soak", "0"]).launch()
+            try await Self.execute(server, #"{"target_version":"1.34.5","kind":"patch"}"#)
+            try await Self.waitForOutput(server, node: "worker-1", containing: "installing kubeadm")
+            #expect(try bed.cutSSHSessions(of: "worker-1") >= 1)
+            let done = try await server.waitForJob(1, state: "succeeded", timeout: 120)
+            let events = Self.events(done).filter { $0.node == "worker-1" }
+            #expect(
+                events.contains {
+                    $0.kind == "warning" && $0.message.contains("the SSH session to worker-1 ended")
+                        && $0.message.contains("re-attaching to run job-1-worker-1.34.5-worker-1 (1 of 5)")
+                }, "\(events.map(\.message))")
+            #expect(events.contains { $0.message.hasSuffix("attempt 1 is still running") })
+            // Each line of the script's output once in the job, though it was followed twice.
+            #expect(
+                events.filter { $0.kind == "output" && $0.message == "==> installing kubeadm 1.34.5-1.1" }.count == 1)
+            let run = try await Self.worker1Run(bed)
+            #expect(run.attempts == "1\n" && run.kubeadmInstalls == 1, "\(run)")
+            let nodes = try await Self.nodes(bed)
+            #expect(nodes.values.allSatisfy { $0 == NodeState(version: "v1.34.5", unschedulable: false) })
+            _ = try await server.stop(signal: SIGTERM)
+        }
+
+        @Test func anOrchestratorKilledMidScriptFindsTheScriptStillRunningWhenResumed() async throws {
+            let bed = try await TestBed.start()
+            try await Self.slowInstalls(bed, "worker-1", seconds: 4)
+            let fixture = try OrchestratorFixture(bed: bed, extra: ["--soak", "0", "--auto-resume", "false"])
+            let first = try await fixture.launch()
+            try await Self.execute(first, #"{"target_version":"1.34.5","kind":"patch"}"#)
+            try await Self.waitForOutput(first, node: "worker-1", containing: "installing kubeadm")
+            #expect(try await first.stop(signal: SIGKILL) == 128 + SIGKILL)
+
+            let second = try await fixture.launch()
+            #expect(try await second.request("POST", "/jobs/1/resume").status == 202)
+            let done = try await second.waitForJob(1, state: "succeeded", timeout: 120)
+            let events = Self.events(done).filter { $0.node == "worker-1" }
+            #expect(
+                events.contains {
+                    $0.message.hasPrefix("update_k8s.sh: re-attaching to run job-1-worker-1.34.5-worker-1: attempt 1 ")
+                }, "\(events.map(\.message))")
+            let run = try await Self.worker1Run(bed)
+            #expect(run.attempts == "1\n" && run.kubeadmInstalls == 1, "one run, not a second beside it: \(run)")
+            let nodes = try await Self.nodes(bed)
+            #expect(nodes.values.allSatisfy { $0 == NodeState(version: "v1.34.5", unschedulable: false) })
+            _ = try await second.stop(signal: SIGTERM)
         }
 
         // MARK: - 10. Killed mid-workers

@@ -87,6 +87,23 @@ public final class TestBed: Sendable {
                 connectTimeout: .seconds(5)))
     }
 
+    /// Cuts every SSH session open to a node, as a dropped network path or a
+    /// restarted sshd would: the per-connection sshd processes are killed,
+    /// so each client sees its connection end and each session's commands
+    /// lose their input and output. The node's sshd goes on listening.
+    public func cutSSHSessions(of node: String) throws -> Int {
+        let file = directory.appendingPathComponent("pids/sshd-\(node).pid")
+        let text = try String(contentsOf: file, encoding: .utf8)
+        guard let listener = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw FixtureError("\(file.path) holds no pid")
+        }
+        let children = try TestEnvironment.execute(
+            try TestEnvironment.tool("pgrep"), ["-P", "\(listener)"])
+        let pids = children.stdout.split(separator: "\n").compactMap { Int32($0) }
+        for pid in pids { kill(pid, SIGKILL) }
+        return pids.count
+    }
+
     /// Runs the real kubectl with the bed's kubeconfig.
     public func kubectl(_ arguments: String...) async throws -> String {
         let kubectl = try TestEnvironment.tool("kubectl")

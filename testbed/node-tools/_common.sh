@@ -20,6 +20,22 @@ die() {
   exit "$code"
 }
 
+# A test can make a tool kill the script that called it, as a dropped
+# session, a killed orchestrator or a power cut would: $STATE/die-at holds
+# "before TOOL ARGS" or "after TOOL ARGS" (the tool's command line), or
+# "during apt-get install ARGS" (dpkg killed half-way: testbed apt-get).
+TOOL_LINE="$(basename "$0")${*:+ $*}"
+die_point() {
+  [[ -f $STATE/die-at && $(cat "$STATE/die-at") == "$1 $TOOL_LINE" ]] || return 0
+  rm -f "$STATE/die-at"
+  echo "testbed: killing the caller $1 '$TOOL_LINE', as the test asked" >&2
+  kill -KILL "$PPID" 2>/dev/null || true
+  kill -KILL $$
+}
+die_point before
+# shellcheck disable=SC2154 # status is set by the trap itself
+trap 'status=$?; ((status != 0)) || die_point after' EXIT
+
 # The repository URI of the configured apt source ("deb [opts] URI /").
 repo_uri() {
   [[ -f $SOURCES ]] || die 100 "E: $SOURCES is missing"

@@ -344,7 +344,7 @@ final class UpgradePipeline: Pipeline {
             return .skipped("\(master.name) runs containerd \(masterRuntime), not older than the workers' \(wanted)")
         }
         let arguments = ["--containerd", wanted.description]
-        try await runScript(job, arguments, on: master, stage: .containerd)
+        try await runScript(job, arguments, purpose: "containerd-\(wanted)", on: master, stage: .containerd)
         guard !job.request.dryRun else {
             return .done("dry run: would bring containerd on \(master.name) to \(wanted)")
         }
@@ -369,7 +369,7 @@ final class UpgradePipeline: Pipeline {
         let nodes = try await cluster.nodes()
         for node in nodes.sorted(by: { $0.name < $1.name }) {
             try job.checkpoint()
-            try await runScript(job, ["--repo-minor", minor], on: node, stage: .repo)
+            try await runScript(job, ["--repo-minor", minor], purpose: "repo-\(minor)", on: node, stage: .repo)
         }
         return .done(
             "\(job.request.dryRun ? "dry run: would point" : "pointed") \(nodes.count) nodes at the v\(minor) repository"
@@ -474,7 +474,8 @@ final class UpgradePipeline: Pipeline {
                 let scriptStart = JobContext.now()
                 markTouched()
                 try await runScript(
-                    job, ["--role", step.role.rawValue, "--release", target.description], on: node, stage: stage)
+                    job, ["--role", step.role.rawValue, "--release", target.description],
+                    purpose: "\(step.role.rawValue)-\(target)", on: node, stage: stage)
                 line.scriptSeconds = JobContext.now() - scriptStart
             }
             let current = job.request.dryRun ? node : try await cluster.node(node.name)
@@ -706,35 +707,113 @@ final class UpgradePipeline: Pipeline {
 
     private func markTouched() { state.withLock { $0.touched = true } }
 
-    /// The node script with `arguments` (plus `--dry-run` in a dry run), its
-    /// output streamed into the job; a non-zero exit fails the job.
+    /// The node script with `arguments`, its output streamed into the job; a
+    /// non-zero exit fails the job. A real run is detached from the SSH
+    /// session (``NodeRun``): when the session drops, the job re-attaches
+    /// to the same run (up to ``maxReattaches`` times within the script
+    /// timeout) instead of starting a second one, and a run that was killed
+    /// is started again, its steps being convergent. A dry run is piped
+    /// with `--dry-run` and changes nothing on the node.
     private func runScript(
-        _ job: JobContext, _ arguments: [String], on node: NodeFacts, stage: UpgradeStage
+        _ job: JobContext, _ arguments: [String], purpose: String, on node: NodeFacts, stage: UpgradeStage
     )
         async throws
     {
-        let words = arguments + (job.request.dryRun ? ["--dry-run"] : [])
-        let command = Shell.command(shell.sudo + ["bash", "-s", "--"] + words)
-        if job.request.dryRun {
+        guard !job.request.dryRun else {
             try await job.record(
                 .wouldChange, "would run on \(node.name): update_k8s.sh \(Shell.command(arguments))", stage: stage,
                 node: node.name)
-        } else {
-            markTouched()
+            let words = arguments + ["--dry-run"]
+            let command = Shell.command(shell.sudo + ["bash", "-s", "--"] + words)
+            let result: SSHCommandResult
+            do {
+                result = try await runRemote(
+                    job, command, on: node, stdin: settings.nodeScript, stage: stage, timeout: settings.scriptTimeout)
+            } catch { throw JobFailure("\(node.name): \(error)") }
+            guard result.succeeded else {
+                throw JobFailure(
+                    "update_k8s.sh \(Shell.command(words)) on \(node.name) \(Self.ended(result)): \(Self.tail(result.stderrText))"
+                )
+            }
+            return
         }
-        let result = try await runRemote(
-            job, command, on: node, stdin: settings.nodeScript, stage: stage, timeout: settings.scriptTimeout)
-        guard result.succeeded else {
-            let how = result.exitStatus.map { "exited \($0)" } ?? "was killed by SIG\(result.exitSignal ?? "?")"
-            throw JobFailure(
-                "update_k8s.sh \(Shell.command(words)) on \(node.name) \(how): \(Self.tail(result.stderrText))")
+        markTouched()
+        let id = NodeRun.id(job: job.id, purpose: purpose, node: node.name)
+        let position = Mutex<NodeRun.Position?>(nil)
+        let deadline = ContinuousClock.now + settings.scriptTimeout
+        var reattaches = 0
+        while true {
+            let command = Shell.command(
+                shell.sudo + ["bash", "-c", NodeRun.launcher, "update_k8s.sh"]
+                    + NodeRun.arguments(id: id, reattachingFrom: position.withLock { $0 }) + arguments)
+            let result: SSHCommandResult
+            do {
+                result = try await runRemote(
+                    job, command, on: node, stdin: settings.nodeScript, stage: stage,
+                    timeout: max(deadline - ContinuousClock.now, .seconds(1))
+                ) { line in
+                    if line.stream == .stderr, let attempt = NodeRun.attempt(announcedIn: line.text) {
+                        position.withLock {
+                            if $0?.attempt != attempt { $0 = NodeRun.Position(attempt: attempt, lines: 0) }
+                        }
+                    } else if line.stream == .stdout {
+                        position.withLock { $0?.lines += 1 }
+                    }
+                }
+            } catch let error as SSHError
+                where Self.sessionLost(error.kind) && reattaches < Self.maxReattaches && ContinuousClock.now < deadline
+            {
+                reattaches += 1
+                try await job.record(
+                    .warning,
+                    "the SSH session to \(node.name) ended (\(error)); re-attaching to run \(id) "
+                        + "(\(reattaches) of \(Self.maxReattaches))", stage: stage, node: node.name)
+                try await job.sleep(.seconds(min(1 << reattaches, 10)), finishingOnShutdown: true)
+                continue
+            } catch { throw JobFailure("\(node.name): \(error)") }
+            if result.exitStatus == NodeRun.stoppedWithoutStatus && reattaches < Self.maxReattaches {
+                reattaches += 1
+                try await job.record(
+                    .warning,
+                    "run \(id) on \(node.name) stopped without an exit status (killed, or the node restarted); "
+                        + "starting it again, its steps being convergent (\(reattaches) of \(Self.maxReattaches))",
+                    stage: stage, node: node.name)
+                continue
+            }
+            guard result.succeeded else {
+                throw JobFailure(
+                    "update_k8s.sh \(Shell.command(arguments)) on \(node.name) \(Self.ended(result)): "
+                        + NodeRun.failureSummary(log: result.stdoutText))
+            }
+            return
         }
     }
 
-    /// Runs a command on a node, recording each output line as an event while it runs.
+    /// Re-attaches to a node run after this many dropped sessions or killed attempts.
+    static let maxReattaches = 5
+
+    /// Whether an SSH failure means the session was lost on the way (worth
+    /// re-attaching), not that the node refuses this tool.
+    static func sessionLost(_ kind: SSHError.Kind) -> Bool {
+        switch kind {
+        case .transport, .connectionLost, .connectionRefused, .connectFailed, .connectTimedOut, .nameNotResolved,
+            .channelFailed, .handshakeFailed:
+            true
+        case .unknownHostKey, .hostKeyChanged, .knownHostsUnreadable, .keyFileUnreadable, .keyEncrypted,
+            .authenticationFailed, .commandTimedOut:
+            false
+        }
+    }
+
+    static func ended(_ result: SSHCommandResult) -> String {
+        result.exitStatus.map { "exited \($0)" } ?? "was killed by SIG\(result.exitSignal ?? "?")"
+    }
+
+    /// Runs a command on a node, recording each output line as an event
+    /// while it runs (and showing it to `observe` first).
     private func runRemote(
         _ job: JobContext, _ command: String, on node: NodeFacts, stdin: Data? = nil, stage: UpgradeStage,
-        timeout: Duration
+        timeout: Duration, observe: (@Sendable (SSHOutputLine) -> Void)? = nil
     ) async throws -> SSHCommandResult {
         let (lines, sink) = AsyncStream.makeStream(of: SSHOutputLine.self)
         async let recorded: Void = {
@@ -743,14 +822,17 @@ final class UpgradePipeline: Pipeline {
             }
         }()
         do {
-            let result = try await shell.run(command, on: node, stdin: stdin, timeout: timeout) { sink.yield($0) }
+            let result = try await shell.run(command, on: node, stdin: stdin, timeout: timeout) { line in
+                observe?(line)
+                sink.yield(line)
+            }
             sink.finish()
             await recorded
             return result
         } catch {
             sink.finish()
             await recorded
-            throw JobFailure("\(node.name): \(error)")
+            throw error
         }
     }
 
