@@ -10,6 +10,8 @@ APT_PACKAGES=(
   # test bed: real servers the tests start on loopback
   openssh-server openssh-client openssl etcd-server etcd-client
   prometheus prometheus-pushgateway python3 python3-pip
+  # the real-apt node: a Debian root (debootstrap), a signed repository (apt-ftparchive, gpg)
+  debootstrap apt-utils gpg
   # checks and benchmarks
   shellcheck jq wrk curl procps time
 )

@@ -47,7 +47,10 @@ set -euo pipefail
 # Test beds set K8S_NODE_ROOT to keep a node's files in a folder; on a real
 # node it is empty and paths are the usual ones.
 ROOT=${K8S_NODE_ROOT:-}
-SOURCES="$ROOT/etc/apt/sources.list.d/kubernetes.list"
+# The Kubernetes apt source: the one-line format (kubernetes.list) or deb822
+# (kubernetes.sources); with neither, the first file that names pkgs.k8s.io's
+# path.
+SOURCES_DIR="$ROOT/etc/apt/sources.list.d"
 MANIFESTS="$ROOT/etc/kubernetes/manifests"
 # Set before the first change of a run and removed once the kubelet has
 # restarted: a run killed in between (a dropped SSH session, a killed
@@ -262,23 +265,57 @@ change() {
 # unattended-upgrades or another apt holds it.
 apt_get() { change apt-get -o "DPkg::Lock::Timeout=$APT_LOCK_TIMEOUT" "$@"; }
 
+# apt-mark and dpkg fail at once while another apt or dpkg holds the lock
+# (DPkg::Lock::Timeout does not reach them): run them again, within the same
+# bound, as long as the lock is why they failed.
+locked_change() {
+  if ((dry_run)); then
+    printf 'would run: %s\n' "$*"
+    return 0
+  fi
+  printf '+ %s\n' "$*"
+  local started=$SECONDS said=0 status output
+  output=$(mktemp)
+  while :; do
+    status=0
+    "$@" >"$output" 2>&1 7>&- 8>&- 9>&- || status=$?
+    if ((status == 0)) || ! grep -q 'lock' "$output" || ((SECONDS - started >= APT_LOCK_TIMEOUT)); then
+      if ((status == 0)); then cat "$output"; else cat "$output" >&2; fi
+      rm -f "$output"
+      return "$status"
+    fi
+    ((said)) || step "waiting up to ${APT_LOCK_TIMEOUT}s for apt's lock (another apt or dpkg is running)"
+    said=1
+    sleep 1
+  done
+}
+
 # dpkg killed mid-install leaves work in its updates folder, and apt refuses
 # to install anything until `dpkg --configure -a` finishes it.
 finish_interrupted_dpkg() {
-  if [[ -n $(ls -A "$ROOT/var/lib/dpkg/updates" 2>/dev/null) ]]; then
+  if [[ -n $(ls -A "$ROOT/var/lib/dpkg/updates" 2>/dev/null) || -n $(dpkg --audit 2>/dev/null) ]]; then
     step "finishing an interrupted dpkg run (dpkg --configure -a)"
-    change dpkg --configure -a
+    locked_change dpkg --configure -a
   fi
 }
 
 # ---- repository rewrite (before a minor upgrade) ---------------------------
 if [[ -n $repo_minor ]]; then
-  [[ -f $SOURCES ]] || { echo "update_k8s.sh: $SOURCES is missing" >&2; exit 1; }
+  SOURCES=""
+  for candidate in "$SOURCES_DIR/kubernetes.list" "$SOURCES_DIR/kubernetes.sources" "$SOURCES_DIR"/*.list \
+    "$SOURCES_DIR"/*.sources; do
+    if [[ -f $candidate ]] && grep -q '/core:/stable:/v[0-9]*\.[0-9]*/deb/' "$candidate"; then
+      SOURCES=$candidate
+      break
+    fi
+  done
+  [[ -n $SOURCES ]] || {
+    echo "update_k8s.sh: no apt source in $SOURCES_DIR names a pkgs.k8s.io repository (/core:/stable:/vX.Y/deb/)" >&2
+    exit 1
+  }
   if grep -q "/core:/stable:/v$repo_minor/deb/" "$SOURCES"; then
     step "apt source already at v$repo_minor"
   else
-    grep -q '/core:/stable:/v[0-9]*\.[0-9]*/deb/' "$SOURCES" ||
-      { echo "update_k8s.sh: no pkgs.k8s.io source line in $SOURCES" >&2; exit 1; }
     step "pointing the apt source at v$repo_minor"
     change sed -i "s|/core:/stable:/v[0-9]*\.[0-9]*/deb/|/core:/stable:/v$repo_minor/deb/|" "$SOURCES"
   fi
@@ -318,9 +355,9 @@ if [[ -n $containerd ]]; then
     if apt-mark showhold | grep -qx "$package"; then held=1; fi
     if ((!dry_run)); then mkdir -p "$STATE_DIR" && : >"$CONTAINERD_PENDING"; fi
     step "installing $package $wanted"
-    if ((held)); then change apt-mark unhold "$package"; fi
+    if ((held)); then locked_change apt-mark unhold "$package"; fi
     apt_get install -y -q "$package=$wanted"
-    if ((held)); then change apt-mark hold "$package"; fi
+    if ((held)); then locked_change apt-mark hold "$package"; fi
   fi
   step "restarting containerd and kubelet"
   change systemctl restart containerd
@@ -355,9 +392,9 @@ restart_pending() {
 if [[ $(installed kubeadm) != "$revision" ]]; then
   restart_pending
   step "installing kubeadm $revision"
-  change apt-mark unhold kubeadm
+  locked_change apt-mark unhold kubeadm
   apt_get install -y -q "kubeadm=$revision"
-  change apt-mark hold kubeadm
+  locked_change apt-mark hold kubeadm
   changed=1
 else
   step "kubeadm already at $revision"
@@ -403,9 +440,9 @@ esac
 if [[ $(installed kubelet) != "$revision" || $(installed kubectl) != "$revision" ]]; then
   restart_pending
   step "installing kubelet and kubectl $revision"
-  change apt-mark unhold kubelet kubectl
+  locked_change apt-mark unhold kubelet kubectl
   apt_get install -y -q "kubelet=$revision" "kubectl=$revision"
-  change apt-mark hold kubelet kubectl
+  locked_change apt-mark hold kubelet kubectl
   changed=1
 else
   step "kubelet and kubectl already at $revision"
@@ -414,7 +451,7 @@ fi
 for pkg in "${PACKAGES[@]}"; do
   if ! apt-mark showhold | grep -qx "$pkg"; then
     step "holding $pkg"
-    change apt-mark hold "$pkg"
+    locked_change apt-mark hold "$pkg"
     changed=1
   fi
 done
