@@ -130,6 +130,22 @@ fi
 
 step() { printf '==> %s\n' "$*"; }
 
+# One run of this script changes a node at a time, detached or not: the
+# node lock is taken before the first change (a run that changes nothing
+# takes none) and held to the end.
+have_node_lock=0
+take_node_lock() {
+  ((!have_node_lock)) || return 0
+  mkdir -p "$STATE_DIR"
+  exec 9>"$NODE_LOCK"
+  if ! flock -n 9; then
+    step "waiting up to ${NODE_LOCK_TIMEOUT}s for another run of update_k8s.sh on this node"
+    flock -w "$NODE_LOCK_TIMEOUT" 9 ||
+      { echo "update_k8s.sh: another run still holds $NODE_LOCK after ${NODE_LOCK_TIMEOUT}s" >&2; exit 1; }
+  fi
+  have_node_lock=1
+}
+
 # ---- detached runs (--run-id) ------------------------------------------------
 # A run lives in $RUNS/ID: update_k8s.sh (this script, as started), attempt
 # (a count), log.N (attempt N's output), pid, lock (held by the running
@@ -165,7 +181,9 @@ start_run() {
   fi
   local waited=0
   until [[ -f $run/pid ]] || [[ -f $run/status ]]; do
-    ((waited < 300)) || { note "run $run_id did not start within 30 s"; exit 1; }
+    # Not started yet: say so as a killed run does, so that the next
+    # session finds it running, or starts it again.
+    ((waited < 300)) || { note "run $run_id did not start within 30 s"; exit 75; }
     sleep 0.1
     waited=$((waited + 1))
   done
@@ -186,7 +204,8 @@ follow_run() {
     [[ -f $run/status ]] && finished=1
     size=$(stat -c %s "$run/log.$attempt")
     if ((size > offset)); then
-      tail -c "+$((offset + 1))" "$run/log.$attempt" | head -c "$((size - offset))"
+      # Exactly the new bytes, without a pipe that SIGPIPE could end.
+      dd if="$run/log.$attempt" iflag=skip_bytes,count_bytes skip="$offset" count="$((size - offset))" status=none
       offset=$size
     fi
     if ((finished)); then exit "$(cat "$run/status")"; fi
@@ -212,6 +231,10 @@ if [[ -n $run_id ]]; then
     note "re-attaching to run $run_id: attempt $(cat "$run/attempt") is still running"
   elif [[ -f $run/status && $(cat "$run/status") == 0 ]]; then
     note "re-attaching to run $run_id: attempt $(cat "$run/attempt") succeeded"
+  elif [[ -f $run/status && -n $from && $seen == "$(cat "$run/attempt")" ]]; then
+    # The session that followed this attempt dropped before it ended: its
+    # end is reported, not replaced by a new attempt nobody asked for.
+    note "re-attaching to run $run_id: attempt $seen ended with status $(cat "$run/status")"
   else
     if [[ -f $run/attempt ]]; then
       if [[ -f $run/status ]]; then
@@ -234,20 +257,28 @@ if [[ -n $in_run ]]; then
   attempt=$(cat "$in_run/attempt")
   exec >>"$in_run/log.$attempt" 2>&1
   exec 8>"$in_run/lock"
-  flock -n 8 || { echo "update_k8s.sh: another attempt of this run holds its lock" >&2; exit 1; }
+  # A follower's liveness probe holds the lock for an instant.
+  flock -w 10 8 || { echo "update_k8s.sh: another attempt of this run holds its lock" >&2; exit 1; }
+  # A signal (the node shutting down, systemctl stop, kill) ends the attempt
+  # without a status, as a SIGKILL does: the run shows as killed and is
+  # started again, never as a success of whatever command ran last.
   record_status() {
     local code=$?
+    ((code < 128)) || return 0
     echo "$code" >"$in_run/status.new"
     mv -f "$in_run/status.new" "$in_run/status"
   }
   trap record_status EXIT
+  trap 'exit 129' HUP
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
   echo "$$" >"$in_run/pid"
-  exec 9>"$NODE_LOCK"
-  if ! flock -n 9; then
-    step "waiting up to ${NODE_LOCK_TIMEOUT}s for another run of update_k8s.sh on this node"
-    flock -w "$NODE_LOCK_TIMEOUT" 9 ||
-      { echo "update_k8s.sh: another run still holds $NODE_LOCK after ${NODE_LOCK_TIMEOUT}s" >&2; exit 1; }
-  fi
+  take_node_lock
+elif ((!dry_run)) && [[ -e $NODE_LOCK ]]; then
+  # Another run may be changing this node: wait for it before reading the
+  # node's state (a node never changed by this script has no lock file,
+  # and its first change creates it).
+  take_node_lock
 fi
 
 # Runs a command that changes the node, or only prints it with --dry-run.
@@ -256,6 +287,7 @@ change() {
   if ((dry_run)); then
     printf 'would run: %s\n' "$*"
   else
+    take_node_lock
     printf '+ %s\n' "$*"
     "$@" 7>&- 8>&- 9>&-
   fi
@@ -273,20 +305,24 @@ locked_change() {
     printf 'would run: %s\n' "$*"
     return 0
   fi
+  take_node_lock
   printf '+ %s\n' "$*"
   local started=$SECONDS said=0 status output
   output=$(mktemp)
   while :; do
     status=0
     "$@" >"$output" 2>&1 7>&- 8>&- 9>&- || status=$?
-    if ((status == 0)) || ! grep -q 'lock' "$output" || ((SECONDS - started >= APT_LOCK_TIMEOUT)); then
-      if ((status == 0)); then cat "$output"; else cat "$output" >&2; fi
-      rm -f "$output"
-      return "$status"
+    if ((status != 0)) && grep -q 'lock' "$output"; then
+      ((said)) || step "waiting up to ${APT_LOCK_TIMEOUT}s for apt's lock (another apt or dpkg is running)"
+      said=1
+      if ((SECONDS - started < APT_LOCK_TIMEOUT)); then
+        sleep 1
+        continue
+      fi
     fi
-    ((said)) || step "waiting up to ${APT_LOCK_TIMEOUT}s for apt's lock (another apt or dpkg is running)"
-    said=1
-    sleep 1
+    if ((status == 0)); then cat "$output"; else cat "$output" >&2; fi
+    rm -f "$output"
+    return "$status"
   done
 }
 
@@ -353,7 +389,7 @@ if [[ -n $containerd ]]; then
   else
     held=0
     if apt-mark showhold | grep -qx "$package"; then held=1; fi
-    if ((!dry_run)); then mkdir -p "$STATE_DIR" && : >"$CONTAINERD_PENDING"; fi
+    if ((!dry_run)); then take_node_lock && : >"$CONTAINERD_PENDING"; fi
     step "installing $package $wanted"
     if ((held)); then locked_change apt-mark unhold "$package"; fi
     apt_get install -y -q "$package=$wanted"
@@ -384,6 +420,7 @@ changed=0
 # Every change below ends in a kubelet restart; say so on disk first.
 restart_pending() {
   if ((!dry_run)); then
+    take_node_lock
     mkdir -p "${RESTART_PENDING%/*}"
     : >"$RESTART_PENDING"
   fi

@@ -38,7 +38,7 @@ import time
 import urllib.error
 import urllib.request
 
-from serving import pipe
+from serving import free_port, pipe
 
 NAMESPACE = "k8s-upgrade"
 LABELS = {"app.kubernetes.io/name": "k8s-upgrade", "app.kubernetes.io/component": "orchestrator"}
@@ -67,12 +67,6 @@ class API:
 
 def say(message):
     print(f"{time.strftime('%H:%M:%S')}.{int(time.time() * 1000) % 1000:03d} {message}", flush=True)
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def ready(port):

@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import time
+from serving import free_port
 
 HERE = pathlib.Path(__file__).resolve().parent
 # minor -> [(release, revision)]; 1.34.4 carries a -2.1 revision, as in testbed.py.
@@ -194,12 +195,6 @@ def make_repository(directory):
         run(*gpg, "--clearsign", "--output", folder / "InRelease", folder / "Release")
         run(*gpg, "--armor", "--detach-sign", "--output", folder / "Release.gpg", folder / "Release")
     return repo, keyring
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(condition, what, timeout=15):

@@ -2,6 +2,7 @@
 announce it in a file (written whole, then renamed), serve forever; and the
 byte pipe of its TCP proxies."""
 import os
+import random
 import socket
 from http.server import ThreadingHTTPServer
 
@@ -27,3 +28,25 @@ def pipe(source, sink):
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+
+HANDED_OUT = set()
+
+
+def free_port():
+    """A free loopback port below the kernel's ephemeral range (32768 and up):
+    a port the kernel hands out (bind to 0) can be taken by an outgoing
+    connection before its server binds it, which made beds fail with
+    "address already in use" under load. Never the same port twice."""
+    for _ in range(1000):
+        port = random.randint(20000, 32000)
+        if port in HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        HANDED_OUT.add(port)
+        return port
+    raise SystemExit("no free loopback port between 20000 and 32000")

@@ -33,6 +33,7 @@ import socket
 import subprocess
 import sys
 import time
+from serving import free_port
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 BED_LOGS = None  # the bed's log folder, once known
@@ -107,13 +108,7 @@ def wait_for_ready(state_file, process, what, timeout=30):
     raise SystemExit(f"testbed: {what} is not Ready after {timeout} s; see {BED_LOGS / (process.log_name + '.log')}")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port, process, what, timeout=10):
+def wait_for_port(port, process, what, timeout=30):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if process.poll() is not None:

@@ -344,6 +344,56 @@ extension TestBedSuites {
             #expect(try await Self.versions(bed)["worker-1"] == "v1.34.5")
         }
 
+        @Test func aRunStoppedBySIGTERMShowsAsKilledAndIsStartedAgainNotAsASuccess() async throws {
+            let bed = try await TestBed.start()
+            _ = try await Self.onNode(bed, "worker-1", #"echo 3 >"$K8S_NODE_ROOT/var/lib/testbed/install-seconds""#)
+            let arguments = "--role worker --release 1.34.5"
+            async let first = Self.runDetached(bed, "worker-1", id: "term", arguments)
+            let run = #""$K8S_NODE_ROOT/var/lib/k8s-upgrade/runs/term""#
+            // The node shuts down: systemd sends the run SIGTERM mid-install.
+            _ = try await Self.onNode(
+                bed, "worker-1", "until [ -f \(run)/pid ]; do sleep 0.1; done; sleep 1; kill -TERM $(cat \(run)/pid)")
+            let stopped = try await first
+            #expect(stopped.exitStatus == 75, "\(stopped.stderrText)")
+            #expect(try await Self.onNode(bed, "worker-1", "ls \(run)/status 2>/dev/null || echo none") == "none\n")
+            _ = try await Self.onNode(bed, "worker-1", #"rm -f "$K8S_NODE_ROOT/var/lib/testbed/install-seconds""#)
+            let again = try await Self.runDetached(bed, "worker-1", id: "term", arguments)
+            #expect(again.exitStatus == 0, "\(again.stderrText)")
+            #expect(again.stderrText.contains("attempt 1 stopped without an exit status; starting it again"))
+            #expect(try await Self.versions(bed)["worker-1"] == "v1.34.5")
+        }
+
+        @Test func reattachingToAnAttemptThatFailedReportsItsFailureInsteadOfRunningItAgain() async throws {
+            let bed = try await TestBed.start()
+            let failed = try await Self.runDetached(bed, "worker-1", id: "fails", "--role worker --release 1.34.9")
+            #expect(failed.exitStatus == 1)
+            // The session that followed attempt 1 re-attaches: attempt 1's end, not a new attempt.
+            let reattached = try await Self.runDetached(
+                bed, "worker-1", id: "fails", "--role worker --release 1.34.9", from: "1:2")
+            #expect(reattached.exitStatus == 1)
+            #expect(reattached.stderrText.contains("re-attaching to run fails: attempt 1 ended with status 1"))
+            #expect(
+                try await Self.onNode(bed, "worker-1", #"cat "$K8S_NODE_ROOT/var/lib/k8s-upgrade/runs/fails/attempt""#)
+                    == "1\n")
+            // A new session (a resumed job) starts it again.
+            let fresh = try await Self.runDetached(bed, "worker-1", id: "fails", "--role worker --release 1.34.9")
+            #expect(fresh.stderrText.contains("run fails ended before (status 1); starting it again"))
+        }
+
+        @Test func aRunByHandWaitsForTheDetachedRunOnTheSameNode() async throws {
+            let bed = try await TestBed.start()
+            _ = try await Self.onNode(bed, "worker-1", #"echo 2 >"$K8S_NODE_ROOT/var/lib/testbed/install-seconds""#)
+            async let detached = Self.runDetached(bed, "worker-1", id: "locked", "--role worker --release 1.34.5")
+            try await Task.sleep(for: .seconds(1))
+            let byHand = try await Self.run(bed, "worker-1", "--role worker --release 1.34.5")
+            #expect(byHand.stdoutText.contains("waiting up to 900s for another run of update_k8s.sh on this node"))
+            #expect(try await detached.exitStatus == 0)
+            // It read the node after the other run had finished with it.
+            #expect(byHand.exitStatus == 0, "\(byHand.stderrText)")
+            #expect(byHand.stdoutText.contains("already at 1.34.5") && !byHand.stdoutText.contains("+ "))
+            #expect(try await Self.versions(bed)["worker-1"] == "v1.34.5")
+        }
+
         // MARK: - apt's lock
 
         @Test func aHeldAptLockIsWaitedForWithinItsBound() async throws {

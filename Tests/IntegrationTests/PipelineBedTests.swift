@@ -504,7 +504,7 @@ extension TestBedSuites {
             #expect(
                 events.contains {
                     $0.kind == "warning" && $0.message.contains("the SSH session to worker-1 ended")
-                        && $0.message.contains("re-attaching to run job-1-worker-1.34.5-worker-1 (1 of 5)")
+                        && $0.message.contains("re-attaching to run job-1-worker-1.34.5-worker-1 in 2 s (try 1)")
                 }, "\(events.map(\.message))")
             #expect(events.contains { $0.message.hasSuffix("attempt 1 is still running") })
             // Each line of the script's output once in the job, though it was followed twice.

@@ -54,5 +54,28 @@ struct NodeRunTests {
         let apt = "==> installing kubeadm\n+ apt-get install\nE: Could not get lock\nE: Unable to acquire\n\n"
         #expect(NodeRun.failureSummary(log: apt) == "+ apt-get install | E: Could not get lock | E: Unable to acquire")
         #expect(NodeRun.failureSummary(log: "") == "(no output)")
+        // Nothing logged (the run never started): the session's notes say why.
+        #expect(
+            NodeRun.failureSummary(
+                log: "", notes: "update_k8s.sh: another session holds /var/lib/k8s-upgrade/runs/.lock\n")
+                == "update_k8s.sh: another session holds /var/lib/k8s-upgrade/runs/.lock")
+    }
+
+    @Test(
+        arguments: [
+            // nothing announced (the session broke at once): where it was
+            (NodeRun.Position(attempt: 1, lines: 4), nil, 0, NodeRun.Position(attempt: 1, lines: 4)),
+            (nil, nil, 0, nil),
+            // the first session: its attempt, however its lines and the announcement interleaved
+            (nil, 1, 7, NodeRun.Position(attempt: 1, lines: 7)),
+            // re-attached to the same attempt: further on
+            (NodeRun.Position(attempt: 1, lines: 7), 1, 5, NodeRun.Position(attempt: 1, lines: 12)),
+            // a new attempt was started: its own lines from 0
+            (NodeRun.Position(attempt: 1, lines: 7), 2, 3, NodeRun.Position(attempt: 2, lines: 3)),
+        ] as [(NodeRun.Position?, Int?, Int, NodeRun.Position?)])
+    func aSessionMovesTheFollowersPosition(
+        previous: NodeRun.Position?, announced: Int?, lines: Int, expected: NodeRun.Position?
+    ) {
+        #expect(NodeRun.position(after: previous, announced: announced, lines: lines) == expected)
     }
 }

@@ -1,4 +1,5 @@
 public import Foundation
+import Synchronization
 
 /// Where test fixtures keep their files, how they find tools, and how the
 /// servers they start are stopped when the test process ends.
@@ -72,23 +73,32 @@ public enum TestEnvironment {
 
     /// A TCP port on 127.0.0.1 that nothing listens on right now.
     public static func freePort() throws -> Int {
+        // Below the kernel's ephemeral range (32768 and up), where outgoing
+        // connections take their ports: a port the kernel hands out could be
+        // taken by one before its server binds it. Never the same one twice.
+        for _ in 0..<1000 {
+            let port = Int.random(in: 20000...32000)
+            guard handedOut.withLock({ !$0.contains(port) }), canBind(port) else { continue }
+            handedOut.withLock { _ = $0.insert(port) }
+            return port
+        }
+        throw FixtureError("no free loopback port between 20000 and 32000")
+    }
+
+    private static let handedOut = Mutex<Set<Int>>([])
+
+    private static func canBind(_ port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw FixtureError("socket() failed") }
+        guard fd >= 0 else { return false }
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafePointer(to: &address) {
+        address.sin_port = UInt16(port).bigEndian
+        let length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        return withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
-        }
-        guard bound == 0 else { throw FixtureError("bind() failed") }
-        let named = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        guard named == 0 else { throw FixtureError("getsockname() failed") }
-        return Int(UInt16(bigEndian: address.sin_port))
+        } == 0
     }
 
     /// Waits until `condition` holds, checking every 20 ms, or fails after `timeout`.

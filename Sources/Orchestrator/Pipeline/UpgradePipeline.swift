@@ -739,58 +739,77 @@ final class UpgradePipeline: Pipeline {
         }
         markTouched()
         let id = NodeRun.id(job: job.id, purpose: purpose, node: node.name)
-        let position = Mutex<NodeRun.Position?>(nil)
         let deadline = ContinuousClock.now + settings.scriptTimeout
-        var reattaches = 0
+        var position: NodeRun.Position?
+        var tries = 0
         while true {
             let command = Shell.command(
                 shell.sudo + ["bash", "-c", NodeRun.launcher, "update_k8s.sh"]
-                    + NodeRun.arguments(id: id, reattachingFrom: position.withLock { $0 }) + arguments)
+                    + NodeRun.arguments(id: id, reattachingFrom: position) + arguments)
+            // What this session saw: the attempt it follows and how many of
+            // its lines (a session follows one attempt; stdout and stderr
+            // may arrive in either order).
+            let seen = Mutex<(announced: Int?, lines: Int)>((nil, 0))
             let result: SSHCommandResult
             do {
+                defer {
+                    let (announced, lines) = seen.withLock { $0 }
+                    position = NodeRun.position(after: position, announced: announced, lines: lines)
+                }
                 result = try await runRemote(
                     job, command, on: node, stdin: settings.nodeScript, stage: stage,
                     timeout: max(deadline - ContinuousClock.now, .seconds(1))
                 ) { line in
                     if line.stream == .stderr, let attempt = NodeRun.attempt(announcedIn: line.text) {
-                        position.withLock {
-                            if $0?.attempt != attempt { $0 = NodeRun.Position(attempt: attempt, lines: 0) }
-                        }
+                        seen.withLock { $0.announced = attempt }
                     } else if line.stream == .stdout {
-                        position.withLock { $0?.lines += 1 }
+                        seen.withLock { $0.lines += 1 }
                     }
                 }
-            } catch let error as SSHError
-                where Self.sessionLost(error.kind) && reattaches < Self.maxReattaches && ContinuousClock.now < deadline
-            {
-                reattaches += 1
+            } catch let error as SSHError where Self.sessionLost(error.kind) {
+                tries += 1
+                let pause = Duration.seconds(min(1 << min(tries, 5), 30))
+                guard tries <= Self.maxReattaches, ContinuousClock.now + pause + Self.minimumFollow < deadline else {
+                    throw JobFailure(
+                        "\(node.name): \(error); gave up re-attaching to run \(id) after \(tries) tries "
+                            + "(--script-timeout leaves too little time); the run may still be going on the node")
+                }
                 try await job.record(
                     .warning,
-                    "the SSH session to \(node.name) ended (\(error)); re-attaching to run \(id) "
-                        + "(\(reattaches) of \(Self.maxReattaches))", stage: stage, node: node.name)
-                try await job.sleep(.seconds(min(1 << reattaches, 10)), finishingOnShutdown: true)
+                    "the SSH session to \(node.name) ended (\(error)); re-attaching to run \(id) in "
+                        + "\(JobContext.format(pause.seconds)) (try \(tries))", stage: stage, node: node.name)
+                try await job.sleep(pause, finishingOnShutdown: true)
                 continue
             } catch { throw JobFailure("\(node.name): \(error)") }
-            if result.exitStatus == NodeRun.stoppedWithoutStatus && reattaches < Self.maxReattaches {
-                reattaches += 1
+            if result.exitStatus == NodeRun.stoppedWithoutStatus {
+                tries += 1
+                guard tries <= Self.maxReattaches, ContinuousClock.now + Self.minimumFollow < deadline else {
+                    throw JobFailure(
+                        "run \(id) on \(node.name) stopped without an exit status (killed, or the node restarted), "
+                            + "and --script-timeout leaves too little time to start it again")
+                }
                 try await job.record(
                     .warning,
                     "run \(id) on \(node.name) stopped without an exit status (killed, or the node restarted); "
-                        + "starting it again, its steps being convergent (\(reattaches) of \(Self.maxReattaches))",
+                        + "starting it again, its steps being convergent (try \(tries))",
                     stage: stage, node: node.name)
                 continue
             }
             guard result.succeeded else {
                 throw JobFailure(
                     "update_k8s.sh \(Shell.command(arguments)) on \(node.name) \(Self.ended(result)): "
-                        + NodeRun.failureSummary(log: result.stdoutText))
+                        + NodeRun.failureSummary(log: result.stdoutText, notes: result.stderrText))
             }
             return
         }
     }
 
-    /// Re-attaches to a node run after this many dropped sessions or killed attempts.
-    static let maxReattaches = 5
+    /// Re-attaches to a node run at most this many times (dropped sessions
+    /// and killed attempts), backing off from 2 s to 30 s, and only while
+    /// the script timeout leaves ``minimumFollow``: a node that reboots
+    /// is waited for.
+    static let maxReattaches = 50
+    static let minimumFollow = Duration.seconds(30)
 
     /// Whether an SSH failure means the session was lost on the way (worth
     /// re-attaching), not that the node refuses this tool.

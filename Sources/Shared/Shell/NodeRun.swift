@@ -71,12 +71,24 @@ public enum NodeRun {
         return Int(words[5])
     }
 
-    /// What to say of a failed run, from its log: the script's own last
-    /// error line when it printed one, else its last three lines.
-    public static func failureSummary(log: String) -> String {
+    /// Where a follower is after a session that announced `announced` and
+    /// printed `lines` lines: on the same attempt, further on; on another
+    /// (a new attempt started), that many lines into it; with no
+    /// announcement, where it was.
+    public static func position(after previous: Position?, announced: Int?, lines: Int) -> Position? {
+        guard let announced else { return previous }
+        guard let previous, previous.attempt == announced else { return Position(attempt: announced, lines: lines) }
+        return Position(attempt: announced, lines: previous.lines + lines)
+    }
+
+    /// What to say of a failed run: the script's own last error line in its
+    /// log, else the log's last three lines, else (nothing was logged: the
+    /// run did not start) the session's own last notes.
+    public static func failureSummary(log: String, notes: String = "") -> String {
         let lines = log.split(separator: "\n").filter { !$0.allSatisfy(\.isWhitespace) }
         if let own = lines.last(where: { $0.hasPrefix("update_k8s.sh: ") }) { return String(own) }
-        let tail = lines.suffix(3)
-        return tail.isEmpty ? "(no output)" : tail.joined(separator: " | ")
+        if !lines.isEmpty { return lines.suffix(3).joined(separator: " | ") }
+        let said = notes.split(separator: "\n").filter { !$0.allSatisfy(\.isWhitespace) }
+        return said.isEmpty ? "(no output)" : said.suffix(3).joined(separator: " | ")
     }
 }
