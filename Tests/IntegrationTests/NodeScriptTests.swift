@@ -398,17 +398,19 @@ extension TestBedSuites {
 
         @Test func aHeldAptLockIsWaitedForWithinItsBound() async throws {
             let bed = try await TestBed.start()
-            // unattended-upgrades holds apt's lock for 3 s.
-            let hold =
-                #"mkdir -p "$K8S_NODE_ROOT/var/lib/dpkg" && setsid -f flock "$K8S_NODE_ROOT/var/lib/dpkg/lock-frontend" sleep \#(3) </dev/null >/dev/null 2>&1; sleep 0.3"#
-            _ = try await Self.onNode(bed, "worker-1", hold)
+            // unattended-upgrades holds apt's lock for `seconds`.
+            func hold(seconds: Int) -> String {
+                #"mkdir -p "$K8S_NODE_ROOT/var/lib/dpkg" && setsid -f flock "$K8S_NODE_ROOT/var/lib/dpkg/lock-frontend" "#
+                    + #"sleep \#(seconds) </dev/null >/dev/null 2>&1; sleep 0.3"#
+            }
+            _ = try await Self.onNode(bed, "worker-1", hold(seconds: 3))
             let waited = try await Self.run(bed, "worker-1", "--role worker --release 1.34.5")
             #expect(waited.exitStatus == 0, "\(waited.stderrText)")
             #expect(waited.stderrText.contains("Waiting for cache lock"))
             #expect(try await Self.versions(bed)["worker-1"] == "v1.34.5")
 
             // Held longer than the bound: a clear failure, nothing installed.
-            _ = try await Self.onNode(bed, "worker-2", hold.replacingOccurrences(of: "sleep 3", with: "sleep 20"))
+            _ = try await Self.onNode(bed, "worker-2", hold(seconds: 20))
             let failed = try await bed.ssh("worker-2").run(
                 "K8S_UPGRADE_APT_LOCK_TIMEOUT=1 bash -s -- --role worker --release 1.34.5", stdin: Self.script,
                 timeout: .seconds(60))

@@ -11,11 +11,7 @@ extension TestBedSuites {
     /// signed repository in the pkgs.k8s.io shape with real packages.
     @Suite("update_k8s.sh against the real apt and dpkg", .serialized)
     struct RealAptTests {
-        static let script: Data = {
-            let url = TestEnvironment.fixtures.deletingLastPathComponent().deletingLastPathComponent()
-                .appendingPathComponent("scripts/update_k8s.sh")
-            return (try? Data(contentsOf: url)) ?? Data()
-        }()
+        static let script = NodeScriptTests.script
 
         static func run(
             _ node: RealAptNode, _ arguments: String, environment: String = "",
