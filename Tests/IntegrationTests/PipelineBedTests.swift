@@ -95,12 +95,16 @@ extension TestBedSuites {
             while Date() < deadline {
                 let job = try await server.json("/jobs/1")
                 if job[dotted: "wait.what"]?.stringValue?.hasPrefix(prefix) == true { return }
-                if job[dotted: "state"]?.stringValue != "running" {
-                    throw FixtureError("job ended: \(JobText.json(job))")
-                }
+                if Self.hasEnded(job) { throw FixtureError("job ended: \(JobText.json(job))") }
                 try await Task.sleep(for: .milliseconds(50))
             }
             throw FixtureError("the job never waited for \(prefix)")
+        }
+
+        /// A job read just after `POST /execute` may still be queued; only a
+        /// finished one has ended.
+        static func hasEnded(_ job: JSONValue) -> Bool {
+            job[dotted: "state"]?.stringValue.flatMap(JobState.init(rawValue:))?.isFinished ?? true
         }
 
         static let workers = ["worker-1", "worker-2", "worker-3", "worker-4"]
@@ -474,9 +478,7 @@ extension TestBedSuites {
                 {
                     return
                 }
-                if job[dotted: "state"]?.stringValue != "running" {
-                    throw FixtureError("job ended: \(JobText.json(job))")
-                }
+                if Self.hasEnded(job) { throw FixtureError("job ended: \(JobText.json(job))") }
                 try await Task.sleep(for: .milliseconds(50))
             }
             throw FixtureError("no output of \(node) with \(text)")

@@ -87,7 +87,9 @@ extension TestBedSuites {
         }
 
         @Test func kubeadmUpgradeApplyMovesTheAPIServer() async throws {
-            let bed = try await TestBed.start()
+            // An outage long enough that kubectl, started after the apply's
+            // SSH session ends, still meets it on a loaded machine (2 s did not, in CI).
+            let bed = try await TestBed.start(extra: ["--api-outage", "8"])
             let master = try bed.ssh("master")
             let tooHigh = try await master.run("sudo kubeadm upgrade apply v1.35.0 -y")
             #expect(tooHigh.exitStatus == 1)

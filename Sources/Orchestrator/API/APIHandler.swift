@@ -137,9 +137,8 @@ struct APIHandler: Sendable {
             }
             let after = try integer(query, "events_after", default: 0, range: 0...Int(Int32.max))
             let limit = try integer(query, "events_limit", default: 100, range: 1...1000)
-            guard let job = try await store.job(id) else { throw notFound(id) }
-            let events = try await store.events(of: id, after: after, limit: limit)
-            return json(JobJSON.detail(job, events: events, limit: limit))
+            guard let detail = try await store.detail(id, eventsAfter: after, limit: limit) else { throw notFound(id) }
+            return json(JobJSON.detail(detail.job, events: detail.events, limit: limit))
         case "/jobs/{id}/resume":
             let id = try jobID(parts[1])
             switch try await coordinator.resume(id) {

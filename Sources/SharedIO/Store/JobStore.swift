@@ -81,17 +81,36 @@ public final class JobStore: Sendable {
 
     /// Events after `sequence`, oldest first, at most `limit`.
     public func events(of id: Int64, after sequence: Int, limit: Int) async throws -> [JobEvent] {
+        try await database.read { try Self.events(of: id, after: sequence, limit: limit, $0) }
+    }
+
+    /// A job and its events after `sequence` (at most `limit`), read together
+    /// so that the record's event count and the events agree: read apart, an
+    /// append between the two showed events the count did not hold.
+    public struct JobDetail: Sendable {
+        public var job: JobRecord
+        public var events: [JobEvent]
+    }
+
+    public func detail(_ id: Int64, eventsAfter sequence: Int, limit: Int) async throws -> JobDetail? {
         try await database.read { connection in
-            try connection.query(
-                "SELECT seq, time, kind, stage, node, message, deadline FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                [.integer(id), .integer(Int64(sequence)), .integer(Int64(limit))]
-            ).map { row in
-                JobEvent(
-                    sequence: Int(row[0].int64 ?? 0), time: row[1].double ?? 0,
-                    kind: JobEvent.Kind(rawValue: row[2].string ?? "") ?? .info,
-                    stage: row[3].string.flatMap(UpgradeStage.init(rawValue:)), node: row[4].string,
-                    message: row[5].string ?? "", deadline: row[6].double)
-            }
+            guard let job = try Self.job(id, connection) else { return nil }
+            return JobDetail(job: job, events: try Self.events(of: id, after: sequence, limit: limit, connection))
+        }
+    }
+
+    private static func events(
+        of id: Int64, after sequence: Int, limit: Int, _ connection: SQLiteDatabase.Connection
+    ) throws -> [JobEvent] {
+        try connection.query(
+            "SELECT seq, time, kind, stage, node, message, deadline FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            [.integer(id), .integer(Int64(sequence)), .integer(Int64(limit))]
+        ).map { row in
+            JobEvent(
+                sequence: Int(row[0].int64 ?? 0), time: row[1].double ?? 0,
+                kind: JobEvent.Kind(rawValue: row[2].string ?? "") ?? .info,
+                stage: row[3].string.flatMap(UpgradeStage.init(rawValue:)), node: row[4].string,
+                message: row[5].string ?? "", deadline: row[6].double)
         }
     }
 
