@@ -6,6 +6,7 @@ POST /execute until the orchestrator exists: records every message it gets.
   POST <any other path>      record the JSON body, answer 200 "ok" (or fail, see below)
   GET  /_messages            every recorded message, oldest first, as a JSON array
   POST /_control/fail        {"status": 500, "count": N}: answer the next N posts (-1: all) with that status
+                             (on /execute, 200 is the orchestrator's "nothing to do")
   POST /_control/reset       forget messages and failures
 """
 import argparse
@@ -59,7 +60,10 @@ class Handler(BaseHTTPRequestHandler):
             if STATE["fail_count"] != 0:
                 if STATE["fail_count"] > 0:
                     STATE["fail_count"] -= 1
-                if self.path == "/execute":
+                if self.path == "/execute" and STATE["fail_status"] == 200:
+                    self.reply(200, json.dumps({"outcome": "nothing_to_do", "reason": "every API server and kubelet "
+                                                "already runs 1.34.5; nothing to do"}), "application/json")
+                elif self.path == "/execute":
                     error = "a job is already active: 7" if STATE["fail_status"] == 409 else "refused by the test bed"
                     self.reply(STATE["fail_status"], json.dumps({"error": error, "detail": {"active_job": 7}}),
                                "application/json")

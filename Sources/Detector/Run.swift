@@ -220,6 +220,10 @@ struct Run: Sendable {
                     body: request.jsonBody(), bearerToken: token))
             let object = try? JSONDecoder().decode(JSONValue.self, from: response.body)
             switch response.status {
+            case 200 where object?[["outcome"]]?.stringValue == "nothing_to_do":
+                let reason = object?[["reason"]]?.stringValue ?? "nothing to do"
+                log.info("not dispatched: the orchestrator has nothing to do", ["reason": reason])
+                return ("not dispatched: the orchestrator says \(reason)", false)
             case 200..<300:
                 let id = object?[["id"]].map { $0.intValue.map(String.init) ?? $0.stringValue ?? "?" } ?? "?"
                 log.info(

@@ -241,6 +241,16 @@ extension TestBedSuites {
             let refused = try await Self.detect(bed)
             #expect(refused.status == 3)
             #expect(refused.stdout.contains("dispatch refused: HTTP 500"))
+
+            // The cluster reached the target between the detector's read and the dispatch.
+            _ = try await bed.http.send(
+                HTTPRequest(method: "POST", url: control, body: Data(#"{"status":200,"count":1}"#.utf8)))
+            let nothing = try await Self.detect(bed)
+            #expect(nothing.status == 0, "\(nothing.stdout)")
+            #expect(
+                nothing.stdout.contains(
+                    "not dispatched: the orchestrator says every API server and kubelet already runs 1.34.5"),
+                "\(nothing.stdout)")
         }
 
         @Test func detectOnlyPostsNothingAndPrintsTheBody() async throws {

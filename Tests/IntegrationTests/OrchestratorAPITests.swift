@@ -40,7 +40,9 @@ struct OrchestratorAPITests {
     }
 
     @Test func everyRouteAndErrorCodeAnswersAsTheOpenAPIDocumentSays() async throws {
-        let fixture = try OrchestratorFixture(prometheusURL: Self.unreachablePrometheus)
+        let simulator = try await SimulatorFixture.start()
+        let fixture = try OrchestratorFixture(
+            prometheusURL: Self.unreachablePrometheus, kubeconfig: simulator.kubeconfig)
         let server = try await fixture.launch()
         let api = Recorder(server)
 
@@ -99,6 +101,35 @@ struct OrchestratorAPITests {
             #expect(response.status == status, "\(body ?? "") as \(type ?? "no type")")
             #expect(try api.json(response)[dotted: "error"]?.stringValue?.contains(message) == true, "\(response.text)")
         }
+        // Judged against the live cluster (every node at 1.34.3): a wrong kind, a
+        // minor the policy forbids, a target already running; nothing is stored.
+        let judged: [(String, Int, String)] = [
+            (
+                #"{"target_version":"1.34.5","kind":"minor"}"#, 422,
+                "1.34.5 is a patch of 1.34, the minor the cluster runs: send kind patch"
+            ),
+            (
+                #"{"target_version":"1.35.2","kind":"patch"}"#, 422,
+                "1.35.2 is a minor upgrade from 1.34.3 (the oldest version running): send kind minor"
+            ),
+            (#"{"target_version":"1.35.2","kind":"minor"}"#, 422, "minor upgrades are not allowed"),
+            (#"{"target_version":"1.36.0","kind":"minor"}"#, 422, "skips a minor"),
+            (#"{"target_version":"1.34.2","kind":"patch"}"#, 422, "downgrades are not supported"),
+        ]
+        for (body, status, message) in judged {
+            let response = try await api.call("POST", "/execute", route: "/execute", body: body)
+            #expect(response.status == status, "\(body): \(response.text)")
+            #expect(try api.json(response)[dotted: "error"]?.stringValue?.contains(message) == true, "\(response.text)")
+        }
+        let nothing = try await api.call(
+            "POST", "/execute", route: "/execute", body: #"{"target_version":"1.34.3","kind":"patch"}"#)
+        #expect(nothing.status == 200)
+        #expect(
+            try api.json(nothing)
+                == .object([
+                    "outcome": .string("nothing_to_do"),
+                    "reason": .string("every API server and kubelet already runs 1.34.3; nothing to do"),
+                ]))
         let empty = try api.json(try await api.call("GET", "/jobs", route: "/jobs"))
         #expect(empty[dotted: "jobs"] == .array([]))
 
@@ -174,10 +205,27 @@ struct OrchestratorAPITests {
         #expect(check.status == 0, "\(check.stderr)")
         #expect(check.stdout.contains("9 operations exercised"), "\(check.stdout)")
         _ = try await server.stop(signal: SIGTERM)
+        withExtendedLifetime(simulator) {}
+    }
+
+    /// The cluster cannot be read: the request cannot be checked, so it is not queued.
+    @Test func aRequestTheClusterCannotJudgeIsNotQueued() async throws {
+        let server = try await OrchestratorFixture(prometheusURL: Self.unreachablePrometheus).launch()
+        let answer = try await server.request(
+            "POST", "/execute", body: #"{"target_version":"1.34.5","kind":"patch"}"#)
+        #expect(answer.status == 503)
+        #expect(answer.header("Retry-After") == "30")
+        #expect(answer.text.contains("could not be read to check the request, so nothing was queued"), "\(answer.text)")
+        #expect(try await server.json("/jobs")[dotted: "jobs"] == .array([]))
+        _ = try await server.stop(signal: SIGTERM)
     }
 
     @Test func anAbortDuringAWaitLandsWithinASecond() async throws {
-        let server = try await OrchestratorFixture(prometheusURL: Self.unreachablePrometheus).launch()
+        let simulator = try await SimulatorFixture.start()
+        let server = try await OrchestratorFixture(
+            prometheusURL: Self.unreachablePrometheus, kubeconfig: simulator.kubeconfig
+        ).launch()
+        defer { withExtendedLifetime(simulator) {} }
         _ = try await server.request("POST", "/execute", body: #"{"target_version":"1.34.5","kind":"patch"}"#)
         try await server.waitForWait(1)
         let asked = Date()
@@ -191,8 +239,11 @@ struct OrchestratorAPITests {
 
     /// With `--auto-resume false` the job waits for a person, as before the self-resume.
     @Test func sigtermStopsTheRunningJobAsInterruptedAndTheServerExitsCleanly() async throws {
+        let simulator = try await SimulatorFixture.start()
+        defer { withExtendedLifetime(simulator) {} }
         let fixture = try OrchestratorFixture(
-            prometheusURL: Self.unreachablePrometheus, extra: ["--auto-resume", "false"])
+            prometheusURL: Self.unreachablePrometheus, kubeconfig: simulator.kubeconfig,
+            extra: ["--auto-resume", "false"])
         let server = try await fixture.launch()
         _ = try await server.request("POST", "/execute", body: #"{"target_version":"1.34.5","kind":"patch"}"#)
         try await server.waitForWait(1)
@@ -208,17 +259,33 @@ struct OrchestratorAPITests {
     }
 
     @Test func schemathesisFindsNoServerErrorAndNoSchemaViolation() async throws {
-        let fixture = try OrchestratorFixture(prometheusURL: Self.unreachablePrometheus)
+        let simulator = try await SimulatorFixture.start()
+        defer { withExtendedLifetime(simulator) {} }
+        let fixture = try OrchestratorFixture(
+            prometheusURL: Self.unreachablePrometheus, kubeconfig: simulator.kubeconfig)
         let server = try await fixture.launch()
         let document = try await server.request("GET", "/openapi.yaml")
         let file = fixture.directory.appendingPathComponent("openapi.yaml")
         try document.body.write(to: file)
         let schemathesis = try TestEnvironment.tool("schemathesis", candidates: Self.pythonScripts("schemathesis"))
+        // A schema-valid POST /execute may still break the version rules of
+        // the live cluster: 422 is a documented answer there, and only there.
+        let config = fixture.directory.appendingPathComponent("schemathesis.toml")
+        try """
+        [[operations]]
+        include-path = "/execute"
+        include-method = "POST"
+        checks.positive_data_acceptance.expected-statuses = [
+          "2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx",
+        ]
+
+        """.write(to: config, atomically: true, encoding: .utf8)
         let result = try await offThePool {
             try TestEnvironment.execute(
                 schemathesis,
                 [
-                    "run", file.path, "--url", server.baseURL, "-H", "Authorization: Bearer \(server.token)",
+                    "--config-file", config.path, "run", file.path, "--url", server.baseURL, "-H",
+                    "Authorization: Bearer \(server.token)",
                     "--checks", "all",
                     // DELETE aborts a job and keeps it as history: it is not a deletion.
                     "--exclude-checks", "use_after_free", "--max-examples", "40", "--seed", "20261121",

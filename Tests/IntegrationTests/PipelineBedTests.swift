@@ -188,7 +188,8 @@ extension TestBedSuites {
 
         @Test func aMinorUpgradePointsEveryNodeAtTheNextRepositoryFirst() async throws {
             let bed = try await TestBed.start(runningVersion: "1.34.5")
-            let server = try await OrchestratorFixture(bed: bed, extra: ["--soak", "0"]).launch()
+            let server = try await OrchestratorFixture(bed: bed, extra: ["--soak", "0", "--allow-minor", "true"])
+                .launch()
             try await Self.execute(server, #"{"target_version":"1.35.2","kind":"minor"}"#)
             let done = try await server.waitForJob(1, state: "succeeded", timeout: 120)
             let stages = done[dotted: "stages"]?.arrayValue?.map { $0[dotted: "status"]?.stringValue ?? "" }
@@ -417,7 +418,7 @@ extension TestBedSuites {
                     "worker-1=127.0.0.1:\(try bed.sshPort(of: "worker-2"))",
                 ]
             ).launch()
-            try await Self.execute(server, #"{"target_version":"1.34.5","kind":"patch","stages":"workers"}"#)
+            try await Self.execute(server, #"{"target_version":"1.34.5","kind":"patch","stages":"master,workers"}"#)
             let failed = try await server.waitForJob(1, state: "failed", timeout: 60)
             let error = failed[dotted: "error"]?.stringValue ?? ""
             #expect(error.contains("worker-1 cannot be reached over SSH, so nothing was changed on it"), "\(error)")
@@ -428,6 +429,26 @@ extension TestBedSuites {
             for node in Self.workers {
                 #expect(nodes[node] == NodeState(version: "v1.34.3", unschedulable: false), "\(node)")
             }
+            _ = try await server.stop(signal: SIGTERM)
+        }
+
+        // MARK: - Stages that skip the control plane
+
+        /// `preflight,workers` on a cluster whose control plane still runs
+        /// 1.34.3: a worker's kubelet at 1.34.5 would be newer than every API server.
+        @Test func workersAloneNeverGetAheadOfTheAPIServer() async throws {
+            let bed = try await TestBed.start()
+            let server = try await OrchestratorFixture(bed: bed, extra: ["--soak", "0"]).launch()
+            try await Self.execute(server, #"{"target_version":"1.34.5","kind":"patch","stages":"preflight,workers"}"#)
+            let failed = try await server.waitForJob(1, state: "failed", timeout: 60)
+            let error = failed[dotted: "error"]?.stringValue ?? ""
+            #expect(
+                error.contains(
+                    "worker-1 was not touched: kubelet on worker-1 would run 1.34.5, newer than the API server 1.34.3")
+                    && error.contains("(master runs 1.34.3): run the master stage"), "\(error)")
+            #expect(!Self.events(failed).contains { $0.kind == "output" }, "no node script ran")
+            let nodes = try await Self.nodes(bed)
+            #expect(nodes.values.allSatisfy { $0 == NodeState(version: "v1.34.3", unschedulable: false) }, "\(nodes)")
             _ = try await server.stop(signal: SIGTERM)
         }
 

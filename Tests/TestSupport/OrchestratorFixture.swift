@@ -14,9 +14,11 @@ public struct OrchestratorFixture: Sendable {
     public static var binary: String { TestEnvironment.productsDirectory.appendingPathComponent("k8s-upgrade").path }
 
     /// Prepares the folder and the token; `extra` are further `serve` options.
-    /// No cluster: the Kubernetes API, SSH key and node script are
-    /// placeholders, so a job gets no further than its first gate.
-    public init(prometheusURL: String, extra: [String] = []) throws {
+    /// The SSH key and node script are placeholders, so a job gets no
+    /// further than its first gate. `kubeconfig` is the cluster the server
+    /// reads (a simulator's, to judge `POST /execute`); without it, a
+    /// placeholder API that refuses every connection.
+    public init(prometheusURL: String, kubeconfig given: String? = nil, extra: [String] = []) throws {
         directory = try TestEnvironment.makeDirectory("orchestrator")
         try token.write(toFile: directory.appendingPathComponent("token").path, atomically: true, encoding: .utf8)
         let placeholder = directory.appendingPathComponent("placeholder").path
@@ -39,7 +41,7 @@ public struct OrchestratorFixture: Sendable {
         """.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
         arguments =
             [
-                "--prometheus-url", prometheusURL, "--poll-interval", "0.2", "--kubeconfig", kubeconfig,
+                "--prometheus-url", prometheusURL, "--poll-interval", "0.2", "--kubeconfig", given ?? kubeconfig,
                 "--ssh-key-file", placeholder, "--known-hosts-file", placeholder, "--node-script", placeholder,
                 // The placeholder API refuses every connection: fail at once instead of retrying.
                 "--api-retry-budget", "0",

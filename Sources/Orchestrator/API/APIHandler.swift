@@ -111,12 +111,27 @@ struct APIHandler: Sendable {
                     status: .badRequest, message: "\(error.field): \(error.rule)",
                     detail: .object(["field": .string(error.field), "rule": .string(error.rule)]))
             }
-            switch try await coordinator.submit(executeRequest) {
-            case let .success(job):
+            let outcome: JobCoordinator.SubmitOutcome
+            do { outcome = try await coordinator.submit(executeRequest) } catch let unchecked as Admitter.Unchecked {
+                var refusal = Problem(status: .serviceUnavailable, message: unchecked.description)
+                refusal.headers[.retryAfter] = "30"
+                throw refusal
+            }
+            switch outcome {
+            case let .queued(job):
                 var response = json(.object(JobJSON.summary(job)), status: .accepted)
                 response.headers[.location] = "/jobs/\(job.id)"
                 return response
-            case let .failure(conflict): throw activeConflict(conflict.active)
+            case let .conflict(active): throw activeConflict(active)
+            case let .nothingToDo(reason):
+                return json(.object(["outcome": .string("nothing_to_do"), "reason": .string(reason)]))
+            case let .refused(reason):
+                throw Problem(
+                    status: .unprocessableContent, message: reason,
+                    detail: .object([
+                        "target_version": .string(executeRequest.targetVersion.description),
+                        "kind": .string(executeRequest.kind.rawValue),
+                    ]))
             }
         case "/jobs":
             let limit = try integer(query, "limit", default: 50, range: 1...500)

@@ -47,6 +47,12 @@ enum OpenAPIDocument {
             post:
               operationId: execute
               summary: Start an upgrade job (one at a time).
+              description: >-
+                The request is judged against the live cluster before anything is queued: kind must match
+                the target (patch stays in the oldest minor running, minor is exactly the next one), the
+                version-skew rules must hold, and a minor needs the server's --allow-minor and
+                --minor-min-patch. A cluster already at the target answers 200 with nothing to do; a
+                request that breaks a rule answers 422; a cluster that cannot be read answers 503.
               requestBody:
                 required: true
                 content:
@@ -58,11 +64,23 @@ enum OpenAPIDocument {
                   headers:
                     Location: {description: the job's URL, schema: {type: string}}
                   content: {application/json: {schema: {$ref: "#/components/schemas/JobSummary"}}}
+                "200":
+                  description: nothing to do, nothing queued
+                  content:
+                    application/json:
+                      schema:
+                        type: object
+                        required: [outcome, reason]
+                        additionalProperties: false
+                        properties:
+                          outcome: {type: string, enum: [nothing_to_do]}
+                          reason: {type: string}
                 "400": {$ref: "#/components/responses/Problem"}
                 "401": {$ref: "#/components/responses/Unauthorized"}
                 "409": {$ref: "#/components/responses/Problem"}
                 "413": {$ref: "#/components/responses/Problem"}
                 "415": {$ref: "#/components/responses/Problem"}
+                "422": {$ref: "#/components/responses/Problem"}
                 "503": {$ref: "#/components/responses/Standby"}
           /jobs:
             get:
@@ -138,7 +156,8 @@ enum OpenAPIDocument {
             Standby:
               description: >-
                 not leading yet: another instance holds the leader lease and is still finishing, or
-                this one is taking over the job store; ask again after Retry-After seconds
+                this one is taking over the job store (or, for POST /execute, the cluster's versions
+                could not be read to check the request); ask again after Retry-After seconds
               headers:
                 Retry-After: {description: seconds, schema: {type: string}}
               content: {application/json: {schema: {$ref: "#/components/schemas/Problem"}}}

@@ -54,7 +54,10 @@ struct ExecuteCommand: AsyncParsableCommand {
         ]
         // The server is the one judge of the request; validating here too would only drift.
         let body = try JSONEncoder().encode(JSONValue.object(object))
-        let job = try await client.client().call("POST", "/execute", body: body, expect: [202])
+        let job = try await client.client().call("POST", "/execute", body: body, expect: [200, 202])
+        if job[dotted: "outcome"]?.stringValue == "nothing_to_do" {
+            return print(client.json ? JobText.json(job) : job[dotted: "reason"]?.stringValue ?? "nothing to do")
+        }
         print(client.json ? JobText.json(job) : "job \(job[dotted: "id"]?.intValue ?? 0) \(JobText.summaryLine(job))")
     }
 }

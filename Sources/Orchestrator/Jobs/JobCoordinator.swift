@@ -23,6 +23,16 @@ actor JobCoordinator: Service {
         case refused(JobRecord)
     }
 
+    enum SubmitOutcome {
+        case queued(JobRecord)
+        /// Another job holds the slot.
+        case conflict(JobRecord)
+        /// The cluster already runs the target.
+        case nothingToDo(String)
+        /// The request breaks the policy or the version rules.
+        case refused(String)
+    }
+
     enum ResumeOutcome {
         case notFound
         case accepted(JobRecord)
@@ -32,6 +42,8 @@ actor JobCoordinator: Service {
 
     let store: JobStore
     let pipeline: any Pipeline
+    /// Judges a new request against the live cluster; throws when it cannot.
+    let admit: @Sendable (ExecuteRequest) async throws -> Admission
     let log: JSONLog
     let pollInterval: Duration
     /// Told the time of every event a running job writes.
@@ -47,10 +59,12 @@ actor JobCoordinator: Service {
     private let wake: AsyncStream<Void>.Continuation
 
     init(
-        store: JobStore, pipeline: any Pipeline, log: JSONLog, pollInterval: Duration, lease: LeaderLease? = nil,
+        store: JobStore, pipeline: any Pipeline, admit: @escaping @Sendable (ExecuteRequest) async throws -> Admission,
+        log: JSONLog, pollInterval: Duration, lease: LeaderLease? = nil,
         progressed: @escaping @Sendable (Double) -> Void = { _ in }
     ) {
         self.store = store
+        self.admit = admit
         self.lease = lease
         self.progressed = progressed
         self.pipeline = pipeline
@@ -75,15 +89,28 @@ actor JobCoordinator: Service {
         throw StandingBy(description: "starting: taking over the job store; ask again shortly")
     }
 
-    /// Queues a job unless another one holds the slot.
-    func submit(_ request: ExecuteRequest) async throws -> Result<JobRecord, ActiveJobConflict> {
+    /// Queues a job unless another one holds the slot or the live cluster
+    /// says the request is wrong (``ExecuteAdmission``).
+    func submit(_ request: ExecuteRequest) async throws -> SubmitOutcome {
         try await requireLeading()
-        let result = try await store.create(request, at: JobContext.now())
-        if case let .success(job) = result {
+        if let active = try await store.activeJob() { return .conflict(active) }
+        let fields = ["target": request.targetVersion.description, "kind": request.kind.rawValue]
+        switch try await admit(request) {
+        case let .nothingToDo(reason):
+            log.info("not queued: nothing to do", fields.merging(["reason": reason]) { $1 })
+            return .nothingToDo(reason)
+        case let .refused(reason):
+            log.warning("request refused", fields.merging(["reason": reason]) { $1 })
+            return .refused(reason)
+        case .accepted: break
+        }
+        switch try await store.create(request, at: JobContext.now()) {
+        case let .success(job):
             log.info("job queued", ["job": String(job.id), "target": request.targetVersion.description])
             wake.yield()
+            return .queued(job)
+        case let .failure(conflict): return .conflict(conflict.active)
         }
-        return result
     }
 
     /// A queued job is aborted at once; a running one stops at its next safe point.

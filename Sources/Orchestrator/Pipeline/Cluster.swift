@@ -30,6 +30,23 @@ struct Cluster: Sendable {
         return try? KubeVersion(parsing: String(tag))
     }
 
+    /// Each control plane's API server version (its static pod's image);
+    /// control planes without one are left out.
+    func apiServerVersions(of nodes: [NodeFacts]) async throws -> [String: KubeVersion] {
+        var versions: [String: KubeVersion] = [:]
+        for node in nodes where node.isControlPlane {
+            if let version = try await apiServerVersion(on: node.name) { versions[node.name] = version }
+        }
+        return versions
+    }
+
+    /// Every API server's version: the control planes' static pods, else
+    /// (a control plane without one) what the API answers on `/version`.
+    func runningAPIServers(of nodes: [NodeFacts]) async throws -> [KubeVersion] {
+        let versions = Array(try await apiServerVersions(of: nodes).values)
+        return versions.isEmpty ? [try await client.serverVersion()] : versions
+    }
+
     /// Cordons `node`, recording in its annotation that this tool did it.
     func cordon(_ node: String, by owner: String) async throws {
         try await client.mergePatch(

@@ -42,6 +42,8 @@ final class UpgradePipeline: Pipeline {
         var started = 0.0
         /// A node or its packages were changed (more than annotations and the snapshot).
         var touched = false
+        /// Control planes a dry run took to the target (on paper).
+        var dryRunControlPlanes: Set<String> = []
     }
 
     init(
@@ -173,8 +175,7 @@ final class UpgradePipeline: Pipeline {
         let request = job.request
         let nodes = try await cluster.nodes()
         let master = try masterNode(nodes)
-        var apiServers = Array(try await apiServers(of: nodes).values)
-        if apiServers.isEmpty { apiServers = [try await cluster.client.serverVersion()] }
+        let apiServers = try await cluster.runningAPIServers(of: nodes)
         let verdict = await gate.prometheus.gate(gate.selector)
         var quiet: (hours: Int, fired: Result<[String], PlanError>)?
         if settings.quietPeriodHours > 0 {
@@ -448,6 +449,7 @@ final class UpgradePipeline: Pipeline {
         notify(job, .info, "\(node.name): \(what) \(line.before) → \(target)")
         do {
             if action == .upgrade {
+                if step.role == .worker { try await checkKubeletSkew(node, job: job) }
                 try await reach(node, job: job, stage: stage)
                 if !node.unschedulable {
                     try await write(job, "cordon \(node.name)", stage: stage, node: node.name) {
@@ -491,6 +493,7 @@ final class UpgradePipeline: Pipeline {
             if job.request.dryRun {
                 line.after = target.description
                 line.outcome = "dry run: nothing changed"
+                if step.role != .worker { state.withLock { _ = $0.dryRunControlPlanes.insert(node.name) } }
             } else {
                 try await verify(node.name, role: step.role, job: job, stage: stage)
                 line.after = target.description
@@ -514,6 +517,29 @@ final class UpgradePipeline: Pipeline {
                     : ""),
             stage: stage, node: node.name)
         notify(job, .success, "\(node.name) done", [line.outcome])
+    }
+
+    /// A worker's kubelet never gets ahead of the oldest API server, whatever
+    /// stages were selected (`preflight,workers` on a cluster whose control
+    /// plane was not upgraded stops here, before the first cordon).
+    private func checkKubeletSkew(_ node: NodeFacts, job: JobContext) async throws {
+        let target = job.request.targetVersion
+        var apiServers = try await cluster.apiServerVersions(of: try await cluster.nodes())
+        if job.request.dryRun {
+            for name in state.withLock({ $0.dryRunControlPlanes }) { apiServers[name] = target }
+        }
+        let versions = apiServers.isEmpty ? [try await cluster.client.serverVersion()] : Array(apiServers.values)
+        guard let current = node.kubelet else {
+            throw JobFailure("\(node.name): its kubelet version is unreadable, so it was not touched")
+        }
+        if case let .refused(violations) = SkewPolicy.evaluateKubeletUpgrade(
+            node: node.name, from: current, to: target, apiServers: versions)
+        {
+            let oldest = apiServers.min { $0.value < $1.value }.map { " (\($0.key) runs \($0.value))" } ?? ""
+            throw JobFailure(
+                "\(node.name) was not touched: " + violations.map(\.description).joined(separator: "; ")
+                    + "; the control planes must reach \(target) first\(oldest): run the master stage")
+        }
     }
 
     /// Connects to the node and runs `true` before anything changes it: a
@@ -866,11 +892,7 @@ final class UpgradePipeline: Pipeline {
     }
 
     private func apiServers(of nodes: [NodeFacts]) async throws -> [String: KubeVersion] {
-        var versions: [String: KubeVersion] = [:]
-        for node in nodes where node.isControlPlane {
-            if let version = try await cluster.apiServerVersion(on: node.name) { versions[node.name] = version }
-        }
-        return versions
+        try await cluster.apiServerVersions(of: nodes)
     }
 
     static func tail(_ text: String) -> String {

@@ -122,6 +122,15 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(
         help:
+            "Accept minor upgrades (true or false), as the detector's --allow-minor; a refused request changes nothing. (default: false)"
+    )
+    var allowMinor: Bool?
+
+    @Option(help: "Accept a new minor only from this patch on, as the detector's --minor-min-patch. (default: 0)")
+    var minorMinPatch: Int?
+
+    @Option(
+        help:
             "Resume, at start, the job the previous process left interrupted (true or false). (default: true)"
     )
     var autoResume: Bool?
@@ -181,6 +190,7 @@ struct ServeSettings: Sendable {
     var podReadyRatio: Double
     var quietPeriodHours: Int
     var repoBase: String
+    var policy: DetectionPolicy
     var autoResume: Bool
     var restartPolicy: RestartPolicy
     var apiRetryBudget: RetryBudget
@@ -264,6 +274,10 @@ struct ServeSettings: Sendable {
         podReadyRatio = ratio
         quietPeriodHours = try reader.integer(flags.quietPeriod, "QUIET_PERIOD", default: 24, range: 0...720)
         repoBase = try reader.url(flags.repoBase, "REPO_BASE") ?? "https://pkgs.k8s.io/core:/stable:"
+        policy = DetectionPolicy(
+            allowMinor: try reader.boolean(flags.allowMinor, "ALLOW_MINOR", default: false),
+            minimumMinorPatch: try reader.integer(
+                flags.minorMinPatch, "MINOR_MIN_PATCH", default: 0, range: 0...1000))
         autoResume = try reader.boolean(flags.autoResume, "AUTO_RESUME", default: true)
         restartPolicy = RestartPolicy(
             limit: try reader.integer(flags.restartLimit, "RESTART_LIMIT", default: 3, range: 1...1000),
@@ -378,8 +392,16 @@ struct Server {
             LeaderLease(
                 client: client, namespace: pod.namespace, election: LeaderElection(identity: pod.name), log: log)
         }
+        // The request waits for these reads: no retries, a short timeout.
+        let admitter = Admitter(
+            cluster: Cluster(
+                client: KubernetesClient(
+                    access: access, timeout: .seconds(10), retryBudget: RetryBudget(total: .seconds(5))),
+                annotationPrefix: settings.annotationPrefix, namespace: settings.namespace),
+            policy: settings.policy)
         let coordinator = JobCoordinator(
-            store: store, pipeline: pipeline, log: log, pollInterval: settings.pollInterval, lease: lease,
+            store: store, pipeline: pipeline, admit: { try await admitter.admit($0) }, log: log,
+            pollInterval: settings.pollInterval, lease: lease,
             progressed: { time in gauges.update { $0.lastProgress = time } })
         await coordinator.whenLeading {
             await takeOver(
