@@ -194,9 +194,9 @@ actor ClusterStore {
             return
         }
         let labels = pod.stringMap("metadata.labels")
+        // policy/v1: `{}` selects every pod of the namespace, a null selector none.
         let budgets = list(.poddisruptionbudgets, namespace: namespace).filter { _, pdb in
-            let selector = pdb.stringMap("spec.selector.matchLabels")
-            return !selector.isEmpty && selector.allSatisfy { labels[$0.key] == $0.value }
+            LabelSelector(json: pdb[["spec", "selector"]])?.matches(labels) == true
         }
         if budgets.count > 1 {
             throw APIError(
@@ -354,10 +354,9 @@ actor ClusterStore {
     private func recomputeBudgets(now: Date) {
         for (key, budget) in objects[.poddisruptionbudgets] ?? [:] {
             let namespace = String(key.split(separator: "/")[0])
-            let selector = budget.stringMap("spec.selector.matchLabels")
+            let selector = LabelSelector(json: budget[["spec", "selector"]])
             let matching = list(.pods, namespace: namespace).map(\.object).filter { pod in
-                let labels = pod.stringMap("metadata.labels")
-                return !selector.isEmpty && selector.allSatisfy { labels[$0.key] == $0.value }
+                selector?.matches(pod.stringMap("metadata.labels")) == true
             }
             var disrupted = budget[["status", "disruptedPods"]]?.objectValue ?? [:]
             let names = Set(matching.map { $0[["metadata", "name"]]?.stringValue ?? "" })

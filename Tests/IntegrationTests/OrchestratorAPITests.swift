@@ -208,6 +208,31 @@ struct OrchestratorAPITests {
         withExtendedLifetime(simulator) {}
     }
 
+    /// deploy/ mounts the Slack Secret as optional: without it, serve runs
+    /// without notices (it exited before); an empty file is still a mistake.
+    @Test func theOptionalSlackSecretMayBeMissingButNotEmpty() async throws {
+        let missing = "/nonexistent/k8s-upgrade-slack/webhook-url"
+        let server = try await OrchestratorFixture(
+            prometheusURL: Self.unreachablePrometheus, extra: ["--slack-webhook-file", missing]
+        ).launch()
+        #expect(server.process?.log.contains("no Slack notices: the webhook file is missing") == true)
+        _ = try await server.stop(signal: SIGTERM)
+
+        let fixture = try OrchestratorFixture(prometheusURL: Self.unreachablePrometheus)
+        let empty = fixture.directory.appendingPathComponent("webhook-url")
+        try "\n".write(to: empty, atomically: true, encoding: .utf8)
+        let refused = try await offThePool {
+            try TestEnvironment.execute(
+                OrchestratorFixture.binary,
+                [
+                    "serve", "--listen", "127.0.0.1:0", "--store", fixture.storePath, "--api-token-file",
+                    fixture.tokenFile, "--slack-webhook-file", empty.path,
+                ] + fixture.arguments)
+        }
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("the Slack webhook file \(empty.path) is empty"), "\(refused.stderr)")
+    }
+
     /// The cluster cannot be read: the request cannot be checked, so it is not queued.
     @Test func aRequestTheClusterCannotJudgeIsNotQueued() async throws {
         let server = try await OrchestratorFixture(prometheusURL: Self.unreachablePrometheus).launch()
@@ -255,6 +280,14 @@ struct OrchestratorAPITests {
         #expect(job[dotted: "state"]?.stringValue == "interrupted")
         let last = job[dotted: "events.items"]?.arrayValue?.last
         #expect(last?[dotted: "message"]?.stringValue?.contains("the service is stopping") == true)
+        // An interrupted job can be aborted, so that no restart resumes it.
+        #expect(try await again.request("DELETE", "/jobs/1").status == 202)
+        let aborted = try await again.json("/jobs/1?events_limit=1000")
+        #expect(aborted[dotted: "state"]?.stringValue == "aborted")
+        #expect(
+            aborted[dotted: "events.items"]?.arrayValue?.last?[dotted: "message"]?.stringValue?.hasPrefix(
+                "aborted while interrupted: it will not be resumed by itself") == true)
+        #expect(try await again.request("DELETE", "/jobs/1").status == 409)
         _ = try await again.stop(signal: SIGTERM)
     }
 

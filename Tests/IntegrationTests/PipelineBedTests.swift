@@ -319,6 +319,45 @@ extension TestBedSuites {
             _ = try await server.stop(signal: SIGTERM)
         }
 
+        // MARK: - Two budgets over one pod
+
+        /// The eviction API answers 500 for a pod that two budgets cover, and
+        /// keeps answering it: the node fails at once naming both (it was
+        /// retried as an outage for the whole API retry budget). The second
+        /// budget selects by matchExpressions, which attribution honours.
+        @Test func aPodUnderTwoBudgetsFailsItsNodeAtOnceNamingBoth() async throws {
+            let file = try Self.scenario(
+                #",{"kind":"ReplicaSet","name":"db","replicas":1,"labels":{"app":"db"},"nodes":["worker-1"]}],"#
+                    + #""budgets":[{"name":"db-pdb","minAvailable":0,"selector":{"app":"db"}}]"#)
+            let bed = try await TestBed.start(scenario: file)
+            let second = bed.directory.appendingPathComponent("db-tier.yaml")
+            try """
+            apiVersion: policy/v1
+            kind: PodDisruptionBudget
+            metadata: {name: db-tier, namespace: default}
+            spec:
+              maxUnavailable: 1
+              selector:
+                matchExpressions: [{key: app, operator: In, values: [db, cache]}]
+
+            """.write(to: second, atomically: true, encoding: .utf8)
+            _ = try await bed.kubectl("create", "--validate=false", "-f", second.path)
+            let server = try await OrchestratorFixture(bed: bed, extra: ["--soak", "0"]).launch()
+            let started = Date()
+            try await Self.execute(server, #"{"target_version":"1.34.5","kind":"patch"}"#)
+            let failed = try await server.waitForJob(1, state: "failed", timeout: 60)
+            #expect(Date().timeIntervalSince(started) < 40, "failed at once, not after the API retry budget")
+            let error = failed[dotted: "error"]?.stringValue ?? ""
+            #expect(
+                error.contains("cannot evict default/db-") && error.contains("more than one PodDisruptionBudget")
+                    && error.contains("PodDisruptionBudget default/db-pdb and PodDisruptionBudget default/db-tier"),
+                "\(error)")
+            let nodes = try await Self.nodes(bed)
+            #expect(nodes["worker-1"] == NodeState(version: "v1.34.3", unschedulable: true, cordonedBy: "job-1"))
+            #expect(nodes["worker-2"] == NodeState(version: "v1.34.3", unschedulable: false))
+            _ = try await server.stop(signal: SIGTERM)
+        }
+
         // MARK: - 6. A budget that can never be met
 
         @Test func aBudgetThatCanNeverBeMetFailsTheDrainNamingThePodAndTheBudget() async throws {

@@ -96,7 +96,7 @@ import Testing
         let expected: [JobState: (active: Bool, resumable: Bool, abort: AbortDecision)] = [
             .queued: (true, false, .abortNow), .running: (true, false, .stopAtSafePoint),
             .aborting: (true, false, .alreadyAborting), .succeeded: (false, false, .refuse),
-            .failed: (false, true, .refuse), .aborted: (false, true, .refuse), .interrupted: (false, true, .refuse),
+            .failed: (false, true, .refuse), .aborted: (false, true, .refuse), .interrupted: (false, true, .abortNow),
         ]
         for state in JobState.allCases {
             let row = try! #require(expected[state])

@@ -1,3 +1,4 @@
+import Foundation
 import Shared
 import Testing
 
@@ -103,15 +104,89 @@ struct PipelineCoreTests {
 
     @Test func blockersNameTheBudgetHoldingEachPod() {
         let budget = BudgetFacts(
-            namespace: "default", name: "web-pdb", matchLabels: ["app": "web"], disruptionsAllowed: 0,
-            currentHealthy: 3, desiredHealthy: 3)
-        let elsewhere = BudgetFacts(namespace: "other", name: "web-pdb", matchLabels: ["app": "web"])
-        let empty = BudgetFacts(namespace: "default", name: "all", matchLabels: [:])
+            namespace: "default", name: "web-pdb", selector: LabelSelector(matchLabels: ["app": "web"]),
+            disruptionsAllowed: 0, currentHealthy: 3, desiredHealthy: 3)
+        let elsewhere = BudgetFacts(
+            namespace: "other", name: "web-pdb", selector: LabelSelector(matchLabels: ["app": "web"]))
+        let null = BudgetFacts(namespace: "default", name: "none", selector: nil)
         #expect(
-            DrainRules.blockers(remaining: [Self.pods[2], Self.pods[3]], budgets: [budget, elsewhere, empty]) == [
+            DrainRules.blockers(remaining: [Self.pods[2], Self.pods[3]], budgets: [budget, elsewhere, null]) == [
                 "default/web-1 (held by PodDisruptionBudget default/web-pdb (0 disruptions allowed; 3 healthy, 3 needed))",
                 "default/cache-1 (no PodDisruptionBudget; still terminating)",
             ])
+        // policy/v1: an empty selector covers every pod of its namespace.
+        let everything = BudgetFacts(namespace: "default", name: "all", selector: LabelSelector())
+        #expect(
+            DrainRules.blockers(remaining: [Self.pods[3]], budgets: [everything]) == [
+                "default/cache-1 (held by PodDisruptionBudget default/all (0 disruptions allowed; 0 healthy, 0 needed))"
+            ])
+    }
+
+    struct SelectorCase: Sendable, CustomTestStringConvertible {
+        let name: String
+        let selector: String
+        let labels: [String: String]
+        let covers: Bool
+        var testDescription: String { name }
+    }
+
+    static let selectorCases: [SelectorCase] = [
+        SelectorCase(
+            name: "matchLabels", selector: #"{"matchLabels":{"app":"web"}}"#, labels: ["app": "web"], covers: true),
+        SelectorCase(
+            name: "matchLabels, other value", selector: #"{"matchLabels":{"app":"web"}}"#, labels: ["app": "db"],
+            covers: false),
+        SelectorCase(name: "empty selector: every pod", selector: "{}", labels: [:], covers: true),
+        SelectorCase(name: "null selector: no pod", selector: "null", labels: ["app": "web"], covers: false),
+        SelectorCase(
+            name: "In", selector: #"{"matchExpressions":[{"key":"app","operator":"In","values":["web","api"]}]}"#,
+            labels: ["app": "api"], covers: true),
+        SelectorCase(
+            name: "In, label missing",
+            selector: #"{"matchExpressions":[{"key":"app","operator":"In","values":["web"]}]}"#, labels: [:],
+            covers: false),
+        SelectorCase(
+            name: "NotIn, label missing",
+            selector: #"{"matchExpressions":[{"key":"tier","operator":"NotIn","values":["batch"]}]}"#,
+            labels: ["app": "web"], covers: true),
+        SelectorCase(
+            name: "NotIn, listed value",
+            selector: #"{"matchExpressions":[{"key":"tier","operator":"NotIn","values":["batch"]}]}"#,
+            labels: ["tier": "batch"], covers: false),
+        SelectorCase(
+            name: "Exists", selector: #"{"matchExpressions":[{"key":"app","operator":"Exists"}]}"#,
+            labels: ["app": "x"], covers: true),
+        SelectorCase(
+            name: "DoesNotExist", selector: #"{"matchExpressions":[{"key":"app","operator":"DoesNotExist"}]}"#,
+            labels: ["app": "x"], covers: false),
+        SelectorCase(
+            name: "labels and expressions are ANDed",
+            selector:
+                #"{"matchLabels":{"app":"web"},"matchExpressions":[{"key":"tier","operator":"In","values":["front"]}]}"#,
+            labels: ["app": "web", "tier": "back"], covers: false),
+        SelectorCase(
+            name: "an unknown operator: no pod",
+            selector: #"{"matchExpressions":[{"key":"app","operator":"Gt","values":["1"]}]}"#, labels: ["app": "2"],
+            covers: false),
+        SelectorCase(
+            name: "In without values: no pod", selector: #"{"matchExpressions":[{"key":"app","operator":"In"}]}"#,
+            labels: ["app": "web"], covers: false),
+    ]
+
+    /// Budget attribution follows the eviction API's own matching.
+    @Test(arguments: selectorCases)
+    func budgetSelectors(_ test: SelectorCase) throws {
+        let selector = try JSONDecoder().decode(JSONValue.self, from: Data(test.selector.utf8))
+        let budget = BudgetFacts(
+            budget: .object([
+                "metadata": .object(["namespace": .string("default"), "name": .string("pdb")]),
+                "spec": .object(["selector": selector]),
+            ]))
+        let pod = PodFacts(namespace: "default", name: "p", labels: test.labels, controllerKind: "ReplicaSet")
+        #expect(budget.covers(pod) == test.covers)
+        var elsewhere = pod
+        elsewhere.namespace = "other"
+        #expect(!budget.covers(elsewhere))
     }
 
     static func node(

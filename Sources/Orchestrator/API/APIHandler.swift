@@ -146,7 +146,8 @@ struct APIHandler: Sendable {
                 case let .refused(job):
                     throw Problem(
                         status: .conflict,
-                        message: "job \(id) is \(job.state.rawValue); only an active job can be aborted",
+                        message:
+                            "job \(id) is \(job.state.rawValue); only a queued, running or interrupted job can be aborted",
                         detail: .object(["job": .object(JobJSON.summary(job))]))
                 }
             }

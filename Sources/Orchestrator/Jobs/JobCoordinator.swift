@@ -122,8 +122,13 @@ actor JobCoordinator: Service {
         case .refuse: return .refused(job)
         case .alreadyAborting: return .accepted(job)
         case .abortNow:
-            let event = JobEvent(time: now, kind: .jobAborted, message: "aborted before it started")
-            let moved = try await store.transition(id, from: [.queued], to: .aborted, event: event)
+            let message =
+                job.state == .interrupted
+                ? "aborted while interrupted: it will not be resumed by itself; the nodes stay as they are "
+                    + "(resume it by hand, or see the runbook)"
+                : "aborted before it started"
+            let event = JobEvent(time: now, kind: .jobAborted, message: message)
+            let moved = try await store.transition(id, from: [job.state], to: .aborted, event: event)
             if moved.moved, let record = moved.record { return .accepted(record) }
             return try await abort(id)  // it started meanwhile: abort it running
         case .stopAtSafePoint:

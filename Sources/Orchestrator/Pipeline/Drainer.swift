@@ -126,6 +126,15 @@ struct Drainer: Sendable {
             switch try await cluster.evict(pod) {
             case .accepted: break evicting
             case .gone: return true
+            case let .multipleBudgets(message):
+                let budgets = (try? await cluster.budgets().filter { $0.covers(pod) }) ?? []
+                throw JobFailure(
+                    "cannot evict \(pod.reference): \(message) It is covered by "
+                        + (budgets.isEmpty
+                            ? "more than one budget"
+                            : budgets.map { "PodDisruptionBudget \($0.namespace)/\($0.name)" }.joined(
+                                separator: " and "))
+                        + "; kubectl drain fails the same way. Remove or merge one of them, then resume the job")
             case let .refusedByBudget(message), let .namespaceTerminating(message):
                 await refused(message)
                 try await Task.sleep(for: min(delay, deadline - ContinuousClock.now))

@@ -357,7 +357,17 @@ struct Server {
         where !FileManager.default.isReadableFile(atPath: path) {
             throw SettingsError("\(option) \(path) cannot be read")
         }
-        let webhook = try settings.slackWebhookFile.map { try TokenFile.read($0) }
+        // deploy/ mounts the Slack Secret as optional: without it the file is
+        // missing and the service runs without notices. A file that is there
+        // but unreadable or empty is a mistake, and stops the start.
+        var webhook: String?
+        if let file = settings.slackWebhookFile {
+            if FileManager.default.fileExists(atPath: file) {
+                webhook = try TokenFile.read(file, what: "Slack webhook")
+            } else {
+                log.warning("no Slack notices: the webhook file is missing (its Secret is optional)", ["file": file])
+            }
+        }
         let notifier = SlackNotifier(webhookURL: webhook, log: log)
         let gauges = GaugePublisher(pushgatewayURL: settings.pushgatewayURL, log: log)
         if let last = try await store.lastSuccess() { gauges.seed { $0.lastSuccess = last } }

@@ -57,18 +57,19 @@ public struct PodFacts: Sendable, Equatable {
 public struct BudgetFacts: Sendable, Equatable {
     public var namespace: String
     public var name: String
-    public var matchLabels: [String: String]
+    /// `nil`: a null selector, or one the API server cannot use; it covers no pod.
+    public var selector: LabelSelector?
     public var disruptionsAllowed: Int
     public var currentHealthy: Int
     public var desiredHealthy: Int
 
     public init(
-        namespace: String, name: String, matchLabels: [String: String], disruptionsAllowed: Int = 0,
+        namespace: String, name: String, selector: LabelSelector?, disruptionsAllowed: Int = 0,
         currentHealthy: Int = 0, desiredHealthy: Int = 0
     ) {
         self.namespace = namespace
         self.name = name
-        self.matchLabels = matchLabels
+        self.selector = selector
         self.disruptionsAllowed = disruptionsAllowed
         self.currentHealthy = currentHealthy
         self.desiredHealthy = desiredHealthy
@@ -78,17 +79,17 @@ public struct BudgetFacts: Sendable, Equatable {
         self.init(
             namespace: budget[["metadata", "namespace"]]?.stringValue ?? "",
             name: budget[["metadata", "name"]]?.stringValue ?? "",
-            matchLabels: budget.stringMap("spec.selector.matchLabels"),
+            selector: LabelSelector(json: budget[["spec", "selector"]]),
             disruptionsAllowed: budget[["status", "disruptionsAllowed"]]?.intValue ?? 0,
             currentHealthy: budget[["status", "currentHealthy"]]?.intValue ?? 0,
             desiredHealthy: budget[["status", "desiredHealthy"]]?.intValue ?? 0)
     }
 
-    /// Whether this budget covers `pod`: same namespace, a non-empty
-    /// selector matching its labels (an empty selector matches nothing).
+    /// Whether this budget covers `pod`, as the eviction API decides: same
+    /// namespace and a selector matching its labels (policy/v1: `{}` covers
+    /// every pod of the namespace, a null selector none).
     public func covers(_ pod: PodFacts) -> Bool {
-        pod.namespace == namespace && !matchLabels.isEmpty
-            && matchLabels.allSatisfy { pod.labels[$0.key] == $0.value }
+        pod.namespace == namespace && selector?.matches(pod.labels) == true
     }
 
     /// `ns/name (allows N disruptions; healthy H of D needed)`.

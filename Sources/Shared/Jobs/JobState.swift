@@ -25,7 +25,8 @@ public enum JobState: String, Sendable, Codable, CaseIterable {
 
 /// What an abort request does to a job in a given state.
 public enum AbortDecision: Sendable, Equatable {
-    /// Not started yet: aborted at once.
+    /// Not running (queued, or interrupted and waiting for a resume): aborted
+    /// at once, so that an interrupted job is not resumed by itself.
     case abortNow
     /// Running: `aborting`, stopped at the next safe point.
     case stopAtSafePoint
@@ -36,10 +37,10 @@ public enum AbortDecision: Sendable, Equatable {
 
     public init(state: JobState) {
         switch state {
-        case .queued: self = .abortNow
+        case .queued, .interrupted: self = .abortNow
         case .running: self = .stopAtSafePoint
         case .aborting: self = .alreadyAborting
-        case .succeeded, .failed, .aborted, .interrupted: self = .refuse
+        case .succeeded, .failed, .aborted: self = .refuse
         }
     }
 }

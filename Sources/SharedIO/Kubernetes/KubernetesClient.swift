@@ -137,6 +137,9 @@ public struct KubernetesClient: Sendable {
         case refusedByBudget(String)
         /// 403 in a terminating namespace: retry, as kubectl does.
         case namespaceTerminating(String)
+        /// 500: more than one PodDisruptionBudget covers the pod; the
+        /// eviction API refuses it until one is removed.
+        case multipleBudgets(String)
     }
 
     /// `POST /api/v1/namespaces/{ns}/pods/{name}/eviction`. Retried on
@@ -156,6 +159,7 @@ public struct KubernetesClient: Sendable {
             switch error.status {
             case 404: return .gone
             case 429: return .refusedByBudget(error.causes.first ?? error.message)
+            case 500 where error.isMultipleBudgets: return .multipleBudgets(error.message)
             case 403 where error.causeReasons.contains("NamespaceTerminating"):
                 return .namespaceTerminating(error.message)
             default: throw error
@@ -231,6 +235,7 @@ public struct KubernetesClient: Sendable {
     /// is not transient.
     static func isTransient(_ error: any Error, retryTooManyRequests: Bool = true) -> Bool {
         if let error = error as? KubernetesAPIError {
+            if error.isMultipleBudgets { return false }
             return (error.status == 429 && retryTooManyRequests) || error.status >= 500
         }
         if let error = error as? HTTPClientError {
@@ -314,6 +319,13 @@ public struct KubernetesAPIError: Error, Sendable, CustomStringConvertible {
     /// The messages of `details.causes`.
     public var causes: [String] {
         (details?[["causes"]]?.arrayValue ?? []).compactMap { $0[["message"]]?.stringValue }
+    }
+
+    /// The eviction API's 500 for a pod that more than one
+    /// PodDisruptionBudget covers: it answers the same until a budget is
+    /// removed, so it is not retried (kubectl fails the pod at once too).
+    public var isMultipleBudgets: Bool {
+        status == 500 && message.contains("more than one PodDisruptionBudget")
     }
 
     /// The reasons of `details.causes`.
