@@ -159,9 +159,7 @@ struct Run: Sendable {
     private func newestPatch(in listing: MadisonListing, node: String, running: RunningVersions) throws -> KubeVersion {
         let current = running.distinctReleases.first ?? running.apiServer
         guard let newest = listing.newest(of: "kubeadm", inMinorOf: current) else {
-            throw DetectionFailure(
-                "apt-cache madison kubeadm on \(node) lists no kubeadm for \(current.minorLine)"
-                    + (listing.entries.isEmpty ? " (empty output: is the repository configured?)" : ""))
+            throw DetectionFailure(listing.missingMinor(of: "kubeadm", running: current, node: node))
         }
         log.info(
             "madison read", ["node": node, "newest_patch": newest.version.text, "entries": "\(listing.entries.count)"])

@@ -253,6 +253,27 @@ extension TestBedSuites {
                 "\(nothing.stdout)")
         }
 
+        /// A minor job failed after its repository rewrite: the master's
+        /// source is on v1.35 while the cluster runs 1.34.5. The run says so,
+        /// with the fix (it said only that madison listed no 1.34).
+        @Test func aSourceLeftOnTheNextMinorIsReportedWithTheFix() async throws {
+            let bed = try await TestBed.start(runningVersion: "1.34.5")
+            let list = bed.directory.appendingPathComponent("nodes/master/etc/apt/sources.list.d/kubernetes.list")
+            let source = try String(contentsOf: list, encoding: .utf8)
+            try source.replacingOccurrences(of: "/v1.34/deb", with: "/v1.35/deb").write(
+                to: list, atomically: true, encoding: .utf8)
+            let update = try await bed.ssh("master").run("sudo apt-get update")
+            #expect(update.exitStatus == 0, "\(update.stderrText)")
+            let outcome = try await Self.detect(bed, ["--detect-only"])
+            #expect(outcome.status == 1)
+            #expect(
+                outcome.stdout.contains(
+                    "points at the next minor: apt-cache madison kubeadm lists only 1.35 (1.35.0-1.1 … 1.35.2-1.1)")
+                    && outcome.stdout.contains("while the cluster runs 1.34.5")
+                    && outcome.stdout.contains("A minor that stopped after its repository rewrite"),
+                "\(outcome.stdout)\n\(outcome.stderr)")
+        }
+
         @Test func detectOnlyPostsNothingAndPrintsTheBody() async throws {
             let bed = try await TestBed.start()
             let outcome = try await Self.detect(bed, ["--detect-only"])

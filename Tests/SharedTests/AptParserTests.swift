@@ -24,6 +24,36 @@ import Testing
         #expect(listing.newest(of: "kubeadm")?.version.text == "1.29.15-1.1")
     }
 
+    /// A minor upgrade that stopped after its repository rewrite leaves the
+    /// master's apt source on the next minor: madison (real apt, checked on
+    /// the debootstrapped node) lists that minor only, not the installed one.
+    @Test func aSourceLeftOnTheNextMinorIsNamedWithItsFix() throws {
+        let output = """
+               kubeadm | 1.35.2-1.1 | https://pkgs.k8s.io/core:/stable:/v1.35/deb  Packages
+               kubeadm | 1.35.1-1.1 | https://pkgs.k8s.io/core:/stable:/v1.35/deb  Packages
+               kubeadm | 1.35.0-1.1 | https://pkgs.k8s.io/core:/stable:/v1.35/deb  Packages
+
+            """
+        let running = KubeVersion(major: 1, minor: 34, patch: 5)
+        let listing = MadisonListing(parsing: output)
+        #expect(listing.newest(of: "kubeadm", inMinorOf: running) == nil)
+        #expect(
+            listing.missingMinor(of: "kubeadm", running: running, node: "master")
+                == "the apt source on master points at the next minor: apt-cache madison kubeadm lists only 1.35 "
+                + "(1.35.0-1.1 … 1.35.2-1.1), while the cluster runs 1.34.5. A minor upgrade rewrote the sources "
+                + "and stopped before its first control plane: resume its job, or point the sources back at v1.34 "
+                + "(runbook: Roll back, \"A minor that stopped after its repository rewrite\")")
+        #expect(
+            MadisonListing(parsing: "").missingMinor(of: "kubeadm", running: running, node: "master")
+                == "apt-cache madison kubeadm on master lists no kubeadm for 1.34 (empty output: is the repository configured?)"
+        )
+        let older = MadisonListing(
+            parsing: "   kubeadm | 1.33.9-1.1 | https://pkgs.k8s.io/core:/stable:/v1.33/deb  Packages\n")
+        #expect(
+            older.missingMinor(of: "kubeadm", running: running, node: "master")
+                == "apt-cache madison kubeadm on master lists no kubeadm for 1.34, only 1.33")
+    }
+
     @Test func newestComesFromVersionOrderNotLineOrder() throws {
         let output = """
                kubeadm | 1.34.3-1.1 | https://pkgs.k8s.io/core:/stable:/v1.34/deb  Packages

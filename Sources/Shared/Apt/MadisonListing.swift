@@ -93,3 +93,28 @@ extension Substring {
         return String(self[start...end])
     }
 }
+
+extension MadisonListing {
+    /// Why the listing holds no `package` of `running`'s minor, in words an
+    /// operator can act on: an apt source left on the next minor by a minor
+    /// upgrade that stopped after its repository rewrite, or an empty or
+    /// foreign listing.
+    public func missingMinor(of package: String, running: KubeVersion, node: String) -> String {
+        let listed = entries.filter { $0.package == package }
+        let minors = Set(listed.map(\.kubeVersion.minorLine)).sorted()
+        if !listed.isEmpty, listed.allSatisfy({ $0.kubeVersion.isSameMinor(as: running.nextMinor) }) {
+            let versions = listed.map(\.version.text)
+            return "the apt source on \(node) points at the next minor: apt-cache madison \(package) lists only "
+                + "\(running.nextMinor.minorLine) (\(versions.last ?? "") … \(versions.first ?? "")), "
+                + "while the cluster runs \(running). A minor upgrade rewrote the sources and stopped before "
+                + "its first control plane: resume its job, or point the sources back at v\(running.minorLine) "
+                + "(runbook: Roll back, \"A minor that stopped after its repository rewrite\")"
+        }
+        if listed.isEmpty {
+            return "apt-cache madison \(package) on \(node) lists no \(package) for \(running.minorLine)"
+                + (entries.isEmpty ? " (empty output: is the repository configured?)" : "")
+        }
+        return "apt-cache madison \(package) on \(node) lists no \(package) for \(running.minorLine), only "
+            + minors.joined(separator: ", ")
+    }
+}
