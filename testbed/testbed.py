@@ -298,19 +298,34 @@ def up(args):
                                      "--outage-file", bed / "api-outage"])
     api_url = f"https://127.0.0.1:{wait_for_file(bed / 'api-proxy.port', proxy, 'the API proxy')}"
 
-    # etcd on the first control plane, with kubeadm's certificate layout.
-    master_root = bed / "nodes" / SCENARIOS[scenario][0][0]
+    # etcd: one member per control plane, named after its node as kubeadm
+    # names them, with kubeadm's certificate layout under each node's root
+    # (one CA); each node's etcdctl talks to its own member, as on a stacked
+    # control plane. The default scenario's single master has one member.
+    control_planes = SCENARIOS[scenario][0]
+    master_root = bed / "nodes" / control_planes[0]
     etcd_pki = make_etcd_pki(master_root)
-    etcd_port, etcd_peer = free_port(), free_port()
-    etcd_url = f"https://127.0.0.1:{etcd_port}"
-    etcd = start(bed, "etcd", ["etcd", "--name", "master", "--data-dir", bed / "etcd-data",
-                               "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
-                               "--listen-peer-urls", f"http://127.0.0.1:{etcd_peer}",
-                               "--initial-advertise-peer-urls", f"http://127.0.0.1:{etcd_peer}",
-                               "--initial-cluster", f"master=http://127.0.0.1:{etcd_peer}",
-                               "--cert-file", etcd_pki / "server.crt", "--key-file", etcd_pki / "server.key",
-                               "--client-cert-auth", "--trusted-ca-file", etcd_pki / "ca.crt",
-                               "--listen-metrics-urls", f"http://127.0.0.1:{free_port()}", "--log-level", "warn"])
+    for name in control_planes[1:]:
+        shutil.copytree(master_root / "etc/kubernetes/pki", bed / "nodes" / name / "etc/kubernetes/pki",
+                        dirs_exist_ok=True)
+    members = {name: (free_port(), free_port()) for name in control_planes}
+    initial = ",".join(f"{name}=http://127.0.0.1:{peer}" for name, (_, peer) in members.items())
+    etcd_urls = {name: f"https://127.0.0.1:{client}" for name, (client, _) in members.items()}
+    etcds = {}
+    for name, (client, peer) in members.items():
+        url = etcd_urls[name]
+        # The single member keeps the pid file name "etcd"; HA members are "etcd-<node>".
+        etcds[name] = start(bed, "etcd" if len(members) == 1 else f"etcd-{name}", [
+            "etcd", "--name", name, "--data-dir", bed / f"etcd-data-{name}",
+            "--listen-client-urls", url, "--advertise-client-urls", url,
+            "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+            "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+            "--initial-cluster", initial, "--initial-cluster-state", "new",
+            "--initial-cluster-token", f"testbed-{bed.name}",
+            "--cert-file", etcd_pki / "server.crt", "--key-file", etcd_pki / "server.key",
+            "--client-cert-auth", "--trusted-ca-file", etcd_pki / "ca.crt",
+            "--listen-metrics-urls", f"http://127.0.0.1:{free_port()}", "--log-level", "warn"])
+    etcd_url = etcd_urls[control_planes[0]]
 
     # Pushgateway, Prometheus scraping it every second with the gate rules, the Slack stand-in.
     push_port, prom_port = free_port(), free_port()
@@ -340,7 +355,8 @@ def up(args):
     make_host_keys(bed, control_planes + workers)
     for name in control_planes + workers:
         role = "control-plane" if name in control_planes else "worker"
-        root, port = make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url, args.running_version,
+        root, port = make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_urls.get(name, etcd_url),
+                               args.running_version,
                                args.master_containerd if name == master else CONTAINERD_RUNNING, args.api_outage)
         servers.append((name, port, start(bed, f"sshd-{name}", ["/usr/sbin/sshd", "-D", "-e", "-f",
                                                                  root / "ssh" / "sshd_config"])))
@@ -353,7 +369,8 @@ def up(args):
     for name, port, process in servers:
         wait_for_port(port, process, f"sshd of {name}")
     webhook_url = f"http://127.0.0.1:{wait_for_file(bed / 'webhook.port', receiver, 'the webhook receiver')}"
-    wait_for_port(etcd_port, etcd, "etcd")
+    for name, (client, _) in members.items():
+        wait_for_port(client, etcds[name], f"etcd member {name}")
     wait_for_port(push_port, pushgateway, "the Pushgateway")
     wait_for_port(prom_port, prometheus, "Prometheus")
 
@@ -372,7 +389,8 @@ def up(args):
         "TESTBED_SSH_KEY": str(bed / "id_ed25519"), "TESTBED_KNOWN_HOSTS": str(bed / "known_hosts"),
         "TESTBED_NODES": " ".join(control_planes + workers),
         "TESTBED_SSH_PORTS": " ".join(f"{n}={p}" for n, p in ports.items()),
-        "TESTBED_ETCD_ENDPOINT": etcd_url, "TESTBED_BACKUP_DIR": str(master_root / "var/backups"),
+        "TESTBED_ETCD_ENDPOINT": etcd_url,
+        "TESTBED_ETCD_MEMBERS": " ".join(f"{name}={url}" for name, url in etcd_urls.items()), "TESTBED_BACKUP_DIR": str(master_root / "var/backups"),
         "TESTBED_PROMETHEUS_URL": f"http://127.0.0.1:{prom_port}",
         "TESTBED_PUSHGATEWAY_URL": f"http://127.0.0.1:{push_port}",
         "TESTBED_SLACK_WEBHOOK_URL": f"{webhook_url}/services/T0TESTBED/B0TESTBED/testbed",
@@ -428,7 +446,9 @@ def down(args):
     for pid_file in pids:
         try:
             pid = int(pid_file.read_text())
-            os.killpg(pid, signal.SIGTERM)
+            # etcd members stopping together each wait for a leader to hand
+            # over to (seconds); the bed's data goes with the bed anyway.
+            os.killpg(pid, signal.SIGKILL if pid_file.name.startswith("etcd") else signal.SIGTERM)
             alive.append(pid)
         except (ValueError, ProcessLookupError, PermissionError):
             pass

@@ -233,6 +233,49 @@ extension TestBedSuites {
             _ = try await server.stop(signal: SIGTERM)
         }
 
+        /// Three real etcd members, cp-3's down before the run. A bare
+        /// majority is healthy, but restarting cp-1's member would leave one
+        /// of three: the job stops before touching any control plane. The
+        /// stages skip pre-flight, so the check before each node is the judge.
+        @Test func withOneEtcdMemberDownNoControlPlaneIsTouched() async throws {
+            let bed = try await TestBed.start(scenario: "ha")
+            try bed.stopEtcdMember(of: "cp-3")
+            let server = try await OrchestratorFixture(bed: bed, extra: ["--soak", "0"]).launch()
+            try await Self.execute(server, #"{"target_version":"1.34.5","kind":"patch","stages":"master,workers"}"#)
+            let failed = try await server.waitForJob(1, state: "failed", timeout: 90)
+            let error = failed[dotted: "error"]?.stringValue ?? ""
+            #expect(
+                error.hasPrefix(
+                    "cp-1 was not touched: etcd would lose its quorum while cp-1's member restarts: "
+                        + "1 of the 2 other members healthy, and 3 members need 2; unhealthy: cp-3 (https://127.0.0.1:"),
+                "\(error)")
+            #expect(!Self.events(failed).contains { $0.kind == "node_started" })
+            let nodes = try await Self.nodes(bed)
+            #expect(nodes.values.allSatisfy { $0 == NodeState(version: "v1.34.3", unschedulable: false) }, "\(nodes)")
+            _ = try await server.stop(signal: SIGTERM)
+        }
+
+        /// cp-3's member dies while cp-1 is upgraded: the check before cp-2
+        /// stops the job there, with cp-1 done and cp-2 untouched.
+        @Test func anEtcdMemberLostAfterTheFirstControlPlaneStopsTheJobBeforeTheSecond() async throws {
+            let bed = try await TestBed.start(scenario: "ha")
+            try await Self.slowInstalls(bed, "cp-1", seconds: 3)
+            let server = try await OrchestratorFixture(bed: bed, extra: ["--soak", "0"]).launch()
+            try await Self.execute(server, #"{"target_version":"1.34.5","kind":"patch"}"#)
+            try await Self.waitForOutput(server, node: "cp-1", containing: "installing kubeadm")
+            try bed.stopEtcdMember(of: "cp-3")
+            let failed = try await server.waitForJob(1, state: "failed", timeout: 90)
+            let error = failed[dotted: "error"]?.stringValue ?? ""
+            #expect(
+                error.hasPrefix("cp-2 was not touched: etcd would lose its quorum while cp-2's member restarts")
+                    && error.contains("unhealthy: cp-3 ("), "\(error)")
+            let nodes = try await Self.nodes(bed)
+            #expect(nodes["cp-1"] == NodeState(version: "v1.34.5", unschedulable: false))
+            #expect(nodes["cp-2"] == NodeState(version: "v1.34.3", unschedulable: false))
+            #expect(nodes["cp-3"] == NodeState(version: "v1.34.3", unschedulable: false))
+            _ = try await server.stop(signal: SIGTERM)
+        }
+
         // MARK: - 4. Dry run
 
         @Test func aDryRunReadsEverythingChangesNothingAndShowsThePlan() async throws {

@@ -295,6 +295,72 @@ struct PipelineCoreTests {
         #expect(results.last?.description == "certificates: warning: expiring within 30 days: apiserver (5d)")
     }
 
+    static let threeMembers = [
+        EtcdMember(name: "cp-1", clientURLs: ["https://10.0.0.1:2379"]),
+        EtcdMember(name: "cp-2", clientURLs: ["https://10.0.0.2:2379"]),
+        EtcdMember(name: "cp-3", clientURLs: ["https://10.0.0.3:2379"]),
+    ]
+
+    /// Before each control plane: does etcd stay quorate while that node's
+    /// member restarts? Healthy others must be more than half of all members.
+    @Test(arguments: [
+        // (healthy members, node, keeps)
+        (["cp-1", "cp-2", "cp-3"], "cp-1", true),
+        (["cp-1", "cp-2"], "cp-1", false),  // cp-3 down: restarting cp-1 leaves one of three
+        (["cp-1", "cp-2"], "cp-3", true),  // the down member's own node: the other two stay
+        (["cp-1"], "cp-2", false),
+        (["cp-1", "cp-2", "cp-3"], "worker-1", true),  // no member on the node
+        (["cp-1"], "worker-1", false),  // no member, and no quorum anyway
+    ])
+    func quorumWithoutTheNodesMember(healthy: [String], node: String, keeps: Bool) throws {
+        let members = Self.threeMembers
+        let json =
+            "["
+            + members.map { member in
+                let url = member.clientURLs[0]
+                return healthy.contains(member.name)
+                    ? #"{"endpoint":"\#(url)","health":true}"#
+                    : #"{"endpoint":"\#(url)","health":false,"error":"context deadline exceeded"}"#
+            }.joined(separator: ",") + "]"
+        let health = try EtcdHealth(json: json, members: members)
+        switch health.quorum(without: node) {
+        case .success: #expect(keeps, "\(healthy) without \(node)")
+        case .failure: #expect(!keeps, "\(healthy) without \(node)")
+        }
+    }
+
+    @Test func aLostQuorumNamesTheMembersThatAreDown() throws {
+        let health = try EtcdHealth(
+            json:
+                #"[{"endpoint":"https://10.0.0.1:2379","health":true},{"endpoint":"https://10.0.0.2:2379","health":true},{"endpoint":"https://10.0.0.3:2379","health":false,"error":"context deadline exceeded"}]"#,
+            members: Self.threeMembers)
+        #expect(health.hasQuorum, "a bare majority is healthy now")
+        #expect(
+            health.summary
+                == "2 of 3 members healthy; unhealthy: cp-3 (https://10.0.0.3:2379: context deadline exceeded)")
+        #expect(
+            health.quorum(without: "cp-1")
+                == .failure(
+                    PlanError(
+                        "etcd would lose its quorum while cp-1's member restarts: 1 of the 2 other members healthy, "
+                            + "and 3 members need 2; unhealthy: cp-3 (https://10.0.0.3:2379: context deadline exceeded)"
+                    )))
+        #expect(
+            health.quorum(without: "cp-3")
+                == .success(
+                    "etcd keeps its quorum without cp-3's member: 2 of the 2 other members healthy (2 of 3 needed)"))
+        let single = EtcdHealth(healthy: ["https://10.0.0.1:2379"], unhealthy: [])
+        #expect(
+            single.quorum(without: "master")
+                == .success("a single etcd member: etcd is down while it restarts, as always with one"))
+        let listed = try EtcdMember.list(
+            json:
+                #"{"header":{"cluster_id":14841639068965178418,"member_id":10276657743932975437,"raft_term":2},"members":[{"ID":10276657743932975437,"name":"cp-1","peerURLs":["https://10.0.0.1:2380"],"clientURLs":["https://10.0.0.1:2379"]}]}"#
+        )
+        #expect(listed == [EtcdMember(name: "cp-1", clientURLs: ["https://10.0.0.1:2379"])])
+        #expect(throws: PlanError.self) { try EtcdMember.list(json: "Error: context deadline exceeded") }
+    }
+
     @Test func remoteOutputsAreParsedOrRefused() throws {
         let status = try SnapshotStatus(json: #"{"hash":3474280699,"revision":3,"totalKey":7,"totalSize":24576}"#)
         #expect(status.summary == "hash cf1550fb, revision 3, 7 keys, 24576 bytes")

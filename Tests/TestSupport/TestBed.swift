@@ -104,6 +104,18 @@ public final class TestBed: Sendable {
         return pids.count
     }
 
+    /// Kills the etcd member of a control plane (an HA bed's `etcd-<node>`)
+    /// and waits until it is gone, as a member that crashed.
+    public func stopEtcdMember(of node: String) throws {
+        let file = directory.appendingPathComponent("pids/etcd-\(node).pid")
+        let text = try String(contentsOf: file, encoding: .utf8)
+        guard let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw FixtureError("\(file.path) holds no pid")
+        }
+        kill(-pid, SIGKILL)
+        for _ in 0..<100 where kill(pid, 0) == 0 { usleep(50_000) }
+    }
+
     /// Runs the real kubectl with the bed's kubeconfig.
     public func kubectl(_ arguments: String...) async throws -> String {
         let kubectl = try TestEnvironment.tool("kubectl")

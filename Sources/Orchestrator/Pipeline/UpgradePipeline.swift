@@ -250,12 +250,24 @@ final class UpgradePipeline: Pipeline {
         "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key",
     ]
 
+    /// The members (`member list`, which names them) and the health of each
+    /// (`endpoint health --cluster`), asked through the master's etcd.
     private func etcdHealth(on master: NodeFacts) async -> Result<EtcdHealth, PlanError> {
+        let list = Shell.command(
+            shell.sudo + Self.etcdctl + ["--dial-timeout=5s", "--command-timeout=15s", "member", "list", "-w", "json"])
         let command = Shell.command(
             shell.sudo + Self.etcdctl + [
                 "--dial-timeout=5s", "--command-timeout=15s", "endpoint", "health", "--cluster", "-w", "json",
             ])
         do {
+            let listed = try await shell.run(list, on: master, stdin: nil, timeout: .seconds(60), onOutput: nil)
+            guard listed.succeeded else {
+                return .failure(
+                    PlanError(
+                        "etcdctl member list on \(master.name) exited \(listed.exitStatus.map(String.init) ?? "by a signal"): "
+                            + Self.tail(listed.stderrText)))
+            }
+            let members = try EtcdMember.list(json: listed.stdoutText)
             let result = try await shell.run(command, on: master, stdin: nil, timeout: .seconds(60), onOutput: nil)
             guard result.stdoutText.contains("[") else {
                 return .failure(
@@ -263,7 +275,7 @@ final class UpgradePipeline: Pipeline {
                         "etcdctl endpoint health on \(master.name) exited \(result.exitStatus.map(String.init) ?? "by a signal"): "
                             + Self.tail(result.stderrText)))
             }
-            return .success(try EtcdHealth(json: result.stdoutText))
+            return .success(try EtcdHealth(json: result.stdoutText, members: members))
         } catch let error as PlanError { return .failure(error) } catch { return .failure(PlanError("\(error)")) }
     }
 
@@ -388,9 +400,14 @@ final class UpgradePipeline: Pipeline {
             try await waitForGate(job, stage: .master, node: step.node)
             let master = try masterNode(try await cluster.nodes())
             switch await etcdHealth(on: master) {
-            case let .success(health) where health.hasQuorum:
-                try await job.record(.info, "etcd: \(health.summary)", stage: .master, node: step.node)
-            case let .success(health): throw JobFailure("etcd has no quorum before \(step.node): \(health.summary)")
+            case let .success(health):
+                switch health.quorum(without: step.node) {
+                case let .success(verdict):
+                    try await job.record(
+                        .info, "etcd: \(health.summary); \(verdict)", stage: .master, node: step.node)
+                case let .failure(reason):
+                    throw JobFailure("\(step.node) was not touched: \(reason)")
+                }
             case let .failure(error): throw JobFailure("etcd is not healthy before \(step.node): \(error)")
             }
             try await upgrade(node, step: step, job: job, stage: .master)

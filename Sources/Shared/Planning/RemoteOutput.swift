@@ -27,40 +27,110 @@ public struct SnapshotStatus: Sendable, Equatable {
     }
 }
 
-/// `etcdctl endpoint health --cluster -w json`: each member's health.
-public struct EtcdHealth: Sendable, Equatable {
-    public var healthy: [String]
-    public var unhealthy: [String]
+/// One etcd member, from `etcdctl member list -w json`. kubeadm names a
+/// stacked member after its node.
+public struct EtcdMember: Sendable, Equatable {
+    public var name: String
+    public var clientURLs: [String]
 
-    public init(healthy: [String], unhealthy: [String]) {
-        self.healthy = healthy
-        self.unhealthy = unhealthy
+    public init(name: String, clientURLs: [String]) {
+        self.name = name
+        self.clientURLs = clientURLs
     }
 
-    public init(json text: String) throws(PlanError) {
+    /// The `members` of `etcdctl member list -w json`.
+    public static func list(json text: String) throws(PlanError) -> [EtcdMember] {
+        guard let value = try? JSONValue.parse(text), let members = value[["members"]]?.arrayValue, !members.isEmpty
+        else { throw PlanError("etcdctl member list printed no members: \(text.prefix(200))") }
+        return members.map { member in
+            EtcdMember(
+                name: member[["name"]]?.stringValue ?? "",
+                clientURLs: (member[["clientURLs"]]?.arrayValue ?? []).compactMap(\.stringValue))
+        }
+    }
+}
+
+/// `etcdctl endpoint health --cluster -w json`: each member's health, named
+/// by the member list when it is known.
+public struct EtcdHealth: Sendable, Equatable {
+    public struct Endpoint: Sendable, Equatable {
+        public var url: String
+        public var healthy: Bool
+        public var error: String?
+    }
+
+    public var endpoints: [Endpoint]
+    public var members: [EtcdMember]
+
+    public init(healthy: [String], unhealthy: [String], members: [EtcdMember] = []) {
+        endpoints =
+            healthy.map { Endpoint(url: $0, healthy: true, error: nil) }
+            + unhealthy.map { Endpoint(url: $0, healthy: false, error: nil) }
+        self.members = members
+    }
+
+    public init(json text: String, members: [EtcdMember] = []) throws(PlanError) {
         guard let value = try? JSONValue.parse(text), let entries = value.arrayValue, !entries.isEmpty else {
             throw PlanError("etcdctl endpoint health printed no endpoints: \(text.prefix(200))")
         }
-        var healthy: [String] = []
-        var unhealthy: [String] = []
-        for entry in entries {
-            let endpoint = entry[["endpoint"]]?.stringValue ?? "?"
-            if entry[["health"]]?.boolValue == true {
-                healthy.append(endpoint)
-            } else {
-                unhealthy.append(endpoint + (entry[["error"]]?.stringValue.map { ": \($0)" } ?? ""))
-            }
+        endpoints = entries.map { entry in
+            Endpoint(
+                url: entry[["endpoint"]]?.stringValue ?? "?", healthy: entry[["health"]]?.boolValue == true,
+                error: entry[["error"]]?.stringValue)
         }
-        self.init(healthy: healthy, unhealthy: unhealthy)
+        self.members = members
     }
 
+    public var healthy: [String] { endpoints.filter(\.healthy).map(\.url) }
+    public var unhealthy: [String] { endpoints.filter { !$0.healthy }.map(describe) }
+
+    /// The number of members: the member list's, else one per endpoint.
+    public var memberCount: Int { max(members.count, endpoints.count) }
+
     /// A majority of members answers healthy.
-    public var hasQuorum: Bool { healthy.count * 2 > healthy.count + unhealthy.count }
+    public var hasQuorum: Bool { healthy.count * 2 > memberCount }
+
+    /// `cp-3 (https://…:2379: error)` when the member is known, else the URL and error.
+    func describe(_ endpoint: Endpoint) -> String {
+        let text = endpoint.url + (endpoint.error.map { ": \($0)" } ?? "")
+        guard let member = members.first(where: { $0.clientURLs.contains(endpoint.url) }), !member.name.isEmpty else {
+            return text
+        }
+        return "\(member.name) (\(text))"
+    }
 
     public var summary: String {
-        let total = healthy.count + unhealthy.count
-        let base = "\(healthy.count) of \(total) members healthy"
+        let base = "\(healthy.count) of \(memberCount) members healthy"
         return unhealthy.isEmpty ? base : base + "; unhealthy: " + unhealthy.joined(separator: ", ")
+    }
+
+    /// Whether etcd stays quorate while `node`'s member restarts (kubeadm
+    /// restarts it with the control plane): the healthy *other* members
+    /// must be more than half of all members. A bare majority healthy now
+    /// is not enough: with one of three already down, restarting a healthy
+    /// member leaves one of three. One member alone has no quorum to keep
+    /// (its API is down while it restarts, whatever is done); a node
+    /// without a member (external etcd) takes none down.
+    public func quorum(without node: String) -> Result<String, PlanError> {
+        let total = memberCount
+        if total <= 1 { return .success("a single etcd member: etcd is down while it restarts, as always with one") }
+        let own = members.first { $0.name == node }?.clientURLs ?? []
+        let others = endpoints.filter { !own.contains($0.url) }
+        let healthyOthers = others.filter(\.healthy).count
+        let needed = total / 2 + 1
+        let unhealthyOthers = others.filter { !$0.healthy }.map(describe)
+        let counted =
+            own.isEmpty
+            ? "\(node) has no etcd member; \(healthyOthers) of \(total) members healthy"
+            : "\(healthyOthers) of the \(total - 1) other members healthy"
+        let down = unhealthyOthers.isEmpty ? "" : "; unhealthy: " + unhealthyOthers.joined(separator: ", ")
+        if healthyOthers >= needed {
+            return .success("etcd keeps its quorum without \(node)'s member: \(counted) (\(needed) of \(total) needed)")
+        }
+        return .failure(
+            PlanError(
+                "etcd would lose its quorum while \(node)'s member restarts: \(counted), and \(total) members need \(needed)\(down)"
+            ))
     }
 }
 
