@@ -362,6 +362,16 @@ fi
 
 installed() { dpkg-query -W --showformat='${Version}' "$1" 2>/dev/null || true; }
 
+# Whether apt holds the package. apt-mark's whole answer is read first:
+# piped into `grep -q` under pipefail, apt-mark died of SIGPIPE whenever grep
+# matched before apt-mark had written its last line, and a held package
+# looked unheld (held again, or, for containerd, not unheld before its install).
+is_held() {
+  local holds
+  holds=$(apt-mark showhold)
+  grep -qxF "$1" <<<"$holds"
+}
+
 # ---- containerd (when the master's runtime is older than the workers') ------
 if [[ -n $containerd ]]; then
   package=""
@@ -388,7 +398,7 @@ if [[ -n $containerd ]]; then
     step "$package already at $wanted; an earlier run stopped before restarting containerd"
   else
     held=0
-    if apt-mark showhold | grep -qx "$package"; then held=1; fi
+    if is_held "$package"; then held=1; fi
     if ((!dry_run)); then take_node_lock && : >"$CONTAINERD_PENDING"; fi
     step "installing $package $wanted"
     if ((held)); then locked_change apt-mark unhold "$package"; fi
@@ -486,7 +496,7 @@ else
 fi
 
 for pkg in "${PACKAGES[@]}"; do
-  if ! apt-mark showhold | grep -qx "$pkg"; then
+  if ! is_held "$pkg"; then
     step "holding $pkg"
     locked_change apt-mark hold "$pkg"
     changed=1

@@ -61,7 +61,9 @@ extension TestBedSuites {
             #expect(try await Self.shell(node, "apt-mark showhold") == "kubeadm\nkubectl\nkubelet\n")
             #expect(try await Self.shell(node, "cat /var/lib/testbed/kubelet-running") == "1.34.5\n")
             let second = try await Self.run(node, "--role worker --release 1.34.5")
-            #expect(second.stdoutText.contains("already at 1.34.5") && !second.stdoutText.contains("+ "))
+            #expect(
+                second.stdoutText.hasSuffix("==> already at 1.34.5\n") && !second.stdoutText.contains("+ "),
+                "\(second.stdoutText)")
             // A revision the repository does not have: refused before anything moves.
             let missing = try await Self.run(node, "--role worker --release 1.34.9")
             #expect(missing.exitStatus == 1)
