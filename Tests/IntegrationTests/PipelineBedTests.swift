@@ -534,6 +534,38 @@ extension TestBedSuites {
             _ = try await server.stop(signal: SIGTERM)
         }
 
+        /// A resume that fails before it changes anything (etcd went down
+        /// meanwhile) leaves a cluster with mixed versions marked in flight:
+        /// it cleared the mark and the gauge, as if nothing were half-done.
+        @Test func aResumeThatFailsAtOnceKeepsAMixedClusterMarkedInFlight() async throws {
+            let bed = try await TestBed.start()
+            let fixture = try OrchestratorFixture(bed: bed, extra: ["--soak", "3", "--auto-resume", "false"])
+            let first = try await fixture.launch()
+            try await Self.execute(first, #"{"target_version":"1.34.5","kind":"patch"}"#)
+            try await Self.waitFor(first, wait: "soak of worker-1")
+            #expect(try await first.stop(signal: SIGKILL) == 128 + SIGKILL)
+            let pid = try String(contentsOf: bed.directory.appendingPathComponent("pids/etcd.pid"), encoding: .utf8)
+            kill(-(Int32(pid.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0), SIGKILL)
+
+            let second = try await fixture.launch()
+            #expect(try await second.request("POST", "/jobs/1/resume").status == 202)
+            let failed = try await second.waitForJob(1, state: "failed", timeout: 90)
+            #expect(failed[dotted: "error"]?.stringValue?.contains("etcd") == true)
+            let annotations = try await Self.namespaceAnnotations(bed)
+            #expect(annotations["k8s-upgrade.io/in-flight"] == "true", "\(annotations)")
+            #expect(annotations["k8s-upgrade.io/job"] == "1")
+            #expect(annotations["k8s-upgrade.io/snapshot-path"]?.hasSuffix(".db") == true)
+            let metrics = try await bed.http.send(
+                HTTPRequest(url: (bed.environment["TESTBED_PUSHGATEWAY_URL"] ?? "") + "/metrics")
+            ).text
+            #expect(
+                metrics.split(separator: "\n").contains {
+                    $0.hasPrefix("k8s_upgrade_in_flight{") && $0.hasSuffix(" 1")
+                },
+                "the gauge stays 1")
+            _ = try await second.stop(signal: SIGTERM)
+        }
+
         // MARK: - 9. etcd down
 
         @Test func withEtcdDownNoNodeIsTouched() async throws {
@@ -659,10 +691,23 @@ extension TestBedSuites {
 
             let second = try await fixture.launch()
             #expect(try await second.json("/jobs/1")[dotted: "state"]?.stringValue == "interrupted")
+            let firstSnapshot = try await Self.namespaceAnnotations(bed)["k8s-upgrade.io/snapshot-path"] ?? ""
+            #expect(firstSnapshot.hasSuffix(".db"))
             #expect(try await second.request("POST", "/jobs/1/resume").status == 202)
             let done = try await second.waitForJob(1, state: "succeeded", timeout: 90)
             let started = Self.events(done).filter { $0.kind == "node_started" }.map(\.node)
             #expect(started == ["master"] + Self.workers, "each node upgraded once")
+            // The rollback point stays the one taken before the first change:
+            // the resume took no second snapshot (it replaced it before).
+            #expect(done[dotted: "result.snapshot_path"]?.stringValue == firstSnapshot)
+            #expect(
+                Self.events(done).contains {
+                    $0.message.hasPrefix("keeping the pre-upgrade snapshot \(firstSnapshot) that this job took")
+                })
+            let backups = try FileManager.default.contentsOfDirectory(
+                atPath: bed.environment["TESTBED_BACKUP_DIR"] ?? ""
+            ).filter { $0.hasPrefix("k8s-upgrade-pre-") }
+            #expect(backups == [URL(fileURLWithPath: firstSnapshot).lastPathComponent], "\(backups)")
             let nodes = try await Self.nodes(bed)
             #expect(nodes.values.allSatisfy { $0 == NodeState(version: "v1.34.5", unschedulable: false) })
             #expect(try await Self.namespaceAnnotations(bed)["k8s-upgrade.io/in-flight"] == nil)

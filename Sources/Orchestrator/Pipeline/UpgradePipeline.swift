@@ -44,6 +44,12 @@ final class UpgradePipeline: Pipeline {
         var touched = false
         /// Control planes a dry run took to the target (on paper).
         var dryRunControlPlanes: Set<String> = []
+        /// The pre-upgrade snapshot an earlier run of this job took: the
+        /// rollback point, which a resume keeps instead of replacing it.
+        var firstSnapshot: String?
+        /// Node versions were mixed when the job began: a failure that
+        /// changes nothing still leaves the cluster mid-upgrade.
+        var mixedAtStart = false
     }
 
     init(
@@ -89,25 +95,40 @@ final class UpgradePipeline: Pipeline {
             $0.started = JobContext.now()
         }
         let nodes = try await cluster.nodes()
+        let apiServers = try await apiServers(of: nodes)
+        let releases = Set(nodes.compactMap { $0.kubelet?.release } + apiServers.values.map(\.release))
+        // Read before this run writes its own mark: an earlier run of this
+        // job may have left its rollback point there.
+        let earlier = InFlightMark.read(try await cluster.namespaceAnnotations())
+        var first: String?
+        if case let .success(mark)? = earlier, mark.jobID == job.id { first = mark.snapshotPath }
         let plan: UpgradePlan
         do {
             plan = try UpgradePlan.make(
-                nodes: nodes, apiServers: try await apiServers(of: nodes), target: request.targetVersion,
+                nodes: nodes, apiServers: apiServers, target: request.targetVersion,
                 master: settings.masterNode, order: settings.workerOrder)
         } catch { throw JobFailure("no plan: \(error)") }
-        state.withLock { $0.plan = plan }
+        state.withLock {
+            $0.plan = plan
+            $0.firstSnapshot = first
+            $0.mixedAtStart = releases.count > 1
+            if let first { $0.report.snapshotPath = first }
+        }
         let lines = plan.lines(target: request.targetVersion)
         try await job.record(.info, "plan: " + lines.joined(separator: "; "))
         try await write(
             job,
             "annotate namespace \(cluster.namespace): in-flight=true, job=\(job.id), target=\(request.targetVersion)"
         ) {
-            // Enough for a service that lost its job store to adopt this job (InFlightMark).
-            try await cluster.annotateNamespace(InFlightMark(jobID: job.id, request: request).annotations)
+            // Enough for a service that lost its job store to adopt this job
+            // (InFlightMark); another job's snapshot path is not this one's.
+            try await cluster.annotateNamespace(
+                InFlightMark(jobID: job.id, request: request, snapshotPath: first).annotations.mapValues { $0 }
+                    .merging(["snapshot-path": first]) { $1 })
         }
         setGauges(job) {
             $0.inFlight = true
-            $0.snapshotTaken = false
+            $0.snapshotTaken = first != nil
             $0.drainBlocked = []
             $0.crashLoop = false
         }
@@ -139,11 +160,13 @@ final class UpgradePipeline: Pipeline {
     /// The job ended: clear or keep the in-flight mark, announce the end,
     /// and hand back the report as the job's result.
     func end(job: JobContext, state final: JobState, reason: String?) async -> JSONValue? {
-        let (report, touched) = state.withLock { run in
+        let (report, touched, mixed) = state.withLock { run in
             run.report.totalSeconds = JobContext.now() - run.started
-            return (run.report, run.touched)
+            return (run.report, run.touched, run.mixedAtStart)
         }
-        let clear = final == .succeeded || !touched
+        // A run that changed nothing on a cluster that was already mid-upgrade
+        // (a resume that fails at once) leaves it as mid-upgrade as it found it.
+        let clear = final == .succeeded || (!touched && !mixed)
         if clear && !job.request.dryRun {
             do { try await cluster.clearInFlightMark() } catch {
                 try? await job.record(.warning, "could not clear the namespace annotations: \(error)")
@@ -159,7 +182,7 @@ final class UpgradePipeline: Pipeline {
                 gauges.restarts = 0
             }
         }
-        let left = touched && !clear ? ["The cluster is mid-upgrade: resume the job, or see the runbook."] : []
+        let left = !clear ? ["The cluster is mid-upgrade: resume the job, or see the runbook."] : []
         switch final {
         case .succeeded: notify(job, .success, "Upgrade to \(report.target) succeeded", report.lines)
         case .aborted: notify(job, .warning, "Job aborted", [reason ?? ""] + left)
@@ -302,6 +325,30 @@ final class UpgradePipeline: Pipeline {
             "if command -v etcdutl >/dev/null 2>&1; then etcdutl snapshot status -w json \(Shell.quote(path)); "
             + "else etcdctl snapshot status -w json \(Shell.quote(path)); fi"
         let status = Shell.command(shell.sudo + ["sh", "-c", statusScript])
+        if let first = state.withLock({ $0.firstSnapshot }) {
+            let kept = Shell.command(
+                shell.sudo + [
+                    "sh", "-c",
+                    "if command -v etcdutl >/dev/null 2>&1; then etcdutl snapshot status -w json \(Shell.quote(first)); "
+                        + "else etcdctl snapshot status -w json \(Shell.quote(first)); fi",
+                ])
+            let checked = try await shell.run(kept, on: master, stdin: nil, timeout: .seconds(120), onOutput: nil)
+            if checked.succeeded, let verified = try? SnapshotStatus(json: checked.stdoutText) {
+                let text =
+                    "keeping the pre-upgrade snapshot \(first) that this job took when it first ran (\(verified.summary)): "
+                    + "a resume does not replace the rollback point; to take a new one, remove the namespace "
+                    + "annotation \(cluster.annotationPrefix)/snapshot-path and resume"
+                try await job.record(.info, text, stage: .snapshot)
+                state.withLock { $0.report.snapshot = verified.summary }
+                setGauges(job) { $0.snapshotTaken = true }
+                return .done(text)
+            }
+            try await job.record(
+                .warning,
+                "the pre-upgrade snapshot \(first) of this job's first run is gone or does not verify "
+                    + "(\(Self.tail(checked.stderrText + checked.stdoutText))); taking a new one",
+                stage: .snapshot)
+        }
         if job.request.dryRun {
             if case let .failure(error) = await etcdHealth(on: master) {
                 throw JobFailure("etcd is not healthy, the snapshot would fail: \(error)")
