@@ -534,6 +534,36 @@ extension TestBedSuites {
             _ = try await server.stop(signal: SIGTERM)
         }
 
+        /// Retention after a new snapshot: the newest --snapshot-keep stay,
+        /// a killed save's .part goes, other files stay.
+        @Test func oldSnapshotsAndKilledSavesArePrunedAfterANewOne() async throws {
+            let bed = try await TestBed.start()
+            let folder = URL(fileURLWithPath: bed.environment["TESTBED_BACKUP_DIR"] ?? "")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            let old = [
+                "k8s-upgrade-pre-1.34.3-1700000000.db", "k8s-upgrade-pre-1.34.4-1700000100.db",
+                "k8s-upgrade-pre-1.34.4-1700000200.db.part", "notes.txt",
+            ]
+            for name in old { try Data("old".utf8).write(to: folder.appendingPathComponent(name)) }
+            let server = try await OrchestratorFixture(bed: bed, extra: ["--snapshot-keep", "2"]).launch()
+            try await Self.execute(server, #"{"target_version":"1.34.5","kind":"patch","stages":"preflight,snapshot"}"#)
+            let done = try await server.waitForJob(1, state: "succeeded", timeout: 60)
+            let path = done[dotted: "result.snapshot_path"]?.stringValue ?? ""
+            let left = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
+            #expect(
+                left
+                    == [
+                        "k8s-upgrade-pre-1.34.4-1700000100.db", URL(fileURLWithPath: path).lastPathComponent,
+                        "notes.txt",
+                    ].sorted(), "\(left)")
+            #expect(
+                Self.events(done).contains {
+                    $0.message.hasSuffix(
+                        "removed k8s-upgrade-pre-1.34.4-1700000200.db.part, k8s-upgrade-pre-1.34.3-1700000000.db")
+                })
+            _ = try await server.stop(signal: SIGTERM)
+        }
+
         /// A resume that fails before it changes anything (etcd went down
         /// meanwhile) leaves a cluster with mixed versions marked in flight:
         /// it cleared the mark and the gauge, as if nothing were half-done.

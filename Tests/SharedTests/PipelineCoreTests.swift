@@ -428,3 +428,32 @@ struct PipelineCoreTests {
                     + #"k8s_upgrade_node_cordoned_since_timestamp_seconds{node="worker-3"} 1796000100"#))
     }
 }
+
+@Suite struct SnapshotRetentionTests {
+    static let folder = [
+        "k8s-upgrade-pre-1.34.4-1700000000.db", "k8s-upgrade-pre-1.34.5-1700000100.db",
+        "k8s-upgrade-pre-1.35.2-1700000300.db", "k8s-upgrade-pre-1.35.2-1700000200.db",
+        "k8s-upgrade-pre-1.35.2-1700000400.db.part", "notes.txt", "k8s-upgrade-pre-odd.db",
+    ]
+
+    @Test func theNewestAreKeptAndKilledSavesRemoved() {
+        #expect(
+            SnapshotRetention.prune(Self.folder, keep: 2, protected: []) == [
+                "k8s-upgrade-pre-1.35.2-1700000400.db.part", "k8s-upgrade-pre-1.34.4-1700000000.db",
+                "k8s-upgrade-pre-1.34.5-1700000100.db",
+            ])
+        #expect(
+            SnapshotRetention.prune(Self.folder, keep: 10, protected: []) == [
+                "k8s-upgrade-pre-1.35.2-1700000400.db.part"
+            ])
+    }
+
+    @Test func theRollbackPointInFlightIsNeverPruned() {
+        // A resumed job keeps its first snapshot, older than newer ones of other jobs.
+        #expect(
+            SnapshotRetention.prune(Self.folder, keep: 1, protected: ["k8s-upgrade-pre-1.34.4-1700000000.db"]) == [
+                "k8s-upgrade-pre-1.35.2-1700000400.db.part", "k8s-upgrade-pre-1.34.5-1700000100.db",
+                "k8s-upgrade-pre-1.35.2-1700000200.db",
+            ])
+    }
+}

@@ -7,6 +7,8 @@ import Synchronization
 struct PipelineSettings: Sendable {
     var nodeScript: Data
     var backupDir: String
+    /// Snapshots kept in `backupDir` after a new one (the rollback point in flight always).
+    var snapshotKeep: Int = 5
     var expectedNodes: Int?
     var masterNode: String?
     var workerOrder: WorkerOrder
@@ -383,8 +385,38 @@ final class UpgradePipeline: Pipeline {
             $0.report.snapshotPath = path
             $0.report.snapshot = verified.summary
         }
+        try await pruneSnapshots(job, on: master, keeping: [path])
         setGauges(job) { $0.snapshotTaken = true }
         return .done("saved \(path): \(verified.summary)")
+    }
+
+    /// Retention: the newest `snapshotKeep` snapshots stay, and the rollback
+    /// point in flight whatever its age; `.part` files of killed saves go.
+    private func pruneSnapshots(_ job: JobContext, on master: NodeFacts, keeping protected: Set<String>) async throws {
+        let list = Shell.command(
+            shell.sudo + [
+                "find", settings.backupDir, "-maxdepth", "1", "-type", "f", "-name", "k8s-upgrade-pre-*", "-printf",
+                "%f\\n",
+            ])
+        let listed = try await shell.run(list, on: master, stdin: nil, timeout: .seconds(60), onOutput: nil)
+        guard listed.succeeded else {
+            try await job.record(
+                .warning, "snapshot retention skipped: \(Self.tail(listed.stderrText))", stage: .snapshot)
+            return
+        }
+        let names = listed.stdoutText.split(separator: "\n").map(String.init)
+        let kept = Set(protected.map { $0.split(separator: "/").last.map(String.init) ?? $0 })
+        let doomed = SnapshotRetention.prune(names, keep: settings.snapshotKeep, protected: kept)
+        guard !doomed.isEmpty else { return }
+        let paths = doomed.map { "\(settings.backupDir)/\($0)" }
+        let removed = try await runRemote(
+            job, Shell.command(shell.sudo + ["rm", "-f", "--"] + paths), on: master, stage: .snapshot,
+            timeout: .seconds(60))
+        try await job.record(
+            removed.succeeded ? .info : .warning,
+            "snapshot retention (newest \(settings.snapshotKeep) kept, and the rollback point in flight): "
+                + (removed.succeeded ? "removed " : "could not remove ") + doomed.joined(separator: ", "),
+            stage: .snapshot)
     }
 
     // MARK: - Stage 3: containerd

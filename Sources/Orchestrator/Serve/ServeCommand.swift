@@ -81,6 +81,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Folder on the master for etcd snapshots. (default: /var/lib/etcd-backups)")
     var backupDir: String?
 
+    @Option(
+        help:
+            "Pre-upgrade snapshots kept in --backup-dir after a new one; the one of an upgrade in flight is never removed, nor are files that are not snapshots. (default: 5)"
+    )
+    var snapshotKeep: Int?
+
     @Option(help: "Number of nodes the cluster must have; pre-flight fails otherwise. (default: any)")
     var expectedNodes: Int?
 
@@ -177,6 +183,7 @@ struct ServeSettings: Sendable {
     var pushgatewayURL: String?
     var slackWebhookFile: String?
     var backupDir: String
+    var snapshotKeep: Int
     var expectedNodes: Int?
     var masterNode: String?
     var workerOrder: WorkerOrder
@@ -244,6 +251,7 @@ struct ServeSettings: Sendable {
         guard backupDir.hasPrefix("/"), !backupDir.contains("\n") else {
             throw SettingsError("backup-dir must be an absolute path, got \(backupDir)")
         }
+        snapshotKeep = try reader.integer(flags.snapshotKeep, "SNAPSHOT_KEEP", default: 5, range: 1...1000)
         if flags.expectedNodes != nil || reader.value(nil, "EXPECTED_NODES") != nil {
             expectedNodes = try reader.integer(flags.expectedNodes, "EXPECTED_NODES", default: 0, range: 1...100_000)
         }
@@ -382,7 +390,8 @@ struct Server {
         }
         let pipeline = UpgradePipeline(
             settings: PipelineSettings(
-                nodeScript: nodeScript, backupDir: settings.backupDir, expectedNodes: settings.expectedNodes,
+                nodeScript: nodeScript, backupDir: settings.backupDir, snapshotKeep: settings.snapshotKeep,
+                expectedNodes: settings.expectedNodes,
                 masterNode: settings.masterNode, workerOrder: settings.workerOrder, soak: settings.soak,
                 nodeReadyTimeout: settings.nodeReadyTimeout, scriptTimeout: settings.scriptTimeout,
                 podReadyRatio: settings.podReadyRatio, quietPeriodHours: settings.quietPeriodHours,
