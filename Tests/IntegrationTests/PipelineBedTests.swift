@@ -549,6 +549,12 @@ extension TestBedSuites {
             try await Self.execute(server, #"{"target_version":"1.34.5","kind":"patch","stages":"preflight,snapshot"}"#)
             let done = try await server.waitForJob(1, state: "succeeded", timeout: 60)
             let path = done[dotted: "result.snapshot_path"]?.stringValue ?? ""
+            // Pre-flight read etcd's database size and the free space on the master.
+            #expect(
+                Self.events(done).contains {
+                    $0.message.hasPrefix("disk space: passed: \(folder.path) ")
+                        && $0.message.contains(", /var/lib/etcd ") && $0.message.contains("for an etcd database of ")
+                }, "\(Self.events(done).map(\.message))")
             let left = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
             #expect(
                 left

@@ -457,3 +457,34 @@ struct PipelineCoreTests {
             ])
     }
 }
+
+@Suite struct DiskSpaceTests {
+    @Test func eachFolderMustHoldAnotherCopyOfTheDatabase() throws {
+        let size = try DiskSpace.databaseSize(
+            json:
+                #"[{"Endpoint":"https://127.0.0.1:2379","Status":{"header":{"cluster_id":1},"version":"3.5.21","dbSize":2147483648,"leader":1}}]"#
+        )
+        #expect(size == 2_147_483_648)
+        let folders = try DiskSpace.folders(
+            df: """
+                /var/lib/etcd-backups /dev/sda1 53687091200 50000000000 3221225472 94% /
+                /var/lib/etcd /dev/sdb1 21474836480 20000000000 1073741824 95% /var/lib/etcd
+
+                """)
+        #expect(folders.map(\.path) == ["/var/lib/etcd-backups", "/var/lib/etcd"])
+        let space = DiskSpace(databaseBytes: size, folders: folders)
+        #expect(
+            space.check
+                == CheckResult(
+                    "disk space", .failed,
+                    "etcd's database is 2.0 GiB, more than is free under /var/lib/etcd (1.0 GiB): "
+                        + "the snapshot, or kubeadm's copy of the data, would not fit"))
+        #expect(
+            DiskSpace(databaseBytes: 20480, folders: folders).check
+                == CheckResult(
+                    "disk space", .passed,
+                    "/var/lib/etcd-backups 3.0 GiB free, /var/lib/etcd 1.0 GiB free, for an etcd database of 20.0 KiB"))
+        #expect(throws: PlanError.self) { try DiskSpace.databaseSize(json: "Error: context deadline exceeded") }
+        #expect(throws: PlanError.self) { try DiskSpace.folders(df: "df: /x: No such file or directory") }
+    }
+}

@@ -209,11 +209,13 @@ final class UpgradePipeline: Pipeline {
         async let offered = targetOffered(request, master: master, job: job)
         async let etcd = etcdHealth(on: master)
         async let certificates = certificateExpiry(on: master)
+        async let disk = diskSpace(on: master, kind: request.kind)
         var facts = PreflightFacts(
             target: request.targetVersion, expectedNodes: settings.expectedNodes, nodes: nodes,
             apiServers: apiServers, gate: verdict, quietWindow: quiet, offered: await offered, etcd: await etcd,
             certificates: await certificates)
         facts.certificateWarning = 30 * 86400
+        facts.disk = await disk
         let results = Preflight.evaluate(facts)
         for result in results {
             try await job.record(result.outcome == .passed ? .info : .warning, result.description, stage: .preflight)
@@ -301,6 +303,31 @@ final class UpgradePipeline: Pipeline {
                             + Self.tail(result.stderrText)))
             }
             return .success(try EtcdHealth(json: result.stdoutText, members: members))
+        } catch let error as PlanError { return .failure(error) } catch { return .failure(PlanError("\(error)")) }
+    }
+
+    /// etcd's database size against the free space where the snapshot goes,
+    /// under /var/lib/etcd, and (a minor, whose `kubeadm upgrade apply` copies
+    /// etcd's data there) under /etc/kubernetes/tmp; a folder not made yet is
+    /// judged by its nearest parent.
+    private func diskSpace(on master: NodeFacts, kind: UpgradeKind) async -> Result<DiskSpace, PlanError> {
+        let status = Shell.command(
+            shell.sudo + Self.etcdctl + [
+                "--dial-timeout=5s", "--command-timeout=15s", "endpoint", "status", "-w", "json",
+            ])
+        let folders = [settings.backupDir, "/var/lib/etcd"] + (kind == .minor ? ["/etc/kubernetes/tmp"] : [])
+        let script =
+            #"for p; do d=$p; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; printf '%s ' "$p"; df -P -B1 "$d" | tail -n 1; done"#
+        let df = Shell.command(["sh", "-c", script, "sh"] + folders)
+        do {
+            let sized = try await shell.run(status, on: master, stdin: nil, timeout: .seconds(60), onOutput: nil)
+            guard sized.succeeded else { return .failure(PlanError(Self.tail(sized.stderrText))) }
+            let free = try await shell.run(df, on: master, stdin: nil, timeout: .seconds(60), onOutput: nil)
+            guard free.succeeded else { return .failure(PlanError(Self.tail(free.stderrText))) }
+            return .success(
+                DiskSpace(
+                    databaseBytes: try DiskSpace.databaseSize(json: sized.stdoutText),
+                    folders: try DiskSpace.folders(df: free.stdoutText)))
         } catch let error as PlanError { return .failure(error) } catch { return .failure(PlanError("\(error)")) }
     }
 

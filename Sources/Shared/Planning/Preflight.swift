@@ -36,6 +36,8 @@ public struct PreflightFacts: Sendable {
     public var certificates: Result<[CertificateExpiry], PlanError>
     /// Warn when a certificate expires sooner than this. Default 30 days.
     public var certificateWarning: Int = 30 * 86400
+    /// Free space for etcd's data; `nil` when not checked.
+    public var disk: Result<DiskSpace, PlanError>?
 
     public init(
         target: KubeVersion, expectedNodes: Int?, nodes: [NodeFacts], apiServers: [KubeVersion], gate: GateVerdict,
@@ -116,6 +118,11 @@ public enum Preflight {
         case let .success(health):
             results.append(CheckResult("etcd health", health.unhealthy.isEmpty ? .passed : .failed, health.summary))
         case let .failure(error): results.append(CheckResult("etcd health", .failed, error.description))
+        }
+        switch facts.disk {
+        case let .success(space)?: results.append(space.check)
+        case let .failure(error)?: results.append(CheckResult("disk space", .warning, "could not be checked: \(error)"))
+        case nil: break
         }
         switch facts.certificates {
         case let .success(certificates):

@@ -169,3 +169,70 @@ extension JSONValue {
         try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
     }
 }
+
+/// Free space where an upgrade writes etcd's data, against the database size.
+public struct DiskSpace: Sendable, Equatable {
+    public struct Folder: Sendable, Equatable {
+        public var path: String
+        public var available: Int
+
+        public init(path: String, available: Int) {
+            self.path = path
+            self.available = available
+        }
+    }
+
+    /// etcd's database size (`dbSize` of `etcdctl endpoint status`).
+    public var databaseBytes: Int
+    public var folders: [Folder]
+
+    public init(databaseBytes: Int, folders: [Folder]) {
+        self.databaseBytes = databaseBytes
+        self.folders = folders
+    }
+
+    /// The largest `dbSize` of `etcdctl endpoint status -w json`.
+    public static func databaseSize(json text: String) throws(PlanError) -> Int {
+        guard let value = try? JSONValue.parse(text), let entries = value.arrayValue,
+            let size = entries.compactMap({ $0[["Status", "dbSize"]]?.intValue }).max()
+        else { throw PlanError("etcdctl endpoint status printed no dbSize: \(text.prefix(200))") }
+        return size
+    }
+
+    /// Lines `PATH FILESYSTEM 1-BLOCKS USED AVAILABLE CAPACITY MOUNTED` (the
+    /// path, then the last line of `df -P -B1` for it).
+    public static func folders(df text: String) throws(PlanError) -> [Folder] {
+        let folders = text.split(separator: "\n").compactMap { line -> Folder? in
+            let words = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard words.count >= 5, let available = Int(words[4]) else { return nil }
+            return Folder(path: String(words[0]), available: available)
+        }
+        guard !folders.isEmpty else { throw PlanError("df printed no free space: \(text.prefix(200))") }
+        return folders
+    }
+
+    /// Each folder must hold another copy of the database.
+    public var check: CheckResult {
+        let short = folders.filter { $0.available < databaseBytes }
+        let sizes = folders.map { "\($0.path) \(Self.bytes($0.available)) free" }.joined(separator: ", ")
+        if short.isEmpty {
+            return CheckResult("disk space", .passed, "\(sizes), for an etcd database of \(Self.bytes(databaseBytes))")
+        }
+        return CheckResult(
+            "disk space", .failed,
+            "etcd's database is \(Self.bytes(databaseBytes)), more than is free under "
+                + short.map { "\($0.path) (\(Self.bytes($0.available)))" }.joined(separator: ", ")
+                + ": the snapshot, or kubeadm's copy of the data, would not fit")
+    }
+
+    static func bytes(_ count: Int) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var value = Double(count)
+        var unit = 0
+        while value >= 1024, unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        return unit == 0 ? "\(count) B" : "\((value * 10).rounded() / 10) \(units[unit])"
+    }
+}
