@@ -104,6 +104,12 @@ let package = Package(
             dependencies: ["Shared", "SharedIO", "TestSupport"],
             swiftSettings: strict
         ),
+        // The orchestrator in-process: its waits on a test clock.
+        .testTarget(
+            name: "OrchestratorTests",
+            dependencies: ["Orchestrator", "Shared", "SharedIO", "TestSupport"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["Shared", "SharedIO", "TestSupport", "ClusterSim"],

@@ -44,15 +44,18 @@ struct JobContext: Sendable {
     /// Told the time of every event a real (not dry) run writes: the
     /// stalled-rollout gauge.
     var progressed: @Sendable (Double) -> Void = { _ in }
+    /// Wall time of events and deadlines, and every sleep of a wait.
+    var clock: any JobClock = SystemJobClock()
 
-    static func now() -> Double { Date().timeIntervalSince1970 }
+    /// The job clock's wall time.
+    func now() -> Double { clock.now() }
 
     /// Appends one event.
     func record(
         _ kind: JobEvent.Kind, _ message: String, stage: UpgradeStage? = nil, node: String? = nil,
         deadline: Double? = nil
     ) async throws {
-        let time = Self.now()
+        let time = now()
         try await store.append(
             id, [JobEvent(time: time, kind: kind, stage: stage, node: node, message: message, deadline: deadline)])
         if !request.dryRun { progressed(time) }
@@ -80,7 +83,7 @@ struct JobContext: Sendable {
     ) async throws {
         try checkpoint(finishingOnShutdown: finishingOnShutdown)
         guard var reason = await check() else { return }
-        let started = Self.now()
+        let started = now()
         let deadline = started + timeout.seconds
         try await store.append(
             id,
@@ -95,14 +98,14 @@ struct JobContext: Sendable {
             let next = await check()
             guard let next else {
                 try await record(
-                    .waitEnded, "\(what): done after \(Self.format(Self.now() - started))", stage: stage, node: node)
+                    .waitEnded, "\(what): done after \(Self.format(now() - started))", stage: stage, node: node)
                 return
             }
             if next != reason {
                 reason = next
                 try await record(.waitUpdated, reason, stage: stage, node: node)
             }
-            if Self.now() >= deadline {
+            if now() >= deadline {
                 try await record(
                     .waitEnded, "\(what): gave up after \(Self.format(timeout.seconds))", stage: stage, node: node)
                 throw JobFailure("waited \(Self.format(timeout.seconds)) for \(what); still \(reason)")
@@ -132,20 +135,20 @@ struct JobContext: Sendable {
     }
 
     private func record(apiRetry event: APIRetryReporter.Event, stage: UpgradeStage?) async throws {
-        let now = Self.now()
+        let time = now()
         switch event {
         case let .retrying(call, tries, reason, remaining):
             var events: [JobEvent] = []
             if tries == 1 {
                 events.append(
                     JobEvent(
-                        time: now, kind: .waitStarted, stage: stage, message: "the Kubernetes API to answer \(call)",
-                        deadline: now + remaining.seconds))
+                        time: time, kind: .waitStarted, stage: stage, message: "the Kubernetes API to answer \(call)",
+                        deadline: time + remaining.seconds))
             }
             events.append(
-                JobEvent(time: now, kind: .waitUpdated, stage: stage, message: "try \(tries) of \(call): \(reason)"))
+                JobEvent(time: time, kind: .waitUpdated, stage: stage, message: "try \(tries) of \(call): \(reason)"))
             try await store.append(id, events)
-            if !request.dryRun { progressed(now) }
+            if !request.dryRun { progressed(time) }
         case let .recovered(call, tries, elapsed):
             try await record(
                 .waitEnded,
@@ -166,7 +169,7 @@ struct JobContext: Sendable {
         while left > .zero {
             try checkpoint(finishingOnShutdown: finishingOnShutdown)
             let slice = min(left, .milliseconds(100))
-            try await Task.sleep(for: slice)
+            try await clock.sleep(for: slice)
             left -= slice
         }
         try checkpoint(finishingOnShutdown: finishingOnShutdown)

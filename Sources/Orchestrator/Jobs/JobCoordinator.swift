@@ -46,6 +46,8 @@ actor JobCoordinator: Service {
     let admit: @Sendable (ExecuteRequest) async throws -> Admission
     let log: JSONLog
     let pollInterval: Duration
+    /// Wall time of events, and the jobs' sleeps.
+    let clock: any JobClock
     /// Told the time of every event a running job writes.
     let progressed: @Sendable (Double) -> Void
     /// Held before any job is touched; `nil` outside a pod, where no
@@ -60,9 +62,10 @@ actor JobCoordinator: Service {
 
     init(
         store: JobStore, pipeline: any Pipeline, admit: @escaping @Sendable (ExecuteRequest) async throws -> Admission,
-        log: JSONLog, pollInterval: Duration, lease: LeaderLease? = nil,
+        log: JSONLog, pollInterval: Duration, lease: LeaderLease? = nil, clock: any JobClock = SystemJobClock(),
         progressed: @escaping @Sendable (Double) -> Void = { _ in }
     ) {
+        self.clock = clock
         self.store = store
         self.admit = admit
         self.lease = lease
@@ -104,7 +107,7 @@ actor JobCoordinator: Service {
             return .refused(reason)
         case .accepted: break
         }
-        switch try await store.create(request, at: JobContext.now()) {
+        switch try await store.create(request, at: clock.now()) {
         case let .success(job):
             log.info("job queued", ["job": String(job.id), "target": request.targetVersion.description])
             wake.yield()
@@ -117,7 +120,7 @@ actor JobCoordinator: Service {
     func abort(_ id: Int64) async throws -> AbortOutcome {
         try await requireLeading()
         guard let job = try await store.job(id) else { return .notFound }
-        let now = JobContext.now()
+        let now = clock.now()
         switch AbortDecision(state: job.state) {
         case .refuse: return .refused(job)
         case .alreadyAborting: return .accepted(job)
@@ -153,7 +156,7 @@ actor JobCoordinator: Service {
         guard let job = try await store.job(id) else { return .notFound }
         guard job.state.isResumable else { return .refused(job) }
         let event = JobEvent(
-            time: JobContext.now(), kind: .jobResumed, message: reason ?? "resumed after \(job.state.rawValue)")
+            time: clock.now(), kind: .jobResumed, message: reason ?? "resumed after \(job.state.rawValue)")
         let moved = try await store.transition(
             id, from: [.failed, .aborted, .interrupted], to: .queued, event: event, requireFreeSlot: true)
         if let conflict = moved.conflict { return .conflict(conflict) }
@@ -178,7 +181,7 @@ actor JobCoordinator: Service {
             "adopted from the in-flight annotations of namespace \(namespace): this job store did not know job "
             + "\(mark.jobID) (a new or lost volume), so its earlier history is lost; the cluster's live state says "
             + "what is done"
-        guard let job = try await store.adopt(mark.jobID, request: mark.request, at: JobContext.now(), note: note)
+        guard let job = try await store.adopt(mark.jobID, request: mark.request, at: clock.now(), note: note)
         else { return nil }
         log.warning(
             "job adopted from the cluster", ["job": String(job.id), "target": mark.request.targetVersion.description])
@@ -192,7 +195,7 @@ actor JobCoordinator: Service {
     func continueAfterRestart(policy: RestartPolicy) async throws -> RestartOutcome? {
         guard let job = try await store.jobs(limit: 1).first, job.state == .interrupted else { return nil }
         let events = try await store.events(of: job.id, after: 0, limit: Int.max)
-        switch policy.decide(events: events, now: JobContext.now()) {
+        switch policy.decide(events: events, now: clock.now()) {
         case let .resume(restart):
             let outcome = try await queueAgain(
                 job.id, reason: "resumed after the service restarted (restart \(restart) of this job)")
@@ -200,7 +203,7 @@ actor JobCoordinator: Service {
             log.warning("job resumed after the service restarted", ["job": String(job.id), "restart": String(restart)])
             return .resumed(id: job.id, restart: restart)
         case let .stop(reason):
-            let event = JobEvent(time: JobContext.now(), kind: .jobFailed, message: reason)
+            let event = JobEvent(time: clock.now(), kind: .jobFailed, message: reason)
             guard try await store.transition(job.id, from: [.interrupted], to: .failed, event: event).moved else {
                 return nil
             }
@@ -272,12 +275,12 @@ actor JobCoordinator: Service {
         defer { running = nil }
         let context = JobContext(
             id: job.id, request: job.request, store: store, control: control, pollInterval: pollInterval,
-            progressed: progressed)
+            progressed: progressed, clock: clock)
         var stage: UpgradeStage?
         var begun = false
         do {
             let started = JobEvent(
-                time: JobContext.now(), kind: .jobStarted,
+                time: clock.now(), kind: .jobStarted,
                 message: "started: \(job.request.kind.rawValue) upgrade to \(job.request.targetVersion)"
                     + (job.request.dryRun ? ", dry run: every write is recorded, none is made" : ""))
             guard try await store.transition(job.id, from: [.queued], to: .running, event: started).moved else {
@@ -312,7 +315,7 @@ actor JobCoordinator: Service {
             }
             let result = await end(context, .succeeded, nil)
             try await store.append(
-                job.id, [JobEvent(time: JobContext.now(), kind: .jobSucceeded, message: "succeeded")],
+                job.id, [JobEvent(time: clock.now(), kind: .jobSucceeded, message: "succeeded")],
                 state: .succeeded, result: result)
             log.info("job succeeded", ["job": String(job.id)])
         } catch let stop as JobStop {
@@ -325,15 +328,15 @@ actor JobCoordinator: Service {
                 : (.jobInterrupted, .interrupted, "the service is stopping; resume the job to continue")
             let result = begun ? await end(context, state, text) : nil
             _ = try? await store.append(
-                job.id, [JobEvent(time: JobContext.now(), kind: kind, message: text)], state: state, result: result)
+                job.id, [JobEvent(time: clock.now(), kind: kind, message: text)], state: state, result: result)
             log.info("job stopped", ["job": String(job.id), "state": state.rawValue])
         } catch {
             let text = "\(error)"
             var events: [JobEvent] = []
             if let stage {
-                events.append(JobEvent(time: JobContext.now(), kind: .stageFailed, stage: stage, message: text))
+                events.append(JobEvent(time: clock.now(), kind: .stageFailed, stage: stage, message: text))
             }
-            events.append(JobEvent(time: JobContext.now(), kind: .jobFailed, stage: stage, message: text))
+            events.append(JobEvent(time: clock.now(), kind: .jobFailed, stage: stage, message: text))
             let result = begun ? await end(context, .failed, text) : nil
             _ = try? await store.append(job.id, events, state: .failed, result: result)
             log.error("job failed", ["job": String(job.id), "error": text])

@@ -19,6 +19,8 @@ actor LeaderLease {
     let renewInterval: Duration
     /// The version of the lease last read and when it was first seen.
     private var seen: (version: String, at: Double)?
+    /// Wall time of the lease's renew and acquire times.
+    let clock: any JobClock
     /// Whom we last said we wait for.
     private var announced: String?
     /// Set while waiting: who holds the lease.
@@ -26,8 +28,10 @@ actor LeaderLease {
 
     init(
         client: KubernetesClient, namespace: String, election: LeaderElection, log: JSONLog,
-        pollInterval: Duration = .seconds(2), renewInterval: Duration = .seconds(5)
+        pollInterval: Duration = .seconds(2), renewInterval: Duration = .seconds(5),
+        clock: any JobClock = SystemJobClock()
     ) {
+        self.clock = clock
         self.client = client
         self.namespace = namespace
         self.election = election
@@ -69,7 +73,7 @@ actor LeaderLease {
     private func tryAcquire() async throws -> Bool {
         let object = try await client.getIfExists(path)
         let record = object.map(Self.record)
-        let now = JobContext.now()
+        let now = clock.now()
         if let record, record.resourceVersion != seen?.version { seen = (record.resourceVersion, now) }
         var holderPodExists: Bool?
         // The holder is the API's answer: look its pod up only by a valid name.
@@ -163,7 +167,7 @@ actor LeaderLease {
         _ object: JSONValue, record: LeaderElection.Record, acquired: Double?, duration: Int? = nil
     ) async throws {
         var spec = object[["spec"]]?.objectValue ?? [:]
-        let now = JobContext.now()
+        let now = clock.now()
         spec["holderIdentity"] = .string(record.holder)
         spec["leaseDurationSeconds"] = .number(Double(duration ?? Int(election.leaseDuration)))
         spec["renewTime"] = .string(Self.microTime(now))

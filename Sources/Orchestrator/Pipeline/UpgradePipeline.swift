@@ -94,7 +94,7 @@ final class UpgradePipeline: Pipeline {
         state.withLock {
             $0 = RunState()
             $0.report = UpgradeReport(target: request.targetVersion, dryRun: request.dryRun)
-            $0.started = JobContext.now()
+            $0.started = job.now()
         }
         let nodes = try await cluster.nodes()
         let apiServers = try await apiServers(of: nodes)
@@ -163,7 +163,7 @@ final class UpgradePipeline: Pipeline {
     /// and hand back the report as the job's result.
     func end(job: JobContext, state final: JobState, reason: String?) async -> JSONValue? {
         let (report, touched, mixed) = state.withLock { run in
-            run.report.totalSeconds = JobContext.now() - run.started
+            run.report.totalSeconds = job.now() - run.started
             return (run.report, run.touched, run.mixedAtStart)
         }
         // A run that changed nothing on a cluster that was already mid-upgrade
@@ -179,7 +179,7 @@ final class UpgradePipeline: Pipeline {
             gauges.node = nil
             if clear { gauges.inFlight = false }
             if final == .succeeded {
-                gauges.lastSuccess = JobContext.now()
+                gauges.lastSuccess = job.now()
                 gauges.drainBlocked = []
                 gauges.restarts = 0
             }
@@ -231,7 +231,7 @@ final class UpgradePipeline: Pipeline {
     }
 
     private func firedInQuietWindow(before job: JobContext) async -> Result<[String], PlanError> {
-        let created = (try? await job.store.job(job.id))?.createdAt ?? JobContext.now()
+        let created = (try? await job.store.job(job.id))?.createdAt ?? job.now()
         let query = gate.selector.quietPeriodQuery(hours: settings.quietPeriodHours)
         do {
             // The window ends when the job was created, so alerts the job's own
@@ -345,7 +345,7 @@ final class UpgradePipeline: Pipeline {
     private func snapshot(_ job: JobContext) async throws -> StageOutcome {
         let master = try masterNode(try await cluster.nodes())
         let target = job.request.targetVersion
-        let path = "\(settings.backupDir)/k8s-upgrade-pre-\(target)-\(Int(JobContext.now())).db"
+        let path = "\(settings.backupDir)/k8s-upgrade-pre-\(target)-\(Int(job.now())).db"
         let save =
             Shell.command(shell.sudo + ["mkdir", "-p", settings.backupDir]) + " && "
             + Shell.command(
@@ -579,29 +579,29 @@ final class UpgradePipeline: Pipeline {
                         try await cluster.cordon(node.name, by: "job-\(job.id)")
                     }
                     markTouched()
-                    setGauges(job) { $0.cordonedSince[node.name] = JobContext.now() }
+                    setGauges(job) { $0.cordonedSince[node.name] = job.now() }
                 } else if node.cordonedBy != nil {
                     // Cordoned by this job before a restart: since now, at the latest.
                     setGauges(job) { gauges in
-                        if gauges.cordonedSince[node.name] == nil { gauges.cordonedSince[node.name] = JobContext.now() }
+                        if gauges.cordonedSince[node.name] == nil { gauges.cordonedSince[node.name] = job.now() }
                     }
                 } else if node.cordonedBy == nil {
                     try await job.record(
                         .info, "\(node.name) was already cordoned by someone else; it stays cordoned afterwards",
                         stage: stage, node: node.name)
                 }
-                let drainStart = JobContext.now()
+                let drainStart = job.now()
                 let drained = try await drain(node.name, job: job, stage: stage)
-                line.drainSeconds = JobContext.now() - drainStart
+                line.drainSeconds = job.now() - drainStart
                 line.podsEvicted = drained.evicted
                 line.blockers = drained.blockers
                 line.podsLeft = drained.excluded
-                let scriptStart = JobContext.now()
+                let scriptStart = job.now()
                 markTouched()
                 try await runScript(
                     job, ["--role", step.role.rawValue, "--release", target.description],
                     purpose: "\(step.role.rawValue)-\(target)", on: node, stage: stage)
-                line.scriptSeconds = JobContext.now() - scriptStart
+                line.scriptSeconds = job.now() - scriptStart
             }
             let current = job.request.dryRun ? node : try await cluster.node(node.name)
             if job.request.dryRun ? !node.unschedulable : current.cordonedBy != nil {
@@ -738,7 +738,7 @@ final class UpgradePipeline: Pipeline {
                 node: node)
             return
         }
-        let started = JobContext.now()
+        let started = job.now()
         let end = started + settings.soak.seconds
         try await job.store.append(
             job.id,
@@ -747,8 +747,8 @@ final class UpgradePipeline: Pipeline {
                     time: started, kind: .waitStarted, stage: .workers, node: node,
                     message: "soak of \(node): watching the gate and the node", deadline: end)
             ])
-        while JobContext.now() < end {
-            try await job.sleep(min(job.pollInterval, .seconds(max(0.01, end - JobContext.now()))))
+        while job.now() < end {
+            try await job.sleep(min(job.pollInterval, .seconds(max(0.01, end - job.now()))))
             var problem: String?
             let verdict = await gate.prometheus.gate(gate.selector)
             if verdict != .open { problem = "halt-on-alert gate closed: \(verdict.summary)" }
@@ -756,13 +756,13 @@ final class UpgradePipeline: Pipeline {
                 problem = "\(node) is no longer Ready: \(facts.readiness)"
             }
             if let problem {
-                let text = "soak of \(node) stopped after \(JobContext.format(JobContext.now() - started)): \(problem)"
+                let text = "soak of \(node) stopped after \(JobContext.format(job.now() - started)): \(problem)"
                 try await job.record(.waitEnded, text, stage: .workers, node: node)
                 notify(job, .failure, "Blocked: soak of \(node) found a regression", [problem])
                 throw JobFailure(text)
             }
         }
-        let seconds = JobContext.now() - started
+        let seconds = job.now() - started
         state.withLock { run in
             if let index = run.report.nodes.firstIndex(where: { $0.name == node }) {
                 run.report.nodes[index].soakSeconds = seconds

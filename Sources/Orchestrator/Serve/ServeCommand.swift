@@ -418,15 +418,16 @@ struct Server {
                     access: access, timeout: .seconds(10), retryBudget: RetryBudget(total: .seconds(5))),
                 annotationPrefix: settings.annotationPrefix, namespace: settings.namespace),
             policy: settings.policy)
+        let clock = SystemJobClock()
         let coordinator = JobCoordinator(
             store: store, pipeline: pipeline, admit: { try await admitter.admit($0) }, log: log,
-            pollInterval: settings.pollInterval, lease: lease,
+            pollInterval: settings.pollInterval, lease: lease, clock: clock,
             progressed: { time in gauges.update { $0.lastProgress = time } })
         await coordinator.whenLeading {
             await takeOver(
                 store: store, cluster: cluster, coordinator: coordinator, notifier: notifier, gauges: gauges, log: log)
         }
-        let metrics = ServiceMetrics(startTime: JobContext.now(), gauges: gauges)
+        let metrics = ServiceMetrics(startTime: clock.now(), gauges: gauges)
         let handler = APIHandler(coordinator: coordinator, store: store, token: token, metrics: metrics)
         let portFile = settings.portFile
         let app = Application(
@@ -454,7 +455,7 @@ struct Server {
         gauges: GaugePublisher, log: JSONLog
     ) async {
         do {
-            for id in try await store.markInterrupted(at: JobContext.now()) {
+            for id in try await store.markInterrupted(at: coordinator.clock.now()) {
                 log.warning("job found running at start is now interrupted", ["job": String(id)])
             }
         } catch { log.error("could not mark the jobs left running as interrupted", ["error": "\(error)"]) }
