@@ -9,6 +9,8 @@ struct Cluster: Sendable {
     /// `<prefix>/cordoned-by` on nodes; `<prefix>/in-flight`, `target`, `snapshot-path` on the namespace.
     let annotationPrefix: String
     let namespace: String
+    /// Where a control plane's API server version is read.
+    var distribution: any Distribution = KubeadmApt()
 
     var cordonAnnotation: String { "\(annotationPrefix)/cordoned-by" }
 
@@ -20,10 +22,11 @@ struct Cluster: Sendable {
         NodeFacts(node: try await client.getJSON("/api/v1/nodes/\(name)"), cordonAnnotation: cordonAnnotation)
     }
 
-    /// The version of a control plane's API server, from the image of its
-    /// `kube-apiserver-<node>` static pod; `nil` when it has none.
+    /// The version of a control plane's API server, from the image of the
+    /// distribution's API server pod (kubeadm's `kube-apiserver-<node>`
+    /// static pod); `nil` when it has none.
     func apiServerVersion(on node: String) async throws -> KubeVersion? {
-        guard let pod = try await client.getIfExists("/api/v1/namespaces/kube-system/pods/kube-apiserver-\(node)"),
+        guard let pod = try await client.getIfExists(distribution.apiServerPod(on: node)),
             let image = pod[["spec", "containers"]]?.arrayValue?.first?[["image"]]?.stringValue,
             let tag = image.split(separator: ":").last
         else { return nil }

@@ -19,6 +19,8 @@ struct PipelineSettings: Sendable {
     /// Hours without a gate alert before a job may start; 0 turns the check off.
     var quietPeriodHours: Int
     var repoBase: String
+    /// What is specific to the way this cluster installs Kubernetes.
+    var distribution: any Distribution = KubeadmApt()
 }
 
 /// The upgrade itself: stages 0–7 over live cluster state. Every decision
@@ -250,42 +252,38 @@ final class UpgradePipeline: Pipeline {
     > {
         let target = request.targetVersion
         do {
+            let distribution = settings.distribution
+            let package = distribution.package
             let result = try await shell.run(
-                "apt-cache madison kubeadm", on: master, stdin: nil, timeout: .seconds(60), onOutput: nil)
+                Shell.command(distribution.offeredListing), on: master, stdin: nil, timeout: .seconds(60),
+                onOutput: nil)
             let listing = MadisonListing(parsing: result.stdoutText)
-            if listing.entry(of: "kubeadm", release: target) != nil {
-                return .success("kubeadm \(target) is offered by the master's apt source")
+            if listing.entry(of: package, release: target) != nil {
+                return .success("\(package) \(target) is offered by the master's package source")
             }
             guard request.kind == .minor else {
-                return .failure(PlanError("kubeadm \(target) is not in apt-cache madison on \(master.name)"))
+                return .failure(
+                    PlanError(
+                        "\(package) \(target) is not in \(Shell.command(distribution.offeredListing)) on \(master.name)"
+                    ))
             }
             let url = "\(settings.repoBase)/v\(target.minorLine)/deb/Packages"
             let response = try await http.send(HTTPRequest(url: url))
             guard response.isSuccess else { return .failure(PlanError("\(url): HTTP \(response.status)")) }
-            guard PackagesIndex(parsing: response.text).releases(of: "kubeadm").contains(target) else {
-                return .failure(PlanError("kubeadm \(target) is not in \(url)"))
+            guard PackagesIndex(parsing: response.text).releases(of: package).contains(target) else {
+                return .failure(PlanError("\(package) \(target) is not in \(url)"))
             }
-            return .success("kubeadm \(target) is in \(url)")
+            return .success("\(package) \(target) is in \(url)")
         } catch { return .failure(PlanError("\(error)")) }
     }
 
     // MARK: - etcd
 
-    private static let etcdctl = [
-        "etcdctl", "--endpoints=https://127.0.0.1:2379", "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
-        "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt",
-        "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key",
-    ]
-
     /// The members (`member list`, which names them) and the health of each
     /// (`endpoint health --cluster`), asked through the master's etcd.
     private func etcdHealth(on master: NodeFacts) async -> Result<EtcdHealth, PlanError> {
-        let list = Shell.command(
-            shell.sudo + Self.etcdctl + ["--dial-timeout=5s", "--command-timeout=15s", "member", "list", "-w", "json"])
-        let command = Shell.command(
-            shell.sudo + Self.etcdctl + [
-                "--dial-timeout=5s", "--command-timeout=15s", "endpoint", "health", "--cluster", "-w", "json",
-            ])
+        let list = Shell.command(shell.sudo + settings.distribution.datastoreMembers)
+        let command = Shell.command(shell.sudo + settings.distribution.datastoreHealth)
         do {
             let listed = try await shell.run(list, on: master, stdin: nil, timeout: .seconds(60), onOutput: nil)
             guard listed.succeeded else {
@@ -311,11 +309,8 @@ final class UpgradePipeline: Pipeline {
     /// etcd's data there) under /etc/kubernetes/tmp; a folder not made yet is
     /// judged by its nearest parent.
     private func diskSpace(on master: NodeFacts, kind: UpgradeKind) async -> Result<DiskSpace, PlanError> {
-        let status = Shell.command(
-            shell.sudo + Self.etcdctl + [
-                "--dial-timeout=5s", "--command-timeout=15s", "endpoint", "status", "-w", "json",
-            ])
-        let folders = [settings.backupDir, "/var/lib/etcd"] + (kind == .minor ? ["/etc/kubernetes/tmp"] : [])
+        let status = Shell.command(shell.sudo + settings.distribution.datastoreStatus)
+        let folders = [settings.backupDir] + settings.distribution.dataFolders(for: kind)
         let script =
             #"for p; do d=$p; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; printf '%s ' "$p"; df -P -B1 "$d" | tail -n 1; done"#
         let df = Shell.command(["sh", "-c", script, "sh"] + folders)
@@ -332,7 +327,8 @@ final class UpgradePipeline: Pipeline {
     }
 
     private func certificateExpiry(on master: NodeFacts) async -> Result<[CertificateExpiry], PlanError> {
-        let command = Shell.command(shell.sudo + ["kubeadm", "certs", "check-expiration", "-o", "json"])
+        guard let check = settings.distribution.certificateCheck else { return .success([]) }
+        let command = Shell.command(shell.sudo + check)
         do {
             let result = try await shell.run(command, on: master, stdin: nil, timeout: .seconds(60), onOutput: nil)
             guard result.succeeded else { return .failure(PlanError(Self.tail(result.stderrText))) }
@@ -348,19 +344,10 @@ final class UpgradePipeline: Pipeline {
         let path = "\(settings.backupDir)/k8s-upgrade-pre-\(target)-\(Int(job.now())).db"
         let save =
             Shell.command(shell.sudo + ["mkdir", "-p", settings.backupDir]) + " && "
-            + Shell.command(
-                shell.sudo + Self.etcdctl + ["--dial-timeout=10s", "--command-timeout=300s", "snapshot", "save", path])
-        let statusScript =
-            "if command -v etcdutl >/dev/null 2>&1; then etcdutl snapshot status -w json \(Shell.quote(path)); "
-            + "else etcdctl snapshot status -w json \(Shell.quote(path)); fi"
-        let status = Shell.command(shell.sudo + ["sh", "-c", statusScript])
+            + Shell.command(shell.sudo + settings.distribution.snapshotSave(to: path))
+        let status = Shell.command(shell.sudo + settings.distribution.snapshotStatus(of: path))
         if let first = state.withLock({ $0.firstSnapshot }) {
-            let kept = Shell.command(
-                shell.sudo + [
-                    "sh", "-c",
-                    "if command -v etcdutl >/dev/null 2>&1; then etcdutl snapshot status -w json \(Shell.quote(first)); "
-                        + "else etcdctl snapshot status -w json \(Shell.quote(first)); fi",
-                ])
+            let kept = Shell.command(shell.sudo + settings.distribution.snapshotStatus(of: first))
             let checked = try await shell.run(kept, on: master, stdin: nil, timeout: .seconds(120), onOutput: nil)
             if checked.succeeded, let verified = try? SnapshotStatus(json: checked.stdoutText) {
                 let text =
@@ -599,7 +586,7 @@ final class UpgradePipeline: Pipeline {
                 let scriptStart = job.now()
                 markTouched()
                 try await runScript(
-                    job, ["--role", step.role.rawValue, "--release", target.description],
+                    job, settings.distribution.nodeStep(role: step.role, target: target),
                     purpose: "\(step.role.rawValue)-\(target)", on: node, stage: stage)
                 line.scriptSeconds = job.now() - scriptStart
             }
