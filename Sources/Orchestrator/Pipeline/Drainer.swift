@@ -43,6 +43,8 @@ struct Drainer: Sendable {
     var deletionPoll: Duration = .milliseconds(250)
     /// The most evictions in flight at once.
     var parallelism = 64
+    /// The drain's deadline and its pauses (a job's clock in the pipeline).
+    var clock: any JobClock = SystemJobClock()
 
     /// The pods drain would evict and what it would leave, read from the
     /// cluster; refusals (kubectl's "cannot delete …") are in the selection.
@@ -78,7 +80,7 @@ struct Drainer: Sendable {
             await report("leaving \(pod) on \(node): \(reason)")
         }
         for warning in selection.warnings { await report("Warning: \(warning)") }
-        let deadline = ContinuousClock.now + timeout
+        let deadline = clock.now() + timeout.seconds
         let seen = Refusals()
         let stuck = try await withThrowingTaskGroup(of: PodFacts?.self) { group in
             var pending = selection.evict[...]
@@ -116,13 +118,13 @@ struct Drainer: Sendable {
     /// One pod: evict until accepted, then wait for its deletion. Answers
     /// false when the deadline passed first.
     private func evictAndWait(
-        _ pod: PodFacts, deadline: ContinuousClock.Instant, checkpoint: @Sendable () throws -> Void,
+        _ pod: PodFacts, deadline: Double, checkpoint: @Sendable () throws -> Void,
         refused: @Sendable (String) async -> Void
     ) async throws -> Bool {
         var delay = retryDelay
         evicting: while true {
             try checkpoint()
-            if ContinuousClock.now >= deadline { return false }
+            if clock.now() >= deadline { return false }
             switch try await cluster.evict(pod) {
             case .accepted: break evicting
             case .gone: return true
@@ -137,7 +139,7 @@ struct Drainer: Sendable {
                         + "; kubectl drain fails the same way. Remove or merge one of them, then resume the job")
             case let .refusedByBudget(message), let .namespaceTerminating(message):
                 await refused(message)
-                try await Task.sleep(for: min(delay, deadline - ContinuousClock.now))
+                try await clock.sleep(for: min(delay, .seconds(max(0, deadline - clock.now()))))
                 delay = min(delay * 2, maximumRetryDelay)
             }
         }
@@ -145,8 +147,8 @@ struct Drainer: Sendable {
             let uid = try await cluster.podUID(namespace: pod.namespace, name: pod.name)
             if uid == nil || uid != pod.uid { return true }
             try checkpoint()
-            if ContinuousClock.now >= deadline { return false }
-            try await Task.sleep(for: deletionPoll)
+            if clock.now() >= deadline { return false }
+            try await clock.sleep(for: deletionPoll)
         }
     }
 }

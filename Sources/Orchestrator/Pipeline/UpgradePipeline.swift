@@ -681,6 +681,8 @@ final class UpgradePipeline: Pipeline {
         }
         try await job.record(.info, "draining \(node)", stage: stage, node: node)
         do {
+            var drainer = drainer
+            drainer.clock = job.clock
             let outcome = try await drainer.drain(node, checkpoint: { try job.checkpoint() }) { message in
                 try? await job.record(.info, message, stage: stage, node: node)
             }
