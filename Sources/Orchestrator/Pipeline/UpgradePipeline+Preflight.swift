@@ -1,0 +1,146 @@
+import FoundationEssentials
+import Shared
+import SharedIO
+
+// Stage 1, pre-flight, and the master's datastore and certificate facts.
+extension UpgradePipeline {
+    // MARK: - Stage 1: pre-flight
+
+    func preflight(_ job: JobContext) async throws -> StageOutcome {
+        let request = job.request
+        let nodes = try await cluster.nodes()
+        let master = try masterNode(nodes)
+        let apiServers = try await cluster.runningAPIServers(of: nodes)
+        let verdict = await gate.prometheus.gate(gate.selector)
+        var quiet: (hours: Int, fired: Result<[String], PlanError>)?
+        if settings.quietPeriodHours > 0 {
+            quiet = (settings.quietPeriodHours, await firedInQuietWindow(before: job))
+        }
+        async let offered = targetOffered(request, master: master, job: job)
+        async let etcd = etcdHealth(on: master)
+        async let certificates = certificateExpiry(on: master)
+        async let disk = diskSpace(on: master, kind: request.kind)
+        var facts = PreflightFacts(
+            target: request.targetVersion, expectedNodes: settings.expectedNodes, nodes: nodes,
+            apiServers: apiServers, gate: verdict, quietWindow: quiet, offered: await offered, etcd: await etcd,
+            certificates: await certificates)
+        facts.certificateWarning = 30 * 86400
+        facts.disk = await disk
+        let results = Preflight.evaluate(facts)
+        for result in results {
+            try await job.record(result.outcome == .passed ? .info : .warning, result.description, stage: .preflight)
+        }
+        let failed = results.filter { $0.outcome == .failed }
+        guard failed.isEmpty else {
+            throw JobFailure("preflight failed: " + failed.map(\.description).joined(separator: "; "))
+        }
+        let warnings = results.filter { $0.outcome == .warning }
+        return .done(
+            "\(results.count) checks passed"
+                + (warnings.isEmpty ? "" : "; warnings: " + warnings.map(\.description).joined(separator: "; ")))
+    }
+
+    func firedInQuietWindow(before job: JobContext) async -> Result<[String], PlanError> {
+        let created = (try? await job.store.job(job.id))?.createdAt ?? job.now()
+        let query = gate.selector.quietPeriodQuery(hours: settings.quietPeriodHours)
+        do {
+            // The window ends when the job was created, so alerts the job's own
+            // rollout caused do not block its resume.
+            let series = try await gate.prometheus.query(query, at: created)
+            return .success(Array(Set(series.map { $0["alertname"] ?? "?" })).sorted())
+        } catch { return .failure(PlanError("\(error)")) }
+    }
+
+    /// Madison on the master lists the target; for a minor upgrade the next
+    /// minor's repository index may list it instead.
+    func targetOffered(
+        _ request: ExecuteRequest, master: NodeFacts, job: JobContext
+    ) async -> Result<
+        String, PlanError
+    > {
+        let target = request.targetVersion
+        do {
+            let distribution = settings.distribution
+            let package = distribution.package
+            let result = try await shell.run(
+                Shell.command(distribution.offeredListing), on: master, stdin: nil, timeout: .seconds(60),
+                onOutput: nil)
+            let listing = MadisonListing(parsing: result.stdoutText)
+            if listing.entry(of: package, release: target) != nil {
+                return .success("\(package) \(target) is offered by the master's package source")
+            }
+            guard request.kind == .minor else {
+                return .failure(
+                    PlanError(
+                        "\(package) \(target) is not in \(Shell.command(distribution.offeredListing)) on \(master.name)"
+                    ))
+            }
+            let url = "\(settings.repoBase)/v\(target.minorLine)/deb/Packages"
+            let response = try await http.send(HTTPRequest(url: url))
+            guard response.isSuccess else { return .failure(PlanError("\(url): HTTP \(response.status)")) }
+            guard PackagesIndex(parsing: response.text).releases(of: package).contains(target) else {
+                return .failure(PlanError("\(package) \(target) is not in \(url)"))
+            }
+            return .success("\(package) \(target) is in \(url)")
+        } catch { return .failure(PlanError("\(error)")) }
+    }
+
+    // MARK: - etcd
+
+    /// The members (`member list`, which names them) and the health of each
+    /// (`endpoint health --cluster`), asked through the master's etcd.
+    func etcdHealth(on master: NodeFacts) async -> Result<EtcdHealth, PlanError> {
+        let list = Shell.command(shell.sudo + settings.distribution.datastoreMembers)
+        let command = Shell.command(shell.sudo + settings.distribution.datastoreHealth)
+        do {
+            let listed = try await shell.run(list, on: master, stdin: nil, timeout: .seconds(60), onOutput: nil)
+            guard listed.succeeded else {
+                return .failure(
+                    PlanError(
+                        "etcdctl member list on \(master.name) exited \(listed.exitStatus.map(String.init) ?? "by a signal"): "
+                            + Self.tail(listed.stderrText)))
+            }
+            let members = try EtcdMember.list(json: listed.stdoutText)
+            let result = try await shell.run(command, on: master, stdin: nil, timeout: .seconds(60), onOutput: nil)
+            guard result.stdoutText.contains("[") else {
+                return .failure(
+                    PlanError(
+                        "etcdctl endpoint health on \(master.name) exited \(result.exitStatus.map(String.init) ?? "by a signal"): "
+                            + Self.tail(result.stderrText)))
+            }
+            return .success(try EtcdHealth(json: result.stdoutText, members: members))
+        } catch let error as PlanError { return .failure(error) } catch { return .failure(PlanError("\(error)")) }
+    }
+
+    /// etcd's database size against the free space where the snapshot goes,
+    /// under /var/lib/etcd, and (a minor, whose `kubeadm upgrade apply` copies
+    /// etcd's data there) under /etc/kubernetes/tmp; a folder not made yet is
+    /// judged by its nearest parent.
+    func diskSpace(on master: NodeFacts, kind: UpgradeKind) async -> Result<DiskSpace, PlanError> {
+        let status = Shell.command(shell.sudo + settings.distribution.datastoreStatus)
+        let folders = [settings.backupDir] + settings.distribution.dataFolders(for: kind)
+        let script =
+            #"for p; do d=$p; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; printf '%s ' "$p"; df -P -B1 "$d" | tail -n 1; done"#
+        let df = Shell.command(["sh", "-c", script, "sh"] + folders)
+        do {
+            let sized = try await shell.run(status, on: master, stdin: nil, timeout: .seconds(60), onOutput: nil)
+            guard sized.succeeded else { return .failure(PlanError(Self.tail(sized.stderrText))) }
+            let free = try await shell.run(df, on: master, stdin: nil, timeout: .seconds(60), onOutput: nil)
+            guard free.succeeded else { return .failure(PlanError(Self.tail(free.stderrText))) }
+            return .success(
+                DiskSpace(
+                    databaseBytes: try DiskSpace.databaseSize(json: sized.stdoutText),
+                    folders: try DiskSpace.folders(df: free.stdoutText)))
+        } catch let error as PlanError { return .failure(error) } catch { return .failure(PlanError("\(error)")) }
+    }
+
+    func certificateExpiry(on master: NodeFacts) async -> Result<[CertificateExpiry], PlanError> {
+        guard let check = settings.distribution.certificateCheck else { return .success([]) }
+        let command = Shell.command(shell.sudo + check)
+        do {
+            let result = try await shell.run(command, on: master, stdin: nil, timeout: .seconds(60), onOutput: nil)
+            guard result.succeeded else { return .failure(PlanError(Self.tail(result.stderrText))) }
+            return .success(try CertificateExpiry.parse(json: result.stdoutText))
+        } catch let error as PlanError { return .failure(error) } catch { return .failure(PlanError("\(error)")) }
+    }
+}

@@ -1,0 +1,55 @@
+import FoundationEssentials
+import Shared
+import SharedIO
+
+// Stages 3 and 4: containerd and the repository rewrite.
+extension UpgradePipeline {
+    // MARK: - Stage 3: containerd
+
+    func containerd(_ job: JobContext) async throws -> StageOutcome {
+        let nodes = try await cluster.nodes()
+        let master = try masterNode(nodes)
+        let workers = nodes.filter { !$0.isControlPlane }
+        guard let masterRuntime = master.containerd else {
+            return .skipped("\(master.name) does not report a containerd runtime")
+        }
+        let workerRuntimes = workers.compactMap(\.containerd)
+        guard let wanted = workerRuntimes.min(), workerRuntimes.count == workers.count else {
+            return .skipped("the workers do not all report a containerd runtime")
+        }
+        guard masterRuntime < wanted else {
+            return .skipped("\(master.name) runs containerd \(masterRuntime), not older than the workers' \(wanted)")
+        }
+        let arguments = ["--containerd", wanted.description]
+        try await runScript(job, arguments, purpose: "containerd-\(wanted)", on: master, stage: .containerd)
+        guard !job.request.dryRun else {
+            return .done("dry run: would bring containerd on \(master.name) to \(wanted)")
+        }
+        try await job.wait(
+            for: "\(master.name) to report containerd \(wanted)", stage: .containerd, node: master.name,
+            timeout: settings.nodeReadyTimeout
+        ) {
+            guard let node = try? await self.cluster.node(master.name) else { return "node unreadable" }
+            return node.containerd == wanted && node.isReady
+                ? nil : "runtime \(node.containerd?.description ?? "?"), \(node.readiness)"
+        }
+        return .done("containerd on \(master.name): \(masterRuntime) → \(wanted)")
+    }
+
+    // MARK: - Stage 4: repo
+
+    func repo(_ job: JobContext) async throws -> StageOutcome {
+        let minor = job.request.targetVersion.minorLine
+        guard job.request.kind == .minor else {
+            return .skipped("patch upgrade: the apt sources stay as they are")
+        }
+        let nodes = try await cluster.nodes()
+        for node in nodes.sorted(by: { $0.name < $1.name }) {
+            try job.checkpoint()
+            try await runScript(job, ["--repo-minor", minor], purpose: "repo-\(minor)", on: node, stage: .repo)
+        }
+        return .done(
+            "\(job.request.dryRun ? "dry run: would point" : "pointed") \(nodes.count) nodes at the v\(minor) repository"
+        )
+    }
+}

@@ -1,0 +1,208 @@
+import FoundationEssentials
+import Shared
+import SharedIO
+import Synchronization
+
+// Helpers: gates, writes, the node script over SSH, remote commands.
+extension UpgradePipeline {
+    // MARK: - Helpers
+
+    /// The gate before a stage or a node: waits (bounded), and says on Slack what blocks.
+    func waitForGate(_ job: JobContext, stage: UpgradeStage, node: String?) async throws {
+        let verdict = await gate.prometheus.gate(gate.selector)
+        guard verdict != .open else { return }
+        if job.request.dryRun {
+            try await job.record(
+                .warning, "the halt-on-alert gate is closed (\(verdict.summary)); a real run would wait", stage: stage,
+                node: node)
+            return
+        }
+        notify(
+            job, .warning, "Blocked before \(node ?? stage.rawValue)",
+            [verdict.summary, "waiting up to \(JobContext.format(gate.gateWait.seconds))"])
+        try await gate.waitUntilOpen(job, stage: stage, node: node)
+        notify(job, .info, "Gate open again; continuing with \(node ?? stage.rawValue)")
+    }
+
+    /// A write: made, or in a dry run recorded as "would …".
+    func write(
+        _ job: JobContext, _ what: String, stage: UpgradeStage? = nil, node: String? = nil,
+        _ body: () async throws -> Void
+    ) async throws {
+        if job.request.dryRun {
+            try await job.record(.wouldChange, "would \(what)", stage: stage, node: node)
+        } else {
+            try await body()
+            try await job.record(.info, what, stage: stage, node: node)
+        }
+    }
+
+    func markTouched() { state.withLock { $0.touched = true } }
+
+    /// The node script with `arguments`, its output streamed into the job; a
+    /// non-zero exit fails the job. A real run is detached from the SSH
+    /// session (``NodeRun``): when the session drops, the job re-attaches
+    /// to the same run (up to ``maxReattaches`` times within the script
+    /// timeout) instead of starting a second one, and a run that was killed
+    /// is started again, its steps being convergent. A dry run is piped
+    /// with `--dry-run` and changes nothing on the node.
+    func runScript(
+        _ job: JobContext, _ arguments: [String], purpose: String, on node: NodeFacts, stage: UpgradeStage
+    )
+        async throws
+    {
+        guard !job.request.dryRun else {
+            try await job.record(
+                .wouldChange, "would run on \(node.name): update_k8s.sh \(Shell.command(arguments))", stage: stage,
+                node: node.name)
+            let words = arguments + ["--dry-run"]
+            let command = Shell.command(shell.sudo + ["bash", "-s", "--"] + words)
+            let result: SSHCommandResult
+            do {
+                result = try await runRemote(
+                    job, command, on: node, stdin: settings.nodeScript, stage: stage, timeout: settings.scriptTimeout)
+            } catch { throw JobFailure("\(node.name): \(error)") }
+            guard result.succeeded else {
+                throw JobFailure(
+                    "update_k8s.sh \(Shell.command(words)) on \(node.name) \(Self.ended(result)): \(Self.tail(result.stderrText))"
+                )
+            }
+            return
+        }
+        markTouched()
+        let id = NodeRun.id(job: job.id, purpose: purpose, node: node.name)
+        let deadline = ContinuousClock.now + settings.scriptTimeout
+        var position: NodeRun.Position?
+        var tries = 0
+        while true {
+            let command = Shell.command(
+                shell.sudo + ["bash", "-c", NodeRun.launcher, "update_k8s.sh"]
+                    + NodeRun.arguments(id: id, reattachingFrom: position) + arguments)
+            // What this session saw: the attempt it follows and how many of
+            // its lines (a session follows one attempt; stdout and stderr
+            // may arrive in either order).
+            let seen = Mutex<(announced: Int?, lines: Int)>((nil, 0))
+            let result: SSHCommandResult
+            do {
+                defer {
+                    let (announced, lines) = seen.withLock { $0 }
+                    position = NodeRun.position(after: position, announced: announced, lines: lines)
+                }
+                result = try await runRemote(
+                    job, command, on: node, stdin: settings.nodeScript, stage: stage,
+                    timeout: max(deadline - ContinuousClock.now, .seconds(1))
+                ) { line in
+                    if line.stream == .stderr, let attempt = NodeRun.attempt(announcedIn: line.text) {
+                        seen.withLock { $0.announced = attempt }
+                    } else if line.stream == .stdout {
+                        seen.withLock { $0.lines += 1 }
+                    }
+                }
+            } catch let error as SSHError where Self.sessionLost(error.kind) {
+                tries += 1
+                let pause = Duration.seconds(min(1 << min(tries, 5), 30))
+                guard tries <= Self.maxReattaches, ContinuousClock.now + pause + Self.minimumFollow < deadline else {
+                    throw JobFailure(
+                        "\(node.name): \(error); gave up re-attaching to run \(id) after \(tries) tries "
+                            + "(--script-timeout leaves too little time); the run may still be going on the node")
+                }
+                try await job.record(
+                    .warning,
+                    "the SSH session to \(node.name) ended (\(error)); re-attaching to run \(id) in "
+                        + "\(JobContext.format(pause.seconds)) (try \(tries))", stage: stage, node: node.name)
+                try await job.sleep(pause, finishingOnShutdown: true)
+                continue
+            } catch { throw JobFailure("\(node.name): \(error)") }
+            if result.exitStatus == NodeRun.stoppedWithoutStatus {
+                tries += 1
+                guard tries <= Self.maxReattaches, ContinuousClock.now + Self.minimumFollow < deadline else {
+                    throw JobFailure(
+                        "run \(id) on \(node.name) stopped without an exit status (killed, or the node restarted), "
+                            + "and --script-timeout leaves too little time to start it again")
+                }
+                try await job.record(
+                    .warning,
+                    "run \(id) on \(node.name) stopped without an exit status (killed, or the node restarted); "
+                        + "starting it again, its steps being convergent (try \(tries))",
+                    stage: stage, node: node.name)
+                continue
+            }
+            guard result.succeeded else {
+                throw JobFailure(
+                    "update_k8s.sh \(Shell.command(arguments)) on \(node.name) \(Self.ended(result)): "
+                        + NodeRun.failureSummary(log: result.stdoutText, notes: result.stderrText))
+            }
+            return
+        }
+    }
+
+    /// Re-attaches to a node run at most this many times (dropped sessions
+    /// and killed attempts), backing off from 2 s to 30 s, and only while
+    /// the script timeout leaves ``minimumFollow``: a node that reboots
+    /// is waited for.
+    static let maxReattaches = 50
+    static let minimumFollow = Duration.seconds(30)
+
+    /// Whether an SSH failure means the session was lost on the way (worth
+    /// re-attaching), not that the node refuses this tool.
+    static func sessionLost(_ kind: SSHError.Kind) -> Bool {
+        switch kind {
+        case .transport, .connectionLost, .connectionRefused, .connectFailed, .connectTimedOut, .nameNotResolved,
+            .channelFailed, .handshakeFailed:
+            true
+        case .unknownHostKey, .hostKeyChanged, .knownHostsUnreadable, .keyFileUnreadable, .keyEncrypted,
+            .authenticationFailed, .commandTimedOut:
+            false
+        }
+    }
+
+    static func ended(_ result: SSHCommandResult) -> String {
+        result.exitStatus.map { "exited \($0)" } ?? "was killed by SIG\(result.exitSignal ?? "?")"
+    }
+
+    /// Runs a command on a node, recording each output line as an event
+    /// while it runs (and showing it to `observe` first).
+    func runRemote(
+        _ job: JobContext, _ command: String, on node: NodeFacts, stdin: Data? = nil, stage: UpgradeStage,
+        timeout: Duration, observe: (@Sendable (SSHOutputLine) -> Void)? = nil
+    ) async throws -> SSHCommandResult {
+        let (lines, sink) = AsyncStream.makeStream(of: SSHOutputLine.self)
+        async let recorded: Void = {
+            for await line in lines {
+                try? await job.record(.output, line.text, stage: stage, node: node.name)
+            }
+        }()
+        do {
+            let result = try await shell.run(command, on: node, stdin: stdin, timeout: timeout) { line in
+                observe?(line)
+                sink.yield(line)
+            }
+            sink.finish()
+            await recorded
+            return result
+        } catch {
+            sink.finish()
+            await recorded
+            throw error
+        }
+    }
+
+    func masterNode(_ nodes: [NodeFacts]) throws -> NodeFacts {
+        let name =
+            state.withLock { $0.plan.controlPlanes.first?.node }
+            ?? settings.masterNode ?? nodes.filter(\.isControlPlane).map(\.name).min()
+        guard let name, let node = nodes.first(where: { $0.name == name }) else {
+            throw JobFailure("no control-plane node found")
+        }
+        return node
+    }
+
+    func apiServers(of nodes: [NodeFacts]) async throws -> [String: KubeVersion] {
+        try await cluster.apiServerVersions(of: nodes)
+    }
+
+    static func tail(_ text: String) -> String {
+        let lines = text.split(separator: "\n").suffix(3)
+        return lines.isEmpty ? "(no output)" : lines.joined(separator: " | ")
+    }
+}

@@ -1,0 +1,103 @@
+import FoundationEssentials
+import Shared
+import SharedIO
+
+// Stage 2: the pre-upgrade snapshot and its retention.
+extension UpgradePipeline {
+    // MARK: - Stage 2: snapshot
+
+    func snapshot(_ job: JobContext) async throws -> StageOutcome {
+        let master = try masterNode(try await cluster.nodes())
+        let target = job.request.targetVersion
+        let path = "\(settings.backupDir)/k8s-upgrade-pre-\(target)-\(Int(job.now())).db"
+        let save =
+            Shell.command(shell.sudo + ["mkdir", "-p", settings.backupDir]) + " && "
+            + Shell.command(shell.sudo + settings.distribution.snapshotSave(to: path))
+        let status = Shell.command(shell.sudo + settings.distribution.snapshotStatus(of: path))
+        if let first = state.withLock({ $0.firstSnapshot }) {
+            let kept = Shell.command(shell.sudo + settings.distribution.snapshotStatus(of: first))
+            let checked = try await shell.run(kept, on: master, stdin: nil, timeout: .seconds(120), onOutput: nil)
+            if checked.succeeded, let verified = try? SnapshotStatus(json: checked.stdoutText) {
+                let text =
+                    "keeping the pre-upgrade snapshot \(first) that this job took when it first ran (\(verified.summary)): "
+                    + "a resume does not replace the rollback point; to take a new one, remove the namespace "
+                    + "annotation \(cluster.annotationPrefix)/snapshot-path and resume"
+                try await job.record(.info, text, stage: .snapshot)
+                state.withLock { $0.report.snapshot = verified.summary }
+                setGauges(job) { $0.snapshotTaken = true }
+                return .done(text)
+            }
+            try await job.record(
+                .warning,
+                "the pre-upgrade snapshot \(first) of this job's first run is gone or does not verify "
+                    + "(\(Self.tail(checked.stderrText + checked.stdoutText))); taking a new one",
+                stage: .snapshot)
+        }
+        if job.request.dryRun {
+            if case let .failure(error) = await etcdHealth(on: master) {
+                throw JobFailure("etcd is not healthy, the snapshot would fail: \(error)")
+            }
+            try await job.record(.wouldChange, "would run on \(master.name): \(save)", stage: .snapshot)
+            try await job.record(.wouldChange, "would verify with: \(status)", stage: .snapshot)
+            return .done("dry run: would save and verify \(path)")
+        }
+        // A save against an etcd that does not answer waits out its whole
+        // command timeout; a health check first fails in seconds.
+        switch await etcdHealth(on: master) {
+        case let .success(health) where health.hasQuorum: break
+        case let .success(health):
+            throw JobFailure("etcd snapshot on \(master.name) failed: no quorum: \(health.summary)")
+        case let .failure(error):
+            throw JobFailure("etcd snapshot on \(master.name) failed: etcd is not healthy: \(error)")
+        }
+        let saved = try await runRemote(job, save, on: master, stage: .snapshot, timeout: .seconds(600))
+        guard saved.succeeded else {
+            throw JobFailure(
+                "etcd snapshot on \(master.name) failed: \(Self.tail(saved.stderrText + saved.stdoutText))")
+        }
+        let checked = try await shell.run(status, on: master, stdin: nil, timeout: .seconds(120), onOutput: nil)
+        let verified: SnapshotStatus
+        do {
+            guard checked.succeeded else { throw PlanError(Self.tail(checked.stderrText)) }
+            verified = try SnapshotStatus(json: checked.stdoutText)
+        } catch { throw JobFailure("the etcd snapshot \(path) could not be verified: \(error)") }
+        try await job.record(.info, "snapshot \(path): \(verified.summary)", stage: .snapshot)
+        try await cluster.annotateNamespace(["snapshot-path": path])
+        state.withLock {
+            $0.report.snapshotPath = path
+            $0.report.snapshot = verified.summary
+        }
+        try await pruneSnapshots(job, on: master, keeping: [path])
+        setGauges(job) { $0.snapshotTaken = true }
+        return .done("saved \(path): \(verified.summary)")
+    }
+
+    /// Retention: the newest `snapshotKeep` snapshots stay, and the rollback
+    /// point in flight whatever its age; `.part` files of killed saves go.
+    func pruneSnapshots(_ job: JobContext, on master: NodeFacts, keeping protected: Set<String>) async throws {
+        let list = Shell.command(
+            shell.sudo + [
+                "find", settings.backupDir, "-maxdepth", "1", "-type", "f", "-name", "k8s-upgrade-pre-*", "-printf",
+                "%f\\n",
+            ])
+        let listed = try await shell.run(list, on: master, stdin: nil, timeout: .seconds(60), onOutput: nil)
+        guard listed.succeeded else {
+            try await job.record(
+                .warning, "snapshot retention skipped: \(Self.tail(listed.stderrText))", stage: .snapshot)
+            return
+        }
+        let names = listed.stdoutText.split(separator: "\n").map(String.init)
+        let kept = Set(protected.map { $0.split(separator: "/").last.map(String.init) ?? $0 })
+        let doomed = SnapshotRetention.prune(names, keep: settings.snapshotKeep, protected: kept)
+        guard !doomed.isEmpty else { return }
+        let paths = doomed.map { "\(settings.backupDir)/\($0)" }
+        let removed = try await runRemote(
+            job, Shell.command(shell.sudo + ["rm", "-f", "--"] + paths), on: master, stage: .snapshot,
+            timeout: .seconds(60))
+        try await job.record(
+            removed.succeeded ? .info : .warning,
+            "snapshot retention (newest \(settings.snapshotKeep) kept, and the rollback point in flight): "
+                + (removed.succeeded ? "removed " : "could not remove ") + doomed.joined(separator: ", "),
+            stage: .snapshot)
+    }
+}
