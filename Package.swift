@@ -107,7 +107,10 @@ let package = Package(
         // The orchestrator in-process: its waits on a test clock.
         .testTarget(
             name: "OrchestratorTests",
-            dependencies: ["Orchestrator", "Shared", "SharedIO", "TestSupport"],
+            dependencies: [
+                "Orchestrator", "Shared", "SharedIO", "TestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

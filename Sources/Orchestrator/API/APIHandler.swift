@@ -1,8 +1,24 @@
 import FoundationEssentials
 import HTTPTypes
 import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
 import Shared
 import SharedIO
+
+/// The service's HTTP application, as Hummingbird's template builds one: the
+/// API handler as its responder and the services it runs beside the server.
+/// Tests build it without argument parsing and call it in-process.
+func buildApplication(
+    handler: APIHandler, configuration: ApplicationConfiguration = .init(), services: [any Service] = [],
+    onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+) -> some ApplicationProtocol {
+    Application(
+        responder: CallbackResponder { request, context in await handler.respond(to: request, context: context) },
+        configuration: configuration, services: services, onServerRunning: onServerRunning,
+        logger: Logger(label: "k8s-upgrade", factory: { _ in SwiftLogNoOpLogHandler() }))
+}
 
 /// The orchestrator's HTTP API: routing, bearer-token auth, request limits
 /// and JSON errors `{"error": "...", "detail": ...}`. Every decision about

@@ -430,8 +430,8 @@ struct Server {
         let metrics = ServiceMetrics(startTime: clock.now(), gauges: gauges)
         let handler = APIHandler(coordinator: coordinator, store: store, token: token, metrics: metrics)
         let portFile = settings.portFile
-        let app = Application(
-            responder: CallbackResponder { request, context in await handler.respond(to: request, context: context) },
+        let app = buildApplication(
+            handler: handler,
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "k8s-upgrade"),
             services: [notifier, gauges, coordinator],
             onServerRunning: { channel in
@@ -440,8 +440,7 @@ struct Server {
                 guard let portFile else { return }
                 try? String(port).write(toFile: portFile + ".tmp", atomically: true, encoding: .utf8)
                 _ = rename(portFile + ".tmp", portFile)
-            },
-            logger: .init(label: "k8s-upgrade", factory: { _ in SwiftLogNoOpLogHandler() }))
+            })
         try await app.runService()
         log.info("stopped")
     }

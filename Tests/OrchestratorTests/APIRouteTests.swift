@@ -1,0 +1,105 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Shared
+import SharedIO
+import TestSupport
+import Testing
+
+@testable import Orchestrator
+
+/// The HTTP API in-process (Hummingbird's router test client, no socket):
+/// auth, the admission's answers, and a job read back, against a
+/// coordinator running a recording pipeline held at its first stage.
+@Suite struct APIRouteTests {
+    static let token = "route-test-token"
+
+    /// Admission stand-in: 1.34.3 runs everywhere, minors are refused,
+    /// 1.34.9 finds the cluster unreadable.
+    static func admit(_ request: ExecuteRequest) async throws -> Admission {
+        switch (request.targetVersion.description, request.kind) {
+        case ("1.34.3", _): return .nothingToDo("every API server and kubelet already runs 1.34.3; nothing to do")
+        case (_, .minor):
+            return .refused("minor upgrades are not allowed by this server's policy (--allow-minor false)")
+        case ("1.34.9", _): throw Admitter.Unchecked(description: "the cluster's versions could not be read")
+        default: return .accepted
+        }
+    }
+
+    func withAPI(_ body: @Sendable (any TestClientProtocol, JobStore) async throws -> Void) async throws {
+        let path = try TestEnvironment.makeDirectory("routes").appendingPathComponent("jobs.sqlite").path
+        let store = try await JobStore(path: path)
+        let coordinator = JobCoordinator(
+            store: store, pipeline: StageLoopTests.RecordingPipeline(holding: .preflight), admit: Self.admit,
+            log: JSONLog(component: "test"), pollInterval: .seconds(5), clock: SteppingJobClock())
+        let running = Task { try await coordinator.run() }
+        defer { running.cancel() }
+        for _ in 0..<200 where !(await coordinator.leading) { try await Task.sleep(for: .milliseconds(5)) }
+        let handler = APIHandler(
+            coordinator: coordinator, store: store, token: BearerToken(Self.token),
+            metrics: ServiceMetrics(
+                startTime: 0, gauges: GaugePublisher(pushgatewayURL: nil, log: JSONLog(component: "test"))))
+        try await buildApplication(handler: handler).test(.router) { client in try await body(client, store) }
+    }
+
+    static func post(
+        _ client: any TestClientProtocol, _ body: String, token: String? = token
+    ) async throws
+        -> (status: HTTPResponse.Status, json: JSONValue)
+    {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let token { headers[.authorization] = "Bearer \(token)" }
+        return try await client.execute(
+            uri: "/execute", method: .post, headers: headers, body: ByteBuffer(string: body)
+        ) {
+            response in
+            (response.status, (try? JSONValue.parse(String(buffer: response.body))) ?? .null)
+        }
+    }
+
+    @Test func executeAnswersEachAdmissionAndQueuesOnlyWhatItAccepts() async throws {
+        try await withAPI { client, store in
+            let unauthorised = try await Self.post(client, #"{"target_version":"1.34.5","kind":"patch"}"#, token: nil)
+            #expect(unauthorised.status == .unauthorized)
+            let refused = try await Self.post(client, #"{"target_version":"1.35.2","kind":"minor"}"#)
+            #expect(refused.status == .unprocessableContent)
+            #expect(refused.json[dotted: "error"]?.stringValue?.hasPrefix("minor upgrades are not allowed") == true)
+            let nothing = try await Self.post(client, #"{"target_version":"1.34.3","kind":"patch"}"#)
+            #expect(nothing.status == .ok)
+            #expect(nothing.json[dotted: "outcome"]?.stringValue == "nothing_to_do")
+            let unchecked = try await Self.post(client, #"{"target_version":"1.34.9","kind":"patch"}"#)
+            #expect(unchecked.status == .serviceUnavailable)
+            #expect(try await store.jobs(limit: 10).isEmpty, "nothing queued so far")
+
+            let queued = try await Self.post(client, #"{"target_version":"1.34.5","kind":"patch"}"#)
+            #expect(queued.status == .accepted)
+            #expect(queued.json[dotted: "id"]?.intValue == 1)
+            let again = try await Self.post(client, #"{"target_version":"1.34.5","kind":"patch"}"#)
+            #expect(again.status == .conflict)
+            #expect(again.json[dotted: "detail.active_job.id"]?.intValue == 1)
+        }
+    }
+
+    @Test func aJobIsReadBackWithItsEventsWhileItWaits() async throws {
+        try await withAPI { client, store in
+            _ = try await Self.post(client, #"{"target_version":"1.34.5","kind":"patch"}"#)
+            for _ in 0..<400 {
+                if let job = try await store.job(1), job.progress.wait != nil { break }
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            let headers: HTTPFields = [.authorization: "Bearer \(Self.token)"]
+            try await client.execute(uri: "/jobs/1?events_limit=2", method: .get, headers: headers) { response in
+                #expect(response.status == .ok)
+                let job = try JSONValue.parse(String(buffer: response.body))
+                #expect(job[dotted: "state"]?.stringValue == "running")
+                #expect(job[dotted: "wait.what"]?.stringValue == "the gate to open")
+                #expect(job[dotted: "events.items"]?.arrayValue?.count == 2)
+                #expect(job[dotted: "events.next_after"]?.intValue == 2)
+            }
+            try await client.execute(uri: "/jobs/1", method: .delete, headers: headers) { response in
+                #expect(response.status == .accepted)
+            }
+        }
+    }
+}
