@@ -7,8 +7,9 @@ import Testing
 @testable import Orchestrator
 
 /// The drain against the API simulator, its deadline and pauses on a clock
-/// that moves only when the drain sleeps: a 10-minute drain timeout in well
-/// under a second of real time.
+/// that moves only when the drain sleeps: a 10-minute drain timeout runs in
+/// about a second. (No real-time bound is asserted: a loaded machine would
+/// make it flaky; the time the clock was moved proves where it waited.)
 @Suite struct DrainTests {
     static let scenario = """
         {"nodes":[{"name":"master","roles":["control-plane"],"kubeletVersion":"1.34.3"},
@@ -27,7 +28,6 @@ import Testing
         var drainer = Drainer(cluster: cluster)
         drainer.clock = clock
         let refusals = RefusalLog()
-        let real = ContinuousClock.now
         await #expect {
             _ = try await drainer.drain("worker-1", checkpoint: {}) { await refusals.add($0) }
         } throws: { error in
@@ -37,7 +37,6 @@ import Testing
                 && timeout.description.hasPrefix(
                     "drain of worker-1 timed out after 10 min; still on the node: default/db-")
         }
-        #expect(ContinuousClock.now - real < .seconds(5), "10 minutes of drain in real seconds")
         #expect(clock.slept >= .seconds(600) && clock.slept < .seconds(606), "\(clock.slept)")
         // The 429 is told once, however many times the eviction was retried.
         let told = await refusals.messages

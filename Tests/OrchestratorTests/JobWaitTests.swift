@@ -30,7 +30,6 @@ import Testing
         let clock = SteppingJobClock()
         let start = clock.now()
         let (job, store) = try await Self.context(clock: clock)
-        let real = ContinuousClock.now
         let checks = Mutex(0)
         await #expect {
             try await job.wait(
@@ -42,7 +41,6 @@ import Testing
         } throws: { error in
             "\(error)" == "waited 30 min for halt-on-alert gate (upgrade_gate=true) to open; still firing: NodeNotReady"
         }
-        #expect(ContinuousClock.now - real < .seconds(2), "30 minutes of waiting in real milliseconds")
         #expect(clock.now() - start == 1800)
         #expect(checks.withLock { $0 } == 1 + 360, "one check now, then one every 5 s")
         let events = try await Self.events(store, job)
