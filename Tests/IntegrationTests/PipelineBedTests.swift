@@ -570,6 +570,34 @@ extension TestBedSuites {
             _ = try await server.stop(signal: SIGTERM)
         }
 
+        /// A new job on a cluster another job left mid-upgrade keeps that
+        /// job's pre-upgrade snapshot as the rollback point: a snapshot of
+        /// the mixed state is not one.
+        @Test func aNewJobOnAHalfDoneClusterKeepsTheSnapshotFromBeforeTheFirstChange() async throws {
+            let bed = try await TestBed.start()
+            let fixture = try OrchestratorFixture(bed: bed, extra: ["--soak", "3", "--auto-resume", "false"])
+            let first = try await fixture.launch()
+            try await Self.execute(first, #"{"target_version":"1.34.5","kind":"patch"}"#)
+            try await Self.waitFor(first, wait: "soak of worker-1")
+            #expect(try await first.stop(signal: SIGKILL) == 128 + SIGKILL)
+            let snapshot = try await Self.namespaceAnnotations(bed)["k8s-upgrade.io/snapshot-path"] ?? ""
+            #expect(snapshot.hasSuffix(".db"))
+
+            let second = try await fixture.launch()
+            let created = try await second.request(
+                "POST", "/execute", body: #"{"target_version":"1.34.5","kind":"patch"}"#)
+            #expect(created.status == 202, "\(created.text)")
+            let done = try await second.waitForJob(2, state: "succeeded", timeout: 120)
+            #expect(done[dotted: "result.snapshot_path"]?.stringValue == snapshot)
+            #expect(
+                Self.events(done).contains {
+                    $0.message.hasPrefix(
+                        "keeping the pre-upgrade snapshot \(snapshot) that job 1 took before the first change it left half-done"
+                    )
+                }, "\(Self.events(done).map(\.message))")
+            _ = try await second.stop(signal: SIGTERM)
+        }
+
         /// A resume that fails before it changes anything (etcd went down
         /// meanwhile) leaves a cluster with mixed versions marked in flight:
         /// it cleared the mark and the gauge, as if nothing were half-done.

@@ -14,14 +14,18 @@ extension UpgradePipeline {
             Shell.command(shell.sudo + ["mkdir", "-p", settings.backupDir]) + " && "
             + Shell.command(shell.sudo + settings.distribution.snapshotSave(to: path))
         let status = Shell.command(shell.sudo + settings.distribution.snapshotStatus(of: path))
-        if let first = state.withLock({ $0.firstSnapshot }) {
+        if let (first, owner) = state.withLock({ $0.firstSnapshot }) {
+            let whose =
+                owner == job.id
+                ? "that this job took when it first ran"
+                : "that job \(owner) took before the first change it left half-done"
             let kept = Shell.command(shell.sudo + settings.distribution.snapshotStatus(of: first))
             let checked = try await shell.run(kept, on: master, stdin: nil, timeout: .seconds(120), onOutput: nil)
             if checked.succeeded, let verified = try? SnapshotStatus(json: checked.stdoutText) {
                 let text =
-                    "keeping the pre-upgrade snapshot \(first) that this job took when it first ran (\(verified.summary)): "
-                    + "a resume does not replace the rollback point; to take a new one, remove the namespace "
-                    + "annotation \(cluster.annotationPrefix)/snapshot-path and resume"
+                    "keeping the pre-upgrade snapshot \(first) \(whose) (\(verified.summary)): "
+                    + "a mid-upgrade snapshot does not replace the rollback point; to take a new one, remove the "
+                    + "namespace annotation \(cluster.annotationPrefix)/snapshot-path and resume"
                 try await job.record(.info, text, stage: .snapshot)
                 state.withLock { $0.report.snapshot = verified.summary }
                 setGauges(job) { $0.snapshotTaken = true }
@@ -29,7 +33,7 @@ extension UpgradePipeline {
             }
             try await job.record(
                 .warning,
-                "the pre-upgrade snapshot \(first) of this job's first run is gone or does not verify "
+                "the pre-upgrade snapshot \(first) \(whose) is gone or does not verify "
                     + "(\(Self.tail(checked.stderrText + checked.stdoutText))); taking a new one",
                 stage: .snapshot)
         }

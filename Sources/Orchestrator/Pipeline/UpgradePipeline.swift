@@ -50,7 +50,7 @@ final class UpgradePipeline: Pipeline {
         var dryRunControlPlanes: Set<String> = []
         /// The pre-upgrade snapshot an earlier run of this job took: the
         /// rollback point, which a resume keeps instead of replacing it.
-        var firstSnapshot: String?
+        var firstSnapshot: (path: String, job: Int64)?
         /// Node versions were mixed when the job began: a failure that
         /// changes nothing still leaves the cluster mid-upgrade.
         var mixedAtStart = false
@@ -102,10 +102,16 @@ final class UpgradePipeline: Pipeline {
         let apiServers = try await apiServers(of: nodes)
         let releases = Set(nodes.compactMap { $0.kubelet?.release } + apiServers.values.map(\.release))
         // Read before this run writes its own mark: an earlier run of this
-        // job may have left its rollback point there.
+        // job left its rollback point there, or another job that left the
+        // cluster mid-upgrade did (its snapshot is the state before the
+        // first change, still the rollback point while versions are mixed).
         let earlier = InFlightMark.read(try await cluster.namespaceAnnotations())
-        var first: String?
-        if case let .success(mark)? = earlier, mark.jobID == job.id { first = mark.snapshotPath }
+        var first: (path: String, job: Int64)?
+        if case let .success(mark)? = earlier, let path = mark.snapshotPath,
+            mark.jobID == job.id || releases.count > 1
+        {
+            first = (path, mark.jobID)
+        }
         let plan: UpgradePlan
         do {
             plan = try UpgradePlan.make(
@@ -116,7 +122,7 @@ final class UpgradePipeline: Pipeline {
             $0.plan = plan
             $0.firstSnapshot = first
             $0.mixedAtStart = releases.count > 1
-            if let first { $0.report.snapshotPath = first }
+            if let first { $0.report.snapshotPath = first.path }
         }
         let lines = plan.lines(target: request.targetVersion)
         try await job.record(.info, "plan: " + lines.joined(separator: "; "))
@@ -127,8 +133,8 @@ final class UpgradePipeline: Pipeline {
             // Enough for a service that lost its job store to adopt this job
             // (InFlightMark); another job's snapshot path is not this one's.
             try await cluster.annotateNamespace(
-                InFlightMark(jobID: job.id, request: request, snapshotPath: first).annotations.mapValues { $0 }
-                    .merging(["snapshot-path": first]) { $1 })
+                InFlightMark(jobID: job.id, request: request, snapshotPath: first?.path).annotations.mapValues { $0 }
+                    .merging(["snapshot-path": first?.path]) { $1 })
         }
         setGauges(job) {
             $0.inFlight = true
