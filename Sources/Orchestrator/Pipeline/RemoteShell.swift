@@ -2,12 +2,34 @@ import FoundationEssentials
 import Shared
 import SharedIO
 
+/// One command for a node, as words: rendered through ``Shell`` by the
+/// remote shell alone, which also alone decides how to run it as root.
+struct RemoteCommand: Sendable {
+    /// Run in order, each only when the one before succeeded (`&&`).
+    var steps: [[String]]
+    var asRoot: Bool
+    var stdin: Data?
+    var timeout: Duration
+
+    init(_ words: [String], asRoot: Bool = true, stdin: Data? = nil, timeout: Duration = .seconds(60)) {
+        self.init(steps: [words], asRoot: asRoot, stdin: stdin, timeout: timeout)
+    }
+
+    init(steps: [[String]], asRoot: Bool = true, stdin: Data? = nil, timeout: Duration = .seconds(60)) {
+        self.steps = steps
+        self.asRoot = asRoot
+        self.stdin = stdin
+        self.timeout = timeout
+    }
+}
+
 /// Runs commands on a cluster node.
 protocol RemoteShell: Sendable {
     func run(
-        _ command: String, on node: NodeFacts, stdin: Data?, timeout: Duration,
-        onOutput: (@Sendable (SSHOutputLine) -> Void)?
+        _ command: RemoteCommand, on node: NodeFacts, onOutput: (@Sendable (SSHOutputLine) -> Void)?
     ) async throws -> SSHCommandResult
+    /// The command line `run` sends, for what a dry run would do.
+    func render(_ command: RemoteCommand) -> String
 }
 
 /// SSH to a node: its mapped address, else its InternalIP on the default
@@ -30,17 +52,21 @@ struct SSHRemoteShell: RemoteShell {
     }
 
     func run(
-        _ command: String, on node: NodeFacts, stdin: Data?, timeout: Duration,
-        onOutput: (@Sendable (SSHOutputLine) -> Void)?
+        _ command: RemoteCommand, on node: NodeFacts, onOutput: (@Sendable (SSHOutputLine) -> Void)? = nil
     ) async throws -> SSHCommandResult {
         let (host, port) = try endpoint(of: node)
         let client = SSHClient(
             configuration: SSHConfiguration(
                 host: host, port: port, user: user, privateKeyFile: keyFile, knownHostsFile: knownHostsFile,
                 hostKeyAlias: node.name))
-        return try await client.run(command, stdin: stdin, timeout: timeout, onOutput: onOutput)
+        return try await client.run(
+            render(command), stdin: command.stdin, timeout: command.timeout, onOutput: onOutput)
     }
 
-    /// Commands run as root: through `sudo -n` unless the SSH user is root.
-    var sudo: [String] { user == "root" ? [] : ["sudo", "-n"] }
+    /// Each step through ``Shell``, as root through `sudo -n` unless the SSH
+    /// user is root: the one place a command line is made.
+    func render(_ command: RemoteCommand) -> String {
+        let sudo = command.asRoot && user != "root" ? ["sudo", "-n"] : []
+        return command.steps.map { Shell.command(sudo + $0) }.joined(separator: " && ")
+    }
 }

@@ -179,7 +179,8 @@ extension UpgradePipeline {
     /// never cordoned or drained.
     func reach(_ node: NodeFacts, job: JobContext, stage: UpgradeStage) async throws {
         do {
-            _ = try await shell.run("true", on: node, stdin: nil, timeout: .seconds(30), onOutput: nil)
+            _ = try await shell.run(
+                RemoteCommand(["true"], asRoot: false, timeout: .seconds(30)), on: node, onOutput: nil)
         } catch let error as SSHError {
             throw JobFailure("\(node.name) cannot be reached over SSH, so nothing was changed on it: \(error)")
         }

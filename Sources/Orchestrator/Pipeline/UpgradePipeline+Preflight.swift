@@ -63,8 +63,7 @@ extension UpgradePipeline {
             let distribution = settings.distribution
             let package = distribution.package
             let result = try await shell.run(
-                Shell.command(distribution.offeredListing), on: master, stdin: nil, timeout: .seconds(60),
-                onOutput: nil)
+                RemoteCommand(distribution.offeredListing, asRoot: false), on: master, onOutput: nil)
             let listing = MadisonListing(parsing: result.stdoutText)
             if listing.entry(of: package, release: target) != nil {
                 return .success("\(package) \(target) is offered by the master's package source")
@@ -90,10 +89,10 @@ extension UpgradePipeline {
     /// The members (`member list`, which names them) and the health of each
     /// (`endpoint health --cluster`), asked through the master's etcd.
     func etcdHealth(on master: NodeFacts) async -> Result<EtcdHealth, PlanError> {
-        let list = Shell.command(shell.sudo + settings.distribution.datastoreMembers)
-        let command = Shell.command(shell.sudo + settings.distribution.datastoreHealth)
+        let list = RemoteCommand(settings.distribution.datastoreMembers)
+        let command = RemoteCommand(settings.distribution.datastoreHealth)
         do {
-            let listed = try await shell.run(list, on: master, stdin: nil, timeout: .seconds(60), onOutput: nil)
+            let listed = try await shell.run(list, on: master, onOutput: nil)
             guard listed.succeeded else {
                 return .failure(
                     PlanError(
@@ -101,7 +100,7 @@ extension UpgradePipeline {
                             + Self.tail(listed.stderrText)))
             }
             let members = try EtcdMember.list(json: listed.stdoutText)
-            let result = try await shell.run(command, on: master, stdin: nil, timeout: .seconds(60), onOutput: nil)
+            let result = try await shell.run(command, on: master, onOutput: nil)
             guard result.stdoutText.contains("[") else {
                 return .failure(
                     PlanError(
@@ -117,15 +116,15 @@ extension UpgradePipeline {
     /// etcd's data there) under /etc/kubernetes/tmp; a folder not made yet is
     /// judged by its nearest parent.
     func diskSpace(on master: NodeFacts, kind: UpgradeKind) async -> Result<DiskSpace, PlanError> {
-        let status = Shell.command(shell.sudo + settings.distribution.datastoreStatus)
+        let status = RemoteCommand(settings.distribution.datastoreStatus)
         let folders = [settings.backupDir] + settings.distribution.dataFolders(for: kind)
         let script =
             #"for p; do d=$p; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; printf '%s ' "$p"; df -P -B1 "$d" | tail -n 1; done"#
-        let df = Shell.command(["sh", "-c", script, "sh"] + folders)
+        let df = RemoteCommand(["sh", "-c", script, "sh"] + folders, asRoot: false)
         do {
-            let sized = try await shell.run(status, on: master, stdin: nil, timeout: .seconds(60), onOutput: nil)
+            let sized = try await shell.run(status, on: master, onOutput: nil)
             guard sized.succeeded else { return .failure(PlanError(Self.tail(sized.stderrText))) }
-            let free = try await shell.run(df, on: master, stdin: nil, timeout: .seconds(60), onOutput: nil)
+            let free = try await shell.run(df, on: master, onOutput: nil)
             guard free.succeeded else { return .failure(PlanError(Self.tail(free.stderrText))) }
             return .success(
                 DiskSpace(
@@ -136,9 +135,9 @@ extension UpgradePipeline {
 
     func certificateExpiry(on master: NodeFacts) async -> Result<[CertificateExpiry], PlanError> {
         guard let check = settings.distribution.certificateCheck else { return .success([]) }
-        let command = Shell.command(shell.sudo + check)
+        let command = RemoteCommand(check)
         do {
-            let result = try await shell.run(command, on: master, stdin: nil, timeout: .seconds(60), onOutput: nil)
+            let result = try await shell.run(command, on: master, onOutput: nil)
             guard result.succeeded else { return .failure(PlanError(Self.tail(result.stderrText))) }
             return .success(try CertificateExpiry.parse(json: result.stdoutText))
         } catch let error as PlanError { return .failure(error) } catch { return .failure(PlanError("\(error)")) }

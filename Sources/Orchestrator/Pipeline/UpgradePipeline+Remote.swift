@@ -56,11 +56,11 @@ extension UpgradePipeline {
                 .wouldChange, "would run on \(node.name): update_k8s.sh \(Shell.command(arguments))", stage: stage,
                 node: node.name)
             let words = arguments + ["--dry-run"]
-            let command = Shell.command(shell.sudo + ["bash", "-s", "--"] + words)
+            let command = RemoteCommand(
+                ["bash", "-s", "--"] + words, stdin: settings.nodeScript, timeout: settings.scriptTimeout)
             let result: SSHCommandResult
             do {
-                result = try await runRemote(
-                    job, command, on: node, stdin: settings.nodeScript, stage: stage, timeout: settings.scriptTimeout)
+                result = try await runRemote(job, command, on: node, stage: stage)
             } catch { throw JobFailure("\(node.name): \(error)") }
             guard result.succeeded else {
                 throw JobFailure(
@@ -75,9 +75,10 @@ extension UpgradePipeline {
         var position: NodeRun.Position?
         var tries = 0
         while true {
-            let command = Shell.command(
-                shell.sudo + ["bash", "-c", NodeRun.launcher, "update_k8s.sh"]
-                    + NodeRun.arguments(id: id, reattachingFrom: position) + arguments)
+            let command = RemoteCommand(
+                ["bash", "-c", NodeRun.launcher, "update_k8s.sh"]
+                    + NodeRun.arguments(id: id, reattachingFrom: position) + arguments,
+                stdin: settings.nodeScript, timeout: max(deadline - ContinuousClock.now, .seconds(1)))
             // What this session saw: the attempt it follows and how many of
             // its lines (a session follows one attempt; stdout and stderr
             // may arrive in either order).
@@ -88,10 +89,7 @@ extension UpgradePipeline {
                     let (announced, lines) = seen.withLock { $0 }
                     position = NodeRun.position(after: position, announced: announced, lines: lines)
                 }
-                result = try await runRemote(
-                    job, command, on: node, stdin: settings.nodeScript, stage: stage,
-                    timeout: max(deadline - ContinuousClock.now, .seconds(1))
-                ) { line in
+                result = try await runRemote(job, command, on: node, stage: stage) { line in
                     if line.stream == .stderr, let attempt = NodeRun.attempt(announcedIn: line.text) {
                         seen.withLock { $0.announced = attempt }
                     } else if line.stream == .stdout {
@@ -163,8 +161,8 @@ extension UpgradePipeline {
     /// Runs a command on a node, recording each output line as an event
     /// while it runs (and showing it to `observe` first).
     func runRemote(
-        _ job: JobContext, _ command: String, on node: NodeFacts, stdin: Data? = nil, stage: UpgradeStage,
-        timeout: Duration, observe: (@Sendable (SSHOutputLine) -> Void)? = nil
+        _ job: JobContext, _ command: RemoteCommand, on node: NodeFacts, stage: UpgradeStage,
+        observe: (@Sendable (SSHOutputLine) -> Void)? = nil
     ) async throws -> SSHCommandResult {
         let (lines, sink) = AsyncStream.makeStream(of: SSHOutputLine.self)
         async let recorded: Void = {
@@ -173,7 +171,7 @@ extension UpgradePipeline {
             }
         }()
         do {
-            let result = try await shell.run(command, on: node, stdin: stdin, timeout: timeout) { line in
+            let result = try await shell.run(command, on: node) { line in
                 observe?(line)
                 sink.yield(line)
             }

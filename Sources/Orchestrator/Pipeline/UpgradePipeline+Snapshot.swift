@@ -10,17 +10,17 @@ extension UpgradePipeline {
         let master = try masterNode(try await cluster.nodes())
         let target = job.request.targetVersion
         let path = "\(settings.backupDir)/k8s-upgrade-pre-\(target)-\(Int(job.now())).db"
-        let save =
-            Shell.command(shell.sudo + ["mkdir", "-p", settings.backupDir]) + " && "
-            + Shell.command(shell.sudo + settings.distribution.snapshotSave(to: path))
-        let status = Shell.command(shell.sudo + settings.distribution.snapshotStatus(of: path))
+        let save = RemoteCommand(
+            steps: [["mkdir", "-p", settings.backupDir], settings.distribution.snapshotSave(to: path)],
+            timeout: .seconds(600))
+        let status = RemoteCommand(settings.distribution.snapshotStatus(of: path), timeout: .seconds(120))
         if let (first, owner) = state.withLock({ $0.firstSnapshot }) {
             let whose =
                 owner == job.id
                 ? "that this job took when it first ran"
                 : "that job \(owner) took before the first change it left half-done"
-            let kept = Shell.command(shell.sudo + settings.distribution.snapshotStatus(of: first))
-            let checked = try await shell.run(kept, on: master, stdin: nil, timeout: .seconds(120), onOutput: nil)
+            let kept = RemoteCommand(settings.distribution.snapshotStatus(of: first), timeout: .seconds(120))
+            let checked = try await shell.run(kept, on: master, onOutput: nil)
             if checked.succeeded, let verified = try? SnapshotStatus(json: checked.stdoutText) {
                 let text =
                     "keeping the pre-upgrade snapshot \(first) \(whose) (\(verified.summary)): "
@@ -41,8 +41,8 @@ extension UpgradePipeline {
             if case let .failure(error) = await etcdHealth(on: master) {
                 throw JobFailure("etcd is not healthy, the snapshot would fail: \(error)")
             }
-            try await job.record(.wouldChange, "would run on \(master.name): \(save)", stage: .snapshot)
-            try await job.record(.wouldChange, "would verify with: \(status)", stage: .snapshot)
+            try await job.record(.wouldChange, "would run on \(master.name): \(shell.render(save))", stage: .snapshot)
+            try await job.record(.wouldChange, "would verify with: \(shell.render(status))", stage: .snapshot)
             return .done("dry run: would save and verify \(path)")
         }
         // A save against an etcd that does not answer waits out its whole
@@ -54,12 +54,12 @@ extension UpgradePipeline {
         case let .failure(error):
             throw JobFailure("etcd snapshot on \(master.name) failed: etcd is not healthy: \(error)")
         }
-        let saved = try await runRemote(job, save, on: master, stage: .snapshot, timeout: .seconds(600))
+        let saved = try await runRemote(job, save, on: master, stage: .snapshot)
         guard saved.succeeded else {
             throw JobFailure(
                 "etcd snapshot on \(master.name) failed: \(Self.tail(saved.stderrText + saved.stdoutText))")
         }
-        let checked = try await shell.run(status, on: master, stdin: nil, timeout: .seconds(120), onOutput: nil)
+        let checked = try await shell.run(status, on: master, onOutput: nil)
         let verified: SnapshotStatus
         do {
             guard checked.succeeded else { throw PlanError(Self.tail(checked.stderrText)) }
@@ -79,12 +79,11 @@ extension UpgradePipeline {
     /// Retention: the newest `snapshotKeep` snapshots stay, and the rollback
     /// point in flight whatever its age; `.part` files of killed saves go.
     func pruneSnapshots(_ job: JobContext, on master: NodeFacts, keeping protected: Set<String>) async throws {
-        let list = Shell.command(
-            shell.sudo + [
-                "find", settings.backupDir, "-maxdepth", "1", "-type", "f", "-name", "k8s-upgrade-pre-*", "-printf",
-                "%f\\n",
-            ])
-        let listed = try await shell.run(list, on: master, stdin: nil, timeout: .seconds(60), onOutput: nil)
+        let list = RemoteCommand([
+            "find", settings.backupDir, "-maxdepth", "1", "-type", "f", "-name", "k8s-upgrade-pre-*", "-printf",
+            "%f\\n",
+        ])
+        let listed = try await shell.run(list, on: master, onOutput: nil)
         guard listed.succeeded else {
             try await job.record(
                 .warning, "snapshot retention skipped: \(Self.tail(listed.stderrText))", stage: .snapshot)
@@ -95,9 +94,7 @@ extension UpgradePipeline {
         let doomed = SnapshotRetention.prune(names, keep: settings.snapshotKeep, protected: kept)
         guard !doomed.isEmpty else { return }
         let paths = doomed.map { "\(settings.backupDir)/\($0)" }
-        let removed = try await runRemote(
-            job, Shell.command(shell.sudo + ["rm", "-f", "--"] + paths), on: master, stage: .snapshot,
-            timeout: .seconds(60))
+        let removed = try await runRemote(job, RemoteCommand(["rm", "-f", "--"] + paths), on: master, stage: .snapshot)
         try await job.record(
             removed.succeeded ? .info : .warning,
             "snapshot retention (newest \(settings.snapshotKeep) kept, and the rollback point in flight): "
