@@ -168,27 +168,22 @@ struct Run: Sendable {
 
     private func nextMinor(after current: KubeVersion) async throws -> NextMinor {
         let next = current.nextMinor
-        let base = "\(settings.repoBase)/v\(next.minorLine)/deb"
-        let head = try await http().send(HTTPRequest(method: "HEAD", url: base + "/Release"))
-        switch head.status {
-        case 200:
-            break
-        case 403, 404:
-            log.info("next minor not published", ["minor": next.minorLine, "status": "\(head.status)"])
+        let repository = PackageRepository(base: settings.repoBase, http: http())
+        let base = repository.folder(of: next)
+        let answer: PackageRepository.Minor
+        do { answer = try await repository.minor(next, package: "kubeadm") } catch let error
+            as PackageRepositoryError
+        {
+            throw DetectionFailure(error.description)
+        }
+        guard case let .published(releases, unusable) = answer else {
+            log.info("next minor not published", ["minor": next.minorLine])
             return .notPublished(next)
-        default:
-            throw DetectionFailure("HEAD \(base)/Release answered HTTP \(head.status)")
         }
-        let packages = try await http().send(HTTPRequest(url: base + "/Packages"))
-        guard packages.status == 200 else {
-            throw DetectionFailure("GET \(base)/Packages answered HTTP \(packages.status)")
+        if unusable > 0 {
+            log.warning("unusable lines in the Packages index", ["minor": next.minorLine, "count": "\(unusable)"])
         }
-        let index = PackagesIndex(parsing: packages.text)
-        if !index.problems.isEmpty {
-            log.warning(
-                "unusable lines in the Packages index", ["minor": next.minorLine, "count": "\(index.problems.count)"])
-        }
-        guard let newest = index.releases(of: "kubeadm").first(where: { $0.isSameMinor(as: next) }) else {
+        guard let newest = releases.first(where: { $0.isSameMinor(as: next) }) else {
             throw DetectionFailure("\(base)/Packages lists no kubeadm release of \(next.minorLine)")
         }
         log.info("next minor published", ["minor": next.minorLine, "newest": "\(newest)"])

@@ -74,13 +74,15 @@ extension UpgradePipeline {
                         "\(package) \(target) is not in \(Shell.command(distribution.offeredListing)) on \(master.name)"
                     ))
             }
-            let url = "\(settings.repoBase)/v\(target.minorLine)/deb/Packages"
-            let response = try await http.send(HTTPRequest(url: url))
-            guard response.isSuccess else { return .failure(PlanError("\(url): HTTP \(response.status)")) }
-            guard PackagesIndex(parsing: response.text).releases(of: package).contains(target) else {
-                return .failure(PlanError("\(package) \(target) is not in \(url)"))
+            let repository = PackageRepository(base: settings.repoBase, http: http)
+            let url = repository.folder(of: target) + "/Packages"
+            switch try await repository.minor(target, package: package) {
+            case .notPublished:
+                return .failure(PlanError("\(repository.folder(of: target)) is not published"))
+            case let .published(releases, _) where releases.contains(target):
+                return .success("\(package) \(target) is in \(url)")
+            case .published: return .failure(PlanError("\(package) \(target) is not in \(url)"))
             }
-            return .success("\(package) \(target) is in \(url)")
         } catch { return .failure(PlanError("\(error)")) }
     }
 
