@@ -225,10 +225,10 @@ extension TestBedSuites {
             // and the options that must be read there.
             let sources: [(files: [String], options: [String], required: [String])] = [
                 (["Sources/Detector/Settings.swift"], detector, detector),
-                (["Sources/Orchestrator/Serve/ServeCommand.swift"], serve, serve),
+                (["Sources/Orchestrator/Serve/ServeSettings.swift"], serve, serve),
                 // drain reads --drain-timeout and --annotation-prefix through serve's own readers.
                 (
-                    ["Sources/Orchestrator/CLI/DrainCommand.swift", "Sources/Orchestrator/Serve/ServeCommand.swift"],
+                    ["Sources/Orchestrator/CLI/DrainCommand.swift", "Sources/Orchestrator/Serve/ServeSettings.swift"],
                     serve + drain, drain
                 ),
                 (
