@@ -353,6 +353,18 @@ struct PipelineCoreTests {
         #expect(
             single.quorum(without: "master")
                 == .success("a single etcd member: etcd is down while it restarts, as always with one"))
+        // A member that the health check left out counts as down, by its name.
+        let silent = try EtcdHealth(
+            json:
+                #"[{"endpoint":"https://10.0.0.1:2379","health":true},{"endpoint":"https://10.0.0.2:2379","health":true}]"#,
+            members: Self.threeMembers)
+        #expect(silent.summary == "2 of 3 members healthy; unhealthy: cp-3 (https://10.0.0.3:2379: no health answer)")
+        #expect(
+            silent.quorum(without: "cp-1")
+                == .failure(
+                    PlanError(
+                        "etcd would lose its quorum while cp-1's member restarts: 1 of the 2 other members healthy, "
+                            + "and 3 members need 2; unhealthy: cp-3 (https://10.0.0.3:2379: no health answer)")))
         let listed = try EtcdMember.list(
             json:
                 #"{"header":{"cluster_id":14841639068965178418,"member_id":10276657743932975437,"raft_term":2},"members":[{"ID":10276657743932975437,"name":"cp-1","peerURLs":["https://10.0.0.1:2380"],"clientURLs":["https://10.0.0.1:2379"]}]}"#

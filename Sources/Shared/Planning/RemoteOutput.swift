@@ -73,11 +73,19 @@ public struct EtcdHealth: Sendable, Equatable {
         guard let value = try? JSONValue.parse(text), let entries = value.arrayValue, !entries.isEmpty else {
             throw PlanError("etcdctl endpoint health printed no endpoints: \(text.prefix(200))")
         }
-        endpoints = entries.map { entry in
+        var endpoints = entries.map { entry in
             Endpoint(
                 url: entry[["endpoint"]]?.stringValue ?? "?", healthy: entry[["health"]]?.boolValue == true,
                 error: entry[["error"]]?.stringValue)
         }
+        // A member the health check left out (seen in CI just after a member
+        // died) did not answer: it counts as down, by its name.
+        let answered = Set(endpoints.map(\.url))
+        for member in members where !member.clientURLs.contains(where: answered.contains) {
+            endpoints.append(
+                Endpoint(url: member.clientURLs.first ?? member.name, healthy: false, error: "no health answer"))
+        }
+        self.endpoints = endpoints
         self.members = members
     }
 
