@@ -121,6 +121,29 @@ def wait_for_port(port, process, what, timeout=30):
     raise SystemExit(f"testbed: {what} is not listening on {port}: {log_tail(process.log_name)}")
 
 
+def wait_for_published_members(pki, urls, processes, timeout=30):
+    """Until every member lists its client URL, as on a running cluster: a
+    member stopped before it published its attributes has a name and no
+    client URL, and `etcdctl endpoint health --cluster` leaves it out."""
+    if len(urls) < 2:
+        return
+    command = ["etcdctl", "--endpoints", next(iter(urls.values())), "--cacert", pki / "ca.crt",
+               "--cert", pki / "healthcheck-client.crt", "--key", pki / "healthcheck-client.key",
+               "member", "list", "-w", "json"]
+    deadline, answer = time.time() + timeout, ""
+    while time.time() < deadline:
+        result = subprocess.run(command, capture_output=True, text=True)
+        answer = result.stdout + result.stderr
+        if result.returncode == 0:
+            published = {m.get("name") for m in json.loads(result.stdout).get("members", []) if m.get("clientURLs")}
+            if published >= set(urls):
+                return
+        time.sleep(0.1)
+    name = next(iter(processes))
+    raise SystemExit(f"testbed: etcd members did not all publish their client URLs in {timeout} s: {answer[-400:]}"
+                     f" {log_tail(processes[name].log_name)}")
+
+
 def make_pki(bed):
     pki = bed / "pki"
     pki.mkdir()
@@ -371,6 +394,7 @@ def up(args):
     webhook_url = f"http://127.0.0.1:{wait_for_file(bed / 'webhook.port', receiver, 'the webhook receiver')}"
     for name, (client, _) in members.items():
         wait_for_port(client, etcds[name], f"etcd member {name}")
+    wait_for_published_members(etcd_pki, etcd_urls, etcds)
     wait_for_port(push_port, pushgateway, "the Pushgateway")
     wait_for_port(prom_port, prometheus, "Prometheus")
 
