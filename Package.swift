@@ -108,8 +108,9 @@ let package = Package(
         .testTarget(
             name: "OrchestratorTests",
             dependencies: [
-                "Orchestrator", "Shared", "SharedIO", "TestSupport",
+                "Orchestrator", "ClusterSim", "Shared", "SharedIO", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),

@@ -58,9 +58,12 @@ actor ClusterStore {
     private var readyAt: [String: Date] = [:]
     private let scenario: Scenario
     private let neverReady: Set<String>
+    /// The simulated cluster's time: the machine's, or a test's clock.
+    private let clock: @Sendable () -> Date
 
-    init(scenario: Scenario) async {
+    init(scenario: Scenario, clock: @escaping @Sendable () -> Date = { Date() }) async {
         self.scenario = scenario
+        self.clock = clock
         self.neverReady = Set(scenario.faults.neverReadyNodes)
         for resource in Resource.allCases { objects[resource] = [:] }
         load(scenario)
@@ -112,7 +115,7 @@ actor ClusterStore {
             // This node's kubelet never comes back after a restart.
             object = Self.settingCondition(
                 object, type: "Ready", status: "Unknown", reason: "NodeStatusUnknown",
-                message: "Kubelet stopped posting node status.")
+                message: "Kubelet stopped posting node status.", now: clock())
         }
         object[["metadata", "name"]] = .string(name)
         store(resource, key, object)
@@ -132,7 +135,7 @@ actor ClusterStore {
         var object = object
         object[["metadata", "namespace"]] = namespace.map(JSONValue.string)
         object[["metadata", "uid"]] = .string(Self.newUID())
-        object[["metadata", "creationTimestamp"]] = .string(Self.timestamp(Date()))
+        object[["metadata", "creationTimestamp"]] = .string(Self.timestamp(clock()))
         store(resource, key, object)
         return objects[resource]![key]!
     }
@@ -177,7 +180,7 @@ actor ClusterStore {
             bump()
             return pod
         }
-        pod[["metadata", "deletionTimestamp"]] = .string(Self.timestamp(Date().addingTimeInterval(Double(grace))))
+        pod[["metadata", "deletionTimestamp"]] = .string(Self.timestamp(clock().addingTimeInterval(Double(grace))))
         pod[["metadata", "deletionGracePeriodSeconds"]] = .number(Double(grace))
         store(.pods, key, pod)
         return pod
@@ -237,7 +240,7 @@ actor ClusterStore {
         }
         var updated = budget
         updated[["status", "disruptionsAllowed"]] = .number(Double(allowed - 1))
-        updated[["status", "disruptedPods", name]] = .string(Self.timestamp(Date()))
+        updated[["status", "disruptedPods", name]] = .string(Self.timestamp(clock()))
         store(.poddisruptionbudgets, budgetKey, updated)
         _ = try deletePod(namespace: namespace, name: name, gracePeriodSeconds: gracePeriodSeconds)
     }
@@ -263,7 +266,8 @@ actor ClusterStore {
     /// One pass of the simulated controllers: finish graceful deletions,
     /// bring pods Ready, keep ReplicaSets and DaemonSets at strength,
     /// schedule pending pods, recompute budgets.
-    func reconcile(now: Date = Date()) {
+    func reconcile(now: Date? = nil) {
+        let now = now ?? clock()
         finishDeletions(now: now)
         markReady(now: now)
         runReplicaSets(now: now)
@@ -288,7 +292,7 @@ actor ClusterStore {
             readyAt[key] = nil
             guard var pod = objects[.pods]?[key], pod[["metadata", "deletionTimestamp"]] == nil else { continue }
             pod[["status", "phase"]] = .string("Running")
-            pod = Self.settingCondition(pod, type: "Ready", status: "True", reason: nil, message: nil)
+            pod = Self.settingCondition(pod, type: "Ready", status: "True", reason: nil, message: nil, now: now)
             store(.pods, key, pod)
         }
     }
@@ -403,7 +407,7 @@ actor ClusterStore {
     // MARK: - Building the scenario
 
     private func load(_ scenario: Scenario) {
-        let now = Date()
+        let now = clock()
         var namespaces: Set<String> = ["default", "kube-system", "kube-public", "k8s-upgrade"]
         for node in scenario.nodes {
             var labels = node.labels
@@ -552,7 +556,7 @@ actor ClusterStore {
             "status": .object(["phase": .string(node == nil || !ready ? "Pending" : "Running")]),
         ])
         if ready && node != nil {
-            pod = Self.settingCondition(pod, type: "Ready", status: "True", reason: nil, message: nil)
+            pod = Self.settingCondition(pod, type: "Ready", status: "True", reason: nil, message: nil, now: now)
         }
         _ = try? create(.pods, namespace: namespace, object: pod)
         if !ready && node != nil {
@@ -594,7 +598,7 @@ actor ClusterStore {
         object[["apiVersion"]] = .string(resource.apiVersion)
         if object[["metadata", "uid"]] == nil { object[["metadata", "uid"]] = .string(Self.newUID()) }
         if object[["metadata", "creationTimestamp"]] == nil {
-            object[["metadata", "creationTimestamp"]] = .string(Self.timestamp(Date()))
+            object[["metadata", "creationTimestamp"]] = .string(Self.timestamp(clock()))
         }
         objects[resource]?[key] = object
     }
@@ -643,7 +647,7 @@ actor ClusterStore {
     }
 
     static func settingCondition(
-        _ object: JSONValue, type: String, status: String, reason: String?, message: String?
+        _ object: JSONValue, type: String, status: String, reason: String?, message: String?, now: Date
     )
         -> JSONValue
     {
@@ -651,7 +655,7 @@ actor ClusterStore {
         var conditions = object[["status", "conditions"]]?.arrayValue ?? []
         conditions.removeAll { $0[["type"]]?.stringValue == type }
         var condition: [String: JSONValue] = [
-            "type": .string(type), "status": .string(status), "lastTransitionTime": .string(timestamp(Date())),
+            "type": .string(type), "status": .string(status), "lastTransitionTime": .string(timestamp(now)),
         ]
         if let reason { condition["reason"] = .string(reason) }
         if let message { condition["message"] = .string(message) }

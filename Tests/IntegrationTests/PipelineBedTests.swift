@@ -332,36 +332,6 @@ extension TestBedSuites {
             return file.path
         }
 
-        // MARK: - 5. A gate alert during a soak
-
-        @Test func aGateAlertDuringASoakStopsBeforeTheNextNodeAndResumeFinishesTheRest() async throws {
-            let bed = try await TestBed.start()
-            let server = try await OrchestratorFixture(bed: bed, extra: ["--soak", "6"]).launch()
-            try await Self.execute(server, #"{"target_version":"1.34.5","kind":"patch"}"#)
-            try await Self.waitFor(server, wait: "soak of worker-1")
-            try await bed.setGateBlocker(true, reason: "latency")
-            let failed = try await server.waitForJob(1, state: "failed", timeout: 30)
-            let error = failed[dotted: "error"]?.stringValue ?? JobText.json(failed)
-            #expect(error.contains("soak of worker-1 stopped"), "\(error)")
-            #expect(error.contains("firing: TestbedGateBlocker"), "\(error)")
-            var nodes = try await Self.nodes(bed)
-            #expect(nodes["worker-1"] == NodeState(version: "v1.34.5", unschedulable: false))
-            #expect(nodes["worker-2"] == NodeState(version: "v1.34.3", unschedulable: false))
-            #expect(try await Self.slack(bed).contains("Blocked: soak of worker-1 found a regression"))
-
-            try await bed.setGateBlocker(false)
-            #expect(try await server.request("POST", "/jobs/1/resume").status == 202)
-            let done = try await server.waitForJob(1, state: "succeeded", timeout: 90)
-            let events = Self.events(done)
-            let resumed = events.lastIndex { $0.kind == "job_resumed" } ?? 0
-            let after = events[resumed...]
-            #expect(after.filter { $0.kind == "node_skipped" }.map(\.node) == ["master", "worker-1"])
-            #expect(after.filter { $0.kind == "node_started" }.map(\.node) == ["worker-2", "worker-3", "worker-4"])
-            nodes = try await Self.nodes(bed)
-            #expect(nodes.values.allSatisfy { $0.version == "v1.34.5" && !$0.unschedulable })
-            _ = try await server.stop(signal: SIGTERM)
-        }
-
         // MARK: - Two budgets over one pod
 
         /// The eviction API answers 500 for a pod that two budgets cover, and
@@ -401,80 +371,9 @@ extension TestBedSuites {
             _ = try await server.stop(signal: SIGTERM)
         }
 
-        // MARK: - 6. A budget that can never be met
-
-        @Test func aBudgetThatCanNeverBeMetFailsTheDrainNamingThePodAndTheBudget() async throws {
-            let file = try Self.scenario(
-                #",{"kind":"ReplicaSet","name":"db","replicas":1,"labels":{"app":"db"},"nodes":["worker-1"]}],"#
-                    + #""budgets":[{"name":"db-pdb","minAvailable":1,"selector":{"app":"db"}}]"#)
-            let bed = try await TestBed.start(scenario: file)
-            let server = try await OrchestratorFixture(bed: bed, extra: ["--soak", "0", "--drain-timeout", "3"])
-                .launch()
-            try await Self.execute(server, #"{"target_version":"1.34.5","kind":"patch"}"#)
-            let failed = try await server.waitForJob(1, state: "failed", timeout: 60)
-            let error = failed[dotted: "error"]?.stringValue ?? ""
-            #expect(
-                error.hasPrefix("drain of worker-1 timed out after 3 s; still on the node: default/db-"), "\(error)")
-            #expect(error.contains("held by PodDisruptionBudget default/db-pdb (0 disruptions allowed"), "\(error)")
-            let nodes = try await Self.nodes(bed)
-            #expect(nodes["worker-1"] == NodeState(version: "v1.34.3", unschedulable: true, cordonedBy: "job-1"))
-            #expect(nodes["worker-2"] == NodeState(version: "v1.34.3", unschedulable: false))
-            let metrics = try await bed.http.send(
-                HTTPRequest(url: (bed.environment["TESTBED_PUSHGATEWAY_URL"] ?? "") + "/metrics")
-            ).text
-            #expect(
-                metrics.split(separator: "\n").contains {
-                    $0.hasPrefix("k8s_upgrade_drain_blocked{") && $0.contains(#"node="worker-1""#)
-                        && $0.contains(#"pdb="default/db-pdb""#) && $0.contains(#"pod="default/db-"#)
-                })
-            var titles = try await Self.slack(bed)
-            for _ in 0..<30 where titles.last != "Job failed" {
-                try await Task.sleep(for: .milliseconds(100))
-                titles = try await Self.slack(bed)
-            }
-            #expect(titles.contains("worker-1 failed"))
-            #expect(titles.last == "Job failed")
-            _ = try await server.stop(signal: SIGTERM)
-        }
-
-        // MARK: - 7. A node that never turns Ready
-
-        @Test func aNodeThatNeverTurnsReadyFailsTheJobAndNoFurtherNodeIsTouched() async throws {
-            let file = try Self.scenario(#"],"faults":{"neverReadyNodes":["worker-2"]}"#)
-            let bed = try await TestBed.start(scenario: file)
-            let server = try await OrchestratorFixture(bed: bed, extra: ["--soak", "0", "--node-ready-timeout", "3"])
-                .launch()
-            try await Self.execute(server, #"{"target_version":"1.34.5","kind":"patch"}"#)
-            let failed = try await server.waitForJob(1, state: "failed", timeout: 60)
-            let error = failed[dotted: "error"]?.stringValue ?? ""
-            #expect(
-                error.contains("for worker-2 to be Ready with kubelet at 1.34.5 after its kubelet restart"), "\(error)")
-            #expect(error.contains("Ready=Unknown"), "\(error)")
-            let nodes = try await Self.nodes(bed)
-            #expect(nodes["worker-1"]?.version == "v1.34.5")
-            for untouched in ["worker-3", "worker-4"] {
-                #expect(nodes[untouched] == NodeState(version: "v1.34.3", unschedulable: false), "\(untouched)")
-            }
-            _ = try await server.stop(signal: SIGTERM)
-        }
-
-        // MARK: - 8. Abort during a soak
-
-        @Test func anAbortDuringASoakStopsBeforeTheNextNode() async throws {
-            let bed = try await TestBed.start()
-            let server = try await OrchestratorFixture(bed: bed, extra: ["--soak", "20"]).launch()
-            try await Self.execute(server, #"{"target_version":"1.34.5","kind":"patch"}"#)
-            try await Self.waitFor(server, wait: "soak of worker-1")
-            let asked = Date()
-            #expect(try await server.request("DELETE", "/jobs/1").status == 202)
-            let aborted = try await server.waitForJob(1, state: "aborted", timeout: 5)
-            #expect(Date().timeIntervalSince(asked) < 2)
-            #expect(Self.events(aborted).last?.message == "aborted at a safe point in workers")
-            let nodes = try await Self.nodes(bed)
-            #expect(nodes["worker-1"] == NodeState(version: "v1.34.5", unschedulable: false))
-            #expect(nodes["worker-2"] == NodeState(version: "v1.34.3", unschedulable: false))
-            _ = try await server.stop(signal: SIGTERM)
-        }
+        // (A gate alert during a soak, a budget that can never be met, a node
+        // that never turns Ready and an abort during a soak are waits: they
+        // run in-process, in OrchestratorTests/PipelineInProcessTests.)
 
         // MARK: - 8b. A node that reports another machine's address
 

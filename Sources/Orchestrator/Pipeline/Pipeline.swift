@@ -23,17 +23,31 @@ protocol Pipeline: Sendable {
     func end(job: JobContext, state: JobState, reason: String?) async -> JSONValue?
 }
 
+/// What the halt-on-alert gate reads: the verdict now, and the alerts that
+/// fired in a window (for the quiet period). Prometheus in the service; a
+/// stand-in in the in-process tests.
+protocol AlertSource: Sendable {
+    func gate(_ selector: GateSelector) async -> GateVerdict
+    /// The label sets of an instant query's vector at `time` (seconds since 1970).
+    func query(_ expression: String, at time: Double?) async throws -> [[String: String]]
+}
+
+extension Prometheus: AlertSource {}
+
 /// Gates between stages, on Prometheus' alerts: a stage starts only while
 /// no alert matching the selector fires, waiting at most `gateWait`.
 struct GateCheck: Sendable {
-    let prometheus: Prometheus
+    let alerts: any AlertSource
     let selector: GateSelector
     let gateWait: Duration
+
+    /// The verdict now.
+    func verdict() async -> GateVerdict { await alerts.gate(selector) }
 
     func waitUntilOpen(_ job: JobContext, stage: UpgradeStage, node: String? = nil) async throws {
         let what = "halt-on-alert gate (\(selector)) to open"
         try await job.wait(for: what, stage: stage, node: node, timeout: gateWait) {
-            let verdict = await prometheus.gate(selector)
+            let verdict = await verdict()
             return verdict == .open ? nil : verdict.summary
         }
     }

@@ -262,7 +262,7 @@ extension UpgradePipeline {
         while job.now() < end {
             try await job.sleep(min(job.pollInterval, .seconds(max(0.01, end - job.now()))))
             var problem: String?
-            let verdict = await gate.prometheus.gate(gate.selector)
+            let verdict = await gate.verdict()
             if verdict != .open { problem = "halt-on-alert gate closed: \(verdict.summary)" }
             if problem == nil, let facts = try? await cluster.node(node), !facts.isReady {
                 problem = "\(node) is no longer Ready: \(facts.readiness)"

@@ -22,7 +22,7 @@ extension UpgradePipeline {
         }
         let notReady = nodes.filter { !$0.isReady }.map(\.name)
         if !notReady.isEmpty { problems.append("not Ready: " + notReady.joined(separator: ", ")) }
-        let verdict = await gate.prometheus.gate(gate.selector)
+        let verdict = await gate.verdict()
         if verdict != .open { problems.append("halt-on-alert gate: \(verdict.summary)") }
         let pods = try await cluster.allPods().map { pod in
             (

@@ -11,7 +11,7 @@ extension UpgradePipeline {
         let nodes = try await cluster.nodes()
         let master = try masterNode(nodes)
         let apiServers = try await cluster.runningAPIServers(of: nodes)
-        let verdict = await gate.prometheus.gate(gate.selector)
+        let verdict = await gate.verdict()
         var quiet: (hours: Int, fired: Result<[String], PlanError>)?
         if settings.quietPeriodHours > 0 {
             quiet = (settings.quietPeriodHours, await firedInQuietWindow(before: job))
@@ -46,7 +46,7 @@ extension UpgradePipeline {
         do {
             // The window ends when the job was created, so alerts the job's own
             // rollout caused do not block its resume.
-            let series = try await gate.prometheus.query(query, at: created)
+            let series = try await gate.alerts.query(query, at: created)
             return .success(Array(Set(series.map { $0["alertname"] ?? "?" })).sorted())
         } catch { return .failure(PlanError("\(error)")) }
     }

@@ -9,7 +9,7 @@ extension UpgradePipeline {
 
     /// The gate before a stage or a node: waits (bounded), and says on Slack what blocks.
     func waitForGate(_ job: JobContext, stage: UpgradeStage, node: String?) async throws {
-        let verdict = await gate.prometheus.gate(gate.selector)
+        let verdict = await gate.verdict()
         guard verdict != .open else { return }
         if job.request.dryRun {
             try await job.record(

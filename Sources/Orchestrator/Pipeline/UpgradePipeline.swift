@@ -31,7 +31,7 @@ struct PipelineSettings: Sendable {
 final class UpgradePipeline: Pipeline {
     let settings: PipelineSettings
     let cluster: Cluster
-    let shell: SSHRemoteShell
+    let shell: any RemoteShell
     let drainer: Drainer
     let gate: GateCheck
     let notifier: any Notifier
@@ -57,7 +57,7 @@ final class UpgradePipeline: Pipeline {
     }
 
     init(
-        settings: PipelineSettings, cluster: Cluster, shell: SSHRemoteShell, drainer: Drainer, gate: GateCheck,
+        settings: PipelineSettings, cluster: Cluster, shell: any RemoteShell, drainer: Drainer, gate: GateCheck,
         notifier: any Notifier, gauges: GaugePublisher
     ) {
         self.settings = settings

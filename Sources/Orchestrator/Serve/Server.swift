@@ -61,7 +61,7 @@ struct Server {
                 knownHostsFile: settings.knownHostsFile, addresses: settings.nodeAddresses),
             drainer: drainer,
             gate: GateCheck(
-                prometheus: Prometheus(baseURL: settings.prometheusURL), selector: settings.gate,
+                alerts: Prometheus(baseURL: settings.prometheusURL), selector: settings.gate,
                 gateWait: settings.gateWait),
             notifier: notifier, gauges: gauges)
         // In a pod, a replacement can start while this one still finishes

@@ -7,13 +7,20 @@ public struct JSONLog: Sendable {
     /// Names the program in every line.
     public let component: String
 
-    public init(component: String) { self.component = component }
+    /// Whether lines are written; tests that run the service in-process turn it off.
+    public let writes: Bool
+
+    public init(component: String, writes: Bool = true) {
+        self.component = component
+        self.writes = writes
+    }
 
     public func info(_ message: String, _ fields: [String: String] = [:]) { write("info", message, fields) }
     public func warning(_ message: String, _ fields: [String: String] = [:]) { write("warning", message, fields) }
     public func error(_ message: String, _ fields: [String: String] = [:]) { write("error", message, fields) }
 
     private func write(_ level: String, _ message: String, _ fields: [String: String]) {
+        guard writes else { return }
         var object = fields
         object["level"] = level
         object["msg"] = message

@@ -1,0 +1,214 @@
+import Foundation
+import Shared
+import SharedIO
+import Synchronization
+import Testing
+
+@testable import Orchestrator
+
+/// The whole pipeline in this process: the coordinator's stage loop, the
+/// node steps, drains against the simulator's store (served on loopback to
+/// the real Kubernetes client), simulated nodes, a stub gate, and a clock
+/// on which every soak, drain timeout and gate wait passes at once. These
+/// are the waits the test bed used to prove on real time.
+@Suite struct PipelineInProcessTests {
+    /// A master and three workers; `extra` goes inside the document.
+    static func cluster(workloads: String = "", budgets: String = "", faults: String = "") -> String {
+        """
+        {"nodes":[{"name":"master","roles":["control-plane"],"kubeletVersion":"1.34.3"},
+                  {"name":"worker-1","kubeletVersion":"1.34.3"},
+                  {"name":"worker-2","kubeletVersion":"1.34.3"},
+                  {"name":"worker-3","kubeletVersion":"1.34.3"}],
+         "workloads":[{"kind":"ReplicaSet","name":"web","replicas":3,"labels":{"app":"web"}}\(workloads)],
+         "budgets":[{"name":"web-pdb","maxUnavailable":1,"selector":{"app":"web"}}\(budgets)],
+         "faults":{\(faults)}}
+        """
+    }
+
+    static let untouched = "1.34.3"
+
+    @Test func aPatchUpgradeTakesEveryNodeToTheTargetWithItsSoaks() async throws {
+        try await InProcessOrchestrator.with(scenario: Self.cluster()) { orchestrator in
+            let id = try await orchestrator.execute()
+            _ = try await orchestrator.waitFor(.succeeded, id)
+            #expect(
+                orchestrator.nodes.scriptRuns == [
+                    "master: --role master --release 1.34.5", "worker-1: --role worker --release 1.34.5",
+                    "worker-2: --role worker --release 1.34.5", "worker-3: --role worker --release 1.34.5",
+                ])
+            #expect(
+                try await orchestrator.nodeStates() == [
+                    "master": "1.34.5", "worker-1": "1.34.5", "worker-2": "1.34.5", "worker-3": "1.34.5",
+                ])
+            let soaks = try await orchestrator.events(id).filter {
+                $0.kind == .waitEnded && $0.message.hasPrefix("soak")
+            }
+            #expect(soaks.map(\.message) == (1...3).map { "soak of worker-\($0): clean for 5 min" })
+            #expect(orchestrator.clock.slept >= .seconds(900), "three soaks of 5 min on the job's clock")
+            #expect(orchestrator.notices.all.last?.title == "Upgrade to 1.34.5 succeeded")
+        }
+    }
+
+    /// An abort during worker-1's soak stops the job there: worker-1 is
+    /// done and uncordoned, the others untouched.
+    @Test func anAbortDuringASoakStopsBeforeTheNextNode() async throws {
+        try await InProcessOrchestrator.with(scenario: Self.cluster()) { orchestrator in
+            let nodes = orchestrator.nodes
+            let coordinator = orchestrator.coordinator
+            orchestrator.once(when: { nodes.scriptRuns.count == 2 }) { _ = try? await coordinator.abort(1) }
+            let id = try await orchestrator.execute()
+            _ = try await orchestrator.waitFor(.aborted, id)
+            let events = try await orchestrator.events(id)
+            #expect(events.last?.message == "aborted at a safe point in workers")
+            #expect(events.contains { $0.kind == .waitStarted && $0.message.hasPrefix("soak of worker-1") })
+            #expect(
+                try await orchestrator.nodeStates() == [
+                    "master": "1.34.5", "worker-1": "1.34.5", "worker-2": Self.untouched, "worker-3": Self.untouched,
+                ])
+            #expect(orchestrator.clock.slept < .seconds(300), "stopped inside the soak, not after it")
+        }
+    }
+
+    /// An alert that fires during worker-1's soak fails the job before
+    /// worker-2; once it clears, the resumed job skips what is done.
+    @Test func aGateAlertDuringASoakStopsBeforeTheNextNodeAndResumeFinishesTheRest() async throws {
+        try await InProcessOrchestrator.with(scenario: Self.cluster()) { orchestrator in
+            let nodes = orchestrator.nodes
+            let alerts = orchestrator.alerts
+            orchestrator.once(when: { nodes.scriptRuns.count == 2 }) { alerts.fire("NodeLatencyHigh") }
+            let id = try await orchestrator.execute()
+            _ = try await orchestrator.waitFor(.failed, id)
+            let failure = try await orchestrator.failure(id)
+            #expect(failure.hasPrefix("soak of worker-1 stopped after "), "\(failure)")
+            #expect(failure.hasSuffix("halt-on-alert gate closed: firing: NodeLatencyHigh"), "\(failure)")
+            #expect(orchestrator.notices.all.map(\.title).contains("Blocked: soak of worker-1 found a regression"))
+            #expect(try await orchestrator.nodeStates()["worker-2"] == Self.untouched)
+
+            alerts.clear()
+            #expect(try await orchestrator.coordinator.resume(id) != nil)
+            _ = try await orchestrator.waitFor(.succeeded, id)
+            let events = try await orchestrator.events(id)
+            let after = events[(events.lastIndex { $0.kind == .jobResumed } ?? 0)...]
+            #expect(after.filter { $0.kind == .nodeSkipped }.map(\.node) == ["master", "worker-1"])
+            #expect(after.filter { $0.kind == .nodeStarted }.map(\.node) == ["worker-2", "worker-3"])
+            #expect(orchestrator.nodes.scriptRuns.count == 4, "no node's script ran twice")
+        }
+    }
+
+    /// A gate closed before a node is waited out; one that stays closed
+    /// fails the job at the gate's deadline, with the node untouched.
+    @Test func aClosedGateIsWaitedForAndOneThatNeverOpensFailsAtItsDeadline() async throws {
+        var options = InProcessOrchestrator.Options()
+        options.soak = .zero
+        try await InProcessOrchestrator.with(scenario: Self.cluster(), options: options) { orchestrator in
+            let alerts = orchestrator.alerts
+            let clock = orchestrator.clock
+            // After worker-1: an alert for 10 min of the job's clock; after
+            // worker-2: one that never clears.
+            let opensAt = Mutex<Double?>(nil)
+            orchestrator.nodes.onScript { node in
+                if node == "worker-1" {
+                    alerts.fire("EtcdHighLatency")
+                    opensAt.withLock { $0 = clock.now() + 600 }
+                }
+                if node == "worker-2" {
+                    opensAt.withLock { $0 = nil }
+                    alerts.fire("NodeDown")
+                }
+            }
+            clock.onSleep { now in
+                if let at = opensAt.withLock({ $0 }), now >= at { alerts.clear() }
+            }
+            let id = try await orchestrator.execute()
+            _ = try await orchestrator.waitFor(.failed, id)
+            let gateWaits = try await orchestrator.events(id).filter {
+                $0.kind == .waitEnded && $0.message.hasPrefix("halt-on-alert gate")
+            }
+            #expect(gateWaits.map(\.node) == ["worker-2", "worker-3"])
+            #expect(gateWaits.first?.message.hasSuffix("to open: done after 10 min") == true, "\(gateWaits)")
+            let failure = try await orchestrator.failure(id)
+            #expect(failure.hasPrefix("waited 30 min for halt-on-alert gate"), "\(failure)")
+            #expect(failure.hasSuffix("firing: NodeDown"), "\(failure)")
+            let titles = orchestrator.notices.all.map(\.title)
+            #expect(titles.contains("Blocked before worker-2") && titles.contains("Blocked before worker-3"))
+            #expect(try await orchestrator.nodeStates()["worker-3"] == Self.untouched)
+        }
+    }
+
+    /// A budget that never allows the eviction fails the drain at its
+    /// timeout, naming the pod and the budget; the node stays cordoned by
+    /// the job (for the operator), and the gauge names what blocks.
+    @Test func aBudgetThatCanNeverBeMetFailsTheDrainNamingThePodAndTheBudget() async throws {
+        let scenario = Self.cluster(
+            workloads: #",{"kind":"ReplicaSet","name":"db","replicas":1,"labels":{"app":"db"},"nodes":["worker-1"]}"#,
+            budgets: #",{"name":"db-pdb","minAvailable":1,"selector":{"app":"db"}}"#)
+        try await InProcessOrchestrator.with(scenario: scenario) { orchestrator in
+            let id = try await orchestrator.execute()
+            _ = try await orchestrator.waitFor(.failed, id)
+            let failure = try await orchestrator.failure(id)
+            #expect(
+                failure.hasPrefix("drain of worker-1 timed out after 10 min; still on the node: default/db-"),
+                "\(failure)")
+            #expect(failure.contains("held by PodDisruptionBudget default/db-pdb (0 disruptions allowed"), "\(failure)")
+            let states = try await orchestrator.nodeStates()
+            #expect(states["worker-1"] == "\(Self.untouched), cordoned")
+            #expect(states["worker-2"] == Self.untouched)
+            #expect(orchestrator.nodes.scriptRuns == ["master: --role master --release 1.34.5"])
+            let blocked = orchestrator.gauges.current.drainBlocked
+            #expect(
+                blocked.count == 1 && blocked.first?.budget == "default/db-pdb" && blocked.first?.node == "worker-1")
+            let titles = orchestrator.notices.all.map(\.title)
+            #expect(titles.contains("worker-1 failed") && titles.last == "Job failed", "\(titles)")
+        }
+    }
+
+    /// A node whose kubelet never reports Ready after its restart fails the
+    /// job at the node-ready timeout; no further node is touched.
+    @Test func aNodeThatNeverTurnsReadyFailsTheJobAndNoFurtherNodeIsTouched() async throws {
+        try await InProcessOrchestrator.with(scenario: Self.cluster(faults: #""neverReadyNodes":["worker-2"]"#)) {
+            orchestrator in
+            let id = try await orchestrator.execute()
+            _ = try await orchestrator.waitFor(.failed, id)
+            let failure = try await orchestrator.failure(id)
+            #expect(failure.hasPrefix("waited 10 min for worker-2 to be Ready with kubelet at 1.34.5"), "\(failure)")
+            #expect(failure.contains("Ready=Unknown"), "\(failure)")
+            let states = try await orchestrator.nodeStates()
+            #expect(states["worker-1"] == "1.34.5" && states["worker-3"] == Self.untouched, "\(states)")
+        }
+    }
+
+    /// A node script that fails fails its node and the job; resumed once
+    /// the node is mended, the job redoes only that node and what follows.
+    @Test func aFailedNodeScriptIsRedoneOnResumeAndNothingBeforeIt() async throws {
+        try await InProcessOrchestrator.with(scenario: Self.cluster()) { orchestrator in
+            orchestrator.nodes.failing.withLock { $0 = ["worker-2"] }
+            let id = try await orchestrator.execute()
+            _ = try await orchestrator.waitFor(.failed, id)
+            #expect(try await orchestrator.failure(id).contains("on worker-2 exited 1"))
+            orchestrator.nodes.failing.withLock { $0 = [] }
+            _ = try await orchestrator.coordinator.resume(id)
+            _ = try await orchestrator.waitFor(.succeeded, id)
+            #expect(
+                orchestrator.nodes.scriptRuns.map { $0.split(separator: ":")[0] } == [
+                    "master", "worker-1", "worker-2", "worker-2", "worker-3",
+                ])
+        }
+    }
+
+    /// A dry run reads everything and changes nothing: the node script
+    /// runs with --dry-run, cordons, evictions and soaks are recorded as
+    /// "would …", and no time is spent soaking.
+    @Test func aDryRunChangesNothingAndRecordsWhatItWouldDo() async throws {
+        try await InProcessOrchestrator.with(scenario: Self.cluster()) { orchestrator in
+            let id = try await orchestrator.execute(dryRun: true)
+            _ = try await orchestrator.waitFor(.succeeded, id)
+            #expect(orchestrator.nodes.scriptRuns.allSatisfy { $0.hasSuffix("--dry-run") })
+            #expect(orchestrator.nodes.scriptRuns.count == 4)
+            #expect(try await orchestrator.nodeStates().values.allSatisfy { $0 == Self.untouched })
+            let would = try await orchestrator.events(id).filter { $0.kind == .wouldChange }.map(\.message)
+            #expect(would.contains("would cordon worker-1") && would.contains("would soak worker-1 for 5 min"))
+            #expect(would.contains { $0.hasPrefix("would evict default/web-") })
+            #expect(orchestrator.clock.slept == .zero)
+        }
+    }
+}
