@@ -211,4 +211,46 @@ import Testing
             #expect(orchestrator.clock.slept == .zero)
         }
     }
+
+    /// A dropped session is re-attached to the same run after a pause on
+    /// the job's clock, and a run that stopped without a status is started
+    /// again under the same run ID; the job goes on.
+    @Test func aDroppedSessionAndAKilledRunAreFollowedToTheEnd() async throws {
+        try await InProcessOrchestrator.with(scenario: Self.cluster()) { orchestrator in
+            orchestrator.nodes.interruptions.withLock { $0 = ["worker-1": [.sessionDrops, .stopsWithoutStatus]] }
+            let id = try await orchestrator.execute()
+            _ = try await orchestrator.waitFor(.succeeded, id)
+            let warnings = try await orchestrator.events(id).filter { $0.kind == .warning }.map(\.message)
+            let run = NodeRun.id(job: id, purpose: "worker-1.34.5", node: "worker-1")
+            #expect(
+                warnings.contains {
+                    $0.hasPrefix("the SSH session to worker-1 ended")
+                        && $0.hasSuffix("re-attaching to run \(run) in 2 s (try 1)")
+                }, "\(warnings)")
+            #expect(warnings.contains { $0.hasPrefix("run \(run) on worker-1 stopped without an exit status") })
+            let tries = orchestrator.nodes.commands.filter { $0.node == "worker-1" && $0.words.contains("--role") }
+            #expect(tries.count == 3)
+            #expect(tries.allSatisfy { SimulatedNodes.value(after: "--run-id", in: $0.words) == run })
+        }
+    }
+
+    /// Re-attaching stops once the script timeout leaves too little time
+    /// to follow the run, and says the run may still be going.
+    @Test func reattachingGivesUpWhenTheScriptTimeoutLeavesTooLittleTime() async throws {
+        var options = InProcessOrchestrator.Options()
+        options.scriptTimeout = .seconds(40)
+        try await InProcessOrchestrator.with(scenario: Self.cluster(), options: options) { orchestrator in
+            orchestrator.nodes.interruptions.withLock { $0 = ["worker-1": Array(repeating: .sessionDrops, count: 5)] }
+            let id = try await orchestrator.execute()
+            _ = try await orchestrator.waitFor(.failed, id)
+            let failure = try await orchestrator.failure(id)
+            #expect(
+                failure.contains("gave up re-attaching to run job-\(id)-worker-1.34.5-worker-1 after 3 tries"),
+                "\(failure)")
+            #expect(failure.hasSuffix("the run may still be going on the node"))
+            // 2 s and 4 s of pauses on the job's clock; the third would leave less than 30 s.
+            #expect(
+                orchestrator.nodes.commands.filter { $0.node == "worker-1" && $0.words.contains("--role") }.count == 3)
+        }
+    }
 }

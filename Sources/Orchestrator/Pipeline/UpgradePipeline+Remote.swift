@@ -71,14 +71,15 @@ extension UpgradePipeline {
         }
         markTouched()
         let id = NodeRun.id(job: job.id, purpose: purpose, node: node.name)
-        let deadline = ContinuousClock.now + settings.scriptTimeout
+        // On the job's clock, as every wait is.
+        let deadline = job.now() + settings.scriptTimeout.seconds
         var position: NodeRun.Position?
         var tries = 0
         while true {
             let command = RemoteCommand(
                 ["bash", "-c", NodeRun.launcher, "update_k8s.sh"]
                     + NodeRun.arguments(id: id, reattachingFrom: position) + arguments,
-                stdin: settings.nodeScript, timeout: max(deadline - ContinuousClock.now, .seconds(1)))
+                stdin: settings.nodeScript, timeout: .seconds(max(deadline - job.now(), 1)))
             // What this session saw: the attempt it follows and how many of
             // its lines (a session follows one attempt; stdout and stderr
             // may arrive in either order).
@@ -99,7 +100,7 @@ extension UpgradePipeline {
             } catch let error as SSHError where Self.sessionLost(error.kind) {
                 tries += 1
                 let pause = Duration.seconds(min(1 << min(tries, 5), 30))
-                guard tries <= Self.maxReattaches, ContinuousClock.now + pause + Self.minimumFollow < deadline else {
+                guard tries <= Self.maxReattaches, job.now() + (pause + Self.minimumFollow).seconds < deadline else {
                     throw JobFailure(
                         "\(node.name): \(error); gave up re-attaching to run \(id) after \(tries) tries "
                             + "(--script-timeout leaves too little time); the run may still be going on the node")
@@ -113,7 +114,7 @@ extension UpgradePipeline {
             } catch { throw JobFailure("\(node.name): \(error)") }
             if result.exitStatus == NodeRun.stoppedWithoutStatus {
                 tries += 1
-                guard tries <= Self.maxReattaches, ContinuousClock.now + Self.minimumFollow < deadline else {
+                guard tries <= Self.maxReattaches, job.now() + Self.minimumFollow.seconds < deadline else {
                     throw JobFailure(
                         "run \(id) on \(node.name) stopped without an exit status (killed, or the node restarted), "
                             + "and --script-timeout leaves too little time to start it again")

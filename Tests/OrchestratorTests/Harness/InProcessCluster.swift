@@ -83,6 +83,10 @@ final class SimulatedNodes: RemoteShell {
     let failing = Mutex<Set<String>>([])
     /// etcd members (control-plane names) that do not answer.
     let etcdDown = Mutex<Set<String>>([])
+    /// What happens to a node's next real script runs before one gets
+    /// through: the session drops, or the run stops without a status.
+    enum Interruption: Sendable { case sessionDrops, stopsWithoutStatus }
+    let interruptions = Mutex<[String: [Interruption]]>([:])
     /// Told the node's name after each real node script run.
     private let afterScript = Mutex<[@Sendable (String) -> Void]>([])
 
@@ -127,6 +131,18 @@ final class SimulatedNodes: RemoteShell {
             return Self.result(1, "update_k8s.sh: apt-get install failed", stderr: "E: simulated failure")
         }
         guard !dryRun else { return Self.result(0, "dry run: nothing changed") }
+        let interruption = interruptions.withLock { queued -> Interruption? in
+            guard let next = queued[node]?.first else { return nil }
+            queued[node]?.removeFirst()
+            return next
+        }
+        switch interruption {
+        case .sessionDrops?:
+            throw SSHError(kind: .connectionLost, destination: "\(node):22", detail: "the simulated session dropped")
+        case .stopsWithoutStatus?:
+            return Self.result(NodeRun.stoppedWithoutStatus, stderr: "update_k8s.sh: run killed")
+        case nil: break
+        }
         if role != NodeRole.worker.rawValue { try await store.upgradeControlPlane(node: node, to: release) }
         let patch: JSONValue = .object([
             "status": .object([
@@ -204,6 +220,7 @@ struct InProcessOrchestrator {
         var nodeReadyTimeout: Duration = .seconds(600)
         var gateWait: Duration = .seconds(1800)
         var drainTimeout: Duration = .seconds(600)
+        var scriptTimeout: Duration = .seconds(1800)
     }
 
     /// Runs `body` with an orchestrator over `scenario` (a scenario document).
@@ -262,7 +279,7 @@ struct InProcessOrchestrator {
             settings: PipelineSettings(
                 nodeScript: Data("#!/usr/bin/env bash\n".utf8), backupDir: "/var/backups/k8s-upgrade",
                 expectedNodes: nil, masterNode: nil, workerOrder: .ascending, soak: options.soak,
-                nodeReadyTimeout: options.nodeReadyTimeout, scriptTimeout: .seconds(1800), podReadyRatio: 0.9,
+                nodeReadyTimeout: options.nodeReadyTimeout, scriptTimeout: options.scriptTimeout, podReadyRatio: 0.9,
                 quietPeriodHours: 0, repoBase: "https://pkgs.k8s.io/core:/stable:"),
             cluster: cluster, shell: nodes, drainer: drainer,
             gate: GateCheck(
