@@ -50,6 +50,11 @@ struct JobContext: Sendable {
     /// The job clock's wall time.
     func now() -> Double { clock.now() }
 
+    /// A real run's events move the stalled-rollout gauge; a dry run's do not.
+    private func progress(at time: Double) {
+        if !request.dryRun { progressed(time) }
+    }
+
     /// Appends one event.
     func record(
         _ kind: JobEvent.Kind, _ message: String, stage: UpgradeStage? = nil, node: String? = nil,
@@ -58,7 +63,7 @@ struct JobContext: Sendable {
         let time = now()
         try await store.append(
             id, [JobEvent(time: time, kind: kind, stage: stage, node: node, message: message, deadline: deadline)])
-        if !request.dryRun { progressed(time) }
+        progress(at: time)
     }
 
     /// A safe point: stops the job here if an abort or a shutdown was asked
@@ -92,7 +97,7 @@ struct JobContext: Sendable {
                     time: started, kind: .waitStarted, stage: stage, node: node, message: what, deadline: deadline),
                 JobEvent(time: started, kind: .waitUpdated, stage: stage, node: node, message: reason),
             ])
-        if !request.dryRun { progressed(started) }
+        progress(at: started)
         while true {
             try await sleep(pollInterval, finishingOnShutdown: finishingOnShutdown)
             let next = await check()
@@ -148,7 +153,7 @@ struct JobContext: Sendable {
             events.append(
                 JobEvent(time: time, kind: .waitUpdated, stage: stage, message: "try \(tries) of \(call): \(reason)"))
             try await store.append(id, events)
-            if !request.dryRun { progressed(time) }
+            progress(at: time)
         case let .recovered(call, tries, elapsed):
             try await record(
                 .waitEnded,

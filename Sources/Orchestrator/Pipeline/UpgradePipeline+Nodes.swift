@@ -2,47 +2,42 @@ import FoundationEssentials
 import Shared
 import SharedIO
 
-// Stages 5 and 6: the node steps of control planes and workers.
+// Stages 5 and 6: each node's procedure (``NodeProcedure``), carried out
+// step by step.
 extension UpgradePipeline {
     // MARK: - Stages 5 and 6: nodes
 
     func controlPlanes(_ job: JobContext) async throws -> StageOutcome {
         let steps = state.withLock { $0.plan.controlPlanes }
-        var upgraded = 0
-        for step in steps {
-            try job.checkpoint()
-            guard let node = try await liveStep(step, job: job, stage: .master) else { continue }
-            try await waitForGate(job, stage: .master, node: step.node)
-            let master = try masterNode(try await cluster.nodes())
-            switch await etcdHealth(on: master) {
-            case let .success(health):
-                switch health.quorum(without: step.node) {
-                case let .success(verdict):
-                    try await job.record(
-                        .info, "etcd: \(health.summary); \(verdict)", stage: .master, node: step.node)
-                case let .failure(reason):
-                    throw JobFailure("\(step.node) was not touched: \(reason)")
-                }
-            case let .failure(error): throw JobFailure("etcd is not healthy before \(step.node): \(error)")
-            }
-            try await upgrade(node, step: step, job: job, stage: .master)
-            upgraded += 1
-        }
+        let upgraded = try await nodes(steps, stage: .master, job: job)
         return .done("\(upgraded) of \(steps.count) control planes upgraded; the others were already done")
     }
 
     func workers(_ job: JobContext) async throws -> StageOutcome {
         let steps = state.withLock { $0.plan.workers }
-        var upgraded = 0
+        let upgraded = try await nodes(steps, stage: .workers, job: job)
+        return .done("\(upgraded) of \(steps.count) workers upgraded; the others were already done")
+    }
+
+    /// Each node in turn, decided again from its live state (a resumed
+    /// job skips what is done); the number carried out.
+    private func nodes(_ steps: [NodeStep], stage: UpgradeStage, job: JobContext) async throws -> Int {
+        var carried = 0
         for step in steps {
             try job.checkpoint()
-            guard let node = try await liveStep(step, job: job, stage: .workers) else { continue }
-            try await waitForGate(job, stage: .workers, node: step.node)
-            try await upgrade(node, step: step, job: job, stage: .workers)
-            try await soak(step.node, job: job)
-            upgraded += 1
+            guard let (node, action) = try await liveStep(step, job: job, stage: stage) else { continue }
+            let operations = NodeProcedure.operations(
+                role: step.role, action: action,
+                script: settings.distribution.nodeStep(role: step.role, target: job.request.targetVersion),
+                soaks: settings.soak > .zero)
+            var work = NodeWork(
+                node: node, step: step, action: action, stage: stage,
+                line: UpgradeReport.NodeReport(
+                    name: node.name, role: step.role, before: node.kubelet?.description ?? "?"))
+            try await carryOut(operations, &work, job: job)
+            carried += 1
         }
-        return .done("\(upgraded) of \(steps.count) workers upgraded; the others were already done")
+        return carried
     }
 
     /// Re-reads the node and decides again, so a resumed job skips what is done.
@@ -65,101 +60,136 @@ extension UpgradePipeline {
         return (node, action)
     }
 
-    /// cordon → drain → node script → uncordon → verify.
-    func upgrade(
-        _ live: (NodeFacts, NodeAction), step: NodeStep, job: JobContext, stage: UpgradeStage
-    ) async throws {
-        let (node, action) = live
-        let target = job.request.targetVersion
-        var line = UpgradeReport.NodeReport(
-            name: node.name, role: step.role, before: node.kubelet?.description ?? "?")
-        setGauges(job) { $0.node = node.name }
-        let what = action == .finish ? "finishing" : "upgrading"
-        try await job.record(
-            .nodeStarted, "\(what) \(node.name) (\(step.role.rawValue)): \(line.before) → \(target)", stage: stage,
-            node: node.name)
-        notify(job, .info, "\(node.name): \(what) \(line.before) → \(target)")
-        do {
-            if action == .upgrade {
-                if step.role == .worker { try await checkKubeletSkew(node, job: job) }
-                try await reach(node, job: job, stage: stage)
-                if !node.unschedulable {
-                    try await write(job, "cordon \(node.name)", stage: stage, node: node.name) {
-                        try await cluster.cordon(node.name, by: "job-\(job.id)")
+    /// One node's procedure, as the core decided it. A failure between
+    /// `start` and `done` fails the node (its report line, an event, a notice).
+    func carryOut(_ operations: [NodeOperation], _ work: inout NodeWork, job: JobContext) async throws {
+        for operation in operations {
+            do {
+                try await perform(operation, &work, job: job)
+            } catch {
+                if operation.isNodeStep {
+                    work.line.outcome = "failed: \(error)"
+                    let line = work.line
+                    state.withLock { $0.report.record(line) }
+                    if !(error is JobStop) {
+                        try? await job.record(.nodeFailed, "\(error)", stage: work.stage, node: work.node.name)
+                        notify(job, .failure, "\(work.node.name) failed", ["\(error)"])
                     }
-                    markTouched()
-                    setGauges(job) { $0.cordonedSince[node.name] = job.now() }
-                } else if node.cordonedBy != nil {
-                    // Cordoned by this job before a restart: since now, at the latest.
-                    setGauges(job) { gauges in
-                        if gauges.cordonedSince[node.name] == nil { gauges.cordonedSince[node.name] = job.now() }
-                    }
-                } else if node.cordonedBy == nil {
-                    try await job.record(
-                        .info, "\(node.name) was already cordoned by someone else; it stays cordoned afterwards",
-                        stage: stage, node: node.name)
                 }
-                let drainStart = job.now()
-                let drained = try await drain(node.name, job: job, stage: stage)
-                line.drainSeconds = job.now() - drainStart
-                line.podsEvicted = drained.evicted
-                line.blockers = drained.blockers
-                line.podsLeft = drained.excluded
-                let scriptStart = job.now()
-                markTouched()
-                try await runScript(
-                    job, settings.distribution.nodeStep(role: step.role, target: target),
-                    purpose: "\(step.role.rawValue)-\(target)", on: node, stage: stage)
-                line.scriptSeconds = job.now() - scriptStart
+                throw error
             }
-            let current = job.request.dryRun ? node : try await cluster.node(node.name)
-            if job.request.dryRun ? !node.unschedulable : current.cordonedBy != nil {
-                try await write(job, "uncordon \(node.name)", stage: stage, node: node.name) {
+        }
+    }
+
+    private func perform(_ operation: NodeOperation, _ work: inout NodeWork, job: JobContext) async throws {
+        let node = work.node
+        let target = job.request.targetVersion
+        switch operation {
+        case .gate:
+            try await waitForGate(job, stage: work.stage, node: node.name)
+        case .quorum:
+            try await checkQuorum(without: node.name, job: job)
+        case .start:
+            setGauges(job) { $0.node = node.name }
+            let what = work.action == .finish ? "finishing" : "upgrading"
+            try await job.record(
+                .nodeStarted, "\(what) \(node.name) (\(work.step.role.rawValue)): \(work.line.before) → \(target)",
+                stage: work.stage, node: node.name)
+            notify(job, .info, "\(node.name): \(what) \(work.line.before) → \(target)")
+        case .kubeletSkew:
+            try await checkKubeletSkew(node, job: job)
+        case .reach:
+            try await reach(node, job: job, stage: work.stage)
+        case .cordon:
+            try await cordon(node, job: job, stage: work.stage)
+        case .drain:
+            let started = job.now()
+            let drained = try await drain(node.name, job: job, stage: work.stage)
+            work.line.drainSeconds = job.now() - started
+            work.line.podsEvicted = drained.evicted
+            work.line.blockers = drained.blockers
+            work.line.podsLeft = drained.excluded
+        case let .script(arguments):
+            let started = job.now()
+            try await runScript(
+                job, arguments, purpose: "\(work.step.role.rawValue)-\(target)", on: node, stage: work.stage)
+            work.line.scriptSeconds = job.now() - started
+        case .uncordon:
+            let current = try await afterCordon(node, job: job)
+            if current.cordonedBy != nil {
+                try await write(job, "uncordon \(node.name)", stage: work.stage, node: node.name) {
                     try await cluster.uncordon(node.name)
                 }
                 setGauges(job) { $0.cordonedSince[node.name] = nil }
             } else if current.unschedulable {
                 try await job.record(
-                    .info, "\(node.name) left cordoned: this tool did not cordon it", stage: stage, node: node.name)
+                    .info, "\(node.name) left cordoned: this tool did not cordon it", stage: work.stage,
+                    node: node.name)
             }
-            if job.request.dryRun {
-                line.after = target.description
-                line.outcome = "dry run: nothing changed"
-                if step.role != .worker { state.withLock { _ = $0.dryRunControlPlanes.insert(node.name) } }
-            } else {
-                try await verify(node.name, role: step.role, job: job, stage: stage)
-                line.after = target.description
-                line.outcome = action == .finish ? "finished" : "upgraded"
-            }
-        } catch {
-            line.outcome = "failed: \(error)"
+        case .verify:
+            work.line.after = target.description
+            work.line.outcome = try await verify(
+                node.name, role: work.step.role, finishing: work.action == .finish, job: job, stage: work.stage)
+        case .done:
+            let line = work.line
             state.withLock { $0.report.record(line) }
-            if !(error is JobStop) {
-                try? await job.record(.nodeFailed, "\(error)", stage: stage, node: node.name)
-                notify(job, .failure, "\(node.name) failed", ["\(error)"])
-            }
-            throw error
+            let timings =
+                line.drainSeconds + line.scriptSeconds > 0
+                ? " (drain \(UpgradeReport.seconds(line.drainSeconds)), \(line.podsEvicted) pods evicted, "
+                    + "script \(UpgradeReport.seconds(line.scriptSeconds)))" : ""
+            try await job.record(
+                .nodeSucceeded, "\(node.name) \(wouldBe(job)) at \(target)\(timings)", stage: work.stage,
+                node: node.name)
+            notify(job, .success, "\(node.name) done", [line.outcome])
+        case .soak:
+            try await soak(node.name, job: job)
         }
-        state.withLock { $0.report.record(line) }
-        try await job.record(
-            .nodeSucceeded,
-            "\(node.name) \(job.request.dryRun ? "would be" : "is") at \(target)"
-                + (line.drainSeconds + line.scriptSeconds > 0
-                    ? " (drain \(UpgradeReport.seconds(line.drainSeconds)), \(line.podsEvicted) pods evicted, script \(UpgradeReport.seconds(line.scriptSeconds)))"
-                    : ""),
-            stage: stage, node: node.name)
-        notify(job, .success, "\(node.name) done", [line.outcome])
+    }
+
+    /// The datastore stays quorate while this control plane's member restarts.
+    func checkQuorum(without node: String, job: JobContext) async throws {
+        let master = try masterNode(try await cluster.nodes())
+        switch await etcdHealth(on: master) {
+        case let .success(health):
+            switch health.quorum(without: node) {
+            case let .success(verdict):
+                try await job.record(.info, "etcd: \(health.summary); \(verdict)", stage: .master, node: node)
+            case let .failure(reason):
+                throw JobFailure("\(node) was not touched: \(reason)")
+            }
+        case let .failure(error): throw JobFailure("etcd is not healthy before \(node): \(error)")
+        }
+    }
+
+    /// Cordons the node for this job unless it is already unschedulable; a
+    /// node someone else cordoned stays cordoned afterwards.
+    func cordon(_ node: NodeFacts, job: JobContext, stage: UpgradeStage) async throws {
+        if !node.unschedulable {
+            try await write(job, "cordon \(node.name)", stage: stage, node: node.name) {
+                try await cluster.cordon(node.name, by: "job-\(job.id)")
+            }
+            markTouched()
+            setGauges(job) { $0.cordonedSince[node.name] = job.now() }
+        } else if node.cordonedBy != nil {
+            // Cordoned by this job before a restart: since now, at the latest.
+            setGauges(job) { gauges in
+                if gauges.cordonedSince[node.name] == nil { gauges.cordonedSince[node.name] = job.now() }
+            }
+        } else {
+            try await job.record(
+                .info, "\(node.name) was already cordoned by someone else; it stays cordoned afterwards",
+                stage: stage, node: node.name)
+        }
     }
 
     /// A worker's kubelet never gets ahead of the oldest API server, whatever
     /// stages were selected (`preflight,workers` on a cluster whose control
-    /// plane was not upgraded stops here, before the first cordon).
+    /// plane was not upgraded stops here, before the first cordon). A dry
+    /// run counts the control planes it took to the target on paper.
     func checkKubeletSkew(_ node: NodeFacts, job: JobContext) async throws {
         let target = job.request.targetVersion
         var apiServers = try await cluster.apiServerVersions(of: try await cluster.nodes())
-        if job.request.dryRun {
-            for name in state.withLock({ $0.dryRunControlPlanes }) { apiServers[name] = target }
-        }
+        for name in state.withLock({ $0.dryRunControlPlanes }) { apiServers[name] = target }
         let versions = apiServers.isEmpty ? [try await cluster.client.serverVersion()] : Array(apiServers.values)
         guard let current = node.kubelet else {
             throw JobFailure("\(node.name): its kubelet version is unreadable, so it was not touched")
@@ -186,40 +216,9 @@ extension UpgradePipeline {
         }
     }
 
-    func drain(_ node: String, job: JobContext, stage: UpgradeStage) async throws -> Drainer.Outcome {
-        if job.request.dryRun {
-            let selection = try await drainer.select(node)
-            let budgets = try await cluster.budgets()
-            for refusal in selection.refusals {
-                try await job.record(.warning, "drain would stop: \(refusal)", stage: stage, node: node)
-            }
-            for (pod, reason) in selection.leftOnPurpose {
-                try await job.record(.info, "would leave \(pod) on \(node): \(reason)", stage: stage, node: node)
-            }
-            for pod in selection.evict {
-                let budget = budgets.first { $0.covers(pod) }.map { " (\($0.summary))" } ?? ""
-                try await job.record(.wouldChange, "would evict \(pod.reference)\(budget)", stage: stage, node: node)
-            }
-            return Drainer.Outcome(evicted: 0, blockers: [], excluded: selection.excluded)
-        }
-        try await job.record(.info, "draining \(node)", stage: stage, node: node)
-        do {
-            var drainer = drainer
-            drainer.clock = job.clock
-            let outcome = try await drainer.drain(node, checkpoint: { try job.checkpoint() }) { message in
-                try? await job.record(.info, message, stage: stage, node: node)
-            }
-            try await job.record(.info, "\(node) drained: \(outcome.evicted) pods evicted", stage: stage, node: node)
-            return outcome
-        } catch let timeout as DrainTimeout {
-            setGauges(job) { gauges in
-                gauges.drainBlocked = timeout.held.map { .init(node: node, pod: $0.pod, budget: $0.budget) }
-            }
-            throw JobFailure(timeout.description)
-        }
-    }
-
-    func verify(_ node: String, role: NodeRole, job: JobContext, stage: UpgradeStage) async throws {
+    /// Waits until the node is Ready with its kubelet (and on a control
+    /// plane its API server) at the target.
+    func waitUntilUpgraded(_ node: String, role: NodeRole, job: JobContext, stage: UpgradeStage) async throws {
         let target = job.request.targetVersion
         try await job.wait(
             for:
@@ -242,14 +241,7 @@ extension UpgradePipeline {
 
     /// Watches the gate and the node's Ready state for the soak time; a
     /// regression fails the job before the next node.
-    func soak(_ node: String, job: JobContext) async throws {
-        guard settings.soak > .zero else { return }
-        if job.request.dryRun {
-            try await job.record(
-                .wouldChange, "would soak \(node) for \(JobContext.format(settings.soak.seconds))", stage: .workers,
-                node: node)
-            return
-        }
+    func watchSoak(_ node: String, job: JobContext) async throws {
         let started = job.now()
         let end = started + settings.soak.seconds
         try await job.store.append(
@@ -283,4 +275,13 @@ extension UpgradePipeline {
         try await job.record(
             .waitEnded, "soak of \(node): clean for \(JobContext.format(seconds))", stage: .workers, node: node)
     }
+}
+
+/// One node's work in progress: what was read at its start, and its report line.
+struct NodeWork {
+    var node: NodeFacts
+    let step: NodeStep
+    let action: NodeAction
+    let stage: UpgradeStage
+    var line: UpgradeReport.NodeReport
 }

@@ -38,19 +38,15 @@ extension UpgradePipeline {
             "\(ready) of \(pods.count) pods Ready (\(Int((ratio * 100).rounded())) %, needed \(Int((settings.podReadyRatio * 100).rounded())) %)"
         if ratio < settings.podReadyRatio { problems.append(ratioText) }
         try await job.record(.info, ratioText, stage: .postflight)
-        if job.request.dryRun {
-            for problem in problems {
-                try await job.record(.info, "now (before any change): \(problem)", stage: .postflight)
-            }
-            try await job.record(
-                .wouldChange,
-                "would remove the in-flight annotations (\(InFlightMark.keys.joined(separator: ", "))) of namespace \(cluster.namespace)",
-                stage: .postflight)
-            return .done("dry run: checks read; nothing was changed")
-        }
-        guard problems.isEmpty else { throw JobFailure("postflight failed: " + problems.joined(separator: "; ")) }
-        try await cluster.clearInFlightMark()
+        try await requireNoProblems(problems, job: job)
+        try await write(
+            job,
+            "remove the in-flight annotations (\(InFlightMark.keys.joined(separator: ", "))) of namespace \(cluster.namespace)",
+            stage: .postflight
+        ) { try await cluster.clearInFlightMark() }
         setGauges(job) { $0.inFlight = false }
-        return .done("all \(nodes.count) nodes at \(target) and Ready; \(ratioText); annotations cleared")
+        return outcome(
+            job, done: "all \(nodes.count) nodes at \(target) and Ready; \(ratioText); annotations cleared",
+            rehearsed: "checks read; nothing was changed")
     }
 }

@@ -22,18 +22,10 @@ extension UpgradePipeline {
         }
         let arguments = ["--containerd", wanted.description]
         try await runScript(job, arguments, purpose: "containerd-\(wanted)", on: master, stage: .containerd)
-        guard !job.request.dryRun else {
-            return .done("dry run: would bring containerd on \(master.name) to \(wanted)")
-        }
-        try await job.wait(
-            for: "\(master.name) to report containerd \(wanted)", stage: .containerd, node: master.name,
-            timeout: settings.nodeReadyTimeout
-        ) {
-            guard let node = try? await self.cluster.node(master.name) else { return "node unreadable" }
-            return node.containerd == wanted && node.isReady
-                ? nil : "runtime \(node.containerd?.description ?? "?"), \(node.readiness)"
-        }
-        return .done("containerd on \(master.name): \(masterRuntime) → \(wanted)")
+        try await waitForRuntime(wanted, on: master.name, job: job)
+        return outcome(
+            job, done: "containerd on \(master.name): \(masterRuntime) → \(wanted)",
+            rehearsed: "would bring containerd on \(master.name) to \(wanted)")
     }
 
     // MARK: - Stage 4: repo
@@ -48,8 +40,8 @@ extension UpgradePipeline {
             try job.checkpoint()
             try await runScript(job, ["--repo-minor", minor], purpose: "repo-\(minor)", on: node, stage: .repo)
         }
-        return .done(
-            "\(job.request.dryRun ? "dry run: would point" : "pointed") \(nodes.count) nodes at the v\(minor) repository"
-        )
+        return outcome(
+            job, done: "pointed \(nodes.count) nodes at the v\(minor) repository",
+            rehearsed: "would point \(nodes.count) nodes at the v\(minor) repository")
     }
 }

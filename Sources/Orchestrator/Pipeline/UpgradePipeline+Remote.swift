@@ -7,69 +7,17 @@ import Synchronization
 extension UpgradePipeline {
     // MARK: - Helpers
 
-    /// The gate before a stage or a node: waits (bounded), and says on Slack what blocks.
-    func waitForGate(_ job: JobContext, stage: UpgradeStage, node: String?) async throws {
-        let verdict = await gate.verdict()
-        guard verdict != .open else { return }
-        if job.request.dryRun {
-            try await job.record(
-                .warning, "the halt-on-alert gate is closed (\(verdict.summary)); a real run would wait", stage: stage,
-                node: node)
-            return
-        }
-        notify(
-            job, .warning, "Blocked before \(node ?? stage.rawValue)",
-            [verdict.summary, "waiting up to \(JobContext.format(gate.gateWait.seconds))"])
-        try await gate.waitUntilOpen(job, stage: stage, node: node)
-        notify(job, .info, "Gate open again; continuing with \(node ?? stage.rawValue)")
-    }
-
-    /// A write: made, or in a dry run recorded as "would …".
-    func write(
-        _ job: JobContext, _ what: String, stage: UpgradeStage? = nil, node: String? = nil,
-        _ body: () async throws -> Void
-    ) async throws {
-        if job.request.dryRun {
-            try await job.record(.wouldChange, "would \(what)", stage: stage, node: node)
-        } else {
-            try await body()
-            try await job.record(.info, what, stage: stage, node: node)
-        }
-    }
-
     func markTouched() { state.withLock { $0.touched = true } }
 
     /// The node script with `arguments`, its output streamed into the job; a
-    /// non-zero exit fails the job. A real run is detached from the SSH
+    /// non-zero exit fails the job. The run is detached from the SSH
     /// session (``NodeRun``): when the session drops, the job re-attaches
     /// to the same run (up to ``maxReattaches`` times within the script
     /// timeout) instead of starting a second one, and a run that was killed
-    /// is started again, its steps being convergent. A dry run is piped
-    /// with `--dry-run` and changes nothing on the node.
-    func runScript(
+    /// is started again, its steps being convergent.
+    func runDetached(
         _ job: JobContext, _ arguments: [String], purpose: String, on node: NodeFacts, stage: UpgradeStage
-    )
-        async throws
-    {
-        guard !job.request.dryRun else {
-            try await job.record(
-                .wouldChange, "would run on \(node.name): update_k8s.sh \(Shell.command(arguments))", stage: stage,
-                node: node.name)
-            let words = arguments + ["--dry-run"]
-            let command = RemoteCommand(
-                ["bash", "-s", "--"] + words, stdin: settings.nodeScript, timeout: settings.scriptTimeout)
-            let result: SSHCommandResult
-            do {
-                result = try await runRemote(job, command, on: node, stage: stage)
-            } catch { throw JobFailure("\(node.name): \(error)") }
-            guard result.succeeded else {
-                throw JobFailure(
-                    "update_k8s.sh \(Shell.command(words)) on \(node.name) \(Self.ended(result)): \(Self.tail(result.stderrText))"
-                )
-            }
-            return
-        }
-        markTouched()
+    ) async throws {
         let id = NodeRun.id(job: job.id, purpose: purpose, node: node.name)
         // On the job's clock, as every wait is.
         let deadline = job.now() + settings.scriptTimeout.seconds

@@ -37,14 +37,25 @@ extension UpgradePipeline {
                     + "(\(Self.tail(checked.stderrText + checked.stdoutText))); taking a new one",
                 stage: .snapshot)
         }
-        if job.request.dryRun {
-            if case let .failure(error) = await etcdHealth(on: master) {
-                throw JobFailure("etcd is not healthy, the snapshot would fail: \(error)")
-            }
-            try await job.record(.wouldChange, "would run on \(master.name): \(shell.render(save))", stage: .snapshot)
-            try await job.record(.wouldChange, "would verify with: \(shell.render(status))", stage: .snapshot)
+        guard let verified = try await saveSnapshot(save, verifying: status, at: path, on: master, job: job) else {
             return .done("dry run: would save and verify \(path)")
         }
+        try await job.record(.info, "snapshot \(path): \(verified.summary)", stage: .snapshot)
+        try await cluster.annotateNamespace(["snapshot-path": path])
+        state.withLock {
+            $0.report.snapshotPath = path
+            $0.report.snapshot = verified.summary
+        }
+        try await pruneSnapshots(job, on: master, keeping: [path])
+        setGauges(job) { $0.snapshotTaken = true }
+        return .done("saved \(path): \(verified.summary)")
+    }
+
+    /// Saves the snapshot after a health check, and verifies it.
+    func takeSnapshot(
+        _ save: RemoteCommand, verifying status: RemoteCommand, at path: String, on master: NodeFacts,
+        job: JobContext
+    ) async throws -> SnapshotStatus {
         // A save against an etcd that does not answer waits out its whole
         // command timeout; a health check first fails in seconds.
         switch await etcdHealth(on: master) {
@@ -65,15 +76,7 @@ extension UpgradePipeline {
             guard checked.succeeded else { throw PlanError(Self.tail(checked.stderrText)) }
             verified = try SnapshotStatus(json: checked.stdoutText)
         } catch { throw JobFailure("the etcd snapshot \(path) could not be verified: \(error)") }
-        try await job.record(.info, "snapshot \(path): \(verified.summary)", stage: .snapshot)
-        try await cluster.annotateNamespace(["snapshot-path": path])
-        state.withLock {
-            $0.report.snapshotPath = path
-            $0.report.snapshot = verified.summary
-        }
-        try await pruneSnapshots(job, on: master, keeping: [path])
-        setGauges(job) { $0.snapshotTaken = true }
-        return .done("saved \(path): \(verified.summary)")
+        return verified
     }
 
     /// Retention: the newest `snapshotKeep` snapshots stay, and the rollback

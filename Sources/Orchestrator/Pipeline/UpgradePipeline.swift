@@ -76,11 +76,6 @@ final class UpgradePipeline: Pipeline {
         notifier.notify(Notice(level, title, lines: lines, jobID: job.id))
     }
 
-    func setGauges(_ job: JobContext, _ change: (inout UpgradeGauges) -> Void) {
-        guard !job.request.dryRun else { return }
-        gauges.update(change)
-    }
-
     var target: KubeVersion { state.withLock { $0.report.target } }
 
     // MARK: - The stage hooks
@@ -170,14 +165,12 @@ final class UpgradePipeline: Pipeline {
     /// The job ended: clear or keep the in-flight mark, announce the end,
     /// and hand back the report as the job's result.
     func end(job: JobContext, state final: JobState, reason: String?) async -> JSONValue? {
-        let (report, touched, mixed) = state.withLock { run in
+        let report = state.withLock { run in
             run.report.totalSeconds = job.now() - run.started
-            return (run.report, run.touched, run.mixedAtStart)
+            return run.report
         }
-        // A run that changed nothing on a cluster that was already mid-upgrade
-        // (a resume that fails at once) leaves it as mid-upgrade as it found it.
-        let clear = final == .succeeded || (!touched && !mixed)
-        if clear && !job.request.dryRun {
+        let (clear, write) = clearsMark(job, final: final)
+        if write {
             do { try await cluster.clearInFlightMark() } catch {
                 try? await job.record(.warning, "could not clear the namespace annotations: \(error)")
             }

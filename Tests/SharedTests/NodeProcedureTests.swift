@@ -1,0 +1,39 @@
+import Shared
+import Testing
+
+/// A node's procedure, by role and live action: the table the pipeline's
+/// step runner carries out.
+@Suite struct NodeProcedureTests {
+    static let script = ["--role", "worker", "--release", "1.34.5"]
+
+    @Test(arguments: [
+        (
+            NodeRole.worker, NodeAction.upgrade, true,
+            "gate, start, kubelet skew, reach, cordon, drain, script --role worker --release 1.34.5, uncordon, verify, done, soak"
+        ),
+        (
+            .worker, .upgrade, false,
+            "gate, start, kubelet skew, reach, cordon, drain, script --role worker --release 1.34.5, uncordon, verify, done"
+        ),
+        (.worker, .finish, true, "gate, start, uncordon, verify, done, soak"),
+        (
+            .master, .upgrade, true,
+            "gate, quorum, start, reach, cordon, drain, script --role worker --release 1.34.5, uncordon, verify, done"
+        ),
+        (.controlPlane, .finish, true, "gate, quorum, start, uncordon, verify, done"),
+        (.worker, .skip("already at 1.34.5"), true, ""),
+    ])
+    func operations(role: NodeRole, action: NodeAction, soaks: Bool, expected: String) {
+        let operations = NodeProcedure.operations(role: role, action: action, script: Self.script, soaks: soaks)
+        #expect(operations.map(\.description).joined(separator: ", ") == expected)
+    }
+
+    /// Only what lies between start and done fails the node itself: the
+    /// gate, the quorum check and the soak fail the job before or after it.
+    @Test func nodeStepsAreThoseBetweenStartAndDone() {
+        let operations = NodeProcedure.operations(role: .worker, action: .upgrade, script: [], soaks: true)
+        let inside = operations.filter(\.isNodeStep).map(\.description)
+        #expect(inside.first == "start" && inside.last == "done")
+        #expect(!inside.contains("gate") && !inside.contains("soak"))
+    }
+}
