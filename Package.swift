@@ -50,6 +50,7 @@ let package = Package(
                 "Shared", "CCurl", "CLibSSH2", "CSQLite",
                 // HMAC-SHA1 of hashed known_hosts entries.
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
@@ -60,6 +61,7 @@ let package = Package(
             dependencies: [
                 "Shared", "SharedIO",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Logging
 import Shared
 import SharedIO
 
@@ -6,7 +7,7 @@ import SharedIO
 /// the decision dispatch nothing and push metrics that claim no upgrade.
 struct Run: Sendable {
     let settings: Settings
-    let log: JSONLog
+    let log: Logger
 
     private struct Facts {
         var running: RunningVersions

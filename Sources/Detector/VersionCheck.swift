@@ -1,5 +1,6 @@
 import ArgumentParser
 import FoundationEssentials
+import Logging
 import Shared
 import SharedIO
 
@@ -85,7 +86,7 @@ struct VersionCheck: AsyncParsableCommand {
         do { settings = try Settings(self, environment: ProcessInfo.processInfo.environment) } catch {
             throw ValidationError("\(error)")
         }
-        let code = await Run(settings: settings, log: JSONLog(component: "k8s-version-check")).execute()
+        let code = await Run(settings: settings, log: Logger.json("k8s-version-check")).execute()
         if code != .ok { throw ExitCode(code.rawValue) }
     }
 }

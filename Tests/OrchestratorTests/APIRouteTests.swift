@@ -2,8 +2,10 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Logging
 import Shared
 import SharedIO
+import Synchronization
 import TestSupport
 import Testing
 
@@ -27,20 +29,22 @@ import Testing
         }
     }
 
-    func withAPI(_ body: @Sendable (any TestClientProtocol, JobStore) async throws -> Void) async throws {
+    func withAPI(
+        logger: Logger = .silent, _ body: @Sendable (any TestClientProtocol, JobStore) async throws -> Void
+    ) async throws {
         let path = try TestEnvironment.makeDirectory("routes").appendingPathComponent("jobs.sqlite").path
         let store = try await JobStore(path: path)
         let coordinator = JobCoordinator(
             store: store, pipeline: StageLoopTests.RecordingPipeline(holding: .preflight), admit: Self.admit,
-            log: JSONLog(component: "test"), pollInterval: .seconds(5), clock: SteppingJobClock())
+            log: Logger.silent, pollInterval: .seconds(5), clock: SteppingJobClock())
         let running = Task { try await coordinator.run() }
         defer { running.cancel() }
         for _ in 0..<200 where !(await coordinator.leading) { try await Task.sleep(for: .milliseconds(5)) }
-        let handler = APIHandler(
+        let dependencies = APIDependencies(
             coordinator: coordinator, store: store, token: BearerToken(Self.token),
             metrics: ServiceMetrics(
-                startTime: 0, gauges: GaugePublisher(pushgatewayURL: nil, log: JSONLog(component: "test"))))
-        try await buildApplication(handler: handler).test(.router) { client in try await body(client, store) }
+                startTime: 0, gauges: GaugePublisher(pushgatewayURL: nil, log: Logger.silent)), logger: logger)
+        try await buildApplication(dependencies).test(.router) { client in try await body(client, store) }
     }
 
     static func post(
@@ -101,5 +105,57 @@ import Testing
                 #expect(response.status == .accepted)
             }
         }
+    }
+
+    /// Routing answers a known path asked with the wrong method 405 naming
+    /// what it allows (before the token is asked for), an unknown path 404,
+    /// both as problem bodies; a debug logger sees each request with its id.
+    @Test func wrongMethodsUnknownPathsAndRequestLogs() async throws {
+        let lines = LogLines()
+        var logger = Logger(label: "test") { _ in RecordingLogHandler(lines: lines) }
+        logger.logLevel = .debug
+        try await withAPI(logger: logger) { client, _ in
+            try await client.execute(uri: "/jobs/7", method: .put) { response in
+                #expect(response.status == .methodNotAllowed)
+                #expect(response.headers[.allow] == "GET, DELETE")
+                let body = try JSONValue.parse(String(buffer: response.body))
+                #expect(body[dotted: "error"]?.stringValue == "PUT is not allowed on /jobs/{id}; allowed: GET, DELETE")
+            }
+            try await client.execute(uri: "/jobs/7/nothing", method: .get) { response in
+                #expect(response.status == .notFound)
+                let body = try JSONValue.parse(String(buffer: response.body))
+                #expect(body[dotted: "error"]?.stringValue == "no such route: /jobs/7/nothing")
+            }
+            try await client.execute(uri: "/healthz", method: .get) { response in #expect(response.status == .ok) }
+        }
+        let logged = lines.all.filter { $0.message == "request" }
+        #expect(logged.map { $0.metadata["path"] ?? "" } == ["/jobs/7", "/jobs/7/nothing", "/healthz"])
+        #expect(logged.allSatisfy { $0.metadata["hb.request.id"] != nil }, "\(logged)")
+    }
+}
+
+final class LogLines: Sendable {
+    struct Line: Sendable {
+        var message: String
+        var metadata: [String: String]
+    }
+    private let lines = Mutex<[Line]>([])
+    var all: [Line] { lines.withLock { $0 } }
+    func add(_ line: Line) { lines.withLock { $0.append(line) } }
+}
+
+struct RecordingLogHandler: LogHandler {
+    let lines: LogLines
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let merged = metadata.merging(event.metadata ?? [:]) { $1 }.mapValues { "\($0)" }
+        lines.add(LogLines.Line(message: "\(event.message)", metadata: merged))
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Shared
 import SharedIO
 import Synchronization
@@ -60,7 +61,7 @@ import Testing
         let store = try await JobStore(path: path)
         let clock = SteppingJobClock()
         let coordinator = JobCoordinator(
-            store: store, pipeline: pipeline, admit: { _ in .accepted }, log: JSONLog(component: "test"),
+            store: store, pipeline: pipeline, admit: { _ in .accepted }, log: Logger.silent,
             pollInterval: .seconds(5), clock: clock)
         let task = Task { try await coordinator.run() }
         for _ in 0..<200 where !(await coordinator.leading) { try await Task.sleep(for: .milliseconds(5)) }

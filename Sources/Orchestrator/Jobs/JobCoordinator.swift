@@ -1,3 +1,4 @@
+import Logging
 import ServiceLifecycle
 import Shared
 import SharedIO
@@ -44,7 +45,7 @@ actor JobCoordinator: Service {
     let pipeline: any Pipeline
     /// Judges a new request against the live cluster; throws when it cannot.
     let admit: @Sendable (ExecuteRequest) async throws -> Admission
-    let log: JSONLog
+    let log: Logger
     let pollInterval: Duration
     /// Wall time of events, and the jobs' sleeps.
     let clock: any JobClock
@@ -62,7 +63,7 @@ actor JobCoordinator: Service {
 
     init(
         store: JobStore, pipeline: any Pipeline, admit: @escaping @Sendable (ExecuteRequest) async throws -> Admission,
-        log: JSONLog, pollInterval: Duration, lease: LeaderLease? = nil, clock: any JobClock = SystemJobClock(),
+        log: Logger, pollInterval: Duration, lease: LeaderLease? = nil, clock: any JobClock = SystemJobClock(),
         progressed: @escaping @Sendable (Double) -> Void = { _ in }
     ) {
         self.clock = clock

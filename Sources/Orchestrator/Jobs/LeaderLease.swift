@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Logging
 import ServiceLifecycle
 import Shared
 import SharedIO
@@ -12,7 +13,7 @@ actor LeaderLease {
     let namespace: String
     let name = "k8s-upgrade"
     let election: LeaderElection
-    let log: JSONLog
+    let log: Logger
     /// How often a waiting process asks again.
     let pollInterval: Duration
     /// How often the holder renews (well within the lease's duration).
@@ -27,7 +28,7 @@ actor LeaderLease {
     private(set) var waitingFor: String?
 
     init(
-        client: KubernetesClient, namespace: String, election: LeaderElection, log: JSONLog,
+        client: KubernetesClient, namespace: String, election: LeaderElection, log: Logger,
         pollInterval: Duration = .seconds(2), renewInterval: Duration = .seconds(5),
         clock: any JobClock = SystemJobClock()
     ) {

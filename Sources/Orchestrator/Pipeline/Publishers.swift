@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Logging
 import ServiceLifecycle
 import Shared
 import SharedIO
@@ -16,12 +17,12 @@ protocol Notifier: Sendable {
 final class SlackNotifier: Notifier, Service {
     private let webhookURL: String?
     private let http: HTTPClient
-    private let log: JSONLog
+    private let log: Logger
     private let queue: AsyncStream<Notice>
     private let input: AsyncStream<Notice>.Continuation
 
     /// `webhookURL` nil: notices are only logged.
-    init(webhookURL: String?, log: JSONLog) {
+    init(webhookURL: String?, log: Logger) {
         self.webhookURL = webhookURL
         self.log = log
         var configuration = HTTPClient.Configuration()
@@ -84,11 +85,11 @@ final class GaugePublisher: Service {
     /// The exposition last queued for a push.
     private let queued = Mutex("")
     private let pushgateway: Pushgateway?
-    private let log: JSONLog
+    private let log: Logger
     private let changes: AsyncStream<String>
     private let input: AsyncStream<String>.Continuation
 
-    init(pushgatewayURL: String?, log: JSONLog) {
+    init(pushgatewayURL: String?, log: Logger) {
         pushgateway = pushgatewayURL.map { Pushgateway(baseURL: $0) }
         self.log = log
         (changes, input) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))

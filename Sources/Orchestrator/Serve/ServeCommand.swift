@@ -141,6 +141,9 @@ struct ServeCommand: AsyncParsableCommand {
     )
     var autoResume: Bool?
 
+    @Option(help: "Least level logged: debug (every request, with its id), info, warning or error. (default: info)")
+    var logLevel: String?
+
     @Option(help: "Interruptions in a row within --restart-window that stop the self-resume. (default: 3)")
     var restartLimit: Int?
 

@@ -43,6 +43,7 @@ struct ServeSettings: Sendable {
     var repoBase: String
     var policy: DetectionPolicy
     var autoResume: Bool
+    var logLevel: Logger.Level
     var restartPolicy: RestartPolicy
     var apiRetryBudget: RetryBudget
 
@@ -131,6 +132,10 @@ struct ServeSettings: Sendable {
             minimumMinorPatch: try reader.integer(
                 flags.minorMinPatch, "MINOR_MIN_PATCH", default: 0, range: 0...1000))
         autoResume = try reader.boolean(flags.autoResume, "AUTO_RESUME", default: true)
+        let level = reader.value(flags.logLevel, "LOG_LEVEL") ?? "info"
+        guard let logLevel = ["debug": Logger.Level.debug, "info": .info, "warning": .warning, "error": .error][level]
+        else { throw SettingsError("log-level must be debug, info, warning or error, got \(level)") }
+        self.logLevel = logLevel
         restartPolicy = RestartPolicy(
             limit: try reader.integer(flags.restartLimit, "RESTART_LIMIT", default: 3, range: 1...1000),
             window: try reader.seconds(flags.restartWindow, "RESTART_WINDOW", default: 900, range: 1...604_800).seconds)

@@ -12,7 +12,7 @@ struct Server {
     let settings: ServeSettings
 
     func run() async throws {
-        let log = JSONLog(component: "k8s-upgrade")
+        let log = Logger.json("k8s-upgrade", level: settings.logLevel)
         let token = BearerToken(try TokenFile.read(settings.apiTokenFile))
         let store = try await JobStore(path: settings.store)
         let access = try KubernetesAccess.resolve(kubeconfig: settings.kubeconfig)
@@ -87,10 +87,11 @@ struct Server {
                 store: store, cluster: cluster, coordinator: coordinator, notifier: notifier, gauges: gauges, log: log)
         }
         let metrics = ServiceMetrics(startTime: clock.now(), gauges: gauges)
-        let handler = APIHandler(coordinator: coordinator, store: store, token: token, metrics: metrics)
+        let dependencies = APIDependencies(
+            coordinator: coordinator, store: store, token: token, metrics: metrics, logger: log)
         let portFile = settings.portFile
         let app = buildApplication(
-            handler: handler,
+            dependencies,
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "k8s-upgrade"),
             services: [notifier, gauges, coordinator],
             onServerRunning: { channel in
@@ -110,7 +111,7 @@ struct Server {
     /// when the service keeps restarting).
     private func takeOver(
         store: JobStore, cluster: Cluster, coordinator: JobCoordinator, notifier: SlackNotifier,
-        gauges: GaugePublisher, log: JSONLog
+        gauges: GaugePublisher, log: Logger
     ) async {
         do {
             for id in try await store.markInterrupted(at: coordinator.clock.now()) {
@@ -144,7 +145,7 @@ struct Server {
     /// Reads the cluster's in-flight mark and adopts its job when the store
     /// lost it. The API being away or the mark being unreadable is logged,
     /// not fatal: the service still starts, with what its store holds.
-    private func adoptInFlightJob(cluster: Cluster, coordinator: JobCoordinator, log: JSONLog) async {
+    private func adoptInFlightJob(cluster: Cluster, coordinator: JobCoordinator, log: Logger) async {
         let annotations: [String: String]
         do { annotations = try await cluster.namespaceAnnotations() } catch {
             log.error(

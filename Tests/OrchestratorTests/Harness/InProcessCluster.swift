@@ -266,7 +266,7 @@ struct InProcessOrchestrator {
     private static func make(
         access: KubernetesAccess, store: ClusterStore, clock: SimulationClock, options: Options
     ) async throws -> InProcessOrchestrator {
-        let log = JSONLog(component: "in-process", writes: false)
+        let log = Logger.silent
         let cluster = Cluster(
             client: KubernetesClient(access: access), annotationPrefix: "k8s-upgrade.io", namespace: "k8s-upgrade")
         var drainer = Drainer(cluster: cluster)

@@ -1,0 +1,103 @@
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Shared
+import SharedIO
+
+/// What the HTTP API stands on.
+struct APIDependencies: Sendable {
+    let coordinator: JobCoordinator
+    let store: JobStore
+    let token: BearerToken
+    let metrics: ServiceMetrics
+    var logger = Logger(label: "k8s-upgrade.http", factory: { _ in SwiftLogNoOpLogHandler() })
+}
+
+/// The service's HTTP application, as Hummingbird's template builds one:
+/// a router over the controllers, and the services it runs beside the
+/// server. Tests build it without argument parsing and call it in-process.
+func buildApplication(
+    _ dependencies: APIDependencies, configuration: ApplicationConfiguration = .init(),
+    services: [any Service] = [], onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+) -> some ApplicationProtocol {
+    Application(
+        router: buildRouter(dependencies), configuration: configuration, services: services,
+        onServerRunning: onServerRunning, logger: dependencies.logger)
+}
+
+/// Every route and the methods it answers; a known path asked with another
+/// method is answered 405 with `Allow` (HEAD goes with GET).
+enum APIRoutes {
+    static let table: [(template: String, methods: [HTTPRequest.Method])] = [
+        ("/healthz", [.get]), ("/readyz", [.get]), ("/metrics", [.get]), ("/openapi.yaml", [.get]),
+        ("/execute", [.post]), ("/jobs", [.get]), ("/jobs/{id}", [.get, .delete]), ("/jobs/{id}/resume", [.post]),
+    ]
+
+    /// The template `path` matches and its methods, if any.
+    static func route(of path: String) -> (template: String, methods: [HTTPRequest.Method])? {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true)
+        return table.first { route in
+            let template = route.template.split(separator: "/")
+            return template.count == parts.count
+                && zip(template, parts).allSatisfy { $0.hasPrefix("{") || $0 == $1 }
+        }
+    }
+}
+
+/// Request logs, metrics and problems around everything; the probes open; the bearer
+/// token in front of the rest.
+func buildRouter(_ dependencies: APIDependencies) -> Router<BasicRequestContext> {
+    let router = Router(options: .autoGenerateHeadEndpoints)
+    router.addMiddleware {
+        RequestLogMiddleware()
+        RequestMetricsMiddleware(metrics: dependencies.metrics)
+        ProblemMiddleware()
+    }
+    HealthController(coordinator: dependencies.coordinator, store: dependencies.store).add(to: router)
+    let authenticated = router.group().add(middleware: BearerAuthMiddleware(token: dependencies.token))
+    MetaController(store: dependencies.store, metrics: dependencies.metrics).add(to: authenticated)
+    JobsController(coordinator: dependencies.coordinator, store: dependencies.store).add(to: authenticated)
+    return router
+}
+
+/// `/healthz` (alive) and `/readyz` (leads and can read its store): no token.
+struct HealthController {
+    let coordinator: JobCoordinator
+    let store: JobStore
+
+    func add(to router: Router<BasicRequestContext>) {
+        router.get("/healthz") { _, _ in APIResponse.json(.object(["status": .string("ok")])) }
+        router.get("/readyz") { _, _ in
+            // Ready once this process leads: a Service sends clients only to the leader.
+            try await coordinator.requireLeading()
+            do {
+                _ = try await store.activeJob()
+                return APIResponse.json(.object(["status": .string("ready")]))
+            } catch {
+                throw Problem(status: .serviceUnavailable, message: "the job store cannot be read: \(error)")
+            }
+        }
+    }
+}
+
+/// `/metrics` and `/openapi.yaml`.
+struct MetaController {
+    let store: JobStore
+    let metrics: ServiceMetrics
+
+    func add(to group: RouterGroup<BasicRequestContext>) {
+        group.get("/metrics") { _, _ in
+            let text = metrics.exposition(jobs: try await store.countsByState(), active: try await store.activeJob())
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+        }
+        group.get("/openapi.yaml") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "application/yaml"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml)))
+        }
+    }
+}

@@ -1,0 +1,151 @@
+import FoundationEssentials
+import HTTPTypes
+import Hummingbird
+import Shared
+import SharedIO
+
+/// `/execute` and `/jobs…`: translates HTTP into coordinator and store
+/// calls and their answers back into HTTP; every decision about jobs is
+/// the coordinator's.
+struct JobsController {
+    let coordinator: JobCoordinator
+    let store: JobStore
+    /// Larger request bodies are refused with 413.
+    static let maximumBodyBytes = 64 * 1024
+
+    func add(to group: RouterGroup<BasicRequestContext>) {
+        group.post("/execute") { request, _ in try await execute(request) }
+        group.get("/jobs") { request, _ in
+            let limit = try Self.integer(request.uri.queryParameters, "limit", default: 50, range: 1...500)
+            let jobs = try await store.jobs(limit: limit)
+            return APIResponse.json(.object(["jobs": .array(jobs.map { .object(JobJSON.summary($0)) })]))
+        }
+        group.get("/jobs/{id}") { request, context in
+            let id = try Self.jobID(context)
+            let query = request.uri.queryParameters
+            let after = try Self.integer(query, "events_after", default: 0, range: 0...Int(Int32.max))
+            let limit = try Self.integer(query, "events_limit", default: 100, range: 1...1000)
+            guard let detail = try await store.detail(id, eventsAfter: after, limit: limit) else {
+                throw Self.notFound(id)
+            }
+            return APIResponse.json(JobJSON.detail(detail.job, events: detail.events, limit: limit))
+        }
+        group.delete("/jobs/{id}") { _, context in
+            let id = try Self.jobID(context)
+            switch try await coordinator.abort(id) {
+            case .notFound: throw Self.notFound(id)
+            case let .accepted(job): return APIResponse.json(.object(JobJSON.summary(job)), status: .accepted)
+            case let .refused(job):
+                throw Problem(
+                    status: .conflict,
+                    message:
+                        "job \(id) is \(job.state.rawValue); only a queued, running or interrupted job can be aborted",
+                    detail: .object(["job": .object(JobJSON.summary(job))]))
+            }
+        }
+        group.post("/jobs/{id}/resume") { _, context in
+            let id = try Self.jobID(context)
+            switch try await coordinator.resume(id) {
+            case .notFound: throw Self.notFound(id)
+            case let .accepted(job): return APIResponse.json(.object(JobJSON.summary(job)), status: .accepted)
+            case let .conflict(active): throw Self.activeConflict(active)
+            case let .refused(job):
+                throw Problem(
+                    status: .conflict,
+                    message:
+                        "job \(id) is \(job.state.rawValue); only failed, aborted or interrupted jobs can be resumed",
+                    detail: .object(["job": .object(JobJSON.summary(job))]))
+            }
+        }
+    }
+
+    private func execute(_ request: Request) async throws -> Response {
+        let body = try await Self.readJSONBody(request)
+        let executeRequest: ExecuteRequest
+        do { executeRequest = try ExecuteRequest(json: body) } catch {
+            throw Problem(
+                status: .badRequest, message: "\(error.field): \(error.rule)",
+                detail: .object(["field": .string(error.field), "rule": .string(error.rule)]))
+        }
+        let outcome: JobCoordinator.SubmitOutcome
+        do { outcome = try await coordinator.submit(executeRequest) } catch let unchecked as Admitter.Unchecked {
+            var refusal = Problem(status: .serviceUnavailable, message: unchecked.description)
+            refusal.headers[.retryAfter] = "30"
+            throw refusal
+        }
+        switch outcome {
+        case let .queued(job):
+            var response = APIResponse.json(.object(JobJSON.summary(job)), status: .accepted)
+            response.headers[.location] = "/jobs/\(job.id)"
+            return response
+        case let .conflict(active): throw Self.activeConflict(active)
+        case let .nothingToDo(reason):
+            return APIResponse.json(.object(["outcome": .string("nothing_to_do"), "reason": .string(reason)]))
+        case let .refused(reason):
+            throw Problem(
+                status: .unprocessableContent, message: reason,
+                detail: .object([
+                    "target_version": .string(executeRequest.targetVersion.description),
+                    "kind": .string(executeRequest.kind.rawValue),
+                ]))
+        }
+    }
+
+    // MARK: - Request checks
+
+    private static func readJSONBody(_ request: Request) async throws -> Data {
+        let type = request.headers[.contentType] ?? ""
+        let mediaType = type.split(separator: ";").first.map { $0.trimmingWhitespace().lowercased() } ?? ""
+        guard mediaType == "application/json" else {
+            throw Problem(
+                status: .unsupportedMediaType,
+                message: "Content-Type must be application/json, got \(type.isEmpty ? "none" : type)")
+        }
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > maximumBodyBytes {
+            throw bodyTooLarge()
+        }
+        var request = request
+        do {
+            return Data(buffer: try await request.collectBody(upTo: maximumBodyBytes))
+        } catch {
+            throw bodyTooLarge()
+        }
+    }
+
+    private static func bodyTooLarge() -> Problem {
+        Problem(status: .contentTooLarge, message: "the request body is larger than \(maximumBodyBytes) bytes")
+    }
+
+    private static func jobID(_ context: BasicRequestContext) throws -> Int64 {
+        let text = context.parameters.get("id") ?? ""
+        guard let id = Int64(text), id > 0 else {
+            throw Problem(status: .badRequest, message: "job id must be a positive integer, got \"\(text)\"")
+        }
+        return id
+    }
+
+    private static func integer(
+        _ query: Parameters, _ name: String, default fallback: Int, range: ClosedRange<Int>
+    ) throws -> Int {
+        guard let text = query[name[...]] else { return fallback }
+        guard let value = Int(text), range.contains(value) else {
+            throw Problem(
+                status: .badRequest,
+                message: "\(name) must be an integer in \(range.lowerBound)...\(range.upperBound), got \"\(text)\"",
+                detail: .object([
+                    "field": .string(name), "rule": .string("integer in \(range.lowerBound)...\(range.upperBound)"),
+                ]))
+        }
+        return value
+    }
+
+    private static func notFound(_ id: Int64) -> Problem {
+        Problem(status: .notFound, message: "job \(id) does not exist")
+    }
+
+    private static func activeConflict(_ active: JobRecord) -> Problem {
+        Problem(
+            status: .conflict, message: "job \(active.id) is \(active.state.rawValue); one job at a time",
+            detail: .object(["active_job": .object(JobJSON.summary(active))]))
+    }
+}
