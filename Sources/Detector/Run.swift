@@ -8,6 +8,8 @@ import SharedIO
 struct Run: Sendable {
     let settings: Settings
     let log: Logger
+    /// What the package source is and how it is asked.
+    var distribution: any Distribution = KubeadmApt()
 
     private struct Facts {
         var running: RunningVersions
@@ -134,24 +136,26 @@ struct Run: Sendable {
         return node
     }
 
-    /// `apt-cache madison kubeadm` on the master, parsed; any line that is
-    /// not a package version fails the run.
+    /// What the master's package source offers (`apt-cache madison kubeadm`
+    /// for kubeadm+apt), parsed; any line that is not a package version
+    /// fails the run.
     private func madisonListing(at endpoint: (host: String, port: Int), node: String) async throws -> MadisonListing {
         let ssh = SSHClient(
             configuration: SSHConfiguration(
                 host: endpoint.host, port: endpoint.port, user: settings.sshUser, privateKeyFile: settings.sshKeyFile,
                 knownHostsFile: settings.knownHostsFile, hostKeyAlias: node == endpoint.host ? nil : node,
                 connectTimeout: settings.timeout))
-        let result = try await ssh.run("apt-cache madison kubeadm", timeout: settings.timeout)
+        let command = Shell.command(distribution.offeredListing)
+        let result = try await ssh.run(command, timeout: settings.timeout)
         guard result.exitStatus == 0 else {
             let ended = result.exitStatus.map(String.init) ?? result.exitSignal ?? "?"
             throw DetectionFailure(
-                "apt-cache madison kubeadm on \(node) exited \(ended): \(result.stderrText.prefix(300))")
+                "\(command) on \(node) exited \(ended): \(result.stderrText.prefix(300))")
         }
         let listing = MadisonListing(parsing: result.stdoutText)
         if !listing.problems.isEmpty {
             throw DetectionFailure(
-                "apt-cache madison kubeadm on \(node) printed lines that are not package versions: "
+                "\(command) on \(node) printed lines that are not package versions: "
                     + listing.problems.prefix(3).map(\.description).joined(separator: "; "))
         }
         return listing
@@ -159,8 +163,8 @@ struct Run: Sendable {
 
     private func newestPatch(in listing: MadisonListing, node: String, running: RunningVersions) throws -> KubeVersion {
         let current = running.distinctReleases.first ?? running.apiServer
-        guard let newest = listing.newest(of: "kubeadm", inMinorOf: current) else {
-            throw DetectionFailure(listing.missingMinor(of: "kubeadm", running: current, node: node))
+        guard let newest = listing.newest(of: distribution.package, inMinorOf: current) else {
+            throw DetectionFailure(listing.missingMinor(of: distribution.package, running: current, node: node))
         }
         log.info(
             "madison read", ["node": node, "newest_patch": newest.version.text, "entries": "\(listing.entries.count)"])
@@ -172,7 +176,7 @@ struct Run: Sendable {
         let repository = PackageRepository(base: settings.repoBase, http: http())
         let base = repository.folder(of: next)
         let answer: PackageRepository.Minor
-        do { answer = try await repository.minor(next, package: "kubeadm") } catch let error
+        do { answer = try await repository.minor(next, package: distribution.package) } catch let error
             as PackageRepositoryError
         {
             throw DetectionFailure(error.description)
@@ -185,7 +189,7 @@ struct Run: Sendable {
             log.warning("unusable lines in the Packages index", ["minor": next.minorLine, "count": "\(unusable)"])
         }
         guard let newest = releases.first(where: { $0.isSameMinor(as: next) }) else {
-            throw DetectionFailure("\(base)/Packages lists no kubeadm release of \(next.minorLine)")
+            throw DetectionFailure("\(base)/Packages lists no \(distribution.package) release of \(next.minorLine)")
         }
         log.info("next minor published", ["minor": next.minorLine, "newest": "\(newest)"])
         return .published(newest: newest)

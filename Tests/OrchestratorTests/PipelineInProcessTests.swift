@@ -253,4 +253,52 @@ import Testing
                 orchestrator.nodes.commands.filter { $0.node == "worker-1" && $0.words.contains("--role") }.count == 3)
         }
     }
+
+    /// kubeadm's steps under another name, without containerd or an apt
+    /// repository: what a distribution behind the seam looks like to the
+    /// stage loop.
+    struct NoPackages: Distribution {
+        let base = KubeadmApt()
+        var name: String { "test-dist" }
+        var package: String { base.package }
+        var offeredListing: [String] { base.offeredListing }
+        var datastoreMembers: [String] { base.datastoreMembers }
+        var datastoreHealth: [String] { base.datastoreHealth }
+        var datastoreStatus: [String] { base.datastoreStatus }
+        func snapshotSave(to path: String) -> [String] { base.snapshotSave(to: path) }
+        func snapshotStatus(of path: String) -> [String] { base.snapshotStatus(of: path) }
+        var certificateCheck: [String]? { nil }
+        func dataFolders(for kind: UpgradeKind) -> [String] { [] }
+        func nodeStep(role: NodeRole, target: KubeVersion) -> [String] { base.nodeStep(role: role, target: target) }
+        func revertStep(role: NodeRole, to release: KubeVersion) -> [String]? { nil }
+        func apiServerPod(on node: String) -> String { base.apiServerPod(on: node) }
+        func notApplicable(_ stage: UpgradeStage) -> String? {
+            switch stage {
+            case .containerd: "the runtime ships with the distribution"
+            case .repo: "no package repository to point at the next minor"
+            default: nil
+            }
+        }
+    }
+
+    /// Stages a distribution does not use are skipped with its reason; the
+    /// stage names stay the API's.
+    @Test func stagesADistributionDoesNotUseAreSkippedWithItsReason() async throws {
+        var options = InProcessOrchestrator.Options()
+        options.distribution = NoPackages()
+        options.soak = .zero
+        try await InProcessOrchestrator.with(scenario: Self.cluster(), options: options) { orchestrator in
+            let id = try await orchestrator.execute("1.35.1", kind: .minor, stages: "containerd,repo,master,workers")
+            _ = try await orchestrator.waitFor(.succeeded, id)
+            let skipped = try await orchestrator.events(id).filter { $0.kind == .stageSkipped }
+            #expect(skipped.map(\.stage) == [.containerd, .repo])
+            #expect(
+                skipped.map(\.message) == [
+                    "not used by test-dist: the runtime ships with the distribution",
+                    "not used by test-dist: no package repository to point at the next minor",
+                ])
+            #expect(!orchestrator.nodes.commands.contains { $0.words.contains("--repo-minor") })
+            #expect(try await orchestrator.nodeStates().values.allSatisfy { $0 == "1.35.1" })
+        }
+    }
 }

@@ -46,4 +46,11 @@ import Testing
         #expect(distribution.offeredListing == ["apt-cache", "madison", "kubeadm"])
         #expect(distribution.certificateCheck == ["kubeadm", "certs", "check-expiration", "-o", "json"])
     }
+
+    @Test func everyStageAppliesAndNothingRevertsByItself() throws {
+        #expect(UpgradeStage.allCases.allSatisfy { distribution.notApplicable($0) == nil })
+        let release = try KubeVersion(strictRelease: "1.34.3")
+        #expect(distribution.nodeStep(role: .worker, target: release) == ["--role", "worker", "--release", "1.34.3"])
+        #expect(distribution.revertStep(role: .worker, to: release) == nil)
+    }
 }

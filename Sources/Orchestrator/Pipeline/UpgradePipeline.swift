@@ -144,6 +144,10 @@ final class UpgradePipeline: Pipeline {
     }
 
     func run(_ stage: UpgradeStage, job: JobContext) async throws -> StageOutcome {
+        if let reason = settings.distribution.notApplicable(stage) {
+            notify(job, .info, "Stage \(stage.rawValue) skipped", [reason])
+            return .skipped("not used by \(settings.distribution.name): \(reason)")
+        }
         notify(job, .info, "Stage \(stage.rawValue) started")
         let outcome: StageOutcome
         switch stage {

@@ -27,8 +27,16 @@ public protocol Distribution: Sendable {
     func dataFolders(for kind: UpgradeKind) -> [String]
     /// The node script's arguments that upgrade a node in `role` to `target`.
     func nodeStep(role: NodeRole, target: KubeVersion) -> [String]
+    /// The node script's arguments that take a node in `role` back to
+    /// `release` after a failed step; `nil` where the distribution has no
+    /// revert (the runbook's manual steps apply).
+    func revertStep(role: NodeRole, to release: KubeVersion) -> [String]?
     /// The API path of the pod whose image names a control plane's API server version.
     func apiServerPod(on node: String) -> String
+    /// Why `stage` does not apply to this distribution, or `nil` when it
+    /// does. Stage names are the API's: a distribution without, say, an apt
+    /// repository reports the repo stage as skipped with this reason.
+    func notApplicable(_ stage: UpgradeStage) -> String?
 }
 
 /// kubeadm clusters whose packages come from pkgs.k8s.io through apt, with
@@ -75,9 +83,25 @@ public struct KubeadmApt: Distribution {
         ["/var/lib/etcd"] + (kind == .minor ? ["/etc/kubernetes/tmp"] : [])
     }
 
+    /// update_k8s.sh's roles: `master` runs `kubeadm upgrade apply`,
+    /// `control-plane` runs `kubeadm upgrade node`, `worker` upgrades the
+    /// kubelet after `kubeadm upgrade node`.
     public func nodeStep(role: NodeRole, target: KubeVersion) -> [String] {
-        ["--role", role.rawValue, "--release", target.description]
+        let flag =
+            switch role {
+            case .master: "master"
+            case .controlPlane: "control-plane"
+            case .worker: "worker"
+            }
+        return ["--role", flag, "--release", target.description]
     }
+
+    /// kubeadm has no automatic revert: a control plane's static pods and
+    /// etcd come back from the snapshot and the runbook's steps.
+    public func revertStep(role: NodeRole, to release: KubeVersion) -> [String]? { nil }
+
+    /// Every stage applies to kubeadm+apt.
+    public func notApplicable(_ stage: UpgradeStage) -> String? { nil }
 
     /// kubeadm's static pod `kube-system/kube-apiserver-<node>`.
     public func apiServerPod(on node: String) -> String {

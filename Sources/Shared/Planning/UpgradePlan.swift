@@ -1,8 +1,11 @@
-/// How a node is upgraded by the node script.
+/// A node's part in the upgrade. The raw values are the job report's and
+/// the API's vocabulary; what each role means on a node (kubeadm's `upgrade
+/// apply` or `upgrade node`, a snap refresh, a binary swap) is the
+/// ``Distribution``'s.
 public enum NodeRole: String, Sendable, Equatable, Codable {
-    /// The first control plane: `kubeadm upgrade apply`.
+    /// The first control plane, upgraded before every other node.
     case master
-    /// Further control planes: `kubeadm upgrade node`.
+    /// Further control planes, one at a time.
     case controlPlane = "control-plane"
     case worker
 }
@@ -87,7 +90,7 @@ public struct UpgradePlan: Sendable, Equatable {
     ///
     /// - Parameters:
     ///   - apiServers: each control plane's API server version (its static pod), when known.
-    ///   - master: the control plane that runs `kubeadm upgrade apply`; default the first by name.
+    ///   - master: the control plane upgraded first; default the first by name.
     public static func make(
         nodes: [NodeFacts], apiServers: [String: KubeVersion], target: KubeVersion, master: String? = nil,
         order: WorkerOrder = .ascending

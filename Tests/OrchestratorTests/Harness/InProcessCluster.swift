@@ -221,6 +221,7 @@ struct InProcessOrchestrator {
         var gateWait: Duration = .seconds(1800)
         var drainTimeout: Duration = .seconds(600)
         var scriptTimeout: Duration = .seconds(1800)
+        var distribution: any Distribution = KubeadmApt()
     }
 
     /// Runs `body` with an orchestrator over `scenario` (a scenario document).
@@ -280,7 +281,7 @@ struct InProcessOrchestrator {
                 nodeScript: Data("#!/usr/bin/env bash\n".utf8), backupDir: "/var/backups/k8s-upgrade",
                 expectedNodes: nil, masterNode: nil, workerOrder: .ascending, soak: options.soak,
                 nodeReadyTimeout: options.nodeReadyTimeout, scriptTimeout: options.scriptTimeout, podReadyRatio: 0.9,
-                quietPeriodHours: 0, repoBase: "https://pkgs.k8s.io/core:/stable:"),
+                quietPeriodHours: 0, repoBase: "https://pkgs.k8s.io/core:/stable:", distribution: options.distribution),
             cluster: cluster, shell: nodes, drainer: drainer,
             gate: GateCheck(
                 alerts: alerts, selector: try GateSelector(parsing: GateSelector.defaultSelector),
