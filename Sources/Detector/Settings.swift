@@ -24,24 +24,21 @@ struct Settings: Sendable {
 
     init(_ options: VersionCheck, environment: [String: String]) throws {
         let reader = OptionReader(environment: environment)
-        kubeconfig = reader.value(options.kubeconfig, "KUBECONFIG")
+        kubeconfig = try SharedOptions.kubeconfig.read(options.kubeconfig, reader)
         masterNode = reader.value(options.masterNode, "MASTER_NODE")
         if let name = masterNode, !Self.isDNS1123(name) {
             throw SettingsError("master-node \(name) is not a valid node name (DNS-1123)")
         }
-        sshPort = try reader.integer(options.sshPort, "SSH_PORT", default: 22, range: 1...65535)
+        sshPort = try SharedOptions.sshPort.read(options.sshPort, reader)
         if let text = reader.value(options.masterAddress, "MASTER_ADDRESS") {
             masterAddress = try HostPort.parse(text, option: "master-address", defaultPort: sshPort)
         }
-        sshUser = reader.value(options.sshUser, "SSH_USER") ?? "root"
-        sshKeyFile = reader.value(options.sshKeyFile, "SSH_KEY_FILE") ?? "/etc/k8s-upgrade/ssh/id_ed25519"
-        knownHostsFile = reader.value(options.knownHostsFile, "KNOWN_HOSTS_FILE") ?? "/etc/k8s-upgrade/ssh/known_hosts"
-        repoBase = try reader.url(options.repoBase, "REPO_BASE") ?? "https://pkgs.k8s.io/core:/stable:"
-        policy = DetectionPolicy(
-            allowMinor: try reader.boolean(options.allowMinor, "ALLOW_MINOR"),
-            minimumMinorPatch: try reader.integer(options.minorMinPatch, "MINOR_MIN_PATCH", default: 0, range: 0...1000)
-        )
-        pushgatewayURL = try reader.url(options.pushgatewayURL, "PUSHGATEWAY_URL")
+        sshUser = try SharedOptions.sshUser.read(options.sshUser, reader)
+        sshKeyFile = try SharedOptions.sshKeyFile.read(options.sshKeyFile, reader)
+        knownHostsFile = try SharedOptions.knownHostsFile.read(options.knownHostsFile, reader)
+        repoBase = try SharedOptions.repoBase.read(options.repoBase, reader)
+        policy = try SharedOptions.policy(allowMinor: options.allowMinor, minorMinPatch: options.minorMinPatch, reader)
+        pushgatewayURL = try SharedOptions.pushgatewayURL.read(options.pushgatewayURL, reader)
         orchestratorURL = try reader.url(options.orchestratorURL, "ORCHESTRATOR_URL")
         orchestratorTokenFile =
             reader.value(options.orchestratorTokenFile, "ORCHESTRATOR_TOKEN_FILE") ?? "/etc/k8s-upgrade/api/token"

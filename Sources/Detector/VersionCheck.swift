@@ -25,7 +25,7 @@ struct VersionCheck: AsyncParsableCommand {
             """,
         version: "0.1.0")
 
-    @Option(help: "kubeconfig to use (default: in-cluster service account, else $KUBECONFIG, else ~/.kube/config).")
+    @Option(help: ArgumentHelp(SharedOptions.kubeconfig.help))
     var kubeconfig: String?
 
     @Option(
@@ -37,30 +37,28 @@ struct VersionCheck: AsyncParsableCommand {
     @Option(help: "SSH address of the master, host or host:port (default: the node's InternalIP, port --ssh-port).")
     var masterAddress: String?
 
-    @Option(help: "SSH port when the address has none. (default: 22)")
+    @Option(help: ArgumentHelp(SharedOptions.sshPort.help))
     var sshPort: Int?
 
-    @Option(help: "SSH user. (default: root)")
+    @Option(help: ArgumentHelp(SharedOptions.sshUser.help))
     var sshUser: String?
 
-    @Option(
-        help: "Passphrase-less SSH private key file (ed25519 recommended). (default: /etc/k8s-upgrade/ssh/id_ed25519)")
+    @Option(help: ArgumentHelp(SharedOptions.sshKeyFile.help))
     var sshKeyFile: String?
 
-    @Option(help: "known_hosts file the master's host key must be in. (default: /etc/k8s-upgrade/ssh/known_hosts)")
+    @Option(help: ArgumentHelp(SharedOptions.knownHostsFile.help))
     var knownHostsFile: String?
 
-    @Option(
-        help: "Package repository base; minors live at <base>/v1.N/deb/. (default: https://pkgs.k8s.io/core:/stable:)")
+    @Option(help: ArgumentHelp(SharedOptions.repoBase.help))
     var repoBase: String?
 
-    @Option(help: "Allow dispatching a minor upgrade: true or false. (default: false)")
+    @Option(help: ArgumentHelp(SharedOptions.allowMinor.help))
     var allowMinor: Bool?
 
-    @Option(help: "Only take a new minor once its newest patch is at least this. (default: 0)")
+    @Option(help: ArgumentHelp(SharedOptions.minorMinPatch.help))
     var minorMinPatch: Int?
 
-    @Option(help: "Pushgateway base URL; empty skips the push. (default: none)")
+    @Option(help: ArgumentHelp(SharedOptions.pushgatewayURL.help))
     var pushgatewayURL: String?
 
     @Option(help: "Orchestrator base URL; empty skips the dispatch. (default: none)")

@@ -301,6 +301,10 @@ extension TestBedSuites {
             }
             #expect(environment.status == 64)
             #expect(environment.stderr.contains("K8SUP_MINOR_MIN_PATCH=two is not a number"))
+            // The shared definition validates the SSH user for the detector as for the service.
+            let user = try await offThePool { try TestEnvironment.execute(binary, ["--ssh-user", "ops@bastion"]) }
+            #expect(user.status == 64)
+            #expect(user.stderr.contains("ssh-user ops@bastion is not a user name"), "\(user.stderr)")
             let help = try await offThePool { try TestEnvironment.execute(binary, ["--help"]) }
             #expect(help.stdout.contains("Exit codes: 0"))
             #expect(help.stdout.contains("K8SUP_"))

@@ -1,4 +1,5 @@
 import Foundation
+import Shared
 import TestSupport
 import Testing
 
@@ -143,6 +144,18 @@ extension TestBedSuites {
             }
         }
 
+        /// `prometheusURL` → `prometheus-url`: a dash where a capital follows a small letter.
+        static func kebab(_ property: String) -> String {
+            var kebab = ""
+            var previous: Character = "-"
+            for character in property {
+                if character.isUppercase && previous.isLowercase { kebab += "-" }
+                kebab += character.lowercased()
+                previous = character
+            }
+            return kebab
+        }
+
         /// The rows of the runbook's table(s) under `heading`: option → default.
         static func documented(under heading: String) throws -> [String: (command: String?, defaultText: String)] {
             let text = try String(contentsOf: runbook, encoding: .utf8)
@@ -198,6 +211,24 @@ extension TestBedSuites {
             }
         }
 
+        /// An option the detector and the service share is one definition:
+        /// both commands offer it with that definition's help and default.
+        @Test func sharedOptionsAreOneDefinitionInBothCommands() throws {
+            let detector = try Self.helpOptions("k8s-version-check", nil)
+            let serve = try Self.helpOptions("k8s-upgrade", "serve")
+            for (name, help) in SharedOptions.all {
+                let stated = help.range(of: #"\((default: )?[^()]*\)\.?$"#, options: .regularExpression).map {
+                    help[$0].trimmingCharacters(in: CharacterSet(charactersIn: "().")).replacingOccurrences(
+                        of: "default: ", with: "")
+                }
+                for (command, options) in [("k8s-version-check", detector), ("k8s-upgrade serve", serve)] {
+                    let option = options.first { $0.name == name }
+                    #expect(option != nil, "\(command) lacks the shared --\(name)")
+                    #expect(option?.defaultText == stated, "\(command) --\(name)")
+                }
+            }
+        }
+
         /// `drain` takes serve's variables, so one environment configures both;
         /// a bad value is refused before anything is touched.
         @Test func drainReadsServesVariables() throws {
@@ -238,6 +269,7 @@ extension TestBedSuites {
             ]
             let call = try NSRegularExpression(
                 pattern: #"reader\.(?:value|integer|seconds|boolean|url)\(\s*([^,]*?),\s*"([A-Z0-9_]+)""#)
+            let shared = try NSRegularExpression(pattern: #"SharedOptions\.(\w+)\.read\(\s*([^,]*?),"#)
             for (files, options, required) in sources {
                 var read: Set<String> = []
                 for file in files {
@@ -263,6 +295,21 @@ extension TestBedSuites {
                         }
                         #expect(kebab == option, "\(file): --\(kebab) is read from K8SUP_\(variable)")
                     }
+                }
+                // Options defined once in SharedOptions, read through their definition.
+                for file in files {
+                    let text = try String(
+                        contentsOf: Self.repository.appendingPathComponent(file), encoding: .utf8)
+                    for match in shared.matches(in: text, range: NSRange(text.startIndex..., in: text)) {
+                        let definition = Self.kebab(String(text[Range(match.range(at: 1), in: text)!]))
+                        let flag = String(text[Range(match.range(at: 2), in: text)!])
+                        let property = Self.kebab(String(flag.split(separator: ".").last ?? ""))
+                        #expect(
+                            options.contains(definition), "\(file) reads the shared --\(definition), no option here")
+                        #expect(property == definition, "\(file): --\(property) is read as the shared --\(definition)")
+                        read.insert(definition)
+                    }
+                    if text.contains("SharedOptions.policy(") { read.formUnion(["allow-minor", "minor-min-patch"]) }
                 }
                 let missing = Set(required).subtracting(read).subtracting(["help", "version"])
                 #expect(missing.isEmpty, "\(files): options without their K8SUP_ variable: \(missing.sorted())")

@@ -20,7 +20,7 @@ struct DrainCommand: AsyncParsableCommand {
     @Argument(help: "The node to drain.")
     var node: String
 
-    @Option(help: "kubeconfig to use (default: in-cluster service account, else $KUBECONFIG, else ~/.kube/config).")
+    @Option(help: ArgumentHelp(SharedOptions.kubeconfig.help))
     var kubeconfig: String?
 
     @Option(help: "Seconds the drain may take before it stops, naming the pods left. (default: 600)")
@@ -45,7 +45,7 @@ struct DrainCommand: AsyncParsableCommand {
                 drainExclude, reader, environment: ProcessInfo.processInfo.environment)
             prefix = try ServeSettings.annotationPrefix(annotationPrefix, reader)
         } catch { throw ValidationError("\(error)") }
-        let access = try KubernetesAccess.resolve(kubeconfig: reader.value(kubeconfig, "KUBECONFIG"))
+        let access = try KubernetesAccess.resolve(kubeconfig: try SharedOptions.kubeconfig.read(kubeconfig, reader))
         let cluster = Cluster(
             client: KubernetesClient(access: access), annotationPrefix: prefix, namespace: "k8s-upgrade")
         var drainer = Drainer(cluster: cluster)

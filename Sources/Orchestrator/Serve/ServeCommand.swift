@@ -47,20 +47,19 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds between checks while waiting (gate, node, soak). (default: 5)")
     var pollInterval: Double?
 
-    @Option(help: "kubeconfig to use (default: in-cluster service account, else $KUBECONFIG, else ~/.kube/config).")
+    @Option(help: ArgumentHelp(SharedOptions.kubeconfig.help))
     var kubeconfig: String?
 
-    @Option(help: "SSH user on the nodes; commands run through sudo -n unless it is root. (default: root)")
+    @Option(help: ArgumentHelp(SharedOptions.sshUser.help))
     var sshUser: String?
 
-    @Option(help: "SSH port of the nodes when --node-address gives none. (default: 22)")
+    @Option(help: ArgumentHelp(SharedOptions.sshPort.help))
     var sshPort: Int?
 
-    @Option(
-        help: "Private key for SSH (ed25519, ECDSA or RSA, no passphrase). (default: /etc/k8s-upgrade/ssh/id_ed25519)")
+    @Option(help: ArgumentHelp(SharedOptions.sshKeyFile.help))
     var sshKeyFile: String?
 
-    @Option(help: "known_hosts file every node's host key must be in. (default: /etc/k8s-upgrade/ssh/known_hosts)")
+    @Option(help: ArgumentHelp(SharedOptions.knownHostsFile.help))
     var knownHostsFile: String?
 
     @Option(
@@ -72,7 +71,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "The node script piped to each node. (default: /usr/share/k8s-upgrade/update_k8s.sh)")
     var nodeScript: String?
 
-    @Option(help: "Pushgateway base URL for the pipeline's gauges; empty pushes nothing. (default: none)")
+    @Option(help: ArgumentHelp(SharedOptions.pushgatewayURL.help))
     var pushgatewayURL: String?
 
     @Option(help: "File holding the Slack incoming-webhook URL; empty sends no notices. (default: none)")
@@ -123,16 +122,13 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Hours with no gate alert fired before a job may start; 0 turns the check off. (default: 24)")
     var quietPeriod: Int?
 
-    @Option(help: "Base URL of the per-minor package repositories. (default: https://pkgs.k8s.io/core:/stable:)")
+    @Option(help: ArgumentHelp(SharedOptions.repoBase.help))
     var repoBase: String?
 
-    @Option(
-        help:
-            "Accept minor upgrades (true or false), as the detector's --allow-minor; a refused request changes nothing. (default: false)"
-    )
+    @Option(help: ArgumentHelp(SharedOptions.allowMinor.help))
     var allowMinor: Bool?
 
-    @Option(help: "Accept a new minor only from this patch on, as the detector's --minor-min-patch. (default: 0)")
+    @Option(help: ArgumentHelp(SharedOptions.minorMinPatch.help))
     var minorMinPatch: Int?
 
     @Option(

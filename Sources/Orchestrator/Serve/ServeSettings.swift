@@ -69,14 +69,11 @@ struct ServeSettings: Sendable {
         } catch { throw SettingsError("gate-selector: \(error)") }
         gateWait = try reader.seconds(flags.gateWait, "GATE_WAIT", default: 1800, range: 1...86400)
         pollInterval = try reader.seconds(flags.pollInterval, "POLL_INTERVAL", default: 5, range: 0.1...600)
-        kubeconfig = reader.value(flags.kubeconfig, "KUBECONFIG")
-        sshUser = reader.value(flags.sshUser, "SSH_USER") ?? "root"
-        guard sshUser.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: "@") }) else {
-            throw SettingsError("ssh-user \(sshUser) is not a user name")
-        }
-        sshPort = try reader.integer(flags.sshPort, "SSH_PORT", default: 22, range: 1...65535)
-        sshKeyFile = reader.value(flags.sshKeyFile, "SSH_KEY_FILE") ?? "/etc/k8s-upgrade/ssh/id_ed25519"
-        knownHostsFile = reader.value(flags.knownHostsFile, "KNOWN_HOSTS_FILE") ?? "/etc/k8s-upgrade/ssh/known_hosts"
+        kubeconfig = try SharedOptions.kubeconfig.read(flags.kubeconfig, reader)
+        sshUser = try SharedOptions.sshUser.read(flags.sshUser, reader)
+        sshPort = try SharedOptions.sshPort.read(flags.sshPort, reader)
+        sshKeyFile = try SharedOptions.sshKeyFile.read(flags.sshKeyFile, reader)
+        knownHostsFile = try SharedOptions.knownHostsFile.read(flags.knownHostsFile, reader)
         let addresses =
             flags.nodeAddress.isEmpty
             ? (reader.value(nil, "NODE_ADDRESS") ?? "").split(separator: ",").map { $0.trimmingWhitespace() }
@@ -90,7 +87,7 @@ struct ServeSettings: Sendable {
             nodeAddresses[parts[0]] = try HostPort.parse(parts[1], option: "node-address", defaultPort: sshPort)
         }
         nodeScriptPath = reader.value(flags.nodeScript, "NODE_SCRIPT") ?? "/usr/share/k8s-upgrade/update_k8s.sh"
-        pushgatewayURL = try reader.url(flags.pushgatewayURL, "PUSHGATEWAY_URL")
+        pushgatewayURL = try SharedOptions.pushgatewayURL.read(flags.pushgatewayURL, reader)
         slackWebhookFile = reader.value(flags.slackWebhookFile, "SLACK_WEBHOOK_FILE").flatMap { $0.isEmpty ? nil : $0 }
         backupDir = reader.value(flags.backupDir, "BACKUP_DIR") ?? "/var/lib/etcd-backups"
         guard backupDir.hasPrefix("/"), !backupDir.contains("\n") else {
@@ -126,11 +123,8 @@ struct ServeSettings: Sendable {
         }
         podReadyRatio = ratio
         quietPeriodHours = try reader.integer(flags.quietPeriod, "QUIET_PERIOD", default: 24, range: 0...720)
-        repoBase = try reader.url(flags.repoBase, "REPO_BASE") ?? "https://pkgs.k8s.io/core:/stable:"
-        policy = DetectionPolicy(
-            allowMinor: try reader.boolean(flags.allowMinor, "ALLOW_MINOR", default: false),
-            minimumMinorPatch: try reader.integer(
-                flags.minorMinPatch, "MINOR_MIN_PATCH", default: 0, range: 0...1000))
+        repoBase = try SharedOptions.repoBase.read(flags.repoBase, reader)
+        policy = try SharedOptions.policy(allowMinor: flags.allowMinor, minorMinPatch: flags.minorMinPatch, reader)
         autoResume = try reader.boolean(flags.autoResume, "AUTO_RESUME", default: true)
         let level = reader.value(flags.logLevel, "LOG_LEVEL") ?? "info"
         guard let logLevel = ["debug": Logger.Level.debug, "info": .info, "warning": .warning, "error": .error][level]
