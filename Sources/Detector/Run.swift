@@ -110,20 +110,24 @@ struct Run: Sendable {
         return Facts(running: running, newestPatch: newest, nextMinor: try await minor)
     }
 
-    private func readCluster(_ kubernetes: KubernetesClient) async throws -> (RunningVersions, [KubernetesClient.Node])
-    {
+    private func readCluster(_ kubernetes: KubernetesClient) async throws -> (RunningVersions, [NodeFacts]) {
         async let apiVersion = kubernetes.serverVersion()
         async let nodeList = kubernetes.nodes()
         let (apiServer, nodes) = try await (apiVersion, nodeList)
         guard !nodes.isEmpty else { throw DetectionFailure("the cluster has no nodes") }
-        let running = RunningVersions(
-            apiServer: apiServer, kubelets: Dictionary(uniqueKeysWithValues: nodes.map { ($0.name, $0.kubeletVersion) })
-        )
+        var kubelets: [String: KubeVersion] = [:]
+        for node in nodes {
+            guard let kubelet = node.kubelet else {
+                throw DetectionFailure("node \(node.name): its kubelet version is unreadable")
+            }
+            kubelets[node.name] = kubelet
+        }
+        let running = RunningVersions(apiServer: apiServer, kubelets: kubelets)
         log.info("cluster read", ["api_server": "\(apiServer)", "nodes": "\(nodes.count)"])
         return (running, nodes)
     }
 
-    private func chooseMaster(from nodes: [KubernetesClient.Node]) throws -> KubernetesClient.Node {
+    private func chooseMaster(from nodes: [NodeFacts]) throws -> NodeFacts {
         if let name = settings.masterNode {
             guard let node = nodes.first(where: { $0.name == name }) else {
                 throw DetectionFailure("no node named \(name)")

@@ -15,7 +15,7 @@ struct Cluster: Sendable {
     var cordonAnnotation: String { "\(annotationPrefix)/cordoned-by" }
 
     func nodes() async throws -> [NodeFacts] {
-        try await client.list("/api/v1/nodes").map { NodeFacts(node: $0, cordonAnnotation: cordonAnnotation) }
+        try await client.nodes(cordonAnnotation: cordonAnnotation)
     }
 
     func node(_ name: String) async throws -> NodeFacts {

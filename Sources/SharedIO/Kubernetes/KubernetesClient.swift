@@ -23,15 +23,6 @@ public struct KubernetesClient: Sendable {
         http = HTTPClient(configuration: configuration)
     }
 
-    /// A node's name, labels, kubelet version and addresses.
-    public struct Node: Sendable, Equatable {
-        public let name: String
-        public let labels: [String: String]
-        public let kubeletVersion: KubeVersion
-        public let internalIP: String?
-        public let isControlPlane: Bool
-    }
-
     /// `GET /version`: the API server's `gitVersion`.
     public func serverVersion() async throws -> KubeVersion {
         let object = try await getJSON("/version")
@@ -43,38 +34,13 @@ public struct KubernetesClient: Sendable {
         }
     }
 
-    /// Every node, following `continue` tokens (`limit` per page).
-    public func nodes(pageSize: Int = 500) async throws -> [Node] {
-        var nodes: [Node] = []
-        var token: String?
-        repeat {
-            var path = "/api/v1/nodes?limit=\(pageSize)"
-            if let token { path += "&continue=" + Self.percentEncoded(token) }
-            let page = try await getJSON(path)
-            for item in page[["items"]]?.arrayValue ?? [] {
-                nodes.append(try Self.node(from: item, path: path))
-            }
-            token = page[["metadata", "continue"]]?.stringValue
-            if token?.isEmpty == true { token = nil }
-        } while token != nil
-        return nodes
-    }
-
-    private static func node(from item: JSONValue, path: String) throws -> Node {
-        guard let name = item[["metadata", "name"]]?.stringValue else {
-            throw KubernetesAPIError(path: path, status: 200, reason: "", message: "a node without a name")
+    /// Every node (the one pagination of ``list(_:pageSize:)``), as the one
+    /// node model the detector and the orchestrator share; `cordonAnnotation`
+    /// is the key this tool writes when it cordons a node.
+    public func nodes(cordonAnnotation: String = "", pageSize: Int = 500) async throws -> [NodeFacts] {
+        try await list("/api/v1/nodes", pageSize: pageSize).map {
+            NodeFacts(node: $0, cordonAnnotation: cordonAnnotation)
         }
-        let versionText = item[["status", "nodeInfo", "kubeletVersion"]]?.stringValue ?? ""
-        let version: KubeVersion
-        do { version = try KubeVersion(parsing: versionText) } catch {
-            throw KubernetesAPIError(path: path, status: 200, reason: "", message: "node \(name): \(error.description)")
-        }
-        let labels = item.stringMap("metadata.labels")
-        let addresses = item[["status", "addresses"]]?.arrayValue ?? []
-        return Node(
-            name: name, labels: labels, kubeletVersion: version,
-            internalIP: addresses.first { $0[["type"]]?.stringValue == "InternalIP" }?[["address"]]?.stringValue,
-            isControlPlane: labels["node-role.kubernetes.io/control-plane"] != nil)
     }
 
     /// RFC 3986 percent-encoding of everything but unreserved characters.
