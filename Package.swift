@@ -106,11 +106,11 @@ let package = Package(
             dependencies: ["Shared", "SharedIO", "TestSupport"],
             swiftSettings: strict
         ),
-        // The orchestrator in-process: its waits on a test clock.
+        // The orchestrator and the detector in-process: waits on a test clock, the API simulator on loopback.
         .testTarget(
             name: "OrchestratorTests",
             dependencies: [
-                "Orchestrator", "ClusterSim", "Shared", "SharedIO", "TestSupport",
+                "Orchestrator", "Detector", "ClusterSim", "Shared", "SharedIO", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],

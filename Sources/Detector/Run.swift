@@ -10,6 +10,10 @@ struct Run: Sendable {
     let log: Logger
     /// What the package source is and how it is asked.
     var distribution: any Distribution = KubeadmApt()
+    /// Runs a command on the master: over SSH, or a stand-in in tests.
+    var master: any MasterShell = SSHMasterShell()
+    /// Where the summary line goes: standard output.
+    var report: @Sendable (String) -> Void = { print($0) }
 
     private struct Facts {
         var running: RunningVersions
@@ -28,7 +32,7 @@ struct Run: Sendable {
             facts = try await gather()
         } catch {
             log.error("detection failed; nothing dispatched", ["error": "\(error)"])
-            print("detection failed: \(error); nothing dispatched")
+            report("detection failed: \(error); nothing dispatched")
             if let pushgateway = settings.pushgatewayURL {
                 try? await Pushgateway(baseURL: pushgateway).replace(
                     job: "k8s-version-check", exposition: DetectionMetrics.renderFailure(timestamp: Self.now()))
@@ -74,7 +78,7 @@ struct Run: Sendable {
             outcome = result.text
             if result.failed { exit = .dispatchFailed }
         }
-        print(
+        report(
             DetectionSummary.line(
                 running: facts.running, newestPatch: facts.newestPatch, nextMinor: facts.nextMinor,
                 policy: settings.policy, outcome: outcome))
@@ -144,13 +148,8 @@ struct Run: Sendable {
     /// for kubeadm+apt), parsed; any line that is not a package version
     /// fails the run.
     private func madisonListing(at endpoint: (host: String, port: Int), node: String) async throws -> MadisonListing {
-        let ssh = SSHClient(
-            configuration: SSHConfiguration(
-                host: endpoint.host, port: endpoint.port, user: settings.sshUser, privateKeyFile: settings.sshKeyFile,
-                knownHostsFile: settings.knownHostsFile, hostKeyAlias: node == endpoint.host ? nil : node,
-                connectTimeout: settings.timeout))
         let command = Shell.command(distribution.offeredListing)
-        let result = try await ssh.run(command, timeout: settings.timeout)
+        let result = try await master.run(command, at: endpoint, node: node, settings: settings)
         guard result.exitStatus == 0 else {
             let ended = result.exitStatus.map(String.init) ?? result.exitSignal ?? "?"
             throw DetectionFailure(
@@ -254,4 +253,25 @@ struct Run: Sendable {
     }
 
     private static func now() -> Int { Int(Date().timeIntervalSince1970) }
+}
+
+/// The one command the detector runs on the master.
+protocol MasterShell: Sendable {
+    func run(
+        _ command: String, at endpoint: (host: String, port: Int), node: String, settings: Settings
+    ) async throws -> SSHCommandResult
+}
+
+/// Over SSH, the host key checked under the node's name when known_hosts lists it.
+struct SSHMasterShell: MasterShell {
+    func run(
+        _ command: String, at endpoint: (host: String, port: Int), node: String, settings: Settings
+    ) async throws -> SSHCommandResult {
+        let ssh = SSHClient(
+            configuration: SSHConfiguration(
+                host: endpoint.host, port: endpoint.port, user: settings.sshUser, privateKeyFile: settings.sshKeyFile,
+                knownHostsFile: settings.knownHostsFile, hostKeyAlias: node == endpoint.host ? nil : node,
+                connectTimeout: settings.timeout))
+        return try await ssh.run(command, timeout: settings.timeout)
+    }
 }
