@@ -1,0 +1,164 @@
+// The OpenAPI document's components (see OpenAPIDocument.swift).
+extension OpenAPIDocument {
+    /// Security schemes, parameters, responses and schemas.
+    static let components = #"""
+        components:
+          securitySchemes:
+            bearer: {type: http, scheme: bearer}
+          parameters:
+            JobID:
+              name: id
+              in: path
+              required: true
+              schema: {type: integer, minimum: 1, maximum: 9223372036854775807}
+          responses:
+            Problem:
+              description: refused; the message names the field and the rule
+              content: {application/json: {schema: {$ref: "#/components/schemas/Problem"}}}
+            Standby:
+              description: >-
+                not leading yet: another instance holds the leader lease and is still finishing, or
+                this one is taking over the job store (or, for POST /execute, the cluster's versions
+                could not be read to check the request); ask again after Retry-After seconds
+              headers:
+                Retry-After: {description: seconds, schema: {type: string}}
+              content: {application/json: {schema: {$ref: "#/components/schemas/Problem"}}}
+            Unauthorized:
+              description: missing or wrong bearer token
+              headers:
+                WWW-Authenticate: {description: the auth scheme, schema: {type: string}}
+              content: {application/json: {schema: {$ref: "#/components/schemas/Problem"}}}
+          schemas:
+            Status:
+              type: object
+              required: [status]
+              properties:
+                status: {type: string}
+            Problem:
+              type: object
+              required: [error, detail]
+              additionalProperties: false
+              properties:
+                error: {type: string}
+                detail: {}
+            ExecuteRequest:
+              type: object
+              required: [target_version, kind]
+              additionalProperties: false
+              properties:
+                target_version:
+                  type: string
+                  pattern: "^(0|[1-9][0-9]{0,8})\\.(0|[1-9][0-9]{0,8})\\.(0|[1-9][0-9]{0,8})$"
+                kind: {type: string, enum: [patch, minor]}
+                dry_run: {type: boolean, default: false}
+                stages:
+                  type: string
+                  default: all
+                  description: all, or a comma list of distinct stages among preflight, snapshot, containerd, repo, master, workers, postflight
+                  pattern: "^ *(all|(?!.*\\b(\\w+)\\b.*,\\s*\\2\\b)(preflight|snapshot|containerd|repo|master|workers|postflight)( *, *(preflight|snapshot|containerd|repo|master|workers|postflight))*) *$"
+            Time:
+              type: [string, "null"]
+              format: date-time
+            JobState:
+              type: string
+              enum: [queued, running, aborting, succeeded, failed, aborted, interrupted]
+            ProgressStatus:
+              type: string
+              enum: [pending, running, succeeded, skipped, failed, aborted, interrupted, not_selected]
+            JobSummary:
+              allOf:
+                - {$ref: "#/components/schemas/JobFields"}
+              unevaluatedProperties: false
+            JobFields:
+              type: object
+              required: [id, state, request, created_at, started_at, finished_at, updated_at, current_stage, current_node, error]
+              properties:
+                id: {type: integer, minimum: 1}
+                state: {$ref: "#/components/schemas/JobState"}
+                request:
+                  type: object
+                  additionalProperties: false
+                  required: [target_version, kind, dry_run, stages]
+                  properties:
+                    target_version: {type: string}
+                    kind: {type: string, enum: [patch, minor]}
+                    dry_run: {type: boolean}
+                    stages: {type: string}
+                created_at: {$ref: "#/components/schemas/Time"}
+                started_at: {$ref: "#/components/schemas/Time"}
+                finished_at: {$ref: "#/components/schemas/Time"}
+                updated_at: {$ref: "#/components/schemas/Time"}
+                current_stage: {type: [string, "null"]}
+                current_node: {type: [string, "null"]}
+                error: {type: [string, "null"]}
+            Job:
+              allOf:
+                - {$ref: "#/components/schemas/JobFields"}
+              type: object
+              unevaluatedProperties: false
+              required: [wait, stages, nodes, result, events]
+              properties:
+                wait:
+                  oneOf:
+                    - type: "null"
+                    - type: object
+                      additionalProperties: false
+                      required: [what, reason, since, deadline, stage, node]
+                      properties:
+                        what: {type: string}
+                        reason: {type: string}
+                        since: {$ref: "#/components/schemas/Time"}
+                        deadline: {$ref: "#/components/schemas/Time"}
+                        stage: {type: [string, "null"]}
+                        node: {type: [string, "null"]}
+                stages:
+                  type: array
+                  items:
+                    type: object
+                    additionalProperties: false
+                    required: [name, status, started_at, finished_at, duration_seconds, detail]
+                    properties:
+                      name: {type: string, enum: [preflight, snapshot, containerd, repo, master, workers, postflight]}
+                      status: {$ref: "#/components/schemas/ProgressStatus"}
+                      started_at: {$ref: "#/components/schemas/Time"}
+                      finished_at: {$ref: "#/components/schemas/Time"}
+                      duration_seconds: {type: [number, "null"]}
+                      detail: {type: [string, "null"]}
+                nodes:
+                  type: array
+                  items:
+                    type: object
+                    additionalProperties: false
+                    required: [name, stage, status, started_at, finished_at, duration_seconds, detail]
+                    properties:
+                      name: {type: string}
+                      stage: {type: [string, "null"]}
+                      status: {$ref: "#/components/schemas/ProgressStatus"}
+                      started_at: {$ref: "#/components/schemas/Time"}
+                      finished_at: {$ref: "#/components/schemas/Time"}
+                      duration_seconds: {type: [number, "null"]}
+                      detail: {type: [string, "null"]}
+                result: {}
+                events:
+                  type: object
+                  additionalProperties: false
+                  required: [items, total, next_after]
+                  properties:
+                    total: {type: integer, minimum: 0}
+                    next_after: {type: [integer, "null"]}
+                    items:
+                      type: array
+                      items:
+                        type: object
+                        additionalProperties: false
+                        required: [seq, time, kind, stage, node, message, deadline]
+                        properties:
+                          seq: {type: integer, minimum: 1}
+                          time: {$ref: "#/components/schemas/Time"}
+                          kind: {type: string}
+                          stage: {type: [string, "null"]}
+                          node: {type: [string, "null"]}
+                          message: {type: string}
+                          deadline: {$ref: "#/components/schemas/Time"}
+        """#
+}
