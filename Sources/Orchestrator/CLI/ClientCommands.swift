@@ -104,7 +104,7 @@ struct StatusCommand: AsyncParsableCommand {
         let api = try client.client()
         guard follow else {
             let job = try await api.call("GET", "/jobs/\(id)?events_limit=1000", expect: [200])
-            print(client.json ? JobText.json(job) : JobText.render(job, now: Date().timeIntervalSince1970))
+            print(client.json ? JobText.json(job) : JobText.render(job, now: SystemJobClock().now()))
             return
         }
         let terminal = isatty(1) == 1 && !client.json
@@ -118,7 +118,7 @@ struct StatusCommand: AsyncParsableCommand {
             if terminal {
                 recent = Array((recent + events).suffix(8))
                 let lines = JobText.fitted(
-                    JobText.render(job, events: recent, now: Date().timeIntervalSince1970), width: Self.columns())
+                    JobText.render(job, events: recent, now: SystemJobClock().now()), width: Self.columns())
                 // Move up over the previous drawing, clear it, draw again. Lines
                 // are cut to the terminal's width: a wrapped line would take two
                 // rows and the next redraw would leave its first row behind.

@@ -46,6 +46,10 @@ struct JobContext: Sendable {
     var progressed: @Sendable (Double) -> Void = { _ in }
     /// Wall time of events and deadlines, and every sleep of a wait.
     var clock: any JobClock = SystemJobClock()
+    /// What the pipeline learns as this run of the job goes (its plan, its
+    /// report): made fresh for every run, gone with it; nothing of one job
+    /// is left on the long-lived service for the next.
+    let state = PipelineRunState()
 
     /// The job clock's wall time.
     func now() -> Double { clock.now() }

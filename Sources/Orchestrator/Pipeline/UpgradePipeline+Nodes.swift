@@ -8,13 +8,13 @@ extension UpgradePipeline {
     // MARK: - Stages 5 and 6: nodes
 
     func controlPlanes(_ job: JobContext) async throws -> StageOutcome {
-        let steps = state.withLock { $0.plan.controlPlanes }
+        let steps = job.state.withLock { $0.plan.controlPlanes }
         let upgraded = try await nodes(steps, stage: .master, job: job)
         return .done("\(upgraded) of \(steps.count) control planes upgraded; the others were already done")
     }
 
     func workers(_ job: JobContext) async throws -> StageOutcome {
-        let steps = state.withLock { $0.plan.workers }
+        let steps = job.state.withLock { $0.plan.workers }
         let upgraded = try await nodes(steps, stage: .workers, job: job)
         return .done("\(upgraded) of \(steps.count) workers upgraded; the others were already done")
     }
@@ -53,8 +53,8 @@ extension UpgradePipeline {
             var line = UpgradeReport.NodeReport(
                 name: step.node, role: step.role, before: step.from?.description ?? "?",
                 after: node.kubelet?.description ?? "?", outcome: "skipped: \(reason)")
-            if let existing = state.withLock({ $0.report.nodes.first { $0.name == step.node } }) { line = existing }
-            state.withLock { $0.report.record(line) }
+            if let existing = job.state.withLock({ $0.report.nodes.first { $0.name == step.node } }) { line = existing }
+            job.state.withLock { $0.report.record(line) }
             return nil
         }
         return (node, action)
@@ -70,7 +70,7 @@ extension UpgradePipeline {
                 if operation.isNodeStep {
                     work.line.outcome = "failed: \(error)"
                     let line = work.line
-                    state.withLock { $0.report.record(line) }
+                    job.state.withLock { $0.report.record(line) }
                     if !(error is JobStop) {
                         try? await job.record(.nodeFailed, "\(error)", stage: work.stage, node: work.node.name)
                         notify(job, .failure, "\(work.node.name) failed", ["\(error)"])
@@ -132,7 +132,7 @@ extension UpgradePipeline {
                 node.name, role: work.step.role, finishing: work.action == .finish, job: job, stage: work.stage)
         case .done:
             let line = work.line
-            state.withLock { $0.report.record(line) }
+            job.state.withLock { $0.report.record(line) }
             let timings =
                 line.drainSeconds + line.scriptSeconds > 0
                 ? " (drain \(UpgradeReport.seconds(line.drainSeconds)), \(line.podsEvicted) pods evicted, "
@@ -148,7 +148,7 @@ extension UpgradePipeline {
 
     /// The datastore stays quorate while this control plane's member restarts.
     func checkQuorum(without node: String, job: JobContext) async throws {
-        let master = try masterNode(try await cluster.nodes())
+        let master = try masterNode(try await cluster.nodes(), job: job)
         switch await etcdHealth(on: master) {
         case let .success(health):
             switch health.quorum(without: node) {
@@ -168,7 +168,7 @@ extension UpgradePipeline {
             try await write(job, "cordon \(node.name)", stage: stage, node: node.name) {
                 try await cluster.cordon(node.name, by: "job-\(job.id)")
             }
-            markTouched()
+            markTouched(job)
             setGauges(job) { $0.cordonedSince[node.name] = job.now() }
         } else if node.cordonedBy != nil {
             // Cordoned by this job before a restart: since now, at the latest.
@@ -189,7 +189,7 @@ extension UpgradePipeline {
     func checkKubeletSkew(_ node: NodeFacts, job: JobContext) async throws {
         let target = job.request.targetVersion
         var apiServers = try await cluster.apiServerVersions(of: try await cluster.nodes())
-        for name in state.withLock({ $0.dryRunControlPlanes }) { apiServers[name] = target }
+        for name in job.state.withLock({ $0.dryRunControlPlanes }) { apiServers[name] = target }
         let versions = apiServers.isEmpty ? [try await cluster.client.serverVersion()] : Array(apiServers.values)
         guard let current = node.kubelet else {
             throw JobFailure("\(node.name): its kubelet version is unreadable, so it was not touched")
@@ -267,7 +267,7 @@ extension UpgradePipeline {
             }
         }
         let seconds = job.now() - started
-        state.withLock { run in
+        job.state.withLock { run in
             if let index = run.report.nodes.firstIndex(where: { $0.name == node }) {
                 run.report.nodes[index].soakSeconds = seconds
             }

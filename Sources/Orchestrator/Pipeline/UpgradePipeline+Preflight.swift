@@ -9,7 +9,7 @@ extension UpgradePipeline {
     func preflight(_ job: JobContext) async throws -> StageOutcome {
         let request = job.request
         let nodes = try await cluster.nodes()
-        let master = try masterNode(nodes)
+        let master = try masterNode(nodes, job: job)
         let apiServers = try await cluster.runningAPIServers(of: nodes)
         let verdict = await gate.verdict()
         var quiet: (hours: Int, fired: Result<[String], PlanError>)?

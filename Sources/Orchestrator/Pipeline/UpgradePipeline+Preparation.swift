@@ -8,7 +8,7 @@ extension UpgradePipeline {
 
     func containerd(_ job: JobContext) async throws -> StageOutcome {
         let nodes = try await cluster.nodes()
-        let master = try masterNode(nodes)
+        let master = try masterNode(nodes, job: job)
         let workers = nodes.filter { !$0.isControlPlane }
         guard let masterRuntime = master.containerd else {
             return .skipped("\(master.name) does not report a containerd runtime")

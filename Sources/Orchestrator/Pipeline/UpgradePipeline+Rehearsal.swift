@@ -74,7 +74,7 @@ extension UpgradePipeline {
         _ node: String, role: NodeRole, finishing: Bool, job: JobContext, stage: UpgradeStage
     ) async throws -> String {
         if job.request.dryRun {
-            if role != .worker { state.withLock { _ = $0.dryRunControlPlanes.insert(node) } }
+            if role != .worker { job.state.withLock { _ = $0.dryRunControlPlanes.insert(node) } }
             return "dry run: nothing changed"
         }
         try await waitUntilUpgraded(node, role: role, job: job, stage: stage)
@@ -138,7 +138,7 @@ extension UpgradePipeline {
         _ job: JobContext, _ arguments: [String], purpose: String, on node: NodeFacts, stage: UpgradeStage
     ) async throws {
         guard job.request.dryRun else {
-            markTouched()
+            markTouched(job)
             return try await runDetached(job, arguments, purpose: purpose, on: node, stage: stage)
         }
         try await job.record(
@@ -209,7 +209,7 @@ extension UpgradePipeline {
     /// set it; a run that changed nothing on a cluster that was already
     /// mid-upgrade leaves it as mid-upgrade as it found it.
     func clearsMark(_ job: JobContext, final: JobState) -> (clear: Bool, write: Bool) {
-        let (touched, mixed) = state.withLock { ($0.touched, $0.mixedAtStart) }
+        let (touched, mixed) = job.state.withLock { ($0.touched, $0.mixedAtStart) }
         let clear = final == .succeeded || (!touched && !mixed)
         return (clear, clear && !job.request.dryRun)
     }

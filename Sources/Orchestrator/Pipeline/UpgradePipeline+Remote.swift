@@ -7,7 +7,7 @@ import Synchronization
 extension UpgradePipeline {
     // MARK: - Helpers
 
-    func markTouched() { state.withLock { $0.touched = true } }
+    func markTouched(_ job: JobContext) { job.state.withLock { $0.touched = true } }
 
     /// The node script with `arguments`, its output streamed into the job; a
     /// non-zero exit fails the job. The run is detached from the SSH
@@ -134,9 +134,9 @@ extension UpgradePipeline {
         }
     }
 
-    func masterNode(_ nodes: [NodeFacts]) throws -> NodeFacts {
+    func masterNode(_ nodes: [NodeFacts], job: JobContext) throws -> NodeFacts {
         let name =
-            state.withLock { $0.plan.controlPlanes.first?.node }
+            job.state.withLock { $0.plan.controlPlanes.first?.node }
             ?? settings.masterNode ?? nodes.filter(\.isControlPlane).map(\.name).min()
         guard let name, let node = nodes.first(where: { $0.name == name }) else {
             throw JobFailure("no control-plane node found")

@@ -7,14 +7,14 @@ extension UpgradePipeline {
     // MARK: - Stage 2: snapshot
 
     func snapshot(_ job: JobContext) async throws -> StageOutcome {
-        let master = try masterNode(try await cluster.nodes())
+        let master = try masterNode(try await cluster.nodes(), job: job)
         let target = job.request.targetVersion
         let path = "\(settings.backupDir)/k8s-upgrade-pre-\(target)-\(Int(job.now())).db"
         let save = RemoteCommand(
             steps: [["mkdir", "-p", settings.backupDir], settings.distribution.snapshotSave(to: path)],
             timeout: .seconds(600))
         let status = RemoteCommand(settings.distribution.snapshotStatus(of: path), timeout: .seconds(120))
-        if let (first, owner) = state.withLock({ $0.firstSnapshot }) {
+        if let (first, owner) = job.state.withLock({ $0.firstSnapshot }) {
             let whose =
                 owner == job.id
                 ? "that this job took when it first ran"
@@ -27,7 +27,7 @@ extension UpgradePipeline {
                     + "a mid-upgrade snapshot does not replace the rollback point; to take a new one, remove the "
                     + "namespace annotation \(cluster.annotationPrefix)/snapshot-path and resume"
                 try await job.record(.info, text, stage: .snapshot)
-                state.withLock { $0.report.snapshot = verified.summary }
+                job.state.withLock { $0.report.snapshot = verified.summary }
                 setGauges(job) { $0.snapshotTaken = true }
                 return .done(text)
             }
@@ -42,7 +42,7 @@ extension UpgradePipeline {
         }
         try await job.record(.info, "snapshot \(path): \(verified.summary)", stage: .snapshot)
         try await cluster.annotateNamespace(["snapshot-path": path])
-        state.withLock {
+        job.state.withLock {
             $0.report.snapshotPath = path
             $0.report.snapshot = verified.summary
         }

@@ -37,9 +37,8 @@ final class UpgradePipeline: Pipeline {
     let notifier: any Notifier
     let gauges: GaugePublisher
     let http: HTTPClient
-    let state = Mutex(RunState())
 
-    /// What one job learns as it goes; reset when a job begins.
+    /// What one run of a job learns as it goes, kept in its ``JobContext``.
     struct RunState {
         var plan = UpgradePlan(controlPlanes: [], workers: [])
         var report = UpgradeReport(target: KubeVersion(major: 0, minor: 0, patch: 0), dryRun: false)
@@ -76,8 +75,6 @@ final class UpgradePipeline: Pipeline {
         notifier.notify(Notice(level, title, lines: lines, jobID: job.id))
     }
 
-    var target: KubeVersion { state.withLock { $0.report.target } }
-
     // MARK: - The stage hooks
 
     func beforeStage(_ stage: UpgradeStage, job: JobContext) async throws {
@@ -88,8 +85,7 @@ final class UpgradePipeline: Pipeline {
     /// Stage 0: plan from live state, mark the upgrade in flight, announce it.
     func begin(job: JobContext) async throws {
         let request = job.request
-        state.withLock {
-            $0 = RunState()
+        job.state.withLock {
             $0.report = UpgradeReport(target: request.targetVersion, dryRun: request.dryRun)
             $0.started = job.now()
         }
@@ -113,7 +109,7 @@ final class UpgradePipeline: Pipeline {
                 nodes: nodes, apiServers: apiServers, target: request.targetVersion,
                 master: settings.masterNode, order: settings.workerOrder)
         } catch { throw JobFailure("no plan: \(error)") }
-        state.withLock {
+        job.state.withLock {
             $0.plan = plan
             $0.firstSnapshot = first
             $0.mixedAtStart = releases.count > 1
@@ -169,7 +165,7 @@ final class UpgradePipeline: Pipeline {
     /// The job ended: clear or keep the in-flight mark, announce the end,
     /// and hand back the report as the job's result.
     func end(job: JobContext, state final: JobState, reason: String?) async -> JSONValue? {
-        let report = state.withLock { run in
+        let report = job.state.withLock { run in
             run.report.totalSeconds = job.now() - run.started
             return run.report
         }
@@ -197,5 +193,15 @@ final class UpgradePipeline: Pipeline {
         default: notify(job, .failure, "Job failed", [reason ?? ""] + left)
         }
         return report.json
+    }
+}
+
+/// One run's ``UpgradePipeline/RunState``, shared by its stages and their
+/// concurrent reads.
+final class PipelineRunState: Sendable {
+    private let value = Mutex(UpgradePipeline.RunState())
+
+    func withLock<T: Sendable>(_ body: (inout UpgradePipeline.RunState) -> T) -> T {
+        value.withLock { body(&$0) }
     }
 }
