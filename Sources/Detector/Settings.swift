@@ -25,12 +25,9 @@ struct Settings: Sendable {
     init(_ options: VersionCheck, environment: [String: String]) throws {
         let reader = OptionReader(environment: environment)
         kubeconfig = try SharedOptions.kubeconfig.read(options.kubeconfig, reader)
-        masterNode = reader.value(options.masterNode, "MASTER_NODE")
-        if let name = masterNode, !Self.isDNS1123(name) {
-            throw SettingsError("master-node \(name) is not a valid node name (DNS-1123)")
-        }
+        masterNode = try DetectorOptions.masterNode.read(options.masterNode, reader)
         sshPort = try SharedOptions.sshPort.read(options.sshPort, reader)
-        if let text = reader.value(options.masterAddress, "MASTER_ADDRESS") {
+        if let text = try DetectorOptions.masterAddress.read(options.masterAddress, reader) {
             masterAddress = try HostPort.parse(text, option: "master-address", defaultPort: sshPort)
         }
         sshUser = try SharedOptions.sshUser.read(options.sshUser, reader)
@@ -39,15 +36,16 @@ struct Settings: Sendable {
         repoBase = try SharedOptions.repoBase.read(options.repoBase, reader)
         policy = try SharedOptions.policy(allowMinor: options.allowMinor, minorMinPatch: options.minorMinPatch, reader)
         pushgatewayURL = try SharedOptions.pushgatewayURL.read(options.pushgatewayURL, reader)
-        orchestratorURL = try reader.url(options.orchestratorURL, "ORCHESTRATOR_URL")
-        orchestratorTokenFile =
-            reader.value(options.orchestratorTokenFile, "ORCHESTRATOR_TOKEN_FILE") ?? "/etc/k8s-upgrade/api/token"
-        jobDryRun = try reader.boolean(options.jobDryRun, "JOB_DRY_RUN")
-        do { stages = try StageSelection(parsing: reader.value(options.stages, "STAGES") ?? "all") } catch {
+        orchestratorURL = try DetectorOptions.orchestratorURL.read(options.orchestratorURL, reader)
+        orchestratorTokenFile = try DetectorOptions.orchestratorTokenFile.read(options.orchestratorTokenFile, reader)
+        jobDryRun = try DetectorOptions.jobDryRun.read(options.jobDryRun, reader)
+        do { stages = try StageSelection(parsing: try DetectorOptions.stages.read(options.stages, reader)) } catch let
+            error as RequestValidationError
+        {
             throw SettingsError("stages: \(error.rule)")
         }
         detectOnly = try options.detectOnly || reader.boolean(nil, "DETECT_ONLY")
-        timeout = .seconds(try reader.integer(options.timeout, "TIMEOUT", default: 30, range: 1...3600))
+        timeout = .seconds(try DetectorOptions.timeout.read(options.timeout, reader))
     }
 
     /// The master's SSH host and port: the configured address, else its

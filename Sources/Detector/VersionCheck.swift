@@ -28,13 +28,10 @@ struct VersionCheck: AsyncParsableCommand {
     @Option(help: ArgumentHelp(SharedOptions.kubeconfig.help))
     var kubeconfig: String?
 
-    @Option(
-        help:
-            "Control-plane node to ask for packages (default: the first node labelled node-role.kubernetes.io/control-plane)."
-    )
+    @Option(help: ArgumentHelp(DetectorOptions.masterNode.help))
     var masterNode: String?
 
-    @Option(help: "SSH address of the master, host or host:port (default: the node's InternalIP, port --ssh-port).")
+    @Option(help: ArgumentHelp(DetectorOptions.masterAddress.help))
     var masterAddress: String?
 
     @Option(help: ArgumentHelp(SharedOptions.sshPort.help))
@@ -61,22 +58,22 @@ struct VersionCheck: AsyncParsableCommand {
     @Option(help: ArgumentHelp(SharedOptions.pushgatewayURL.help))
     var pushgatewayURL: String?
 
-    @Option(help: "Orchestrator base URL; empty skips the dispatch. (default: none)")
+    @Option(help: ArgumentHelp(DetectorOptions.orchestratorURL.help))
     var orchestratorURL: String?
 
-    @Option(help: "File holding the orchestrator's bearer token. (default: /etc/k8s-upgrade/api/token)")
+    @Option(help: ArgumentHelp(DetectorOptions.orchestratorTokenFile.help))
     var orchestratorTokenFile: String?
 
-    @Option(help: "dry_run of the dispatched job: true or false. (default: false)")
+    @Option(help: ArgumentHelp(DetectorOptions.jobDryRun.help))
     var jobDryRun: Bool?
 
-    @Option(help: "stages of the dispatched job: all or a comma list. (default: all)")
+    @Option(help: ArgumentHelp(DetectorOptions.stages.help))
     var stages: String?
 
     @Flag(help: "Detect and push metrics, but stop right before the POST and print what would be sent.")
     var detectOnly = false
 
-    @Option(help: "Seconds allowed for each outside call (API, SSH connect and command, repository). (default: 30)")
+    @Option(help: ArgumentHelp(DetectorOptions.timeout.help))
     var timeout: Int?
 
     mutating func run() async throws {

@@ -269,7 +269,8 @@ extension TestBedSuites {
             ]
             let call = try NSRegularExpression(
                 pattern: #"reader\.(?:value|integer|seconds|boolean|url)\(\s*([^,]*?),\s*"([A-Z0-9_]+)""#)
-            let shared = try NSRegularExpression(pattern: #"SharedOptions\.(\w+)\.read\(\s*([^,]*?),"#)
+            let shared = try NSRegularExpression(
+                pattern: #"(?:Shared|Serve|Detector)Options\.(\w+)\.read\(\s*([^,]*?),"#)
             for (files, options, required) in sources {
                 var read: Set<String> = []
                 for file in files {
@@ -296,7 +297,7 @@ extension TestBedSuites {
                         #expect(kebab == option, "\(file): --\(kebab) is read from K8SUP_\(variable)")
                     }
                 }
-                // Options defined once in SharedOptions, read through their definition.
+                // Options defined once (SharedOptions, ServeOptions, DetectorOptions), read through their definition.
                 for file in files {
                     let text = try String(
                         contentsOf: Self.repository.appendingPathComponent(file), encoding: .utf8)

@@ -23,13 +23,13 @@ struct DrainCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp(SharedOptions.kubeconfig.help))
     var kubeconfig: String?
 
-    @Option(help: "Seconds the drain may take before it stops, naming the pods left. (default: 600)")
+    @Option(help: ArgumentHelp(ServeOptions.drainTimeout.help))
     var drainTimeout: Double?
 
-    @Option(help: ServeSettings.drainExcludeHelp)
+    @Option(help: ArgumentHelp(ServeOptions.drainExclude.help))
     var drainExclude: String?
 
-    @Option(help: "Prefix of the cordon annotation, as for serve. (default: k8s-upgrade.io)")
+    @Option(help: ArgumentHelp(ServeOptions.annotationPrefix.help))
     var annotationPrefix: String?
 
     func run() async throws {
@@ -40,10 +40,10 @@ struct DrainCommand: AsyncParsableCommand {
         let prefix: String
         let exclusion: DrainExclusion
         do {
-            timeout = try ServeSettings.drainTimeout(drainTimeout, reader)
+            timeout = try ServeOptions.drainTimeout.read(drainTimeout, reader)
             exclusion = try ServeSettings.drainExclusion(
                 drainExclude, reader, environment: ProcessInfo.processInfo.environment)
-            prefix = try ServeSettings.annotationPrefix(annotationPrefix, reader)
+            prefix = try ServeOptions.annotationPrefix.read(annotationPrefix, reader)
         } catch { throw ValidationError("\(error)") }
         let access = try KubernetesAccess.resolve(kubeconfig: try SharedOptions.kubeconfig.read(kubeconfig, reader))
         let cluster = Cluster(

@@ -19,32 +19,31 @@ struct ServeCommand: AsyncParsableCommand {
             safe point as interrupted.
             """)
 
-    @Option(help: "Address and port to listen on. (default: 127.0.0.1:8080)")
+    @Option(help: ArgumentHelp(ServeOptions.listen.help))
     var listen: String?
 
-    @Option(help: "Write the bound port to this file once listening (for supervisors and tests). (default: none)")
+    @Option(help: ArgumentHelp(ServeOptions.portFile.help))
     var portFile: String?
 
-    @Option(help: "SQLite file of the job store, created if missing. (default: /var/lib/k8s-upgrade/jobs.sqlite)")
+    @Option(help: ArgumentHelp(ServeOptions.store.help))
     var store: String?
 
-    @Option(help: "File holding the bearer token clients must send. (default: /etc/k8s-upgrade/api/token)")
+    @Option(help: ArgumentHelp(ServeOptions.apiTokenFile.help))
     var apiTokenFile: String?
 
-    @Option(help: "Prometheus base URL for the halt-on-alert gate; unreachable means closed. (required)")
+    @Option(help: ArgumentHelp(ServeOptions.prometheusURL.help))
     var prometheusURL: String?
 
-    @Option(
-        help: "Alerts that close the gate: label=value or label!=value, comma-separated. (default: upgrade_gate=true)")
+    @Option(help: ArgumentHelp(ServeOptions.gateSelector.help))
     var gateSelector: String?
 
-    @Option(help: "Alert names the gate ignores, comma-separated; empty ignores none. (default: K8sVersionSkew)")
+    @Option(help: ArgumentHelp(ServeOptions.gateIgnore.help))
     var gateIgnore: String?
 
-    @Option(help: "Seconds a stage waits for the gate to open before the job fails. (default: 1800)")
+    @Option(help: ArgumentHelp(ServeOptions.gateWait.help))
     var gateWait: Double?
 
-    @Option(help: "Seconds between checks while waiting (gate, node, soak). (default: 5)")
+    @Option(help: ArgumentHelp(ServeOptions.pollInterval.help))
     var pollInterval: Double?
 
     @Option(help: ArgumentHelp(SharedOptions.kubeconfig.help))
@@ -62,64 +61,58 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp(SharedOptions.knownHostsFile.help))
     var knownHostsFile: String?
 
-    @Option(
-        help: ArgumentHelp(
-            "SSH address of a node as NODE=HOST[:PORT], repeatable (in K8SUP_NODE_ADDRESS: comma-separated). (default: the node's InternalIP)",
-            valueName: "node=host[:port]"))
+    @Option(help: ArgumentHelp(ServeOptions.nodeAddress.help, valueName: "node=host[:port]"))
     var nodeAddress: [String] = []
 
-    @Option(help: "The node script piped to each node. (default: /usr/share/k8s-upgrade/update_k8s.sh)")
+    @Option(help: ArgumentHelp(ServeOptions.nodeScript.help))
     var nodeScript: String?
 
     @Option(help: ArgumentHelp(SharedOptions.pushgatewayURL.help))
     var pushgatewayURL: String?
 
-    @Option(help: "File holding the Slack incoming-webhook URL; empty sends no notices. (default: none)")
+    @Option(help: ArgumentHelp(ServeOptions.slackWebhookFile.help))
     var slackWebhookFile: String?
 
-    @Option(help: "Folder on the master for etcd snapshots. (default: /var/lib/etcd-backups)")
+    @Option(help: ArgumentHelp(ServeOptions.backupDir.help))
     var backupDir: String?
 
-    @Option(
-        help:
-            "Pre-upgrade snapshots kept in --backup-dir after a new one; the one of an upgrade in flight is never removed, nor are files that are not snapshots. (default: 5)"
-    )
+    @Option(help: ArgumentHelp(ServeOptions.snapshotKeep.help))
     var snapshotKeep: Int?
 
-    @Option(help: "Number of nodes the cluster must have; pre-flight fails otherwise. (default: any)")
+    @Option(help: ArgumentHelp(ServeOptions.expectedNodes.help))
     var expectedNodes: Int?
 
-    @Option(help: "The control plane that runs kubeadm upgrade apply. (default: the first control plane by name)")
+    @Option(help: ArgumentHelp(ServeOptions.masterNode.help))
     var masterNode: String?
 
-    @Option(help: "Worker order: ascending, descending or a comma list of node names. (default: ascending)")
+    @Option(help: ArgumentHelp(ServeOptions.workerOrder.help))
     var workerOrder: String?
 
-    @Option(help: "Seconds each upgraded worker is watched (gate and Ready) before the next. (default: 600)")
+    @Option(help: ArgumentHelp(ServeOptions.soak.help))
     var soak: Double?
 
-    @Option(help: "Seconds a node's drain may take before the job fails naming the pods left. (default: 600)")
+    @Option(help: ArgumentHelp(ServeOptions.drainTimeout.help))
     var drainTimeout: Double?
 
-    @Option(help: ServeSettings.drainExcludeHelp)
+    @Option(help: ArgumentHelp(ServeOptions.drainExclude.help))
     var drainExclude: String?
 
-    @Option(help: "Seconds a node has to turn Ready at the target after its kubelet restart. (default: 300)")
+    @Option(help: ArgumentHelp(ServeOptions.nodeReadyTimeout.help))
     var nodeReadyTimeout: Double?
 
-    @Option(help: "Seconds the node script may run on a node. (default: 1800)")
+    @Option(help: ArgumentHelp(ServeOptions.scriptTimeout.help))
     var scriptTimeout: Double?
 
-    @Option(help: "Prefix of the annotations the tool writes on nodes and its namespace. (default: k8s-upgrade.io)")
+    @Option(help: ArgumentHelp(ServeOptions.annotationPrefix.help))
     var annotationPrefix: String?
 
-    @Option(help: "Namespace whose annotations mark an upgrade in flight. (default: k8s-upgrade)")
+    @Option(help: ArgumentHelp(ServeOptions.namespace.help))
     var namespace: String?
 
-    @Option(help: "Share of pods that must be Ready after the upgrade, 0 to 1. (default: 0.9)")
+    @Option(help: ArgumentHelp(ServeOptions.podReadyRatio.help))
     var podReadyRatio: Double?
 
-    @Option(help: "Hours with no gate alert fired before a job may start; 0 turns the check off. (default: 24)")
+    @Option(help: ArgumentHelp(ServeOptions.quietPeriod.help))
     var quietPeriod: Int?
 
     @Option(help: ArgumentHelp(SharedOptions.repoBase.help))
@@ -131,25 +124,19 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp(SharedOptions.minorMinPatch.help))
     var minorMinPatch: Int?
 
-    @Option(
-        help:
-            "Resume, at start, the job the previous process left interrupted (true or false). (default: true)"
-    )
+    @Option(help: ArgumentHelp(ServeOptions.autoResume.help))
     var autoResume: Bool?
 
-    @Option(help: "Least level logged: debug (every request, with its id), info, warning or error. (default: info)")
+    @Option(help: ArgumentHelp(ServeOptions.logLevel.help))
     var logLevel: String?
 
-    @Option(help: "Interruptions in a row within --restart-window that stop the self-resume. (default: 3)")
+    @Option(help: ArgumentHelp(ServeOptions.restartLimit.help))
     var restartLimit: Int?
 
-    @Option(help: "Seconds over which interruptions count as in a row. (default: 900)")
+    @Option(help: ArgumentHelp(ServeOptions.restartWindow.help))
     var restartWindow: Double?
 
-    @Option(
-        help:
-            "Seconds a Kubernetes call that meets connection refused or reset, a timeout, a 5xx or a 429 is tried again, with backoff, before the step fails naming it. (default: 120)"
-    )
+    @Option(help: ArgumentHelp(ServeOptions.apiRetryBudget.help))
     var apiRetryBudget: Double?
 
     func run() async throws {

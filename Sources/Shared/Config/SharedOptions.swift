@@ -1,16 +1,20 @@
-/// An option more than one command takes (the detector, `serve`, `drain`):
-/// its name, help text with its default, environment variable and
-/// validation, defined once here. The commands' `@Option`s take `help`
-/// from it and their settings read it with ``read(_:_:)``; the runbook test
-/// checks every definition against both commands' help and the runbook.
-public struct SharedOption<Flag: Sendable, Value: Sendable>: Sendable {
+/// One option: its name, help text with its default, environment variable
+/// and validation, defined once. The commands' `@Option`s take `help` from
+/// it and their settings read it with ``read(_:_:)``; the runbook test
+/// checks the reads and every default against the runbook. Options more
+/// than one command takes (the detector, `serve`, `drain`) are in
+/// ``SharedOptions``.
+public struct OptionDefinition<Flag: Sendable, Value: Sendable>: Sendable {
     /// The flag without dashes: `ssh-user`.
     public let name: String
     /// The help text, ending with `(default: …)`.
     public let help: String
-    private let reading: @Sendable (Flag?, OptionReader) throws -> Value
+    private let reading: @Sendable (Flag?, OptionReader, String) throws -> Value
 
-    init(_ name: String, help: String, read: @escaping @Sendable (Flag?, OptionReader) throws -> Value) {
+    /// `read` gets the flag, the reader and the option's variable (`SSH_USER`).
+    public init(
+        _ name: String, help: String, read: @escaping @Sendable (Flag?, OptionReader, String) throws -> Value
+    ) {
         self.name = name
         self.help = help
         self.reading = read
@@ -20,58 +24,133 @@ public struct SharedOption<Flag: Sendable, Value: Sendable>: Sendable {
     public var variable: String { String(name.uppercased().map { $0 == "-" ? "_" : $0 }) }
 
     /// The flag, else the variable, else the default; validated.
-    public func read(_ flag: Flag?, _ reader: OptionReader) throws -> Value { try reading(flag, reader) }
+    public func read(_ flag: Flag?, _ reader: OptionReader) throws -> Value { try reading(flag, reader, variable) }
+}
+
+/// The kinds of option, each stating its default in its help from the same
+/// value it reads with: the default is written once.
+public enum Define {
+    /// `summary (default: defaultText)`, for an option of its own kind.
+    public static func helpText(_ summary: String, _ defaultText: String) -> String {
+        "\(summary) (default: \(defaultText))"
+    }
+
+    static func number(_ value: Double) -> String {
+        value.rounded() == value && abs(value) < 1e15 ? String(Int(value)) : String(value)
+    }
+
+    /// A string with a default; `check` answers what is wrong with a value.
+    public static func text(
+        _ name: String, _ summary: String, default fallback: String,
+        check: (@Sendable (String) -> String?)? = nil
+    ) -> OptionDefinition<String, String> {
+        return OptionDefinition<String, String>(name, help: helpText(summary, fallback)) { flag, reader, variable in
+            let value = reader.value(flag, variable) ?? fallback
+            if let problem = check?(value) { throw SettingsError("\(name) \(problem)") }
+            return value
+        }
+    }
+
+    /// A string that may be absent (`absent` says what that means in the help).
+    public static func optionalText(
+        _ name: String, _ summary: String, absent: String = "none", check: (@Sendable (String) -> String?)? = nil
+    ) -> OptionDefinition<String, String?> {
+        return OptionDefinition<String, String?>(name, help: helpText(summary, absent)) { flag, reader, variable in
+            guard let value = reader.value(flag, variable), !value.isEmpty else { return nil }
+            if let problem = check?(value) { throw SettingsError("\(name) \(problem)") }
+            return value
+        }
+    }
+
+    /// An http(s) URL that may be absent.
+    public static func url(
+        _ name: String, _ summary: String, absent: String = "none"
+    )
+        -> OptionDefinition<String, String?>
+    {
+        return OptionDefinition<String, String?>(name, help: helpText(summary, absent)) { flag, reader, variable in
+            try reader.url(flag, variable)
+        }
+    }
+
+    /// Seconds, decimals allowed, within `range`.
+    public static func seconds(
+        _ name: String, _ summary: String, default fallback: Double, range: ClosedRange<Double>
+    ) -> OptionDefinition<Double, Duration> {
+        return OptionDefinition<Double, Duration>(name, help: helpText(summary, number(fallback))) {
+            flag, reader, variable in
+            try reader.seconds(flag, variable, default: fallback, range: range)
+        }
+    }
+
+    /// An integer within `range`.
+    public static func integer(
+        _ name: String, _ summary: String, default fallback: Int, range: ClosedRange<Int>
+    ) -> OptionDefinition<Int, Int> {
+        return OptionDefinition<Int, Int>(name, help: helpText(summary, String(fallback))) { flag, reader, variable in
+            try reader.integer(flag, variable, default: fallback, range: range)
+        }
+    }
+
+    /// An http(s) URL with a default.
+    public static func url(
+        _ name: String, _ summary: String, default fallback: String
+    )
+        -> OptionDefinition<String, String>
+    {
+        return OptionDefinition<String, String>(name, help: helpText(summary, fallback)) { flag, reader, variable in
+            try reader.url(flag, variable) ?? fallback
+        }
+    }
+
+    /// true or false.
+    public static func boolean(
+        _ name: String, _ summary: String, default fallback: Bool
+    )
+        -> OptionDefinition<Bool, Bool>
+    {
+        return OptionDefinition<Bool, Bool>(name, help: helpText(summary, String(fallback))) { flag, reader, variable in
+            try reader.boolean(flag, variable, default: fallback)
+        }
+    }
 }
 
 public enum SharedOptions {
-    public static let kubeconfig = SharedOption<String, String?>(
-        "kubeconfig",
-        help: "kubeconfig to use (default: in-cluster service account, else $KUBECONFIG, else ~/.kube/config)."
-    ) { flag, reader in reader.value(flag, "KUBECONFIG") }
+    public static let kubeconfig = Define.optionalText(
+        "kubeconfig", "kubeconfig to use", absent: "in-cluster service account, else $KUBECONFIG, else ~/.kube/config")
 
-    public static let sshUser = SharedOption<String, String>(
-        "ssh-user", help: "SSH user on the nodes; commands run through sudo -n unless it is root. (default: root)"
-    ) { flag, reader in
-        let user = reader.value(flag, "SSH_USER") ?? "root"
-        guard !user.isEmpty, user.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: "@") }) else {
-            throw SettingsError("ssh-user \(user) is not a user name")
-        }
-        return user
+    public static let sshUser = Define.text(
+        "ssh-user", "SSH user on the nodes; commands run through sudo -n unless it is root.", default: "root"
+    ) { user in
+        !user.isEmpty && user.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: "@") })
+            ? nil : "\(user) is not a user name"
     }
 
-    public static let sshPort = SharedOption<Int, Int>(
-        "ssh-port", help: "SSH port of a node whose address gives none. (default: 22)"
-    ) { flag, reader in try reader.integer(flag, "SSH_PORT", default: 22, range: 1...65535) }
+    public static let sshPort = Define.integer(
+        "ssh-port", "SSH port of a node whose address gives none.", default: 22, range: 1...65535)
 
-    public static let sshKeyFile = SharedOption<String, String>(
-        "ssh-key-file",
-        help: "Private key for SSH (ed25519, ECDSA or RSA, no passphrase). (default: /etc/k8s-upgrade/ssh/id_ed25519)"
-    ) { flag, reader in reader.value(flag, "SSH_KEY_FILE") ?? "/etc/k8s-upgrade/ssh/id_ed25519" }
+    public static let sshKeyFile = Define.text(
+        "ssh-key-file", "Private key for SSH (ed25519, ECDSA or RSA, no passphrase).",
+        default: "/etc/k8s-upgrade/ssh/id_ed25519")
 
-    public static let knownHostsFile = SharedOption<String, String>(
-        "known-hosts-file",
-        help: "known_hosts file every node's host key must be in. (default: /etc/k8s-upgrade/ssh/known_hosts)"
-    ) { flag, reader in reader.value(flag, "KNOWN_HOSTS_FILE") ?? "/etc/k8s-upgrade/ssh/known_hosts" }
+    public static let knownHostsFile = Define.text(
+        "known-hosts-file", "known_hosts file every node's host key must be in.",
+        default: "/etc/k8s-upgrade/ssh/known_hosts")
 
-    public static let repoBase = SharedOption<String, String>(
-        "repo-base",
-        help:
-            "Base URL of the per-minor package repositories, <base>/v1.N/deb/. (default: https://pkgs.k8s.io/core:/stable:)"
-    ) { flag, reader in try reader.url(flag, "REPO_BASE") ?? "https://pkgs.k8s.io/core:/stable:" }
+    public static let repoBase = Define.url(
+        "repo-base", "Base URL of the per-minor package repositories, <base>/v1.N/deb/.",
+        default: "https://pkgs.k8s.io/core:/stable:")
 
-    public static let allowMinor = SharedOption<Bool, Bool>(
+    public static let allowMinor = Define.boolean(
         "allow-minor",
-        help:
-            "Minor upgrades may be dispatched and accepted (true or false); keep the detector's and the service's the same. (default: false)"
-    ) { flag, reader in try reader.boolean(flag, "ALLOW_MINOR", default: false) }
+        "Minor upgrades may be dispatched and accepted (true or false); keep the detector's and the service's the same.",
+        default: false)
 
-    public static let minorMinPatch = SharedOption<Int, Int>(
-        "minor-min-patch", help: "A new minor only once its newest patch is at least this. (default: 0)"
-    ) { flag, reader in try reader.integer(flag, "MINOR_MIN_PATCH", default: 0, range: 0...1000) }
+    public static let minorMinPatch = Define.integer(
+        "minor-min-patch", "A new minor only once its newest patch is at least this.", default: 0, range: 0...1000)
 
-    public static let pushgatewayURL = SharedOption<String, String?>(
-        "pushgateway-url", help: "Pushgateway base URL for the gauges; empty pushes nothing. (default: none)"
-    ) { flag, reader in try reader.url(flag, "PUSHGATEWAY_URL") }
+    public static let pushgatewayURL = Define.url(
+        "pushgateway-url", "Pushgateway base URL for the gauges; empty pushes nothing.")
 
     /// Every shared option's name and help, for the runbook test.
     public static let all: [(name: String, help: String)] = [
