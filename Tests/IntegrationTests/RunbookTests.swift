@@ -286,14 +286,7 @@ extension TestBedSuites {
                             flag.split(separator: ".").dropFirst(flag.contains(".") ? 1 : 0).first
                             .map(String.init) ?? flag
                         guard property != "nil" else { continue }
-                        // prometheusURL → prometheus-url: a dash where a capital follows a small letter.
-                        var kebab = ""
-                        var previous: Character = "-"
-                        for character in property {
-                            if character.isUppercase && previous.isLowercase { kebab += "-" }
-                            kebab += character.lowercased()
-                            previous = character
-                        }
+                        let kebab = Self.kebab(property)
                         #expect(kebab == option, "\(file): --\(kebab) is read from K8SUP_\(variable)")
                     }
                 }
