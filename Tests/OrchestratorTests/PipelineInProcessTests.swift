@@ -301,4 +301,90 @@ import Testing
             #expect(try await orchestrator.nodeStates().values.allSatisfy { $0 == "1.35.1" })
         }
     }
+
+    /// Where a job can stop on a fault, and how the fault is mended.
+    enum Fault: String, CaseIterable, Sendable {
+        case quorum, unreachable, script, gate
+    }
+
+    /// A job that fails at each kind of step resumes, once the fault is
+    /// mended, to the end, and no node's script runs twice but the one that failed.
+    @Test(arguments: Fault.allCases)
+    func aJobFailedAtAStepResumesToTheEndWithoutRedoingANode(fault: Fault) async throws {
+        var options = InProcessOrchestrator.Options()
+        options.soak = .zero
+        try await InProcessOrchestrator.with(scenario: Self.cluster(), options: options) { orchestrator in
+            let nodes = orchestrator.nodes
+            let alerts = orchestrator.alerts
+            let expected: String
+            switch fault {
+            case .quorum:
+                nodes.etcdDown.withLock { $0 = ["master"] }
+                expected = "master was not touched: the single etcd member is not healthy"
+            case .unreachable:
+                nodes.unreachable.withLock { $0 = ["worker-2"] }
+                expected = "worker-2 cannot be reached over SSH, so nothing was changed on it"
+            case .script:
+                nodes.failing.withLock { $0 = ["worker-2"] }
+                expected = "on worker-2 exited 1"
+            case .gate:
+                nodes.onScript { node in if node == "worker-1" { alerts.fire("NodeDown") } }
+                expected = "waited 30 min for halt-on-alert gate"
+            }
+            let id = try await orchestrator.execute()
+            _ = try await orchestrator.waitFor(.failed, id)
+            let failure = try await orchestrator.failure(id)
+            #expect(failure.contains(expected), "\(fault): \(failure)")
+            #expect(try await orchestrator.nodeStates()["worker-3"] == Self.untouched, "\(fault)")
+            nodes.etcdDown.withLock { $0 = [] }
+            nodes.unreachable.withLock { $0 = [] }
+            nodes.failing.withLock { $0 = [] }
+            alerts.clear()
+            _ = try await orchestrator.coordinator.resume(id)
+            _ = try await orchestrator.waitFor(.succeeded, id)
+            var runs: [String: Int] = [:]
+            for run in nodes.scriptRuns { runs[String(run.split(separator: ":")[0]), default: 0] += 1 }
+            let twice: [String: Int] = fault == .script ? ["worker-2": 2] : [:]
+            #expect(
+                runs == ["master": 1, "worker-1": 1, "worker-2": 1, "worker-3": 1].merging(twice) { $1 },
+                "\(fault)")
+            #expect(try await orchestrator.nodeStates().values.allSatisfy { $0 == "1.34.5" }, "\(fault)")
+        }
+    }
+
+    /// An abort lands at the safe point of the wait it meets: the gate's,
+    /// or a drain waiting for a pod's graceful deletion (the node stays
+    /// cordoned by the job, its script not run).
+    @Test func anAbortLandsInAGateWaitAndInADrain() async throws {
+        var options = InProcessOrchestrator.Options()
+        options.soak = .zero
+        try await InProcessOrchestrator.with(scenario: Self.cluster(), options: options) { orchestrator in
+            let alerts = orchestrator.alerts
+            let coordinator = orchestrator.coordinator
+            orchestrator.nodes.onScript { node in if node == "worker-1" { alerts.fire("NodeDown") } }
+            let nodes = orchestrator.nodes
+            orchestrator.once(when: { nodes.scriptRuns.count == 2 }) { _ = try? await coordinator.abort(1) }
+            let id = try await orchestrator.execute()
+            _ = try await orchestrator.waitFor(.aborted, id)
+            let events = try await orchestrator.events(id)
+            #expect(events.contains { $0.kind == .waitStarted && $0.message.hasPrefix("halt-on-alert gate") })
+            #expect(try await orchestrator.nodeStates()["worker-2"] == Self.untouched)
+        }
+        let slow = Self.cluster(
+            workloads:
+                #",{"kind":"ReplicaSet","name":"slow","replicas":1,"labels":{"app":"slow"},"nodes":["worker-1"],"terminationGracePeriodSeconds":120}"#
+        )
+        try await InProcessOrchestrator.with(scenario: slow, options: options) { orchestrator in
+            let nodes = orchestrator.nodes
+            let coordinator = orchestrator.coordinator
+            orchestrator.once(when: { nodes.commands.contains { $0.node == "worker-1" && $0.words == ["true"] } }) {
+                _ = try? await coordinator.abort(1)
+            }
+            let id = try await orchestrator.execute()
+            _ = try await orchestrator.waitFor(.aborted, id)
+            #expect(try await orchestrator.nodeStates()["worker-1"] == "\(Self.untouched), cordoned")
+            #expect(orchestrator.nodes.scriptRuns == ["master: --role master --release 1.34.5"])
+            #expect(orchestrator.clock.slept < .seconds(120), "stopped inside the graceful deletion")
+        }
+    }
 }

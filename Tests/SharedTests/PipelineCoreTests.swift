@@ -353,6 +353,14 @@ struct PipelineCoreTests {
         #expect(
             single.quorum(without: "master")
                 == .success("a single etcd member: etcd is down while it restarts, as always with one"))
+        // One member that is already down is no restart to ride out: nothing goes on top of it.
+        let singleDown = EtcdHealth(healthy: [], unhealthy: ["https://10.0.0.1:2379"])
+        #expect(
+            singleDown.quorum(without: "master")
+                == .failure(
+                    PlanError(
+                        "the single etcd member is not healthy, so nothing is upgraded on top of it: "
+                            + "0 of 1 members healthy; unhealthy: https://10.0.0.1:2379")))
         // A member that the health check left out counts as down, by its name.
         let silent = try EtcdHealth(
             json:

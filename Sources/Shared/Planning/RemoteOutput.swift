@@ -117,11 +117,18 @@ public struct EtcdHealth: Sendable, Equatable {
     /// must be more than half of all members. A bare majority healthy now
     /// is not enough: with one of three already down, restarting a healthy
     /// member leaves one of three. One member alone has no quorum to keep
-    /// (its API is down while it restarts, whatever is done); a node
-    /// without a member (external etcd) takes none down.
+    /// (its API is down while it restarts, whatever is done), but it must be
+    /// healthy; a node without a member (external etcd) takes none down.
     public func quorum(without node: String) -> Result<String, PlanError> {
         let total = memberCount
-        if total <= 1 { return .success("a single etcd member: etcd is down while it restarts, as always with one") }
+        if total <= 1 {
+            // Its restart takes it down anyway; one that is down already is a broken datastore, not a restart.
+            guard healthy.count == 1 else {
+                return .failure(
+                    PlanError("the single etcd member is not healthy, so nothing is upgraded on top of it: \(summary)"))
+            }
+            return .success("a single etcd member: etcd is down while it restarts, as always with one")
+        }
         let own = members.first { $0.name == node }?.clientURLs ?? []
         let others = endpoints.filter { !own.contains($0.url) }
         let healthyOthers = others.filter(\.healthy).count

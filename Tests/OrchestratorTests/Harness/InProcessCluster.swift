@@ -81,6 +81,8 @@ final class SimulatedNodes: RemoteShell {
     private let sent = Mutex<[Sent]>([])
     /// Nodes whose node script exits 1.
     let failing = Mutex<Set<String>>([])
+    /// Nodes whose SSH port refuses connections.
+    let unreachable = Mutex<Set<String>>([])
     /// etcd members (control-plane names) that do not answer.
     let etcdDown = Mutex<Set<String>>([])
     /// What happens to a node's next real script runs before one gets
@@ -113,6 +115,9 @@ final class SimulatedNodes: RemoteShell {
     ) async throws -> SSHCommandResult {
         let words = command.steps.flatMap { $0 }
         sent.withLock { $0.append(Sent(node: node.name, words: words)) }
+        if unreachable.withLock({ $0.contains(node.name) }) {
+            throw SSHError(kind: .connectionRefused, destination: "\(node.name):22", detail: "connection refused")
+        }
         if words == ["true"] { return Self.result(0) }
         if words.contains("member") && words.contains("list") { return Self.result(0, await etcdMembers()) }
         if words.contains("endpoint") && words.contains("health") { return Self.result(0, await etcdHealth()) }

@@ -2,7 +2,7 @@ import FoundationEssentials
 import Shared
 import SharedIO
 
-// Stages 3 and 4: containerd and the repository rewrite.
+// Stage 3: the master's containerd brought to the workers'.
 extension UpgradePipeline {
     // MARK: - Stage 3: containerd
 
@@ -26,22 +26,5 @@ extension UpgradePipeline {
         return outcome(
             job, done: "containerd on \(master.name): \(masterRuntime) → \(wanted)",
             rehearsed: "would bring containerd on \(master.name) to \(wanted)")
-    }
-
-    // MARK: - Stage 4: repo
-
-    func repo(_ job: JobContext) async throws -> StageOutcome {
-        let minor = job.request.targetVersion.minorLine
-        guard job.request.kind == .minor else {
-            return .skipped("patch upgrade: the apt sources stay as they are")
-        }
-        let nodes = try await cluster.nodes()
-        for node in nodes.sorted(by: { $0.name < $1.name }) {
-            try job.checkpoint()
-            try await runScript(job, ["--repo-minor", minor], purpose: "repo-\(minor)", on: node, stage: .repo)
-        }
-        return outcome(
-            job, done: "pointed \(nodes.count) nodes at the v\(minor) repository",
-            rehearsed: "would point \(nodes.count) nodes at the v\(minor) repository")
     }
 }
