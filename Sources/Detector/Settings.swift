@@ -57,6 +57,4 @@ struct Settings: Sendable {
         }
         return (internalIP, sshPort)
     }
-
-    static func isDNS1123(_ name: String) -> Bool { ObjectName.isDNS1123Subdomain(name) }
 }
