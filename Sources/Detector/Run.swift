@@ -95,23 +95,32 @@ struct Run: Sendable {
             // from the cluster, so ask for them while the cluster is read.
             let endpoint = try settings.sshEndpoint(internalIP: nil)
             let label = settings.masterNode ?? endpoint.host
-            async let listing = madisonListing(at: endpoint, node: label)
+            async let listing = offeredListing(at: endpoint, node: label)
             let (running, nodes) = try await readCluster(kubernetes)
             if let name = settings.masterNode, !nodes.contains(where: { $0.name == name }) {
                 throw DetectionFailure("no node named \(name)")
             }
-            async let minor = nextMinor(after: running.distinctReleases.last ?? running.apiServer)
-            let newest = try newestPatch(in: try await listing, node: label, running: running)
-            return Facts(running: running, newestPatch: newest, nextMinor: try await minor)
+            return try await facts(running: running, listing: listing, node: label)
         }
         let (running, nodes) = try await readCluster(kubernetes)
         let master = try chooseMaster(from: nodes)
-        // The master's packages and the repository are independent: ask both at once.
-        async let listing = madisonListing(
+        async let listing = offeredListing(
             at: try settings.sshEndpoint(internalIP: master.internalIP), node: master.name)
-        async let minor = nextMinor(after: running.distinctReleases.last ?? running.apiServer)
-        let newest = try newestPatch(in: try await listing, node: master.name, running: running)
-        return Facts(running: running, newestPatch: newest, nextMinor: try await minor)
+        return try await facts(running: running, listing: listing, node: master.name)
+    }
+
+    /// The master's package source and, where it does not say, the package
+    /// repository are independent: both are asked at once.
+    private func facts(running: RunningVersions, listing: String, node: String) async throws -> Facts {
+        let askRepository = distribution.notApplicable(.repo) == nil
+        async let repositoryMinor: NextMinor? =
+            askRepository ? try await nextMinor(after: running.distinctReleases.last ?? running.apiServer) : nil
+        let offered = try offer(in: listing, node: node, running: running)
+        let asked = try await repositoryMinor
+        guard let minor = offered.nextMinor ?? asked else {
+            throw DetectionFailure("\(distribution.name): the next minor is unknown")
+        }
+        return Facts(running: running, newestPatch: offered.newestPatch, nextMinor: minor)
     }
 
     private func readCluster(_ kubernetes: KubernetesClient) async throws -> (RunningVersions, [NodeFacts]) {
@@ -144,10 +153,9 @@ struct Run: Sendable {
         return node
     }
 
-    /// What the master's package source offers (`apt-cache madison kubeadm`
-    /// for kubeadm+apt), parsed; any line that is not a package version
-    /// fails the run.
-    private func madisonListing(at endpoint: (host: String, port: Int), node: String) async throws -> MadisonListing {
+    /// What the master's package source prints (`apt-cache madison kubeadm`
+    /// for kubeadm, `snap info microk8s` for MicroK8s).
+    private func offeredListing(at endpoint: (host: String, port: Int), node: String) async throws -> String {
         let command = Shell.command(distribution.offeredListing)
         let result = try await master.run(command, at: endpoint, node: node, settings: settings)
         guard result.exitStatus == 0 else {
@@ -155,23 +163,19 @@ struct Run: Sendable {
             throw DetectionFailure(
                 "\(command) on \(node) exited \(ended): \(result.stderrText.prefix(300))")
         }
-        let listing = MadisonListing(parsing: result.stdoutText)
-        if !listing.problems.isEmpty {
-            throw DetectionFailure(
-                "\(command) on \(node) printed lines that are not package versions: "
-                    + listing.problems.prefix(3).map(\.description).joined(separator: "; "))
-        }
-        return listing
+        return result.stdoutText
     }
 
-    private func newestPatch(in listing: MadisonListing, node: String, running: RunningVersions) throws -> KubeVersion {
+    /// The distribution's reading of the listing; any line that is not a
+    /// version fails the run.
+    private func offer(in listing: String, node: String, running: RunningVersions) throws -> Offer {
         let current = running.distinctReleases.first ?? running.apiServer
-        guard let newest = listing.newest(of: distribution.package, inMinorOf: current) else {
-            throw DetectionFailure(listing.missingMinor(of: distribution.package, running: current, node: node))
+        let offer: Offer
+        do { offer = try distribution.offer(in: listing, running: current, node: node) } catch {
+            throw DetectionFailure(error.description)
         }
-        log.info(
-            "madison read", ["node": node, "newest_patch": newest.version.text, "entries": "\(listing.entries.count)"])
-        return newest.kubeVersion
+        log.info("package source read", ["node": node, "newest_patch": "\(offer.newestPatch)"])
+        return offer
     }
 
     private func nextMinor(after current: KubeVersion) async throws -> NextMinor {

@@ -237,9 +237,9 @@ extension TestBedSuites {
         /// majority is healthy, but restarting cp-1's member would leave one
         /// of three: the job stops before touching any control plane. The
         /// stages skip pre-flight, so the check before each node is the judge.
-        @Test func withOneEtcdMemberDownNoControlPlaneIsTouched() async throws {
+        @Test func withOneDatastoreMemberDownNoControlPlaneIsTouched() async throws {
             let bed = try await TestBed.start(scenario: "ha")
-            try bed.stopEtcdMember(of: "cp-3")
+            try bed.stopDatastoreMember(of: "cp-3")
             let server = try await OrchestratorFixture(bed: bed, extra: ["--soak", "0"]).launch()
             try await Self.execute(server, #"{"target_version":"1.34.5","kind":"patch","stages":"master,workers"}"#)
             let failed = try await server.waitForJob(1, state: "failed", timeout: 90)
@@ -257,13 +257,13 @@ extension TestBedSuites {
 
         /// cp-3's member dies while cp-1 is upgraded: the check before cp-2
         /// stops the job there, with cp-1 done and cp-2 untouched.
-        @Test func anEtcdMemberLostAfterTheFirstControlPlaneStopsTheJobBeforeTheSecond() async throws {
+        @Test func anDatastoreMemberLostAfterTheFirstControlPlaneStopsTheJobBeforeTheSecond() async throws {
             let bed = try await TestBed.start(scenario: "ha")
             try await Self.slowInstalls(bed, "cp-1", seconds: 3)
             let server = try await OrchestratorFixture(bed: bed, extra: ["--soak", "0"]).launch()
             try await Self.execute(server, #"{"target_version":"1.34.5","kind":"patch"}"#)
             try await Self.waitForOutput(server, node: "cp-1", containing: "installing kubeadm")
-            try bed.stopEtcdMember(of: "cp-3")
+            try bed.stopDatastoreMember(of: "cp-3")
             let failed = try await server.waitForJob(1, state: "failed", timeout: 90)
             let error = failed[dotted: "error"]?.stringValue ?? ""
             #expect(

@@ -262,16 +262,28 @@ import Testing
         var name: String { "test-dist" }
         var package: String { base.package }
         var offeredListing: [String] { base.offeredListing }
-        var datastoreMembers: [String] { base.datastoreMembers }
-        var datastoreHealth: [String] { base.datastoreHealth }
-        var datastoreStatus: [String] { base.datastoreStatus }
+        func offer(in listing: String, running: KubeVersion, node: String) throws(PlanError) -> Offer {
+            try base.offer(in: listing, running: running, node: node)
+        }
+        func offers(_ target: KubeVersion, in listing: String) -> Bool { base.offers(target, in: listing) }
+        var datastore: String { base.datastore }
+        var datastoreProbes: [[String]] { base.datastoreProbes }
+        func datastoreHealth(_ outputs: [ProbeOutput], nodes: [NodeFacts]) throws(PlanError) -> DatastoreHealth {
+            try base.datastoreHealth(outputs, nodes: nodes)
+        }
+        var quorumFromAnotherMember: Bool { false }
+        var datastoreSize: [String] { base.datastoreSize }
+        func datastoreBytes(_ output: String) throws(PlanError) -> Int { try base.datastoreBytes(output) }
+        var snapshotExtension: String { base.snapshotExtension }
         func snapshotSave(to path: String) -> [String] { base.snapshotSave(to: path) }
         func snapshotStatus(of path: String) -> [String] { base.snapshotStatus(of: path) }
+        func snapshotSummary(_ output: String) throws(PlanError) -> String { try base.snapshotSummary(output) }
         var certificateCheck: [String]? { nil }
         func dataFolders(for kind: UpgradeKind) -> [String] { [] }
         func nodeStep(role: NodeRole, target: KubeVersion) -> [String] { base.nodeStep(role: role, target: target) }
         func revertStep(role: NodeRole, to release: KubeVersion) -> [String]? { nil }
-        func apiServerPod(on node: String) -> String { base.apiServerPod(on: node) }
+        func apiServerPod(on node: String) -> String? { base.apiServerPod(on: node) }
+        var hold: UpdaterHold? { nil }
         func notApplicable(_ stage: UpgradeStage) -> String? {
             switch stage {
             case .containerd: "the runtime ships with the distribution"

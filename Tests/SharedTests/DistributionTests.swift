@@ -14,13 +14,13 @@ import Testing
 
     @Test func theDatastoreIsKubeadmsStackedEtcd() {
         #expect(
-            Shell.command(distribution.datastoreHealth)
+            Shell.command(distribution.datastoreProbes[1])
                 == Shell.command(
                     etcdctl + [
                         "--dial-timeout=5s", "--command-timeout=15s", "endpoint", "health", "--cluster", "-w", "json",
                     ]))
-        #expect(distribution.datastoreMembers.suffix(4) == ["member", "list", "-w", "json"])
-        #expect(distribution.datastoreStatus.suffix(4) == ["endpoint", "status", "-w", "json"])
+        #expect(distribution.datastoreProbes[0].suffix(4) == ["member", "list", "-w", "json"])
+        #expect(distribution.datastoreSize.suffix(4) == ["endpoint", "status", "-w", "json"])
         #expect(
             distribution.snapshotSave(to: "/var/lib/etcd-backups/a b.db")
                 == etcdctl + [
@@ -52,5 +52,158 @@ import Testing
         let release = try KubeVersion(strictRelease: "1.34.3")
         #expect(distribution.nodeStep(role: .worker, target: release) == ["--role", "worker", "--release", "1.34.3"])
         #expect(distribution.revertStep(role: .worker, to: release) == nil)
+    }
+}
+
+/// MicroK8s' commands and readings, over outputs in the real tools' formats
+/// (DISTRIBUTIONS.md §1; REFERENCE.md §7).
+@Suite struct MicroK8sSnapTests {
+    let distribution = MicroK8sSnap()
+    let info = """
+        name:      microk8s
+        tracking:     1.33/stable
+        refresh-date: today at 10:12 UTC
+        channels:
+          1.34/stable:      v1.34.2  2025-11-20 (8612) 185MB classic
+          1.34/candidate:   v1.34.3  2025-12-01 (8650) 185MB classic
+          1.33/stable:      v1.33.7  2025-11-18 (8601) 180MB classic
+          1.32/stable:      v1.32.11 2025-11-18 (8599) 178MB classic
+        installed:          v1.33.5             (8555) 180MB classic
+        """
+
+    @Test func detectionReadsTheTrackedTrackAndTheNextOne() throws {
+        let offer = try distribution.offer(
+            in: info, running: try KubeVersion(strictRelease: "1.33.5"), node: "cp-1")
+        #expect(offer.newestPatch == (try KubeVersion(strictRelease: "1.33.7")))
+        #expect(offer.nextMinor == .published(newest: try KubeVersion(strictRelease: "1.34.2")))
+        let last = try distribution.offer(in: info, running: try KubeVersion(strictRelease: "1.34.1"), node: "cp-1")
+        #expect(last.nextMinor == .notPublished(try KubeVersion(strictRelease: "1.35.0")))
+        #expect(distribution.offers(try KubeVersion(strictRelease: "1.34.2"), in: info))
+        #expect(!distribution.offers(try KubeVersion(strictRelease: "1.34.3"), in: info))
+        #expect(distribution.notApplicable(.repo) != nil)
+    }
+
+    @Test func aNodeOnLatestOrAClosedTrackIsRefused() throws {
+        let latest = info.replacingOccurrences(of: "tracking:     1.33/stable", with: "tracking:     latest/stable")
+        #expect(throws: PlanError.self) {
+            try distribution.offer(in: latest, running: try KubeVersion(strictRelease: "1.33.5"), node: "cp-1")
+        }
+        #expect(throws: PlanError.self) {
+            try distribution.offer(in: info, running: try KubeVersion(strictRelease: "1.31.2"), node: "cp-1")
+        }
+        #expect(throws: PlanError.self) {
+            try distribution.offer(
+                in: "error: no snap found", running: try KubeVersion(strictRelease: "1.33.5"), node: "cp-1")
+        }
+    }
+
+    let nodes = [
+        NodeFacts(name: "cp-1", isControlPlane: true, kubelet: nil, internalIP: "10.0.0.11"),
+        NodeFacts(name: "cp-2", isControlPlane: true, kubelet: nil, internalIP: "10.0.0.12"),
+        NodeFacts(
+            name: "cp-3", isControlPlane: true, kubelet: nil, isReady: false, readiness: "NodeStatusUnknown",
+            internalIP: "10.0.0.13"),
+        NodeFacts(name: "w-1", kubelet: nil, internalIP: "10.0.0.21"),
+    ]
+
+    func health(_ cluster: String, leader: String = "10.0.0.11:19001") throws -> DatastoreHealth {
+        try distribution.datastoreHealth(
+            [ProbeOutput(exitStatus: 0, stdout: cluster), ProbeOutput(exitStatus: 0, stdout: leader + "\n")],
+            nodes: nodes)
+    }
+
+    @Test func quorumCountsVotersThroughTheAPIsReadiness() throws {
+        let three = """
+            [
+            \t{"ID": 3297041220608546238, "Address": "10.0.0.11:19001", "Role": 0},
+            \t{"ID": 12, "Address": "10.0.0.12:19001", "Role": 0},
+            \t{"ID": 13, "Address": "10.0.0.13:19001", "Role": 0},
+            \t{"ID": 21, "Address": "10.0.0.21:19001", "Role": 2}
+            ]
+            """
+        let down = try health(three)
+        #expect(
+            down.summary
+                == "2 of 3 members healthy; unhealthy: cp-3 (10.0.0.13:19001: cp-3 is not Ready (NodeStatusUnknown)); not voting: w-1 (spare)"
+        )
+        guard case let .failure(error) = down.quorum(without: "cp-1") else {
+            Issue.record("a voter already down must stop the next voter's refresh")
+            return
+        }
+        #expect(error.description.hasPrefix("dqlite would lose its quorum while cp-1's member restarts"))
+        guard case .success = down.quorum(without: "cp-3") else {
+            Issue.record("the down voter itself may be refreshed: the other two stay")
+            return
+        }
+        let noLeader = try health(three, leader: "")
+        #expect(noLeader.healthy.isEmpty)
+        #expect(noLeader.summary.hasSuffix("; no leader"))
+    }
+
+    @Test func twoVotersAreNotHighlyAvailableAndOneIsAlone() throws {
+        let two = #"[{"Address":"10.0.0.11:19001","Role":0},{"Address":"10.0.0.12:19001","Role":0}]"#
+        guard case let .failure(error) = try health(two).quorum(without: "cp-2") else {
+            Issue.record("two voters must not pass the gate")
+            return
+        }
+        #expect(error.description.hasPrefix("two dqlite members are not highly available"))
+        let one = #"[{"Address":"10.0.0.11:19001","Role":0},{"Address":"10.0.0.12:19001","Role":1}]"#
+        guard case let .success(alone) = try health(one).quorum(without: "cp-1") else {
+            Issue.record("a single voter is upgraded as a single etcd member is")
+            return
+        }
+        #expect(alone == "a single dqlite member: dqlite is down while it restarts, as always with one")
+        #expect(throws: PlanError.self) {
+            try distribution.datastoreHealth(
+                [
+                    ProbeOutput(exitStatus: 1, stdout: "", stderr: "Error: no available dqlite leader server found"),
+                    ProbeOutput(exitStatus: 1, stdout: ""),
+                ], nodes: nodes)
+        }
+        #expect(throws: PlanError.self) { try DqliteMember.list(json: #"[{"Address":"10.0.0.11:19001","Role":7}]"#) }
+    }
+
+    @Test func theBackupIsDbctlsBoundedAndListed() throws {
+        #expect(
+            distribution.snapshotSave(to: "/var/lib/etcd-backups/k8s-upgrade-pre-1.34.2-17.tar.gz")
+                == [
+                    "sh", "-c",
+                    "cd /var/lib/etcd-backups && exec timeout 300 microk8s dbctl backup -o k8s-upgrade-pre-1.34.2-17",
+                ])
+        #expect(try distribution.snapshotSummary("40960 12\n") == "dqlite backup of 12 files, 40960 bytes")
+        #expect(throws: PlanError.self) { try distribution.snapshotSummary("0 0\n") }
+        #expect(throws: PlanError.self) { try distribution.snapshotSummary("tar: unexpected EOF") }
+        #expect(try distribution.datastoreBytes("123456\t/var/snap/microk8s/current\n") == 123456)
+        #expect(distribution.dataFolders(for: .minor) == ["/var/snap/microk8s"])
+    }
+
+    @Test func nodesRefreshToTheTargetsChannelAndRevertToTheirOwn() throws {
+        let target = try KubeVersion(strictRelease: "1.34.2")
+        for role in [NodeRole.master, .controlPlane, .worker] {
+            #expect(
+                distribution.nodeStep(role: role, target: target)
+                    == ["--snap", "microk8s", "--channel", "1.34/stable", "--release", "1.34.2"])
+        }
+        #expect(
+            distribution.revertStep(role: .worker, to: try KubeVersion(strictRelease: "1.33.7"))
+                == ["--snap-revert", "microk8s", "--channel", "1.33/stable", "--release", "1.33.7"])
+        #expect(distribution.apiServerPod(on: "cp-1") == nil)
+        #expect(distribution.notApplicable(.containerd) != nil)
+        #expect(distribution.notApplicable(.master) == nil)
+    }
+
+    @Test func snapdHoldsTheSnapFrom258() throws {
+        let hold = try #require(distribution.hold)
+        #expect(hold.set == ["snap", "refresh", "--hold", "microk8s"])
+        let list = """
+            Name      Version  Rev   Tracking     Publisher   Notes
+            microk8s  v1.33.5  8555  1.33/stable  canonical✓  classic,held
+            """
+        #expect(hold.isHeld(list))
+        #expect(!hold.isHeld(list.replacingOccurrences(of: "classic,held", with: "classic")))
+        #expect(hold.supported("snap    2.63+24.04\nsnapd   2.63+24.04\nseries  16\n"))
+        #expect(hold.supported("snapd   2.58\n"))
+        #expect(!hold.supported("snapd   2.57.6\n"))
+        #expect(!hold.supported("snap: command not found\n"))
     }
 }

@@ -252,7 +252,7 @@ struct PipelineCoreTests {
             target: try KubeVersion(strictRelease: "1.34.5"), expectedNodes: 2,
             nodes: [Self.node("cp", "1.34.3", controlPlane: true), Self.node("w", "1.34.3")],
             apiServers: [try KubeVersion(strictRelease: "1.34.3")], gate: .open, quietWindow: (24, .success([])),
-            offered: .success("in madison"), etcd: .success(EtcdHealth(healthy: ["a"], unhealthy: [])),
+            offered: .success("in madison"), etcd: .success(DatastoreHealth(healthy: ["a"], unhealthy: [])),
             certificates: .success([CertificateExpiry(name: "apiserver", residualSeconds: 300 * 86400)]))
         change(&facts)
         return facts
@@ -278,7 +278,7 @@ struct PipelineCoreTests {
                 $0.quietWindow = (24, .success(["EtcdDown"]))
                 $0.offered = .failure(PlanError("kubeadm 1.34.5 is not in apt-cache madison on cp"))
                 $0.target = try! KubeVersion(strictRelease: "1.36.0")
-                $0.etcd = .success(EtcdHealth(healthy: ["a"], unhealthy: ["b: timeout"]))
+                $0.etcd = .success(DatastoreHealth(healthy: ["a"], unhealthy: ["b: timeout"]))
                 $0.certificates = .success([CertificateExpiry(name: "apiserver", residualSeconds: 5 * 86400)])
             })
         let failed = results.filter { $0.outcome == .failed }.map(\.description)
@@ -296,9 +296,9 @@ struct PipelineCoreTests {
     }
 
     static let threeMembers = [
-        EtcdMember(name: "cp-1", clientURLs: ["https://10.0.0.1:2379"]),
-        EtcdMember(name: "cp-2", clientURLs: ["https://10.0.0.2:2379"]),
-        EtcdMember(name: "cp-3", clientURLs: ["https://10.0.0.3:2379"]),
+        DatastoreMember(name: "cp-1", clientURLs: ["https://10.0.0.1:2379"]),
+        DatastoreMember(name: "cp-2", clientURLs: ["https://10.0.0.2:2379"]),
+        DatastoreMember(name: "cp-3", clientURLs: ["https://10.0.0.3:2379"]),
     ]
 
     /// Before each control plane: does etcd stay quorate while that node's
@@ -322,7 +322,7 @@ struct PipelineCoreTests {
                     ? #"{"endpoint":"\#(url)","health":true}"#
                     : #"{"endpoint":"\#(url)","health":false,"error":"context deadline exceeded"}"#
             }.joined(separator: ",") + "]"
-        let health = try EtcdHealth(json: json, members: members)
+        let health = try DatastoreHealth(json: json, members: members)
         switch health.quorum(without: node) {
         case .success: #expect(keeps, "\(healthy) without \(node)")
         case .failure: #expect(!keeps, "\(healthy) without \(node)")
@@ -330,7 +330,7 @@ struct PipelineCoreTests {
     }
 
     @Test func aLostQuorumNamesTheMembersThatAreDown() throws {
-        let health = try EtcdHealth(
+        let health = try DatastoreHealth(
             json:
                 #"[{"endpoint":"https://10.0.0.1:2379","health":true},{"endpoint":"https://10.0.0.2:2379","health":true},{"endpoint":"https://10.0.0.3:2379","health":false,"error":"context deadline exceeded"}]"#,
             members: Self.threeMembers)
@@ -349,12 +349,12 @@ struct PipelineCoreTests {
             health.quorum(without: "cp-3")
                 == .success(
                     "etcd keeps its quorum without cp-3's member: 2 of the 2 other members healthy (2 of 3 needed)"))
-        let single = EtcdHealth(healthy: ["https://10.0.0.1:2379"], unhealthy: [])
+        let single = DatastoreHealth(healthy: ["https://10.0.0.1:2379"], unhealthy: [])
         #expect(
             single.quorum(without: "master")
                 == .success("a single etcd member: etcd is down while it restarts, as always with one"))
         // One member that is already down is no restart to ride out: nothing goes on top of it.
-        let singleDown = EtcdHealth(healthy: [], unhealthy: ["https://10.0.0.1:2379"])
+        let singleDown = DatastoreHealth(healthy: [], unhealthy: ["https://10.0.0.1:2379"])
         #expect(
             singleDown.quorum(without: "master")
                 == .failure(
@@ -362,7 +362,7 @@ struct PipelineCoreTests {
                         "the single etcd member is not healthy, so nothing is upgraded on top of it: "
                             + "0 of 1 members healthy; unhealthy: https://10.0.0.1:2379")))
         // A member that the health check left out counts as down, by its name.
-        let silent = try EtcdHealth(
+        let silent = try DatastoreHealth(
             json:
                 #"[{"endpoint":"https://10.0.0.1:2379","health":true},{"endpoint":"https://10.0.0.2:2379","health":true}]"#,
             members: Self.threeMembers)
@@ -373,12 +373,12 @@ struct PipelineCoreTests {
                     PlanError(
                         "etcd would lose its quorum while cp-1's member restarts: 1 of the 2 other members healthy, "
                             + "and 3 members need 2; unhealthy: cp-3 (https://10.0.0.3:2379: no health answer)")))
-        let listed = try EtcdMember.list(
+        let listed = try DatastoreMember.list(
             json:
                 #"{"header":{"cluster_id":14841639068965178418,"member_id":10276657743932975437,"raft_term":2},"members":[{"ID":10276657743932975437,"name":"cp-1","peerURLs":["https://10.0.0.1:2380"],"clientURLs":["https://10.0.0.1:2379"]}]}"#
         )
-        #expect(listed == [EtcdMember(name: "cp-1", clientURLs: ["https://10.0.0.1:2379"])])
-        #expect(throws: PlanError.self) { try EtcdMember.list(json: "Error: context deadline exceeded") }
+        #expect(listed == [DatastoreMember(name: "cp-1", clientURLs: ["https://10.0.0.1:2379"])])
+        #expect(throws: PlanError.self) { try DatastoreMember.list(json: "Error: context deadline exceeded") }
     }
 
     @Test func remoteOutputsAreParsedOrRefused() throws {
@@ -388,13 +388,13 @@ struct PipelineCoreTests {
             try SnapshotStatus(json: #"{"hash":1,"revision":1,"totalKey":0,"totalSize":0}"#)
         }
         #expect(throws: PlanError.self) { try SnapshotStatus(json: "Error: context deadline exceeded") }
-        let health = try EtcdHealth(
+        let health = try DatastoreHealth(
             json:
                 #"[{"endpoint":"https://a:2379","health":true,"took":"2ms"},{"endpoint":"https://b:2379","health":false,"error":"timeout"},{"endpoint":"https://c:2379","health":true}]"#
         )
         #expect(health.hasQuorum)
         #expect(health.summary == "2 of 3 members healthy; unhealthy: https://b:2379: timeout")
-        #expect(!EtcdHealth(healthy: ["a"], unhealthy: ["b"]).hasQuorum)
+        #expect(!DatastoreHealth(healthy: ["a"], unhealthy: ["b"]).hasQuorum)
         let certificates = try CertificateExpiry.parse(
             json:
                 #"{"kind":"CertificateExpirationInfo","certificates":[{"name":"apiserver","residualTime":86400,"missing":false}],"certificateAuthorities":[{"name":"ca","residualTime":9,"missing":true}]}"#
@@ -498,7 +498,7 @@ struct PipelineCoreTests {
                 == CheckResult(
                     "disk space", .failed,
                     "etcd's database is 2.0 GiB, more than is free under /var/lib/etcd (1.0 GiB): "
-                        + "the snapshot, or kubeadm's copy of the data, would not fit"))
+                        + "the backup, or the upgrade's copy of the data, would not fit"))
         #expect(
             DiskSpace(databaseBytes: 20480, folders: folders).check
                 == CheckResult(

@@ -106,7 +106,7 @@ public final class TestBed: Sendable {
 
     /// Kills the etcd member of a control plane (an HA bed's `etcd-<node>`)
     /// and waits until it is gone, as a member that crashed.
-    public func stopEtcdMember(of node: String) throws {
+    public func stopDatastoreMember(of node: String) throws {
         let file = directory.appendingPathComponent("pids/etcd-\(node).pid")
         let text = try String(contentsOf: file, encoding: .utf8)
         guard let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {

@@ -24,9 +24,11 @@ struct Cluster: Sendable {
 
     /// The version of a control plane's API server, from the image of the
     /// distribution's API server pod (kubeadm's `kube-apiserver-<node>`
-    /// static pod); `nil` when it has none.
+    /// static pod), or where the API server runs in the kubelet's process
+    /// (MicroK8s' kubelite) the kubelet's; `nil` when it has none.
     func apiServerVersion(on node: String) async throws -> KubeVersion? {
-        guard let pod = try await client.getIfExists(distribution.apiServerPod(on: node)),
+        guard let path = distribution.apiServerPod(on: node) else { return try await self.node(node).kubelet }
+        guard let pod = try await client.getIfExists(path),
             let image = pod[["spec", "containers"]]?.arrayValue?.first?[["image"]]?.stringValue,
             let tag = image.split(separator: ":").last
         else { return nil }

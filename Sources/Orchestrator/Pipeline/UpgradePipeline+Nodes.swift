@@ -148,17 +148,32 @@ extension UpgradePipeline {
 
     /// The datastore stays quorate while this control plane's member restarts.
     func checkQuorum(without node: String, job: JobContext) async throws {
-        let master = try masterNode(try await cluster.nodes(), job: job)
-        switch await etcdHealth(on: master) {
+        let nodes = try await cluster.nodes()
+        let asked = try datastoreMember(for: node, nodes: nodes, job: job)
+        let datastore = settings.distribution.datastore
+        switch await datastoreHealth(on: asked) {
         case let .success(health):
             switch health.quorum(without: node) {
             case let .success(verdict):
-                try await job.record(.info, "etcd: \(health.summary); \(verdict)", stage: .master, node: node)
+                try await job.record(
+                    .info, "\(datastore): \(health.summary); \(verdict)", stage: .master, node: node)
             case let .failure(reason):
                 throw JobFailure("\(node) was not touched: \(reason)")
             }
-        case let .failure(error): throw JobFailure("etcd is not healthy before \(node): \(error)")
+        case let .failure(error): throw JobFailure("\(datastore) is not healthy before \(node): \(error)")
         }
+    }
+
+    /// Where the quorum gate before `node` asks: the master, or for a
+    /// distribution that reads through another member (dqlite) a Ready
+    /// control plane other than `node`, the master first; `node` itself
+    /// when it is the only one.
+    func datastoreMember(for node: String, nodes: [NodeFacts], job: JobContext) throws -> NodeFacts {
+        let master = try masterNode(nodes, job: job)
+        guard settings.distribution.quorumFromAnotherMember else { return master }
+        let others = nodes.filter { $0.isControlPlane && $0.isReady && $0.name != node }
+            .sorted { ($0.name == master.name ? 0 : 1, $0.name) < ($1.name == master.name ? 0 : 1, $1.name) }
+        return others.first ?? nodes.first { $0.name == node } ?? master
     }
 
     /// Cordons the node for this job unless it is already unschedulable; a

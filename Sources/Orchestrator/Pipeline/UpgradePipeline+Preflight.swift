@@ -17,7 +17,7 @@ extension UpgradePipeline {
             quiet = (settings.quietPeriodHours, await firedInQuietWindow(before: job))
         }
         async let offered = targetOffered(request, master: master, job: job)
-        async let etcd = etcdHealth(on: master)
+        async let etcd = datastoreHealth(on: master)
         async let certificates = certificateExpiry(on: master)
         async let disk = diskSpace(on: master, kind: request.kind)
         var facts = PreflightFacts(
@@ -51,28 +51,25 @@ extension UpgradePipeline {
         } catch { return .failure(PlanError("\(error)")) }
     }
 
-    /// Madison on the master lists the target; for a minor upgrade the next
-    /// minor's repository index may list it instead.
+    /// The master's package source lists the target; for a minor upgrade of
+    /// a distribution with a package repository, the next minor's index may
+    /// list it instead.
     func targetOffered(
         _ request: ExecuteRequest, master: NodeFacts, job: JobContext
-    ) async -> Result<
-        String, PlanError
-    > {
+    ) async -> Result<String, PlanError> {
         let target = request.targetVersion
         do {
             let distribution = settings.distribution
             let package = distribution.package
             let result = try await shell.run(
                 RemoteCommand(distribution.offeredListing, asRoot: false), on: master, onOutput: nil)
-            let listing = MadisonListing(parsing: result.stdoutText)
-            if listing.entry(of: package, release: target) != nil {
+            if distribution.offers(target, in: result.stdoutText) {
                 return .success("\(package) \(target) is offered by the master's package source")
             }
-            guard request.kind == .minor else {
-                return .failure(
-                    PlanError(
-                        "\(package) \(target) is not in \(Shell.command(distribution.offeredListing)) on \(master.name)"
-                    ))
+            let listed =
+                "\(package) \(target) is not in \(Shell.command(distribution.offeredListing)) on \(master.name)"
+            guard request.kind == .minor, distribution.notApplicable(.repo) == nil else {
+                return .failure(PlanError(result.succeeded ? listed : listed + ": " + Self.tail(result.stderrText)))
             }
             let repository = PackageRepository(base: settings.repoBase, http: http)
             let url = repository.folder(of: target) + "/Packages"
@@ -86,40 +83,35 @@ extension UpgradePipeline {
         } catch { return .failure(PlanError("\(error)")) }
     }
 
-    // MARK: - etcd
+    // MARK: - The datastore
 
-    /// The members (`member list`, which names them) and the health of each
-    /// (`endpoint health --cluster`), asked through the master's etcd.
-    func etcdHealth(on master: NodeFacts) async -> Result<EtcdHealth, PlanError> {
-        let list = RemoteCommand(settings.distribution.datastoreMembers)
-        let command = RemoteCommand(settings.distribution.datastoreHealth)
+    /// The datastore's members and the health of each, asked through
+    /// `member` with the distribution's probes (etcd: `member list` and
+    /// `endpoint health --cluster`; dqlite: `.cluster` and `.leader`).
+    func datastoreHealth(on member: NodeFacts) async -> Result<DatastoreHealth, PlanError> {
+        let distribution = settings.distribution
         do {
-            let listed = try await shell.run(list, on: master, onOutput: nil)
-            guard listed.succeeded else {
-                return .failure(
-                    PlanError(
-                        "etcdctl member list on \(master.name) exited \(listed.exitStatus.map(String.init) ?? "by a signal"): "
-                            + Self.tail(listed.stderrText)))
+            var outputs: [ProbeOutput] = []
+            for probe in distribution.datastoreProbes {
+                let result = try await shell.run(RemoteCommand(probe), on: member, onOutput: nil)
+                outputs.append(
+                    ProbeOutput(exitStatus: result.exitStatus, stdout: result.stdoutText, stderr: result.stderrText))
             }
-            let members = try EtcdMember.list(json: listed.stdoutText)
-            let result = try await shell.run(command, on: master, onOutput: nil)
-            guard result.stdoutText.contains("[") else {
-                return .failure(
-                    PlanError(
-                        "etcdctl endpoint health on \(master.name) exited \(result.exitStatus.map(String.init) ?? "by a signal"): "
-                            + Self.tail(result.stderrText)))
-            }
-            return .success(try EtcdHealth(json: result.stdoutText, members: members))
-        } catch let error as PlanError { return .failure(error) } catch { return .failure(PlanError("\(error)")) }
+            let nodes = try await cluster.nodes()
+            return .success(try distribution.datastoreHealth(outputs, nodes: nodes))
+        } catch let error as PlanError {
+            return .failure(PlanError("\(error) (asked on \(member.name))"))
+        } catch { return .failure(PlanError("\(error)")) }
     }
 
-    /// etcd's database size against the free space where the snapshot goes,
-    /// under /var/lib/etcd, and (a minor, whose `kubeadm upgrade apply` copies
-    /// etcd's data there) under /etc/kubernetes/tmp; a folder not made yet is
-    /// judged by its nearest parent.
+    /// The datastore's size against the free space where the snapshot goes
+    /// and where the upgrade copies the data (kubeadm: /var/lib/etcd, and for
+    /// a minor /etc/kubernetes/tmp; MicroK8s: the snap's data folder); a
+    /// folder not made yet is judged by its nearest parent.
     func diskSpace(on master: NodeFacts, kind: UpgradeKind) async -> Result<DiskSpace, PlanError> {
-        let status = RemoteCommand(settings.distribution.datastoreStatus)
-        let folders = [settings.backupDir] + settings.distribution.dataFolders(for: kind)
+        let distribution = settings.distribution
+        let status = RemoteCommand(distribution.datastoreSize)
+        let folders = [settings.backupDir] + distribution.dataFolders(for: kind)
         let script =
             #"for p; do d=$p; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; printf '%s ' "$p"; df -P -B1 "$d" | tail -n 1; done"#
         let df = RemoteCommand(["sh", "-c", script, "sh"] + folders, asRoot: false)
@@ -128,10 +120,11 @@ extension UpgradePipeline {
             guard sized.succeeded else { return .failure(PlanError(Self.tail(sized.stderrText))) }
             let free = try await shell.run(df, on: master, onOutput: nil)
             guard free.succeeded else { return .failure(PlanError(Self.tail(free.stderrText))) }
-            return .success(
-                DiskSpace(
-                    databaseBytes: try DiskSpace.databaseSize(json: sized.stdoutText),
-                    folders: try DiskSpace.folders(df: free.stdoutText)))
+            var space = DiskSpace(
+                databaseBytes: try distribution.datastoreBytes(sized.stdoutText),
+                folders: try DiskSpace.folders(df: free.stdoutText))
+            space.datastore = distribution.datastore
+            return .success(space)
         } catch let error as PlanError { return .failure(error) } catch { return .failure(PlanError("\(error)")) }
     }
 

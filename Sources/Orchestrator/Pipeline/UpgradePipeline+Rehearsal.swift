@@ -179,10 +179,11 @@ extension UpgradePipeline {
     func saveSnapshot(
         _ save: RemoteCommand, verifying status: RemoteCommand, at path: String, on master: NodeFacts,
         job: JobContext
-    ) async throws -> SnapshotStatus? {
+    ) async throws -> String? {
         if job.request.dryRun {
-            if case let .failure(error) = await etcdHealth(on: master) {
-                throw JobFailure("etcd is not healthy, the snapshot would fail: \(error)")
+            if case let .failure(error) = await datastoreHealth(on: master) {
+                let datastore = settings.distribution.datastore
+                throw JobFailure("\(datastore) is not healthy, the snapshot would fail: \(error)")
             }
             try await job.record(.wouldChange, "would run on \(master.name): \(shell.render(save))", stage: .snapshot)
             try await job.record(.wouldChange, "would verify with: \(shell.render(status))", stage: .snapshot)

@@ -148,8 +148,5 @@ extension UpgradePipeline {
         try await cluster.apiServerVersions(of: nodes)
     }
 
-    static func tail(_ text: String) -> String {
-        let lines = text.split(separator: "\n").suffix(3)
-        return lines.isEmpty ? "(no output)" : lines.joined(separator: " | ")
-    }
+    static func tail(_ text: String) -> String { ProbeOutput.tail(text) }
 }

@@ -9,7 +9,8 @@ extension UpgradePipeline {
     func snapshot(_ job: JobContext) async throws -> StageOutcome {
         let master = try masterNode(try await cluster.nodes(), job: job)
         let target = job.request.targetVersion
-        let path = "\(settings.backupDir)/k8s-upgrade-pre-\(target)-\(Int(job.now())).db"
+        let path =
+            "\(settings.backupDir)/k8s-upgrade-pre-\(target)-\(Int(job.now()))\(settings.distribution.snapshotExtension)"
         let save = RemoteCommand(
             steps: [["mkdir", "-p", settings.backupDir], settings.distribution.snapshotSave(to: path)],
             timeout: .seconds(600))
@@ -21,13 +22,13 @@ extension UpgradePipeline {
                 : "that job \(owner) took before the first change it left half-done"
             let kept = RemoteCommand(settings.distribution.snapshotStatus(of: first), timeout: .seconds(120))
             let checked = try await shell.run(kept, on: master, onOutput: nil)
-            if checked.succeeded, let verified = try? SnapshotStatus(json: checked.stdoutText) {
+            if checked.succeeded, let verified = try? settings.distribution.snapshotSummary(checked.stdoutText) {
                 let text =
-                    "keeping the pre-upgrade snapshot \(first) \(whose) (\(verified.summary)): "
+                    "keeping the pre-upgrade snapshot \(first) \(whose) (\(verified)): "
                     + "a mid-upgrade snapshot does not replace the rollback point; to take a new one, remove the "
                     + "namespace annotation \(cluster.annotationPrefix)/snapshot-path and resume"
                 try await job.record(.info, text, stage: .snapshot)
-                job.state.withLock { $0.report.snapshot = verified.summary }
+                job.state.withLock { $0.report.snapshot = verified }
                 setGauges(job) { $0.snapshotTaken = true }
                 return .done(text)
             }
@@ -40,43 +41,42 @@ extension UpgradePipeline {
         guard let verified = try await saveSnapshot(save, verifying: status, at: path, on: master, job: job) else {
             return .done("dry run: would save and verify \(path)")
         }
-        try await job.record(.info, "snapshot \(path): \(verified.summary)", stage: .snapshot)
+        try await job.record(.info, "snapshot \(path): \(verified)", stage: .snapshot)
         try await cluster.annotateNamespace(["snapshot-path": path])
         job.state.withLock {
             $0.report.snapshotPath = path
-            $0.report.snapshot = verified.summary
+            $0.report.snapshot = verified
         }
         try await pruneSnapshots(job, on: master, keeping: [path])
         setGauges(job) { $0.snapshotTaken = true }
-        return .done("saved \(path): \(verified.summary)")
+        return .done("saved \(path): \(verified)")
     }
 
     /// Saves the snapshot after a health check, and verifies it.
     func takeSnapshot(
         _ save: RemoteCommand, verifying status: RemoteCommand, at path: String, on master: NodeFacts,
         job: JobContext
-    ) async throws -> SnapshotStatus {
-        // A save against an etcd that does not answer waits out its whole
-        // command timeout; a health check first fails in seconds.
-        switch await etcdHealth(on: master) {
+    ) async throws -> String {
+        // A save against a datastore that does not answer waits out its
+        // whole timeout; a health check first fails in seconds.
+        let datastore = settings.distribution.datastore
+        switch await datastoreHealth(on: master) {
         case let .success(health) where health.hasQuorum: break
         case let .success(health):
-            throw JobFailure("etcd snapshot on \(master.name) failed: no quorum: \(health.summary)")
+            throw JobFailure("\(datastore) snapshot on \(master.name) failed: no quorum: \(health.summary)")
         case let .failure(error):
-            throw JobFailure("etcd snapshot on \(master.name) failed: etcd is not healthy: \(error)")
+            throw JobFailure("\(datastore) snapshot on \(master.name) failed: \(datastore) is not healthy: \(error)")
         }
         let saved = try await runRemote(job, save, on: master, stage: .snapshot)
         guard saved.succeeded else {
             throw JobFailure(
-                "etcd snapshot on \(master.name) failed: \(Self.tail(saved.stderrText + saved.stdoutText))")
+                "\(datastore) snapshot on \(master.name) failed: \(Self.tail(saved.stderrText + saved.stdoutText))")
         }
         let checked = try await shell.run(status, on: master, onOutput: nil)
-        let verified: SnapshotStatus
         do {
             guard checked.succeeded else { throw PlanError(Self.tail(checked.stderrText)) }
-            verified = try SnapshotStatus(json: checked.stdoutText)
-        } catch { throw JobFailure("the etcd snapshot \(path) could not be verified: \(error)") }
-        return verified
+            return try settings.distribution.snapshotSummary(checked.stdoutText)
+        } catch { throw JobFailure("the \(datastore) snapshot \(path) could not be verified: \(error)") }
     }
 
     /// Retention: the newest `snapshotKeep` snapshots stay, and the rollback

@@ -1,110 +1,135 @@
 /// Everything specific to one way of installing Kubernetes that the
-/// pipeline runs, as command words (the pipeline adds `sudo` when it is not
-/// root and renders them through ``Shell``) and the facts they read. The
-/// stages stay the same for every distribution; what differs lives here.
-/// ``KubeadmApt`` is the first; MicroK8s and K3s are to follow behind it.
+/// pipeline and the detector run, as command words (the pipeline adds
+/// `sudo` when it is not root and renders them through ``Shell``) and pure
+/// readings of what those commands print. The stages stay the same for
+/// every distribution; what differs lives here. ``KubeadmApt`` and
+/// ``MicroK8sSnap`` implement it; K3s is to follow.
 public protocol Distribution: Sendable {
-    /// For messages: `kubeadm+apt`.
+    /// For messages and `--distribution`: `kubeadm`, `microk8s`.
     var name: String { get }
     /// The package whose versions say what a node's package source offers.
     var package: String { get }
-    /// Lists what the node's package source offers of ``package``, in
-    /// `apt-cache madison`'s format.
+
+    // MARK: What the package source offers
+
+    /// Lists what the node's package source offers of ``package``.
     var offeredListing: [String] { get }
-    /// The datastore's members, as `etcdctl member list -w json` prints them.
-    var datastoreMembers: [String] { get }
-    /// Each member's health, as `etcdctl endpoint health --cluster -w json`.
-    var datastoreHealth: [String] { get }
-    /// The datastore's status (its size), as `etcdctl endpoint status -w json`.
-    var datastoreStatus: [String] { get }
-    /// Saves a snapshot of the datastore at `path`.
-    func snapshotSave(to path: String) -> [String]
-    /// Verifies the snapshot at `path`, as `etcdutl snapshot status -w json`.
-    func snapshotStatus(of path: String) -> [String]
-    /// Certificate expiry, as `kubeadm certs check-expiration -o json`; `nil` when not applicable.
-    var certificateCheck: [String]? { get }
+    /// The newest patch of `running`'s minor in `listing` and, when the
+    /// listing says it, the next minor (`nil`: ask the package repository).
+    func offer(in listing: String, running: KubeVersion, node: String) throws(PlanError) -> Offer
+    /// Whether `listing` offers exactly `target`.
+    func offers(_ target: KubeVersion, in listing: String) -> Bool
+
+    // MARK: The datastore
+
+    /// For messages: `etcd`, `dqlite`.
+    var datastore: String { get }
+    /// Commands run in order on a datastore member, whose outputs
+    /// ``datastoreHealth(_:nodes:)`` reads.
+    var datastoreProbes: [[String]] { get }
+    /// The members and their health, from ``datastoreProbes``' outputs and
+    /// the nodes as the API shows them.
+    func datastoreHealth(_ outputs: [ProbeOutput], nodes: [NodeFacts]) throws(PlanError) -> DatastoreHealth
+    /// Whether the quorum gate before a control plane reads the datastore
+    /// through another member (dqlite: the refreshed node's own view says
+    /// nothing once it is down) instead of through the master.
+    var quorumFromAnotherMember: Bool { get }
+    /// Prints the datastore's size; ``datastoreBytes(_:)`` reads it.
+    var datastoreSize: [String] { get }
+    func datastoreBytes(_ output: String) throws(PlanError) -> Int
     /// Folders that must hold another copy of the datastore during an upgrade of `kind`.
     func dataFolders(for kind: UpgradeKind) -> [String]
+
+    // MARK: The pre-upgrade backup
+
+    /// The backup file's extension: `.db`, `.tar.gz`.
+    var snapshotExtension: String { get }
+    /// Saves a backup of the datastore at `path`.
+    func snapshotSave(to path: String) -> [String]
+    /// Prints what the backup at `path` holds; ``snapshotSummary(_:)`` reads it.
+    func snapshotStatus(of path: String) -> [String]
+    /// What the backup holds, or why it is not a backup.
+    func snapshotSummary(_ output: String) throws(PlanError) -> String
+
+    // MARK: Nodes
+
+    /// Certificate expiry, as `kubeadm certs check-expiration -o json`; `nil` when not applicable.
+    var certificateCheck: [String]? { get }
     /// The node script's arguments that upgrade a node in `role` to `target`.
     func nodeStep(role: NodeRole, target: KubeVersion) -> [String]
     /// The node script's arguments that take a node in `role` back to
     /// `release` after a failed step; `nil` where the distribution has no
     /// revert (the runbook's manual steps apply).
     func revertStep(role: NodeRole, to release: KubeVersion) -> [String]?
-    /// The API path of the pod whose image names a control plane's API server version.
-    func apiServerPod(on node: String) -> String
+    /// The API path of the pod whose image names a control plane's API
+    /// server version; `nil` when the API server runs inside the kubelet's
+    /// process (MicroK8s' kubelite), whose version is then the kubelet's.
+    func apiServerPod(on node: String) -> String?
+    /// Keeps the node's own updater from upgrading it behind the
+    /// orchestrator's back; `nil` when there is none to stop.
+    var hold: UpdaterHold? { get }
     /// Why `stage` does not apply to this distribution, or `nil` when it
     /// does. Stage names are the API's: a distribution without, say, an apt
     /// repository reports the repo stage as skipped with this reason.
     func notApplicable(_ stage: UpgradeStage) -> String?
 }
 
-/// kubeadm clusters whose packages come from pkgs.k8s.io through apt, with
-/// stacked etcd in kubeadm's layout.
-public struct KubeadmApt: Distribution {
-    public init() {}
+/// What a package source offers, as the detector decides on it.
+public struct Offer: Sendable, Equatable {
+    public var newestPatch: KubeVersion
+    /// `nil`: the listing does not say; the package repository is asked.
+    public var nextMinor: NextMinor?
 
-    public var name: String { "kubeadm+apt" }
-    public var package: String { "kubeadm" }
-    public var offeredListing: [String] { ["apt-cache", "madison", "kubeadm"] }
-
-    /// etcdctl against the node's own member, with kubeadm's health-check client certificate.
-    static let etcdctl = [
-        "etcdctl", "--endpoints=https://127.0.0.1:2379", "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
-        "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt",
-        "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key",
-    ]
-    static let quick = ["--dial-timeout=5s", "--command-timeout=15s"]
-
-    public var datastoreMembers: [String] { Self.etcdctl + Self.quick + ["member", "list", "-w", "json"] }
-    public var datastoreHealth: [String] {
-        Self.etcdctl + Self.quick + ["endpoint", "health", "--cluster", "-w", "json"]
+    public init(newestPatch: KubeVersion, nextMinor: NextMinor?) {
+        self.newestPatch = newestPatch
+        self.nextMinor = nextMinor
     }
-    public var datastoreStatus: [String] { Self.etcdctl + Self.quick + ["endpoint", "status", "-w", "json"] }
+}
 
-    public func snapshotSave(to path: String) -> [String] {
-        Self.etcdctl + ["--dial-timeout=10s", "--command-timeout=300s", "snapshot", "save", path]
+/// What a command printed on a node, for the pure readings above.
+public struct ProbeOutput: Sendable, Equatable {
+    public var exitStatus: Int32?
+    public var stdout: String
+    public var stderr: String
+
+    public init(exitStatus: Int32?, stdout: String, stderr: String = "") {
+        self.exitStatus = exitStatus
+        self.stdout = stdout
+        self.stderr = stderr
     }
 
-    /// etcdutl where it is installed (etcd 3.6 removed `etcdctl snapshot status`), else etcdctl.
-    public func snapshotStatus(of path: String) -> [String] {
-        [
-            "sh", "-c",
-            "if command -v etcdutl >/dev/null 2>&1; then etcdutl snapshot status -w json \(Shell.quote(path)); "
-                + "else etcdctl snapshot status -w json \(Shell.quote(path)); fi",
-        ]
+    public var succeeded: Bool { exitStatus == 0 }
+
+    /// `exited 1: <the last lines>`, for messages.
+    public var failure: String {
+        "exited \(exitStatus.map(String.init) ?? "by a signal"): " + Self.tail(stderr.isEmpty ? stdout : stderr)
     }
 
-    public var certificateCheck: [String]? { ["kubeadm", "certs", "check-expiration", "-o", "json"] }
-
-    /// etcd's data, and for a minor `/etc/kubernetes/tmp`, where `kubeadm
-    /// upgrade apply` copies it before upgrading etcd.
-    public func dataFolders(for kind: UpgradeKind) -> [String] {
-        ["/var/lib/etcd"] + (kind == .minor ? ["/etc/kubernetes/tmp"] : [])
+    /// The last three lines, joined, for messages.
+    public static func tail(_ text: String) -> String {
+        let lines = text.split(separator: "\n").suffix(3)
+        return lines.isEmpty ? "(no output)" : lines.joined(separator: " | ")
     }
+}
 
-    /// update_k8s.sh's roles: `master` runs `kubeadm upgrade apply`,
-    /// `control-plane` runs `kubeadm upgrade node`, `worker` upgrades the
-    /// kubelet after `kubeadm upgrade node`.
-    public func nodeStep(role: NodeRole, target: KubeVersion) -> [String] {
-        let flag =
-            switch role {
-            case .master: "master"
-            case .controlPlane: "control-plane"
-            case .worker: "worker"
-            }
-        return ["--role", flag, "--release", target.description]
-    }
+/// A node updater's hold: set at job start on every node, verified, and
+/// watched for drift (snapd's `snap refresh --hold microk8s`).
+public struct UpdaterHold: Sendable, Equatable {
+    /// For messages: `snapd's refresh hold of microk8s`.
+    public var what: String
+    /// Prints the updater's version; ``supported(_:)`` judges it.
+    public var version: [String]
+    public var supported: @Sendable (String) -> Bool
+    /// Why an updater that is not supported cannot hold.
+    public var tooOld: String
+    public var set: [String]
+    /// Prints the state ``isHeld(_:)`` reads.
+    public var check: [String]
+    public var isHeld: @Sendable (String) -> Bool
+    /// How an operator lifts it, for messages.
+    public var lift: [String]
 
-    /// kubeadm has no automatic revert: a control plane's static pods and
-    /// etcd come back from the snapshot and the runbook's steps.
-    public func revertStep(role: NodeRole, to release: KubeVersion) -> [String]? { nil }
-
-    /// Every stage applies to kubeadm+apt.
-    public func notApplicable(_ stage: UpgradeStage) -> String? { nil }
-
-    /// kubeadm's static pod `kube-system/kube-apiserver-<node>`.
-    public func apiServerPod(on node: String) -> String {
-        "/api/v1/namespaces/kube-system/pods/kube-apiserver-\(node)"
+    public static func == (lhs: UpdaterHold, rhs: UpdaterHold) -> Bool {
+        lhs.what == rhs.what && lhs.set == rhs.set && lhs.check == rhs.check
     }
 }

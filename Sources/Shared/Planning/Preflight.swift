@@ -32,7 +32,7 @@ public struct PreflightFacts: Sendable {
     public var quietWindow: (hours: Int, fired: Result<[String], PlanError>)?
     /// Where the target was found, or why not.
     public var offered: Result<String, PlanError>
-    public var etcd: Result<EtcdHealth, PlanError>
+    public var etcd: Result<DatastoreHealth, PlanError>
     public var certificates: Result<[CertificateExpiry], PlanError>
     /// Warn when a certificate expires sooner than this. Default 30 days.
     public var certificateWarning: Int = 30 * 86400
@@ -42,7 +42,7 @@ public struct PreflightFacts: Sendable {
     public init(
         target: KubeVersion, expectedNodes: Int?, nodes: [NodeFacts], apiServers: [KubeVersion], gate: GateVerdict,
         quietWindow: (hours: Int, fired: Result<[String], PlanError>)?, offered: Result<String, PlanError>,
-        etcd: Result<EtcdHealth, PlanError>, certificates: Result<[CertificateExpiry], PlanError>
+        etcd: Result<DatastoreHealth, PlanError>, certificates: Result<[CertificateExpiry], PlanError>
     ) {
         self.target = target
         self.expectedNodes = expectedNodes

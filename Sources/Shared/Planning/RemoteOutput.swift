@@ -29,7 +29,7 @@ public struct SnapshotStatus: Sendable, Equatable {
 
 /// One etcd member, from `etcdctl member list -w json`. kubeadm names a
 /// stacked member after its node.
-public struct EtcdMember: Sendable, Equatable {
+public struct DatastoreMember: Sendable, Equatable {
     public var name: String
     public var clientURLs: [String]
 
@@ -39,20 +39,22 @@ public struct EtcdMember: Sendable, Equatable {
     }
 
     /// The `members` of `etcdctl member list -w json`.
-    public static func list(json text: String) throws(PlanError) -> [EtcdMember] {
+    public static func list(json text: String) throws(PlanError) -> [DatastoreMember] {
         guard let value = try? JSONValue.parse(text), let members = value[["members"]]?.arrayValue, !members.isEmpty
         else { throw PlanError("etcdctl member list printed no members: \(text.prefix(200))") }
         return members.map { member in
-            EtcdMember(
+            DatastoreMember(
                 name: member[["name"]]?.stringValue ?? "",
                 clientURLs: (member[["clientURLs"]]?.arrayValue ?? []).compactMap(\.stringValue))
         }
     }
 }
 
-/// `etcdctl endpoint health --cluster -w json`: each member's health, named
-/// by the member list when it is known.
-public struct EtcdHealth: Sendable, Equatable {
+/// Each datastore member's health, named by the member list when it is
+/// known: etcd's (`etcdctl endpoint health --cluster -w json`) or dqlite's
+/// voters (``DqliteMember/health(_:leader:nodes:)``). Only members that vote
+/// count towards quorum.
+public struct DatastoreHealth: Sendable, Equatable {
     public struct Endpoint: Sendable, Equatable {
         public var url: String
         public var healthy: Bool
@@ -60,16 +62,20 @@ public struct EtcdHealth: Sendable, Equatable {
     }
 
     public var endpoints: [Endpoint]
-    public var members: [EtcdMember]
+    public var members: [DatastoreMember]
+    /// For messages: `etcd`, `dqlite`.
+    public var datastore = "etcd"
+    /// Said after the counts: members that do not vote, a missing leader.
+    public var notes: [String] = []
 
-    public init(healthy: [String], unhealthy: [String], members: [EtcdMember] = []) {
+    public init(healthy: [String], unhealthy: [String], members: [DatastoreMember] = []) {
         endpoints =
             healthy.map { Endpoint(url: $0, healthy: true, error: nil) }
             + unhealthy.map { Endpoint(url: $0, healthy: false, error: nil) }
         self.members = members
     }
 
-    public init(json text: String, members: [EtcdMember] = []) throws(PlanError) {
+    public init(json text: String, members: [DatastoreMember] = []) throws(PlanError) {
         guard let value = try? JSONValue.parse(text), let entries = value.arrayValue, !entries.isEmpty else {
             throw PlanError("etcdctl endpoint health printed no endpoints: \(text.prefix(200))")
         }
@@ -109,7 +115,8 @@ public struct EtcdHealth: Sendable, Equatable {
 
     public var summary: String {
         let base = "\(healthy.count) of \(memberCount) members healthy"
-        return unhealthy.isEmpty ? base : base + "; unhealthy: " + unhealthy.joined(separator: ", ")
+        return ([unhealthy.isEmpty ? base : base + "; unhealthy: " + unhealthy.joined(separator: ", ")] + notes)
+            .joined(separator: "; ")
     }
 
     /// Whether etcd stays quorate while `node`'s member restarts (kubeadm
@@ -125,9 +132,11 @@ public struct EtcdHealth: Sendable, Equatable {
             // Its restart takes it down anyway; one that is down already is a broken datastore, not a restart.
             guard healthy.count == 1 else {
                 return .failure(
-                    PlanError("the single etcd member is not healthy, so nothing is upgraded on top of it: \(summary)"))
+                    PlanError(
+                        "the single \(datastore) member is not healthy, so nothing is upgraded on top of it: \(summary)"
+                    ))
             }
-            return .success("a single etcd member: etcd is down while it restarts, as always with one")
+            return .success("a single \(datastore) member: \(datastore) is down while it restarts, as always with one")
         }
         let own = members.first { $0.name == node }?.clientURLs ?? []
         let others = endpoints.filter { !own.contains($0.url) }
@@ -136,15 +145,23 @@ public struct EtcdHealth: Sendable, Equatable {
         let unhealthyOthers = others.filter { !$0.healthy }.map(describe)
         let counted =
             own.isEmpty
-            ? "\(node) has no etcd member; \(healthyOthers) of \(total) members healthy"
+            ? "\(node) has no \(datastore) member; \(healthyOthers) of \(total) members healthy"
             : "\(healthyOthers) of the \(total - 1) other members healthy"
         let down = unhealthyOthers.isEmpty ? "" : "; unhealthy: " + unhealthyOthers.joined(separator: ", ")
+        if total == 2, !own.isEmpty {
+            return .failure(
+                PlanError(
+                    "two \(datastore) members are not highly available: \(node)'s restart leaves one of two, "
+                        + "which has no quorum, and the API stops until it is back; add a third control plane or "
+                        + "accept the outage by upgrading with one control plane"))
+        }
         if healthyOthers >= needed {
-            return .success("etcd keeps its quorum without \(node)'s member: \(counted) (\(needed) of \(total) needed)")
+            return .success(
+                "\(datastore) keeps its quorum without \(node)'s member: \(counted) (\(needed) of \(total) needed)")
         }
         return .failure(
             PlanError(
-                "etcd would lose its quorum while \(node)'s member restarts: \(counted), and \(total) members need \(needed)\(down)"
+                "\(datastore) would lose its quorum while \(node)'s member restarts: \(counted), and \(total) members need \(needed)\(down)"
             ))
     }
 }
@@ -200,6 +217,8 @@ public struct DiskSpace: Sendable, Equatable {
     /// etcd's database size (`dbSize` of `etcdctl endpoint status`).
     public var databaseBytes: Int
     public var folders: [Folder]
+    /// For messages: `etcd`, `dqlite`.
+    public var datastore = "etcd"
 
     public init(databaseBytes: Int, folders: [Folder]) {
         self.databaseBytes = databaseBytes
@@ -228,16 +247,18 @@ public struct DiskSpace: Sendable, Equatable {
 
     /// Each folder must hold another copy of the database.
     public var check: CheckResult {
+        let article = "aeiou".contains(datastore.first ?? "x") ? "an" : "a"
         let short = folders.filter { $0.available < databaseBytes }
         let sizes = folders.map { "\($0.path) \(Self.bytes($0.available)) free" }.joined(separator: ", ")
         if short.isEmpty {
-            return CheckResult("disk space", .passed, "\(sizes), for an etcd database of \(Self.bytes(databaseBytes))")
+            return CheckResult(
+                "disk space", .passed, "\(sizes), for \(article) \(datastore) database of \(Self.bytes(databaseBytes))")
         }
         return CheckResult(
             "disk space", .failed,
-            "etcd's database is \(Self.bytes(databaseBytes)), more than is free under "
+            "\(datastore)'s database is \(Self.bytes(databaseBytes)), more than is free under "
                 + short.map { "\($0.path) (\(Self.bytes($0.available)))" }.joined(separator: ", ")
-                + ": the snapshot, or kubeadm's copy of the data, would not fit")
+                + ": the backup, or the upgrade's copy of the data, would not fit")
     }
 
     static func bytes(_ count: Int) -> String {
