@@ -8,6 +8,8 @@
 #   update_k8s.sh --role master|control-plane|worker --release X.Y.Z [--dry-run]
 #   update_k8s.sh --repo-minor X.Y [--dry-run]
 #   update_k8s.sh --containerd X.Y.Z [--dry-run]
+#   update_k8s.sh --snap microk8s --channel X.Y/stable --release X.Y.Z [--dry-run]
+#   update_k8s.sh --snap-revert microk8s --channel X.Y/stable --release X.Y.Z [--dry-run]
 #   update_k8s.sh --run-id ID [--from ATTEMPT:LINES] ARGS...
 #
 #   --role master         the first control plane: kubeadm upgrade apply vX.Y.Z
@@ -20,6 +22,17 @@
 #   --containerd X.Y.Z    bring the installed containerd package (containerd.io or
 #                         containerd) to X.Y.Z, then restart containerd and kubelet;
 #                         the package revision is read from apt-cache madison
+#   --snap microk8s       (MicroK8s) refresh the snap to --channel with --no-wait and
+#                         follow snapd's change until it is done: exit 10 (another
+#                         change, such as an auto-refresh, in progress) is waited
+#                         out; "no updates available" means nothing to do; a
+#                         failed change (which snapd undoes) fails the run. Then
+#                         the refresh hold is set again and the installed release
+#                         must be --release, tracking --channel
+#   --snap-revert microk8s  (MicroK8s) after a failed refresh: snap revert unless the
+#                         snap already runs --release, then hold it and switch its
+#                         tracking back to --channel (revert keeps the new channel,
+#                         which a later auto-refresh would follow)
 #   --dry-run             print every command that would change the node, run none
 #   --run-id ID           run detached from this session, so that a dropped SSH
 #                         connection or a restarted orchestrator does not kill it
@@ -73,6 +86,7 @@ usage() {
   echo "usage: update_k8s.sh --role master|control-plane|worker --release X.Y.Z [--dry-run]" >&2
   echo "       update_k8s.sh --repo-minor X.Y [--dry-run]" >&2
   echo "       update_k8s.sh --containerd X.Y.Z [--dry-run]" >&2
+  echo "       update_k8s.sh --snap|--snap-revert microk8s --channel X.Y/stable --release X.Y.Z [--dry-run]" >&2
   echo "       update_k8s.sh --run-id ID [--from ATTEMPT:LINES] ARGS..." >&2
 }
 
@@ -82,7 +96,7 @@ fail_usage() {
   exit 2
 }
 
-role="" release="" repo_minor="" containerd="" dry_run=0
+role="" release="" repo_minor="" containerd="" snap="" snap_revert="" channel="" dry_run=0
 run_id="" from="" in_run=""
 # The arguments a detached run is started with: all but the run's own.
 run_args=()
@@ -92,6 +106,9 @@ while [[ $# -gt 0 ]]; do
     --release) [[ $# -ge 2 ]] || fail_usage "--release needs a value"; release=$2; run_args+=("$1" "$2"); shift ;;
     --repo-minor) [[ $# -ge 2 ]] || fail_usage "--repo-minor needs a value"; repo_minor=$2; run_args+=("$1" "$2"); shift ;;
     --containerd) [[ $# -ge 2 ]] || fail_usage "--containerd needs a value"; containerd=$2; run_args+=("$1" "$2"); shift ;;
+    --snap) [[ $# -ge 2 ]] || fail_usage "--snap needs a value"; snap=$2; run_args+=("$1" "$2"); shift ;;
+    --snap-revert) [[ $# -ge 2 ]] || fail_usage "--snap-revert needs a value"; snap_revert=$2; run_args+=("$1" "$2"); shift ;;
+    --channel) [[ $# -ge 2 ]] || fail_usage "--channel needs a value"; channel=$2; run_args+=("$1" "$2"); shift ;;
     --dry-run) dry_run=1 ;;
     --run-id) [[ $# -ge 2 ]] || fail_usage "--run-id needs a value"; run_id=$2; shift ;;
     --from) [[ $# -ge 2 ]] || fail_usage "--from needs a value"; from=$2; shift ;;
@@ -112,7 +129,16 @@ elif [[ -n $from ]]; then
   fail_usage "--from needs --run-id"
 fi
 
-if [[ -n $repo_minor ]]; then
+if [[ -n $snap || -n $snap_revert ]]; then
+  [[ -z $snap || -z $snap_revert ]] || fail_usage "--snap and --snap-revert do not go together"
+  [[ ${snap:-$snap_revert} == microk8s ]] || fail_usage "--snap and --snap-revert take microk8s, got '${snap:-$snap_revert}'"
+  [[ -z $role && -z $repo_minor && -z $containerd ]] || fail_usage "--snap goes with --channel and --release only"
+  [[ $channel =~ ^[0-9]+\.[0-9]+/stable$ ]] || fail_usage "--channel must be X.Y/stable, got '$channel'"
+  [[ $release =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || fail_usage "--release must be X.Y.Z, got '$release'"
+  [[ ${channel%/stable} == "${release%.*}" ]] || fail_usage "--release $release is not in --channel $channel"
+elif [[ -n $channel ]]; then
+  fail_usage "--channel goes with --snap or --snap-revert"
+elif [[ -n $repo_minor ]]; then
   [[ -z $role && -z $release && -z $containerd ]] || fail_usage "--repo-minor goes alone (with --dry-run)"
   [[ $repo_minor =~ ^[0-9]+\.[0-9]+$ ]] || fail_usage "--repo-minor must be X.Y, got '$repo_minor'"
 elif [[ -n $containerd ]]; then
@@ -371,6 +397,110 @@ is_held() {
   holds=$(apt-mark showhold)
   grep -qxF "$1" <<<"$holds"
 }
+
+# ---- MicroK8s: snap refresh, followed; snap revert ---------------------------
+# How long to wait out another snap change (exit 10) and a refresh's change.
+SNAP_CONFLICT_TIMEOUT=${K8S_UPGRADE_SNAP_CONFLICT_TIMEOUT:-600}
+SNAP_CHANGE_TIMEOUT=${K8S_UPGRADE_SNAP_CHANGE_TIMEOUT:-1200}
+SNAP_POLL=${K8S_UPGRADE_SNAP_POLL:-2}
+
+# Column $2 of `snap list NAME` for the snap (2 version, 4 tracking).
+snap_field() { snap list "$1" 2>/dev/null | awk -v s="$1" -v f="$2" '$1 == s { print $f; exit }'; }
+
+# The snap must now run $release and track $channel.
+snap_verify() {
+  ((!dry_run)) || return 0
+  local version tracking
+  version=$(snap_field "$1" 2)
+  tracking=$(snap_field "$1" 4)
+  if [[ ${version#v} != "$release" || $tracking != "$channel" ]]; then
+    echo "update_k8s.sh: $1 runs ${version:-?} tracking ${tracking:-?}, not v$release tracking $channel" >&2
+    exit 1
+  fi
+}
+
+# Follows snapd's change $1 until it is Done; Error, Undone or Hold fail.
+snap_follow() {
+  local id=$1 started=$SECONDS status
+  step "following snap change $id"
+  while :; do
+    status=$(snap changes "$snap" 2>/dev/null | awk -v id="$id" '$1 == id { print $2; exit }')
+    case $status in
+      Done) return 0 ;;
+      Error | Undone | Hold | Abort)
+        echo "update_k8s.sh: snap change $id ended $status (snapd undid what it had done):" >&2
+        snap tasks "$id" >&2 || true
+        exit 1
+        ;;
+    esac
+    if ((SECONDS - started >= SNAP_CHANGE_TIMEOUT)); then
+      echo "update_k8s.sh: snap change $id is still ${status:-unlisted} after ${SNAP_CHANGE_TIMEOUT}s" >&2
+      exit 1
+    fi
+    sleep "$SNAP_POLL"
+  done
+}
+
+if [[ -n $snap_revert ]]; then
+  snap=$snap_revert
+  [[ -n $(snap_field "$snap" 2) ]] || { echo "update_k8s.sh: the $snap snap is not installed" >&2; exit 1; }
+  current=$(snap_field "$snap" 2)
+  if [[ ${current#v} == "$release" ]]; then
+    step "$snap already runs $release"
+  else
+    step "reverting $snap ($current) to its previous revision"
+    change snap revert "$snap"
+  fi
+  change snap refresh --hold "$snap"
+  change snap switch "$snap" --channel="$channel"
+  snap_verify "$snap"
+  if ((dry_run)); then step "dry run: nothing was changed"; else step "done: $snap reverted to $release, held on $channel"; fi
+  exit 0
+fi
+
+if [[ -n $snap ]]; then
+  current=$(snap_field "$snap" 2)
+  [[ -n $current ]] || { echo "update_k8s.sh: the $snap snap is not installed" >&2; exit 1; }
+  if [[ ${current#v} == "$release" && $(snap_field "$snap" 4) == "$channel" ]]; then
+    step "$snap already at $release ($channel)"
+    exit 0
+  fi
+  step "refreshing $snap ($current) to $channel"
+  if ((dry_run)); then
+    printf 'would run: %s\n' "snap refresh $snap --channel=$channel --no-wait"
+    step "dry run: nothing was changed"
+    exit 0
+  fi
+  take_node_lock
+  started=$SECONDS said=0
+  while :; do
+    printf '+ %s\n' "snap refresh $snap --channel=$channel --no-wait"
+    status=0
+    output=$(snap refresh "$snap" --channel="$channel" --no-wait 2>&1 7>&- 8>&- 9>&-) || status=$?
+    if ((status == 10)) && ((SECONDS - started < SNAP_CONFLICT_TIMEOUT)); then
+      ((said)) || step "another snap change is in progress ($output); waiting up to ${SNAP_CONFLICT_TIMEOUT}s"
+      said=1
+      sleep "$SNAP_POLL"
+      continue
+    fi
+    break
+  done
+  if ((status != 0)); then
+    echo "update_k8s.sh: snap refresh exited $status: $output" >&2
+    exit 1
+  fi
+  if [[ $output == *"has no updates available"* ]]; then
+    step "snapd has no update for $snap on $channel"
+  else
+    id=$(printf '%s\n' "$output" | tail -n 1 | tr -d '[:space:]')
+    [[ $id =~ ^[0-9]+$ ]] || { echo "update_k8s.sh: snap refresh --no-wait printed no change ID: $output" >&2; exit 1; }
+    snap_follow "$id"
+  fi
+  change snap refresh --hold "$snap"
+  snap_verify "$snap"
+  step "done: $snap at $release ($channel)"
+  exit 0
+fi
 
 # ---- containerd (when the master's runtime is older than the workers') ------
 if [[ -n $containerd ]]; then

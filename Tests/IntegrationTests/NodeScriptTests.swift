@@ -95,6 +95,12 @@ extension TestBedSuites {
                 ("--repo-minor v1.35", "--repo-minor must be X.Y"),
                 ("--containerd 1.7", "--containerd must be X.Y.Z"),
                 ("--containerd 1.7.27 --role worker", "--containerd goes alone"),
+                ("--snap microk8s --channel 1.35/stable --release 1.34.2", "--release 1.34.2 is not in --channel"),
+                ("--snap microk8s --channel latest/stable --release 1.35.1", "--channel must be X.Y/stable"),
+                ("--snap lxd --channel 1.35/stable --release 1.35.1", "take microk8s, got 'lxd'"),
+                ("--snap microk8s --snap-revert microk8s --channel 1.35/stable --release 1.35.1", "do not go together"),
+                ("--channel 1.35/stable --role worker --release 1.35.1", "--channel goes with --snap"),
+                ("--snap microk8s --channel 1.35/stable --role worker --release 1.35.1", "--snap goes with --channel"),
             ]
             for (arguments, message) in cases {
                 let result = try await Self.run(bed, "worker-1", arguments)
@@ -431,6 +437,61 @@ extension TestBedSuites {
             #expect(
                 try await Self.onNode(bed, "worker-2", #"cat "$K8S_NODE_ROOT/var/lib/testbed/installed/kubeadm""#)
                     == "1.34.3-1.1\n")
+        }
+
+        // MARK: - MicroK8s
+
+        /// The snap mode against the bed's snap (snapd's outputs and exit
+        /// codes, state on disk): a refresh that waits out another change
+        /// (exit 10), follows its change and holds again; a second run
+        /// changes nothing; a failed change fails the run and changes
+        /// nothing; the revert brings the old release back, held and
+        /// tracking its old channel.
+        @Test func microk8sRefreshesFollowsItsChangeAndReverts() async throws {
+            let bed = try await TestBed.start()
+            let setUp = #"""
+                s="$K8S_NODE_ROOT/var/lib/testbed/snap"; mkdir -p "$s"
+                printf '1.34/stable v1.34.2 8612\n1.35/stable v1.35.1 8700\n1.36/stable v1.36.0 8800\n' >"$s/store"
+                echo v1.34.2 >"$s/version"; echo 8612 >"$s/revision"; echo 1.34/stable >"$s/tracking"
+                : >"$s/held"; echo 2 >"$s/conflicts"
+                """#
+            _ = try await Self.onNode(bed, "worker-2", setUp)
+            func snap(_ arguments: String) async throws -> SSHCommandResult {
+                try await bed.ssh("worker-2").run(
+                    "K8S_UPGRADE_SNAP_POLL=0.1 bash -s -- \(arguments)", stdin: Self.script, timeout: .seconds(60))
+            }
+            let refreshed = try await snap("--snap microk8s --channel 1.35/stable --release 1.35.1")
+            #expect(refreshed.exitStatus == 0, "\(refreshed.stderrText)")
+            #expect(
+                refreshed.stdoutText.contains("==> another snap change is in progress (error: snap \"microk8s\" has"))
+            #expect(refreshed.stdoutText.contains("==> following snap change 1"))
+            #expect(refreshed.stdoutText.hasSuffix("==> done: microk8s at 1.35.1 (1.35/stable)\n"))
+            #expect(try await Self.versions(bed)["worker-2"] == "v1.35.1")
+            let listed = try await Self.onNode(bed, "worker-2", "snap list microk8s")
+            #expect(listed.contains("v1.35.1  8700  1.35/stable") && listed.contains("classic,held"))
+
+            let before = try await Self.fingerprint(bed, "worker-2")
+            let again = try await snap("--snap microk8s --channel 1.35/stable --release 1.35.1")
+            #expect(again.exitStatus == 0)
+            #expect(again.stdoutText == "==> microk8s already at 1.35.1 (1.35/stable)\n")
+            #expect(try await Self.fingerprint(bed, "worker-2") == before)
+
+            _ = try await Self.onNode(bed, "worker-2", #": >"$K8S_NODE_ROOT/var/lib/testbed/snap/fail-next-refresh""#)
+            let failed = try await snap("--snap microk8s --channel 1.36/stable --release 1.36.0")
+            #expect(failed.exitStatus == 1)
+            #expect(failed.stderrText.contains("snap change 2 ended Error"))
+            #expect(failed.stderrText.contains("Error   today  today  Run post-refresh hook"))
+            #expect(try await Self.versions(bed)["worker-2"] == "v1.35.1")
+
+            let dry = try await snap("--snap-revert microk8s --channel 1.34/stable --release 1.34.2 --dry-run")
+            #expect(dry.exitStatus == 0)
+            #expect(dry.stdoutText.contains("would run: snap revert microk8s"))
+            let reverted = try await snap("--snap-revert microk8s --channel 1.34/stable --release 1.34.2")
+            #expect(reverted.exitStatus == 0, "\(reverted.stderrText)")
+            #expect(reverted.stdoutText.hasSuffix("==> done: microk8s reverted to 1.34.2, held on 1.34/stable\n"))
+            #expect(try await Self.versions(bed)["worker-2"] == "v1.34.2")
+            let back = try await Self.onNode(bed, "worker-2", "snap list microk8s")
+            #expect(back.contains("v1.34.2  8612  1.34/stable") && back.contains("classic,held"))
         }
     }
 }
