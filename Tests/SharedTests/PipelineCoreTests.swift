@@ -268,6 +268,19 @@ struct PipelineCoreTests {
         #expect(results.allSatisfy { $0.outcome == .passed }, "\(results)")
     }
 
+    @Test func preflightNamesTheDistributionsDatastore() throws {
+        let results = Preflight.evaluate(
+            try Self.facts {
+                $0.datastore = "dqlite"
+                $0.etcd = .failure(
+                    PlanError("dqlite .cluster exited 1: Error: no available dqlite leader server found"))
+            })
+        #expect(
+            results.filter { $0.outcome == .failed }.map(\.description) == [
+                "dqlite health: failed: dqlite .cluster exited 1: Error: no available dqlite leader server found"
+            ])
+    }
+
     @Test func preflightNamesEveryFailedCheck() throws {
         let results = Preflight.evaluate(
             try Self.facts {

@@ -25,6 +25,7 @@ extension UpgradePipeline {
             apiServers: apiServers, gate: verdict, quietWindow: quiet, offered: await offered, etcd: await etcd,
             certificates: await certificates)
         facts.certificateWarning = 30 * 86400
+        facts.datastore = settings.distribution.datastore
         facts.disk = await disk
         let results = Preflight.evaluate(facts)
         for result in results {

@@ -33,6 +33,8 @@ public struct PreflightFacts: Sendable {
     /// Where the target was found, or why not.
     public var offered: Result<String, PlanError>
     public var etcd: Result<DatastoreHealth, PlanError>
+    /// The datastore's name for the check: `etcd`, `dqlite`.
+    public var datastore = "etcd"
     public var certificates: Result<[CertificateExpiry], PlanError>
     /// Warn when a certificate expires sooner than this. Default 30 days.
     public var certificateWarning: Int = 30 * 86400
@@ -116,8 +118,10 @@ public enum Preflight {
         }
         switch facts.etcd {
         case let .success(health):
-            results.append(CheckResult("etcd health", health.unhealthy.isEmpty ? .passed : .failed, health.summary))
-        case let .failure(error): results.append(CheckResult("etcd health", .failed, error.description))
+            results.append(
+                CheckResult(
+                    "\(facts.datastore) health", health.unhealthy.isEmpty ? .passed : .failed, health.summary))
+        case let .failure(error): results.append(CheckResult("\(facts.datastore) health", .failed, error.description))
         }
         switch facts.disk {
         case let .success(space)?: results.append(space.check)
