@@ -148,7 +148,9 @@ struct Run: Sendable {
             return node
         }
         guard let node = nodes.filter(\.isControlPlane).min(by: { $0.name < $1.name }) else {
-            throw DetectionFailure("no node is labelled node-role.kubernetes.io/control-plane; set --master-node")
+            throw DetectionFailure(
+                "no node is labelled as a control plane (" + NodeFacts.controlPlaneLabels.joined(separator: " or ")
+                    + "); set --master-node")
         }
         return node
     }

@@ -15,6 +15,7 @@ struct Settings: Sendable {
     var repoBase: String
     var policy: DetectionPolicy
     var pushgatewayURL: String?
+    var distribution: any Distribution
     var orchestratorURL: String?
     var orchestratorTokenFile: String
     var jobDryRun: Bool
@@ -36,6 +37,7 @@ struct Settings: Sendable {
         repoBase = try SharedOptions.repoBase.read(options.repoBase, reader)
         policy = try SharedOptions.policy(allowMinor: options.allowMinor, minorMinPatch: options.minorMinPatch, reader)
         pushgatewayURL = try SharedOptions.pushgatewayURL.read(options.pushgatewayURL, reader)
+        distribution = try SharedOptions.chosenDistribution(options.distribution, reader)
         orchestratorURL = try DetectorOptions.orchestratorURL.read(options.orchestratorURL, reader)
         orchestratorTokenFile = try DetectorOptions.orchestratorTokenFile.read(options.orchestratorTokenFile, reader)
         jobDryRun = try DetectorOptions.jobDryRun.read(options.jobDryRun, reader)

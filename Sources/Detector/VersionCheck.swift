@@ -58,6 +58,9 @@ struct VersionCheck: AsyncParsableCommand {
     @Option(help: ArgumentHelp(SharedOptions.pushgatewayURL.help))
     var pushgatewayURL: String?
 
+    @Option(help: ArgumentHelp(SharedOptions.distribution.help))
+    var distribution: String?
+
     @Option(help: ArgumentHelp(DetectorOptions.orchestratorURL.help))
     var orchestratorURL: String?
 
@@ -81,7 +84,9 @@ struct VersionCheck: AsyncParsableCommand {
         do { settings = try Settings(self, environment: ProcessInfo.processInfo.environment) } catch {
             throw ValidationError("\(error)")
         }
-        let code = await Run(settings: settings, log: Logger.json("k8s-version-check")).execute()
+        var run = Run(settings: settings, log: Logger.json("k8s-version-check"))
+        run.distribution = settings.distribution
+        let code = await run.execute()
         if code != .ok { throw ExitCode(code.rawValue) }
     }
 }

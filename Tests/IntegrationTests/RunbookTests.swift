@@ -304,6 +304,7 @@ extension TestBedSuites {
                         read.insert(definition)
                     }
                     if text.contains("SharedOptions.policy(") { read.formUnion(["allow-minor", "minor-min-patch"]) }
+                    if text.contains("SharedOptions.chosenDistribution(") { read.insert("distribution") }
                 }
                 let missing = Set(required).subtracting(read).subtracting(["help", "version"])
                 #expect(missing.isEmpty, "\(files): options without their K8SUP_ variable: \(missing.sorted())")

@@ -206,4 +206,61 @@ import Testing
         #expect(!hold.supported("snapd   2.57.6\n"))
         #expect(!hold.supported("snap: command not found\n"))
     }
+
+    /// One node's hold from what snapd printed: held, not held (a dry run,
+    /// or drift found between nodes), or why it cannot be.
+    @Test func aHoldsVerdictNamesWhyItIsMissing() throws {
+        let hold = try #require(distribution.hold)
+        let version = ProbeOutput(exitStatus: 0, stdout: "snap    2.63\nsnapd   2.63\nseries  16\n")
+        let held = ProbeOutput(
+            exitStatus: 0,
+            stdout: "Name      Version  Rev   Tracking     Publisher   Notes\n"
+                + "microk8s  v1.34.3  8555  1.34/stable  canonical✓  classic,held\n")
+        let free = ProbeOutput(
+            exitStatus: 0, stdout: held.stdout.replacingOccurrences(of: "classic,held", with: "classic"))
+        let done = ProbeOutput(exitStatus: 0, stdout: "General refreshes of \"microk8s\" held indefinitely\n")
+        #expect(hold.verdict(version: version, set: nil, check: held) == .held)
+        #expect(hold.verdict(version: version, set: nil, check: free) == .notHeld)
+        #expect(hold.verdict(version: version, set: done, check: held) == .held)
+        guard case let .failed(silent) = hold.verdict(version: version, set: done, check: free) else {
+            Issue.record("a set that leaves no hold passed")
+            return
+        }
+        #expect(silent.contains("succeeded but snap list microk8s shows no hold"))
+        let old = ProbeOutput(exitStatus: 0, stdout: "snap    2.57.6\nsnapd   2.57.6\n")
+        guard case let .failed(tooOld) = hold.verdict(version: old, set: nil, check: free) else {
+            Issue.record("snapd 2.57 passed")
+            return
+        }
+        #expect(tooOld.contains("older than 2.58") && tooOld.contains("2.57.6"))
+        let refused = ProbeOutput(exitStatus: 1, stdout: "", stderr: "error: access denied (try with sudo)\n")
+        #expect(
+            hold.verdict(version: version, set: refused, check: nil)
+                == .failed("snap refresh --hold microk8s exited 1: error: access denied (try with sudo)"))
+        #expect(
+            hold.verdict(
+                version: ProbeOutput(exitStatus: 127, stdout: "", stderr: "snap: not found"), set: nil, check: nil)
+                == .failed("snap version exited 127: snap: not found"))
+    }
+
+    /// `--distribution` names one of these; the role label MicroK8s sets
+    /// marks a control plane as kubeadm's does.
+    @Test func theDistributionIsChosenByNameAndMicroK8sControlPlanesAreFound() throws {
+        #expect(Distributions.named("microk8s")?.name == "microk8s")
+        #expect(Distributions.named("kubeadm")?.name == "kubeadm")
+        #expect(Distributions.named("k3s") == nil)
+        let reader = OptionReader(environment: ["K8SUP_DISTRIBUTION": "microk8s"])
+        #expect(try SharedOptions.chosenDistribution(nil, reader).name == "microk8s")
+        #expect(try SharedOptions.chosenDistribution("kubeadm", reader).name == "kubeadm")
+        #expect(throws: SettingsError.self) { try SharedOptions.chosenDistribution("snap", reader) }
+        func node(_ labels: [String: String]) -> NodeFacts {
+            NodeFacts(
+                node: .object([
+                    "metadata": .object(["name": .string("n"), "labels": .object(labels.mapValues(JSONValue.string))])
+                ]), cordonAnnotation: "k8s-upgrade.io/cordoned-by")
+        }
+        #expect(node(["node.kubernetes.io/microk8s-controlplane": "microk8s-controlplane"]).isControlPlane)
+        #expect(node(["node-role.kubernetes.io/control-plane": ""]).isControlPlane)
+        #expect(!node(["node.kubernetes.io/microk8s-worker": "microk8s-worker"]).isControlPlane)
+    }
 }

@@ -281,6 +281,42 @@ struct PipelineCoreTests {
             ])
     }
 
+    /// Pre-flight names each node whose hold cannot be set, and why; a dry
+    /// run only reads, so a hold not there yet is what a real run would set.
+    @Test func preflightNamesTheNodesWithoutAHold() throws {
+        let what = "snapd's refresh hold of microk8s"
+        let verdicts: [String: HoldVerdict] = [
+            "cp-1": .held, "worker-1": .notHeld, "worker-2": .failed("snapd older than 2.58 cannot hold one snap"),
+        ]
+        func check(_ verdicts: [String: HoldVerdict], dryRun: Bool) throws -> String {
+            let results = Preflight.evaluate(
+                try Self.facts {
+                    $0.holds = (what, verdicts)
+                    $0.dryRun = dryRun
+                })
+            return try #require(results.first { $0.name == "updater hold" }).description
+        }
+        #expect(
+            try check(verdicts, dryRun: false)
+                == "updater hold: failed: \(what) cannot be set on 2 of 3 nodes: worker-1 (not held); "
+                + "worker-2 (snapd older than 2.58 cannot hold one snap)")
+        #expect(
+            try check(verdicts.filter { $0.key != "worker-2" }, dryRun: true)
+                == "updater hold: passed: \(what) is on 1 of 2 nodes; a real run sets it on worker-1")
+        #expect(
+            try check(["cp-1": .held, "worker-1": .held], dryRun: false)
+                == "updater hold: passed: \(what) is on all 2 nodes")
+        #expect(Preflight.evaluate(try Self.facts()).allSatisfy { $0.name != "updater hold" })
+    }
+
+    /// Only a failed node step or a node that never came back is reverted.
+    @Test func aNodeIsRevertedOnlyAfterItsStepOrItsReturnFailed() {
+        let reverting = NodeProcedure.operations(
+            role: .worker, action: .upgrade, script: ["--role", "worker"], soaks: true
+        ).filter(\.revertsOnFailure)
+        #expect(reverting == [.script(["--role", "worker"]), .verify])
+    }
+
     @Test func preflightNamesEveryFailedCheck() throws {
         let results = Preflight.evaluate(
             try Self.facts {
@@ -451,7 +487,9 @@ struct PipelineCoreTests {
         gauges.crashLoop = true
         gauges.lastProgress = 1_796_000_000.7
         gauges.cordonedSince = ["worker-3": 1_796_000_100, "worker-1": 1_796_000_050]
+        gauges.holdLifted = ["worker-2"]
         let text = gauges.exposition
+        #expect(text.contains(#"k8s_upgrade_hold_lifted{node="worker-2"} 1"# + "\n"))
         #expect(text.contains("k8s_upgrade_job_restarts 2\n"))
         #expect(text.contains("k8s_upgrade_crash_loop 1\n"))
         #expect(text.contains("k8s_upgrade_last_progress_timestamp_seconds 1796000000\n"))

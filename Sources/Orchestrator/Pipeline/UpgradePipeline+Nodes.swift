@@ -25,6 +25,7 @@ extension UpgradePipeline {
         var carried = 0
         for step in steps {
             try job.checkpoint()
+            try await checkHoldDrift(job: job, stage: stage)
             guard let (node, action) = try await liveStep(step, job: job, stage: stage) else { continue }
             let operations = NodeProcedure.operations(
                 role: step.role, action: action,
@@ -37,6 +38,7 @@ extension UpgradePipeline {
             try await carryOut(operations, &work, job: job)
             carried += 1
         }
+        if carried > 0 { try await checkHoldDrift(job: job, stage: stage) }
         return carried
     }
 
@@ -67,6 +69,14 @@ extension UpgradePipeline {
             do {
                 try await perform(operation, &work, job: job)
             } catch {
+                var error = error
+                if operation.revertsOnFailure, !(error is JobStop), !job.request.dryRun,
+                    let release = work.node.kubelet,
+                    let arguments = settings.distribution.revertStep(role: work.step.role, to: release)
+                {
+                    let reverted = await revert(work, to: release, arguments: arguments, after: error, job: job)
+                    error = JobFailure("\(error); \(reverted)")
+                }
                 if operation.isNodeStep {
                     work.line.outcome = "failed: \(error)"
                     let line = work.line

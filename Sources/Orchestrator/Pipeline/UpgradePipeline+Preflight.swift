@@ -20,6 +20,7 @@ extension UpgradePipeline {
         async let etcd = datastoreHealth(on: master)
         async let certificates = certificateExpiry(on: master)
         async let disk = diskSpace(on: master, kind: request.kind)
+        async let holds = holdsAtStart(nodes, job: job)
         var facts = PreflightFacts(
             target: request.targetVersion, expectedNodes: settings.expectedNodes, nodes: nodes,
             apiServers: apiServers, gate: verdict, quietWindow: quiet, offered: await offered, etcd: await etcd,
@@ -27,6 +28,8 @@ extension UpgradePipeline {
         facts.certificateWarning = 30 * 86400
         facts.datastore = settings.distribution.datastore
         facts.disk = await disk
+        facts.holds = try await holds
+        facts.dryRun = request.dryRun
         let results = Preflight.evaluate(facts)
         for result in results {
             try await job.record(result.outcome == .passed ? .info : .warning, result.description, stage: .preflight)

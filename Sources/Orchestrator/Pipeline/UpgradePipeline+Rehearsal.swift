@@ -78,7 +78,27 @@ extension UpgradePipeline {
             return "dry run: nothing changed"
         }
         try await waitUntilUpgraded(node, role: role, job: job, stage: stage)
+        if role != .worker { try await writeProbe(after: node, job: job, stage: stage) }
         return finishing ? "finished" : "upgraded"
+    }
+
+    /// After a control plane came back: a write through the API succeeds
+    /// (dqlite and kine can wedge writes after a peer's restart while reads
+    /// still answer, DISTRIBUTIONS.md §1.6), retried within the node-ready
+    /// timeout.
+    func writeProbe(after node: String, job: JobContext, stage: UpgradeStage) async throws {
+        let stamp = "\(node) \(Int(job.now()))"
+        try await job.wait(
+            for: "a write through the API after \(node) came back", stage: stage, node: node,
+            timeout: settings.nodeReadyTimeout, finishingOnShutdown: true
+        ) {
+            do {
+                try await self.cluster.annotateNamespace(["write-probe": stamp])
+                return nil
+            } catch { return "\(error)" }
+        }
+        try await job.record(
+            .info, "a write through the API succeeded after \(node) came back", stage: stage, node: node)
     }
 
     /// The node as the cordon left it: read again, or in a dry run as the

@@ -132,6 +132,7 @@ final class UpgradePipeline: Pipeline {
             $0.snapshotTaken = first != nil
             $0.drainBlocked = []
             $0.crashLoop = false
+            $0.holdLifted = []
         }
         notify(
             job, .info,

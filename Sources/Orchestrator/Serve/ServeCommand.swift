@@ -70,6 +70,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp(SharedOptions.pushgatewayURL.help))
     var pushgatewayURL: String?
 
+    @Option(help: ArgumentHelp(SharedOptions.distribution.help))
+    var distribution: String?
+
     @Option(help: ArgumentHelp(ServeOptions.slackWebhookFile.help))
     var slackWebhookFile: String?
 

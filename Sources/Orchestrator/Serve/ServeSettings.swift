@@ -25,6 +25,7 @@ struct ServeSettings: Sendable {
     var nodeAddresses: [String: (host: String, port: Int)] = [:]
     var nodeScriptPath: String
     var pushgatewayURL: String?
+    var distribution: any Distribution
     var slackWebhookFile: String?
     var backupDir: String
     var snapshotKeep: Int
@@ -76,6 +77,7 @@ struct ServeSettings: Sendable {
         }
         nodeScriptPath = try ServeOptions.nodeScript.read(flags.nodeScript, reader)
         pushgatewayURL = try SharedOptions.pushgatewayURL.read(flags.pushgatewayURL, reader)
+        distribution = try SharedOptions.chosenDistribution(flags.distribution, reader)
         slackWebhookFile = try ServeOptions.slackWebhookFile.read(flags.slackWebhookFile, reader)
         backupDir = try ServeOptions.backupDir.read(flags.backupDir, reader)
         snapshotKeep = try ServeOptions.snapshotKeep.read(flags.snapshotKeep, reader)

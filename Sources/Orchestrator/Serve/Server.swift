@@ -40,7 +40,8 @@ struct Server {
         if let last = try await store.lastSuccess() { gauges.seed { $0.lastSuccess = last } }
         let client = KubernetesClient(access: access, retryBudget: settings.apiRetryBudget)
         let cluster = Cluster(
-            client: client, annotationPrefix: settings.annotationPrefix, namespace: settings.namespace)
+            client: client, annotationPrefix: settings.annotationPrefix, namespace: settings.namespace,
+            distribution: settings.distribution)
         var drainer = Drainer(cluster: cluster)
         drainer.timeout = settings.drainTimeout
         drainer.exclusion = settings.drainExclusion
@@ -54,7 +55,7 @@ struct Server {
                 masterNode: settings.masterNode, workerOrder: settings.workerOrder, soak: settings.soak,
                 nodeReadyTimeout: settings.nodeReadyTimeout, scriptTimeout: settings.scriptTimeout,
                 podReadyRatio: settings.podReadyRatio, quietPeriodHours: settings.quietPeriodHours,
-                repoBase: settings.repoBase),
+                repoBase: settings.repoBase, distribution: settings.distribution),
             cluster: cluster,
             shell: SSHRemoteShell(
                 user: settings.sshUser, port: settings.sshPort, keyFile: settings.sshKeyFile,
@@ -75,7 +76,8 @@ struct Server {
             cluster: Cluster(
                 client: KubernetesClient(
                     access: access, timeout: .seconds(10), retryBudget: RetryBudget(total: .seconds(5))),
-                annotationPrefix: settings.annotationPrefix, namespace: settings.namespace),
+                annotationPrefix: settings.annotationPrefix, namespace: settings.namespace,
+                distribution: settings.distribution),
             policy: settings.policy)
         let clock = SystemJobClock()
         let coordinator = JobCoordinator(

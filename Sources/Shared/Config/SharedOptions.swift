@@ -149,6 +149,14 @@ public enum SharedOptions {
     public static let minorMinPatch = Define.integer(
         "minor-min-patch", "A new minor only once its newest patch is at least this.", default: 0, range: 0...1000)
 
+    public static let distribution = Define.text(
+        "distribution",
+        "How the nodes install Kubernetes: kubeadm (apt packages from pkgs.k8s.io) or microk8s (the snap); keep the detector's and the service's the same.",
+        default: "kubeadm"
+    ) { name in
+        Distributions.named(name) == nil ? "\(name) is not one of \(Distributions.names.joined(separator: ", "))" : nil
+    }
+
     public static let pushgatewayURL = Define.url(
         "pushgateway-url", "Pushgateway base URL for the gauges; empty pushes nothing.")
 
@@ -157,8 +165,15 @@ public enum SharedOptions {
         (kubeconfig.name, kubeconfig.help), (sshUser.name, sshUser.help), (sshPort.name, sshPort.help),
         (sshKeyFile.name, sshKeyFile.help), (knownHostsFile.name, knownHostsFile.help),
         (repoBase.name, repoBase.help), (allowMinor.name, allowMinor.help), (minorMinPatch.name, minorMinPatch.help),
-        (pushgatewayURL.name, pushgatewayURL.help),
+        (pushgatewayURL.name, pushgatewayURL.help), (distribution.name, distribution.help),
     ]
+
+    /// The distribution `--distribution` names, validated.
+    public static func chosenDistribution(_ flag: String?, _ reader: OptionReader) throws -> any Distribution {
+        let name = try distribution.read(flag, reader)
+        guard let chosen = Distributions.named(name) else { throw SettingsError("distribution \(name) is unknown") }
+        return chosen
+    }
 
     /// Both minor rules, as the detector decides and the service admits.
     public static func policy(

@@ -133,3 +133,46 @@ public struct UpdaterHold: Sendable, Equatable {
         lhs.what == rhs.what && lhs.set == rhs.set && lhs.check == rhs.check
     }
 }
+
+/// The distributions `--distribution` names.
+public enum Distributions {
+    public static let names = ["kubeadm", "microk8s"]
+
+    /// The distribution called `name`, or `nil` for a name not in ``names``.
+    public static func named(_ name: String) -> (any Distribution)? {
+        switch name {
+        case "kubeadm": KubeadmApt()
+        case "microk8s": MicroK8sSnap()
+        default: nil
+        }
+    }
+}
+
+/// One node's updater hold, as pre-flight or a drift check found it.
+public enum HoldVerdict: Sendable, Equatable {
+    case held
+    /// Not held, and nothing set it (a dry run, or a check between nodes).
+    case notHeld
+    /// Why the hold is not there and cannot be: an old updater, a set that
+    /// failed, an unreadable state.
+    case failed(String)
+}
+
+extension UpdaterHold {
+    /// The verdict from what the updater printed: its `version`, then the
+    /// hold's state (`check`, after `set` when the hold was set).
+    public func verdict(version: ProbeOutput, set: ProbeOutput?, check: ProbeOutput?) -> HoldVerdict {
+        guard version.succeeded else { return .failed("\(Shell.command(self.version)) \(version.failure)") }
+        guard supported(version.stdout) else {
+            return .failed("\(tooOld) (\(Shell.command(self.version)): \(ProbeOutput.tail(version.stdout)))")
+        }
+        if let set, !set.succeeded { return .failed("\(Shell.command(self.set)) \(set.failure)") }
+        guard let check else { return .notHeld }
+        guard check.succeeded else { return .failed("\(Shell.command(self.check)) \(check.failure)") }
+        if isHeld(check.stdout) { return .held }
+        guard set != nil else { return .notHeld }
+        return .failed(
+            "\(Shell.command(self.set)) succeeded but \(Shell.command(self.check)) shows no hold: "
+                + ProbeOutput.tail(check.stdout))
+    }
+}

@@ -29,6 +29,13 @@ public struct NodeFacts: Sendable, Equatable {
         self.internalIP = internalIP
     }
 
+    /// The labels that mark a control plane: kubeadm's and K3s' role label,
+    /// and MicroK8s', whose control planes carry no role label (their
+    /// kubelet sets `node.kubernetes.io/microk8s-controlplane`).
+    public static let controlPlaneLabels = [
+        "node-role.kubernetes.io/control-plane", "node.kubernetes.io/microk8s-controlplane",
+    ]
+
     /// Reads a Node object; `cordonAnnotation` is the annotation key this
     /// tool writes when it cordons a node.
     public init(node: JSONValue, cordonAnnotation: String) {
@@ -39,7 +46,7 @@ public struct NodeFacts: Sendable, Equatable {
         let addresses = node[["status", "addresses"]]?.arrayValue ?? []
         self.init(
             name: node[["metadata", "name"]]?.stringValue ?? "",
-            isControlPlane: node[["metadata", "labels", "node-role.kubernetes.io/control-plane"]] != nil,
+            isControlPlane: Self.controlPlaneLabels.contains { node[["metadata", "labels", $0]] != nil },
             kubelet: (node[["status", "nodeInfo", "kubeletVersion"]]?.stringValue).flatMap {
                 try? KubeVersion(parsing: $0)
             },

@@ -43,6 +43,16 @@ public enum NodeOperation: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// A failure here leaves the node's software half-changed or not back
+    /// (the node step failed, or the node never returned at the target):
+    /// a distribution with a revert takes the node back to its release.
+    public var revertsOnFailure: Bool {
+        switch self {
+        case .script, .verify: true
+        default: false
+        }
+    }
+
     /// Between `start` and `done`: a failure here fails the node.
     public var isNodeStep: Bool {
         switch self {

@@ -40,6 +40,11 @@ public struct PreflightFacts: Sendable {
     public var certificateWarning: Int = 30 * 86400
     /// Free space for etcd's data; `nil` when not checked.
     public var disk: Result<DiskSpace, PlanError>?
+    /// The node updater's hold on every node (``UpdaterHold/what`` and each
+    /// node's verdict); `nil` when the distribution has no updater to hold.
+    public var holds: (what: String, verdicts: [String: HoldVerdict])?
+    /// A dry run only reads the holds: one not set is what a real run would set.
+    public var dryRun = false
 
     public init(
         target: KubeVersion, expectedNodes: Int?, nodes: [NodeFacts], apiServers: [KubeVersion], gate: GateVerdict,
@@ -128,6 +133,7 @@ public enum Preflight {
         case let .failure(error)?: results.append(CheckResult("disk space", .warning, "could not be checked: \(error)"))
         case nil: break
         }
+        if let holds = facts.holds { results.append(holdCheck(holds.what, holds.verdicts, dryRun: facts.dryRun)) }
         switch facts.certificates {
         case let .success(certificates):
             let soon = certificates.filter { $0.missing || $0.residualSeconds < facts.certificateWarning }
@@ -147,6 +153,33 @@ public enum Preflight {
             results.append(CheckResult("certificates", .warning, "could not be checked: \(error)"))
         }
         return results
+    }
+
+    /// Every node held; a node whose hold failed (or, in a real run, is
+    /// still not there after it was set) named with why.
+    static func holdCheck(_ what: String, _ verdicts: [String: HoldVerdict], dryRun: Bool) -> CheckResult {
+        let sorted = verdicts.sorted { $0.key < $1.key }
+        let failed = sorted.compactMap { node, verdict -> String? in
+            switch verdict {
+            case let .failed(reason): "\(node) (\(reason))"
+            case .notHeld where !dryRun: "\(node) (not held)"
+            default: nil
+            }
+        }
+        if !failed.isEmpty {
+            return CheckResult(
+                "updater hold", .failed,
+                "\(what) cannot be set on \(failed.count) of \(sorted.count) nodes: "
+                    + failed.joined(separator: "; "))
+        }
+        let unset = sorted.filter { $0.value == .notHeld }.map(\.key)
+        guard unset.isEmpty else {
+            return CheckResult(
+                "updater hold", .passed,
+                "\(what) is on \(sorted.count - unset.count) of \(sorted.count) nodes; a real run sets it on "
+                    + unset.joined(separator: ", "))
+        }
+        return CheckResult("updater hold", .passed, "\(what) is on all \(sorted.count) nodes")
     }
 
     static func humanDays(_ seconds: Int) -> String {

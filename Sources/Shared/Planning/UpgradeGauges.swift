@@ -28,6 +28,9 @@ public struct UpgradeGauges: Sendable, Equatable {
     public var lastProgress: Double?
     /// Nodes this tool cordoned and has not uncordoned yet, and since when.
     public var cordonedSince: [String: Double] = [:]
+    /// Nodes whose updater hold (snapd's) was found lifted during the
+    /// running or last job; cleared when the next job begins.
+    public var holdLifted: Set<String> = []
 
     public init() {}
 
@@ -65,6 +68,10 @@ public struct UpgradeGauges: Sendable, Equatable {
             "k8s_upgrade_node_cordoned_since_timestamp_seconds",
             "When this tool cordoned each node it has not uncordoned yet.",
             cordonedSince.sorted { $0.key < $1.key }.map { (Self.labels(["node": $0.key]), String(Int($0.value))) })
+        gauge(
+            "k8s_upgrade_hold_lifted",
+            "1 for each node whose updater hold (snapd's refresh hold) was found lifted during the running or last job.",
+            holdLifted.sorted().map { (Self.labels(["node": $0]), "1") })
         gauge(
             "k8s_upgrade_last_success_timestamp_seconds", "When the last upgrade job succeeded.",
             lastSuccess.map { [("", String(Int($0)))] } ?? [])
