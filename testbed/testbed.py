@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The test bed: a simulated cluster whose parts are real.
 
-  testbed.py up   [--dir DIR] [--scenario default|ha|synthetic-N|FILE.json] [--running-version X.Y.Z]
+  testbed.py up   [--dir DIR] [--scenario default|ha|microk8s|microk8s-ha|synthetic-N|FILE.json]
+                  [--running-version X.Y.Z]
                   [--master-containerd X.Y.Z] [--orchestrator] [--soak SECONDS]
                   [--orchestrator-node NODE] [--orchestrator-grace S] [--orchestrator-restart-delay S]
                   [--orchestrator-volume shared|node-local] [--api-outage SECONDS]
@@ -22,6 +23,17 @@ a pod of the simulated cluster (testbed/orchestrator_pod.py; its arguments
 are in DIR/orchestrator.args either way, for tests that run it themselves).
 Every process's pid is kept in DIR/pids so that `down` leaves nothing
 behind, even after a crashed test.
+
+The MicroK8s scenarios (microk8s: 1 control plane + 2 workers; microk8s-ha:
+3 dqlite voters + 1 worker) have no etcd and no apt packages in use: each
+node holds the microk8s snap's state (testbed/node-tools/snap: revision,
+tracking channel, hold, changes, what the store offers), the snap's data
+folder var/snap/microk8s/<rev> with current pointing at it, and the control
+planes dqlite's cluster files; the cluster's live dqlite membership and
+leader are DIR/dqlite/cluster.json and DIR/dqlite/leader
+(testbed/node-tools/dqlite). Their sshd logs in through
+testbed/node-tools/_node_login, which maps /snap and /var/snap paths into
+the node's root; the orchestrator runs with --distribution microk8s.
 """
 import argparse
 import json
@@ -48,7 +60,45 @@ RELEASES = {
 SCENARIOS = {
     "default": (["master"], [f"worker-{i}" for i in range(1, 5)]),
     "ha": (["cp-1", "cp-2", "cp-3"], [f"worker-{i}" for i in range(1, 4)]),
+    "microk8s": (["cp-1"], ["worker-1", "worker-2"]),
+    "microk8s-ha": (["cp-1", "cp-2", "cp-3"], ["worker-1"]),
 }
+MICROK8S = {"microk8s", "microk8s-ha"}
+
+
+def snap_revision(version):
+    """The bed store's revision of a MicroK8s release: 1.34.3 is 34003."""
+    _, minor, patch = (int(part) for part in version.split("."))
+    return str(1000 * minor + patch)
+
+
+def make_snap(root, name, role, running, dqlite):
+    """A MicroK8s node: the snap's state for the fake snap, its data folder
+    with this node's dqlite files (control planes) or the worker's lock."""
+    snap = root / "var/lib/testbed/snap"
+    snap.mkdir(parents=True, exist_ok=True)
+    revision = snap_revision(running)
+    for key, value in (("version", f"v{running}"), ("revision", revision),
+                       ("tracking", f"{'.'.join(running.split('.')[:2])}/stable")):
+        (snap / key).write_text(value + "\n")
+    store = [f"{minor}/stable v{releases[-1]} {snap_revision(releases[-1])}" for minor, releases in RELEASES.items()]
+    newest = list(RELEASES.values())[-1][-1]
+    (snap / "store").write_text("\n".join(store + [f"latest/stable v{newest} {snap_revision(newest)}"]) + "\n")
+    data = root / "var/snap/microk8s" / revision
+    if role == "control-plane":
+        backend = data / "var/kubernetes/backend"
+        backend.mkdir(parents=True)
+        (backend / "cluster.yaml").write_text(dqlite)
+        (backend / "info.yaml").write_text(f"Address: {name}:19001\n")
+        for file in ("cluster.crt", "cluster.key"):
+            (backend / file).write_text(f"test bed {file} of {name}\n")
+        (backend / "00000001-00000100").write_bytes(os.urandom(4096))
+    else:
+        (data / "var/lock").mkdir(parents=True)
+        (data / "var/lock/clustered.lock").write_text("no-k8s-dqlite\n")
+    (root / "var/snap/microk8s/current").symlink_to(revision)
+    (root / "snap/microk8s/current/bin").mkdir(parents=True)
+    (root / "snap/microk8s/current/bin/dqlite").symlink_to(TOOLS / "dqlite")
 
 
 def log(message):
@@ -226,7 +276,8 @@ def make_host_keys(bed, names):
         raise SystemExit("testbed: ssh-keygen failed")
 
 
-def make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url, running, containerd, api_outage):
+def make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url, running, containerd, api_outage,
+              dqlite=None):
     root = bed / "nodes" / name
     for sub in ("etc/apt/sources.list.d", "var/lib/testbed/installed", "var/lib/testbed/holds",
                 "var/lib/testbed/lists", "ssh"):
@@ -241,7 +292,9 @@ def make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url, r
         (root / "var/lib/testbed/holds" / package).touch()
     (root / "var/lib/testbed/installed" / "containerd.io").write_text(f"{containerd}-1\n")
     (root / "var/lib/testbed/kubelet-running").write_text(running + "\n")
-    if role == "control-plane":
+    if dqlite is not None:
+        make_snap(root, name, role, running, dqlite)
+    elif role == "control-plane":
         manifests = root / "etc/kubernetes/manifests"
         manifests.mkdir(parents=True, exist_ok=True)
         for component in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
@@ -252,7 +305,8 @@ def make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url, r
     (root / "etc/testbed-node.env").write_text(
         f"NODE_NAME={name}\nNODE_ROLE={role}\nSIM_URL={sim_url}\n"
         f"SIM_CA={pki / 'ca.crt'}\nSIM_TOKEN_FILE={bed / 'token'}\nETCD_ENDPOINT={etcd_url}\n"
-        f"API_OUTAGE_FILE={bed / 'api-outage'}\nAPI_OUTAGE_SECONDS={api_outage}\n")
+        f"API_OUTAGE_FILE={bed / 'api-outage'}\nAPI_OUTAGE_SECONDS={api_outage}\n"
+        + (f"DQLITE_DIR={bed / 'dqlite'}\n" if dqlite is not None else ""))
     (root / "ssh" / "authorized_keys").write_text(user_key_pub)
     port = free_port()
     (root / "ssh" / "sshd_config").write_text(
@@ -261,7 +315,8 @@ def make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url, r
         f"PidFile {root / 'ssh' / 'sshd.pid'}\nAuthorizedKeysFile {root / 'ssh' / 'authorized_keys'}\n"
         "StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
         "PermitRootLogin prohibit-password\nMaxStartups 64:30:128\nMaxSessions 64\nLogLevel ERROR\n"
-        f"SetEnv PATH={TOOLS}:/usr/sbin:/usr/bin:/sbin:/bin K8S_NODE_ROOT={root}\n")
+        f"SetEnv PATH={TOOLS}:/usr/sbin:/usr/bin:/sbin:/bin K8S_NODE_ROOT={root}\n"
+        + (f"ForceCommand {TOOLS / '_node_login'}\n" if dqlite is not None else ""))
     return root, port
 
 
@@ -327,11 +382,23 @@ def up(args):
     # control plane. The default scenario's single master has one member.
     control_planes = SCENARIOS[scenario][0]
     master_root = bed / "nodes" / control_planes[0]
+    microk8s = scenario in MICROK8S
     etcd_pki = make_etcd_pki(master_root)
     for name in control_planes[1:]:
         shutil.copytree(master_root / "etc/kubernetes/pki", bed / "nodes" / name / "etc/kubernetes/pki",
                         dirs_exist_ok=True)
-    members = {name: (free_port(), free_port()) for name in control_planes}
+    # MicroK8s: dqlite instead, the cluster's live membership and leader in DIR/dqlite.
+    members = {} if microk8s else {name: (free_port(), free_port()) for name in control_planes}
+    dqlite_yaml = None
+    if microk8s:
+        (bed / "dqlite").mkdir()
+        addresses = [f"10.10.0.{11 + index}:19001" for index in range(len(control_planes))]
+        (bed / "dqlite" / "cluster.json").write_text(json.dumps(
+            [{"ID": 3297041220608546238 + index, "Address": address, "Role": 0}
+             for index, address in enumerate(addresses)], indent="\t") + "\n")
+        (bed / "dqlite" / "leader").write_text(addresses[0] + "\n")
+        dqlite_yaml = "".join(f"- Address: {address}\n  ID: {3297041220608546238 + index}\n  Role: 0\n"
+                              for index, address in enumerate(addresses))
     initial = ",".join(f"{name}=http://127.0.0.1:{peer}" for name, (_, peer) in members.items())
     etcd_urls = {name: f"https://127.0.0.1:{client}" for name, (client, _) in members.items()}
     etcds = {}
@@ -348,7 +415,7 @@ def up(args):
             "--cert-file", etcd_pki / "server.crt", "--key-file", etcd_pki / "server.key",
             "--client-cert-auth", "--trusted-ca-file", etcd_pki / "ca.crt",
             "--listen-metrics-urls", f"http://127.0.0.1:{free_port()}", "--log-level", "warn"])
-    etcd_url = etcd_urls[control_planes[0]]
+    etcd_url = etcd_urls.get(control_planes[0], "")
 
     # Pushgateway, Prometheus scraping it every second with the gate rules, the Slack stand-in.
     push_port, prom_port = free_port(), free_port()
@@ -380,7 +447,8 @@ def up(args):
         role = "control-plane" if name in control_planes else "worker"
         root, port = make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_urls.get(name, etcd_url),
                                args.running_version,
-                               args.master_containerd if name == master else CONTAINERD_RUNNING, args.api_outage)
+                               args.master_containerd if name == master else CONTAINERD_RUNNING, args.api_outage,
+                               dqlite_yaml if microk8s else None)
         servers.append((name, port, start(bed, f"sshd-{name}", ["/usr/sbin/sshd", "-D", "-e", "-f",
                                                                  root / "ssh" / "sshd_config"])))
         # Only the ed25519 key, as the runbook tells operators to collect;
@@ -394,7 +462,8 @@ def up(args):
     webhook_url = f"http://127.0.0.1:{wait_for_file(bed / 'webhook.port', receiver, 'the webhook receiver')}"
     for name, (client, _) in members.items():
         wait_for_port(client, etcds[name], f"etcd member {name}")
-    wait_for_published_members(etcd_pki, etcd_urls, etcds)
+    if members:
+        wait_for_published_members(etcd_pki, etcd_urls, etcds)
     wait_for_port(push_port, pushgateway, "the Pushgateway")
     wait_for_port(prom_port, prometheus, "Prometheus")
 
@@ -405,7 +474,8 @@ def up(args):
         f"    tokenFile: {bed / 'token'}\n"
         "contexts:\n- name: testbed\n  context: {cluster: testbed, user: admin}\ncurrent-context: testbed\n")
     env = {
-        "TESTBED_DIR": str(bed), "TESTBED_SCENARIO": scenario, "KUBECONFIG": str(bed / "kubeconfig"),
+        "TESTBED_DIR": str(bed), "TESTBED_SCENARIO": scenario,
+        "TESTBED_DISTRIBUTION": "microk8s" if microk8s else "kubeadm", "KUBECONFIG": str(bed / "kubeconfig"),
         "TESTBED_API_URL": api_url, "TESTBED_SIM_URL": sim_url,
         "TESTBED_API_OUTAGE_FILE": str(bed / "api-outage"),
         "TESTBED_API_TOKEN_FILE": str(bed / "token"), "TESTBED_CA": str(pki / "ca.crt"),
@@ -434,7 +504,7 @@ def up(args):
         "--repo-base", env["TESTBED_REPO_BASE"], "--expected-nodes", str(len(ports)),
         "--poll-interval", "0.2", "--soak", str(args.soak), "--gate-wait", "60", "--node-ready-timeout", "20",
         "--drain-timeout", "60",
-    ]
+    ] + (["--distribution", "microk8s"] if microk8s else [])
     (bed / "orchestrator.args").write_text(json.dumps(serve))
     if args.orchestrator:
         # The orchestrator runs as a pod of the simulated cluster (testbed/orchestrator_pod.py):

@@ -89,8 +89,11 @@ actor ClusterStore {
     var apiServerVersion: String {
         let controlPlanes = list(.nodes, namespace: nil).filter { Self.isControlPlane($0.object) }
         guard let first = controlPlanes.first else { return "v0.0.0" }
-        let pod = objects[.pods]?["kube-system/kube-apiserver-\(first.key)"]
-        let image = pod?[["spec", "containers"]]?.arrayValue?.first?[["image"]]?.stringValue ?? ""
+        guard let pod = objects[.pods]?["kube-system/kube-apiserver-\(first.key)"] else {
+            // MicroK8s: kubelite serves the API in the kubelet's process.
+            return first.object[["status", "nodeInfo", "kubeletVersion"]]?.stringValue ?? "v0.0.0"
+        }
+        let image = pod[["spec", "containers"]]?.arrayValue?.first?[["image"]]?.stringValue ?? ""
         return image.split(separator: ":").last.map(String.init) ?? "v0.0.0"
     }
 
@@ -351,7 +354,7 @@ actor ClusterStore {
             grouping: (objects[.pods] ?? [:]).values.compactMap { $0[["spec", "nodeName"]]?.stringValue }, by: { $0 }
         ).mapValues(\.count)
         return list(.nodes, namespace: nil).filter { _, node in
-            node[["spec", "unschedulable"]]?.boolValue != true && !Self.isControlPlane(node) && Self.isNodeReady(node)
+            node[["spec", "unschedulable"]]?.boolValue != true && !Self.isTainted(node) && Self.isNodeReady(node)
         }.min { (counts[$0.key] ?? 0, $0.key) < (counts[$1.key] ?? 0, $1.key) }?.key
     }
 
@@ -413,7 +416,13 @@ actor ClusterStore {
             var labels = node.labels
             labels["kubernetes.io/hostname"] = node.name
             labels["kubernetes.io/os"] = "linux"
-            for role in node.roles { labels["node-role.kubernetes.io/\(role)"] = "" }
+            for role in node.roles {
+                if role.hasPrefix("microk8s-") {
+                    labels["node.kubernetes.io/\(role)"] = role
+                } else {
+                    labels["node-role.kubernetes.io/\(role)"] = ""
+                }
+            }
             let object: JSONValue = .object([
                 "metadata": .object([
                     "name": .string(node.name), "labels": .object(labels.mapValues(JSONValue.string)),
@@ -610,6 +619,13 @@ actor ClusterStore {
     }
 
     static func isControlPlane(_ node: JSONValue) -> Bool {
+        node[["metadata", "labels", "node-role.kubernetes.io/control-plane"]] != nil
+            || node[["metadata", "labels", "node.kubernetes.io/microk8s-controlplane"]] != nil
+    }
+
+    /// kubeadm's control planes carry the NoSchedule control-plane taint;
+    /// MicroK8s' run workloads.
+    static func isTainted(_ node: JSONValue) -> Bool {
         node[["metadata", "labels", "node-role.kubernetes.io/control-plane"]] != nil
     }
 

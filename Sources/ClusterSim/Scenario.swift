@@ -5,7 +5,10 @@ import Foundation
 struct Scenario: Codable, Sendable {
     struct Node: Codable, Sendable {
         var name: String
-        /// `control-plane` makes a control-plane node (label, static pods); anything else is a worker.
+        /// `control-plane` makes a kubeadm control-plane node (role label,
+        /// static pods); `microk8s-controlplane` a MicroK8s one (its
+        /// kubelet's label, no static pods: kubelite runs the API server);
+        /// anything else is a worker (`microk8s-worker` with MicroK8s' label).
         var roles: [String] = []
         var kubeletVersion: String
         var containerRuntimeVersion: String = "containerd://1.7.24"
@@ -94,13 +97,16 @@ enum IntOrPercent: Codable, Sendable, Equatable {
 
 extension Scenario {
     /// A built-in scenario by name: `default` (1 master + 4 workers on
-    /// 1.34.3), `ha` (3 control planes + 3 workers), or `synthetic-N`
-    /// (1 master + N-1 workers, no workloads).
+    /// 1.34.3), `ha` (3 control planes + 3 workers), `microk8s` (1 control
+    /// plane + 2 workers), `microk8s-ha` (3 dqlite voters + 1 worker), or
+    /// `synthetic-N` (1 master + N-1 workers, no workloads).
     static func named(_ name: String) -> Scenario? {
         switch name {
         case "default": return standard(controlPlanes: ["master"], workers: (1...4).map { "worker-\($0)" })
         case "ha":
             return standard(controlPlanes: ["cp-1", "cp-2", "cp-3"], workers: (1...3).map { "worker-\($0)" })
+        case "microk8s": return microK8s(controlPlanes: ["cp-1"], workers: ["worker-1", "worker-2"])
+        case "microk8s-ha": return microK8s(controlPlanes: ["cp-1", "cp-2", "cp-3"], workers: ["worker-1"])
         default:
             guard name.hasPrefix("synthetic-"), let count = Int(name.dropFirst("synthetic-".count)), count >= 1 else {
                 return nil
@@ -110,6 +116,18 @@ extension Scenario {
                 nodes: [Node(name: "master", roles: ["control-plane"], kubeletVersion: "1.34.3")]
                     + workers.map { Node(name: $0, kubeletVersion: "1.34.3") })
         }
+    }
+
+    /// MicroK8s nodes as its kubelets label them, each with its own
+    /// InternalIP (dqlite's members are known by address); control planes
+    /// run workloads too.
+    private static func microK8s(controlPlanes: [String], workers: [String]) -> Scenario {
+        var scenario = standard(controlPlanes: [], workers: controlPlanes + workers)
+        for (index, name) in (controlPlanes + workers).enumerated() {
+            scenario.nodes[index].roles = [controlPlanes.contains(name) ? "microk8s-controlplane" : "microk8s-worker"]
+            scenario.nodes[index].internalIP = "10.10.0.\(11 + index)"
+        }
+        return scenario
     }
 
     private static func standard(controlPlanes: [String], workers: [String]) -> Scenario {

@@ -66,6 +66,8 @@ extension UpgradePipeline {
                 try await job.record(.info, "set \(hold.what) on \(node)", stage: .preflight, node: node)
             }
         }
+        let held = Set(readings.filter { $0.value.now == .held }.keys)
+        job.state.withLock { $0.held.formUnion(held) }
         return (hold.what, readings.mapValues(\.now))
     }
 
@@ -77,7 +79,15 @@ extension UpgradePipeline {
         guard let hold = settings.distribution.hold else { return }
         let nodes = try await cluster.nodes()
         let readings = await holds(hold, on: nodes, set: !job.request.dryRun)
-        let lifted = readings.filter { $0.value.found == .notHeld }.sorted { $0.key < $1.key }
+        let held = job.state.withLock { $0.held }
+        // Not held before by this run (pre-flight did not run, or the node
+        // joined since): set now, which is no drift.
+        for (node, reading) in readings.sorted(by: { $0.key < $1.key })
+        where !held.contains(node) && reading.found == .notHeld && reading.now == .held {
+            job.state.withLock { _ = $0.held.insert(node) }
+            try await job.record(.info, "set \(hold.what) on \(node)", stage: stage, node: node)
+        }
+        let lifted = readings.filter { held.contains($0.key) && $0.value.found == .notHeld }.sorted { $0.key < $1.key }
         guard !lifted.isEmpty else { return }
         setGauges(job) { gauges in
             for (node, _) in lifted { gauges.holdLifted.insert(node) }
@@ -133,7 +143,10 @@ extension UpgradePipeline {
             }
             let text = "\(node.name) was reverted to \(release) (update_k8s.sh \(Shell.command(arguments)))"
             try? await job.record(.info, text, stage: work.stage, node: node.name)
-            notify(job, .warning, "\(node.name) reverted", [text, "It stays cordoned until the job is resumed."])
+            let cordoned = (try? await cluster.node(node.name))?.cordonedBy != nil
+            notify(
+                job, .warning, "\(node.name) reverted",
+                [text] + (cordoned ? ["It stays cordoned by this job until the job is resumed."] : []))
             return text
         } catch {
             let text =

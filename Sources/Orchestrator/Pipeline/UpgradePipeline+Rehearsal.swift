@@ -93,7 +93,9 @@ extension UpgradePipeline {
             timeout: settings.nodeReadyTimeout, finishingOnShutdown: true
         ) {
             do {
+                // Written and removed again: the probe leaves nothing behind.
                 try await self.cluster.annotateNamespace(["write-probe": stamp])
+                try await self.cluster.annotateNamespace(["write-probe": nil])
                 return nil
             } catch { return "\(error)" }
         }

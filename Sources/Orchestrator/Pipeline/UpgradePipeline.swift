@@ -53,6 +53,9 @@ final class UpgradePipeline: Pipeline {
         /// Node versions were mixed when the job began: a failure that
         /// changes nothing still leaves the cluster mid-upgrade.
         var mixedAtStart = false
+        /// Nodes whose updater hold this run found or set: one of them
+        /// found without it later is drift.
+        var held: Set<String> = []
     }
 
     init(
@@ -115,7 +118,9 @@ final class UpgradePipeline: Pipeline {
             $0.mixedAtStart = releases.count > 1
             if let first { $0.report.snapshotPath = first.path }
         }
-        let lines = plan.lines(target: request.targetVersion)
+        let lines = plan.lines(target: request.targetVersion) {
+            Shell.command(settings.distribution.nodeStep(role: $0, target: request.targetVersion))
+        }
         try await job.record(.info, "plan: " + lines.joined(separator: "; "))
         try await write(
             job,

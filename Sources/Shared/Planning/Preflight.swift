@@ -135,6 +135,7 @@ public enum Preflight {
         }
         if let holds = facts.holds { results.append(holdCheck(holds.what, holds.verdicts, dryRun: facts.dryRun)) }
         switch facts.certificates {
+        case .success([]): break  // not the distribution's to check (MicroK8s: microk8s refresh-certs)
         case let .success(certificates):
             let soon = certificates.filter { $0.missing || $0.residualSeconds < facts.certificateWarning }
             let days = facts.certificateWarning / 86400

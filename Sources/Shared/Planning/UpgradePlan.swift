@@ -152,12 +152,13 @@ public struct UpgradePlan: Sendable, Equatable {
     public var steps: [NodeStep] { controlPlanes + workers }
 
     /// One line per node, for the job and the start notice.
-    public func lines(target: KubeVersion) -> [String] {
+    /// One line per node; `script` gives the node script's arguments for a role, as shell words.
+    public func lines(target: KubeVersion, script: (NodeRole) -> String) -> [String] {
         steps.enumerated().map { index, step in
             let what: String
             switch step.action {
             case .upgrade:
-                what = "\(step.from?.description ?? "?") → \(target) (update_k8s.sh --role \(step.role.rawValue))"
+                what = "\(step.from?.description ?? "?") → \(target) (update_k8s.sh \(script(step.role)))"
             case .finish: what = "at \(target); uncordon and verify"
             case let .skip(reason): what = "skip: \(reason)"
             }

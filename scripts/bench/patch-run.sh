@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Times a real patch job (1.34.3 → 1.34.5, soak 0) on the test bed, N runs
+# of each scenario named (default: microk8s-ha ha), and prints each one's
+# median job time, from queued to finished, in total and per node.
+#   scripts/bench/patch-run.sh [runs] [scenario ...]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+runs=${1:-3}
+shift || true
+scenarios=("${@:-microk8s-ha}")
+(($# > 0)) || scenarios=(microk8s-ha ha)
+swift build >/dev/null 2>&1
+work=$(mktemp -d)
+trap './scripts/testbed.sh down --dir "$work/bed" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+one() {
+  local scenario=$1
+  ./scripts/testbed.sh up --scenario "$scenario" --dir "$work/bed" >/dev/null 2>&1
+  # shellcheck source=/dev/null
+  source "$work/bed/env"
+  local args
+  mapfile -t args < <(python3 -c 'import json,sys; print("\n".join(json.load(open(sys.argv[1]))))' "$TESTBED_ORCHESTRATOR_ARGS")
+  .build/debug/k8s-upgrade "${args[@]}" --store "$work/jobs.sqlite" --port-file "$work/port" --soak 0 \
+    --quiet-period 0 >"$work/serve.log" 2>&1 &
+  local serve=$! port token
+  until [[ -s $work/port ]]; do sleep 0.1; done
+  port=$(cat "$work/port")
+  token=$(cat "$TESTBED_API_TOKEN_FILE")
+  curl -sf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -X POST \
+    "http://127.0.0.1:$port/execute" -d '{"target_version":"1.34.5","kind":"patch"}' >/dev/null
+  local job
+  for _ in $(seq 600); do
+    job=$(curl -sf -H "Authorization: Bearer $token" "http://127.0.0.1:$port/jobs/1?events_limit=1")
+    case $(jq -r .state <<<"$job") in succeeded | failed | aborted) break ;; esac
+    sleep 0.2
+  done
+  kill "$serve"
+  wait "$serve" || true
+  rm -f "$work/port" "$work"/jobs.sqlite*
+  [[ $(jq -r .state <<<"$job") == succeeded ]] || { echo "$scenario: job $(jq -r .state <<<"$job"): $(jq -r .error <<<"$job")" >&2; exit 1; }
+  jq -r '((.finished_at | sub("\\.[0-9]+Z$"; "Z") | fromdate) - (.created_at | sub("\\.[0-9]+Z$"; "Z") | fromdate))' <<<"$job"
+  ./scripts/testbed.sh down --dir "$work/bed" >/dev/null 2>&1
+}
+for scenario in "${scenarios[@]}"; do
+  times=()
+  for _ in $(seq "$runs"); do times+=("$(one "$scenario")"); done
+  nodes=$(python3 -c 'import sys; sys.path.insert(0, "testbed"); import testbed; c, w = testbed.SCENARIOS[sys.argv[1]]; print(len(c) + len(w))' "$scenario")
+  median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  echo "$scenario: patch job median ${median} s over $runs runs (${times[*]} s), $nodes nodes, $(awk -v m="$median" -v n="$nodes" 'BEGIN {printf "%.1f", m / n}') s per node"
+done
