@@ -11,6 +11,7 @@
 #   update_k8s.sh --snap microk8s --channel X.Y/stable --release X.Y.Z [--dry-run]
 #   update_k8s.sh --snap-revert microk8s --channel X.Y/stable --release X.Y.Z [--dry-run]
 #   update_k8s.sh --run-id ID [--from ATTEMPT:LINES] ARGS...
+#   update_k8s.sh --forget-run ID
 #
 #   --role master         the first control plane: kubeadm upgrade apply vX.Y.Z
 #   --role control-plane  further control planes: kubeadm upgrade node
@@ -47,6 +48,10 @@
 #                         is started again.
 #   --from ATTEMPT:LINES  when re-attaching: the lines of that attempt's log
 #                         already seen, which are not printed again
+#   --forget-run ID       remove the record of run ID, which has ended (refused
+#                         while it runs), so that the same ID starts anew: after
+#                         a node was reverted, its earlier successful step is no
+#                         longer what the node runs
 #
 # Idempotent and convergent: what is already at the target is left alone, a
 # second run reports "already at X.Y.Z", and a run killed at any point
@@ -88,6 +93,7 @@ usage() {
   echo "       update_k8s.sh --containerd X.Y.Z [--dry-run]" >&2
   echo "       update_k8s.sh --snap|--snap-revert microk8s --channel X.Y/stable --release X.Y.Z [--dry-run]" >&2
   echo "       update_k8s.sh --run-id ID [--from ATTEMPT:LINES] ARGS..." >&2
+  echo "       update_k8s.sh --forget-run ID" >&2
 }
 
 fail_usage() {
@@ -97,7 +103,7 @@ fail_usage() {
 }
 
 role="" release="" repo_minor="" containerd="" snap="" snap_revert="" channel="" dry_run=0
-run_id="" from="" in_run=""
+run_id="" from="" in_run="" forget_run=""
 # The arguments a detached run is started with: all but the run's own.
 run_args=()
 while [[ $# -gt 0 ]]; do
@@ -112,6 +118,7 @@ while [[ $# -gt 0 ]]; do
     --dry-run) dry_run=1 ;;
     --run-id) [[ $# -ge 2 ]] || fail_usage "--run-id needs a value"; run_id=$2; shift ;;
     --from) [[ $# -ge 2 ]] || fail_usage "--from needs a value"; from=$2; shift ;;
+    --forget-run) [[ $# -ge 2 ]] || fail_usage "--forget-run needs a value"; forget_run=$2; shift ;;
     # Internal: the detached process of a run.
     --in-run) [[ $# -ge 2 ]] || fail_usage "--in-run needs a value"; in_run=$2; shift ;;
     -h | --help) usage; exit 0 ;;
@@ -119,6 +126,13 @@ while [[ $# -gt 0 ]]; do
   esac
   shift
 done
+
+if [[ -n $forget_run ]]; then
+  [[ $forget_run =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$ ]] ||
+    fail_usage "--forget-run must be letters, digits, '.', '_' or '-' (at most 128), got '$forget_run'"
+  [[ -z $run_id && -z $in_run && -z $from && ${#run_args[@]} -eq 0 && $dry_run == 0 ]] ||
+    fail_usage "--forget-run goes alone"
+fi
 
 if [[ -n $run_id || -n $in_run ]]; then
   [[ -z $run_id || $run_id =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$ ]] ||
@@ -129,7 +143,9 @@ elif [[ -n $from ]]; then
   fail_usage "--from needs --run-id"
 fi
 
-if [[ -n $snap || -n $snap_revert ]]; then
+if [[ -n $forget_run ]]; then
+  : # checked above; nothing else to check
+elif [[ -n $snap || -n $snap_revert ]]; then
   [[ -z $snap || -z $snap_revert ]] || fail_usage "--snap and --snap-revert do not go together"
   [[ ${snap:-$snap_revert} == microk8s ]] || fail_usage "--snap and --snap-revert take microk8s, got '${snap:-$snap_revert}'"
   [[ -z $role && -z $repo_minor && -z $containerd ]] || fail_usage "--snap goes with --channel and --release only"
@@ -244,6 +260,19 @@ follow_run() {
     sleep 0.2
   done
 }
+
+if [[ -n $forget_run ]]; then
+  mkdir -p "$RUNS"
+  exec 7>"$RUNS/.lock"
+  flock -w 60 7 || { note "another session holds $RUNS/.lock"; exit 1; }
+  if [[ -d $RUNS/$forget_run ]] && run_alive "$RUNS/$forget_run"; then
+    note "run $forget_run is still running; not forgotten"
+    exit 1
+  fi
+  rm -rf -- "${RUNS:?}/$forget_run"
+  note "forgot run $forget_run: the same ID starts anew"
+  exit 0
+fi
 
 if [[ -n $run_id ]]; then
   run="$RUNS/$run_id"

@@ -41,21 +41,9 @@ extension TestBedSuites {
         /// The detector as the weekly CronJob runs it for MicroK8s, asking
         /// `snap info microk8s` on cp-1 and dispatching to `server`.
         static func detect(_ bed: TestBed, dispatchingTo server: RunningOrchestrator) async throws {
-            let env = bed.environment
-            let detector = TestEnvironment.productsDirectory.appendingPathComponent("k8s-version-check").path
-            let detected = try await offThePool {
-                try TestEnvironment.execute(
-                    detector,
-                    [
-                        "--distribution", "microk8s", "--kubeconfig", env["KUBECONFIG"] ?? "", "--master-address",
-                        "127.0.0.1:\(try bed.sshPort(of: "cp-1"))", "--ssh-user", env["TESTBED_SSH_USER"] ?? "",
-                        "--ssh-key-file", env["TESTBED_SSH_KEY"] ?? "", "--known-hosts-file",
-                        env["TESTBED_KNOWN_HOSTS"] ?? "", "--allow-minor", "true",
-                        "--pushgateway-url", env["TESTBED_PUSHGATEWAY_URL"] ?? "", "--orchestrator-url",
-                        server.baseURL, "--orchestrator-token-file", server.tokenFile,
-                    ])
-            }
-            #expect(detected.status == 0, "\(detected.stderr)")
+            try await Pipeline.detect(
+                bed, dispatchingTo: server, master: "cp-1",
+                extra: ["--distribution", "microk8s", "--allow-minor", "true"])
         }
 
         /// Makes the node NotReady as the API shows a node whose kubelite
@@ -69,12 +57,62 @@ extension TestBedSuites {
                 to: bed.directory.appendingPathComponent("dqlite/down"), atomically: true, encoding: .utf8)
         }
 
+        /// Waits until job `id` has an event that `matches`.
+        static func waitForEvent(
+            _ server: RunningOrchestrator, job id: Int,
+            matches: @escaping (_ event: (kind: String, node: String, stage: String, message: String)) -> Bool
+        ) async throws {
+            let deadline = Date().addingTimeInterval(90)
+            while Date() < deadline {
+                if try await server.request("GET", "/jobs/\(id)").status == 200,
+                    Pipeline.events(try await server.json("/jobs/\(id)?events_limit=1000")).contains(where: matches)
+                {
+                    return
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            throw FixtureError("job \(id) never recorded the event waited for")
+        }
+
+        /// The hold lifted on `node` was found before `next` (an event, set
+        /// again), reached the Pushgateway, fired the alert in the bed's
+        /// Prometheus and went to Slack.
+        static func expectDrift(_ bed: TestBed, _ job: JSONValue, on node: String, before next: String) async throws {
+            let events = Pipeline.events(job)
+            let drift = events.filter { $0.kind == "warning" && $0.message.contains("(drift)") }
+            #expect(
+                drift.map(\.message) == [
+                    "snapd's refresh hold of microk8s was lifted on \(node) during the run (drift); set again"
+                ])
+            let found = events.firstIndex { $0.kind == "warning" && $0.message.contains("(drift)") }
+            let nextStarted = events.firstIndex { $0.kind == "node_started" && $0.node == next }
+            #expect(found != nil && nextStarted != nil && found! < nextStarted!, "found before \(next)")
+            #expect(try Self.snap(bed, node).held)
+            try await Pipeline.expectGauge(bed, "k8s_upgrade_hold_lifted", "1")
+            let query =
+                (bed.environment["TESTBED_PROMETHEUS_URL"] ?? "") + "/api/v1/query?query="
+                + #"ALERTS{alertname="K8sUpgradeHoldLifted",alertstate="firing"}"#.addingPercentEncoding(
+                    withAllowedCharacters: .alphanumerics)!
+            var firing: [String] = []
+            for _ in 0..<100 where firing.isEmpty {
+                let answer = try JSONValue.parse(try await bed.http.send(HTTPRequest(url: query)).text)
+                firing = (answer[dotted: "data.result"]?.arrayValue ?? []).compactMap {
+                    $0[dotted: "metric.node"]?.stringValue
+                }
+                if firing.isEmpty { try await Task.sleep(for: .milliseconds(200)) }
+            }
+            #expect(firing == [node])
+            let slack = try await Pipeline.slack(bed)
+            #expect(slack.contains { $0.contains("\(node): the refresh hold was lifted") }, "\(slack)")
+        }
+
         static func started(_ job: JSONValue) -> [String] {
             Pipeline.events(job).filter { $0.kind == "node_started" }.map(\.node)
         }
 
         // MARK: - 1. Patch, then minor, dispatched by the detector
 
+        /// Also: a hold lifted mid-run is drift, reported and set again.
         @Test func theDetectorDispatchesThePatchThenTheMinorAndEveryNodeGetsThereVotersFirst() async throws {
             let bed = try await TestBed.start(scenario: "microk8s-ha")
             let server = try await OrchestratorFixture(bed: bed, extra: ["--soak", "0", "--allow-minor", "true"])
@@ -102,7 +140,12 @@ extension TestBedSuites {
                 #expect(try Self.snap(bed, node) == SnapState(version: "v1.34.5", tracking: "1.34/stable", held: true))
             }
 
+            // The minor, with worker-1's hold lifted while cp-2 is upgraded:
+            // the check before cp-3 reports the drift and sets the hold again.
             try await Self.detect(bed, dispatchingTo: server)
+            try await Self.waitForEvent(server, job: 2) { $0.kind == "node_started" && $0.node == "cp-2" }
+            try FileManager.default.removeItem(
+                at: bed.directory.appendingPathComponent("nodes/worker-1/var/lib/testbed/snap/held"))
             let minor = try await server.waitForJob(2, state: "succeeded", timeout: 120)
             #expect(minor[dotted: "request.target_version"]?.stringValue == "1.35.2")
             #expect(minor[dotted: "request.kind"]?.stringValue == "minor")
@@ -114,6 +157,7 @@ extension TestBedSuites {
             #expect(nodes.values.allSatisfy { $0.version == "v1.35.2" && !$0.unschedulable }, "\(nodes)")
             let annotations = try await Pipeline.namespaceAnnotations(bed)
             #expect(annotations.keys.filter { $0.hasPrefix("k8s-upgrade.io/") }.isEmpty, "\(annotations)")
+            try await Self.expectDrift(bed, minor, on: "worker-1", before: "cp-3")
             _ = try await server.stop(signal: SIGTERM)
         }
 
@@ -151,12 +195,22 @@ extension TestBedSuites {
 
         // MARK: - 3. A failed refresh, reverted; resume finishes
 
-        @Test func aWorkersFailedRefreshIsRevertedAndHeldAndResumeFinishes() async throws {
+        /// worker-1's refresh fails (snapd undoes it), then on resume
+        /// worker-2's never comes back: each is reverted, held on its old
+        /// channel, the job fails naming it with no further node touched,
+        /// and the last resume finishes.
+        @Test func aFailedRefreshAndANodeThatNeverReturnsAreRevertedAndResumeFinishes() async throws {
             let bed = try await TestBed.start(scenario: "microk8s")
             try Self.knob(bed, "worker-1", "fail-next-refresh")
-            let server = try await OrchestratorFixture(bed: bed, extra: ["--soak", "0", "--auto-resume", "false"])
-                .launch()
-            try await Pipeline.execute(server, #"{"target_version":"1.34.5","kind":"patch"}"#)
+            let server = try await OrchestratorFixture(
+                bed: bed, extra: ["--soak", "0", "--auto-resume", "false", "--node-ready-timeout", "8"]
+            ).launch()
+            // Started as an operator would after reading the plan.
+            let started = try await Self.plan(server, "--execute", "--yes")
+            #expect(started.status == 0, "\(started.stderr)")
+            #expect(
+                started.stdout.contains("\nready: a job would start and pass its gates as things are now\njob 1 "),
+                "\(started.stdout)")
             let failed = try await server.waitForJob(1, state: "failed", timeout: 120)
             let error = failed[dotted: "error"]?.stringValue ?? ""
             #expect(error.contains("on worker-1 exited 1"), "\(error)")
@@ -169,9 +223,26 @@ extension TestBedSuites {
             #expect(slack.contains { $0.contains("worker-1: reverting to 1.34.3") }, "\(slack)")
             #expect(slack.contains { $0.contains("worker-1 reverted") }, "\(slack)")
 
+            // Cleared (the knob was used up); now worker-2 refreshes but never
+            // comes back Ready: reverted to its old release after the wait.
+            try Self.knob(bed, "worker-2", "never-returns")
+            #expect(try await server.request("POST", "/jobs/1/resume").status == 202)
+            try await Pipeline.waitFor(server, wait: "worker-2 to be Ready with kubelet at 1.34.5")
+            let lost = try await server.waitForJob(1, state: "failed", timeout: 120)
+            let reason = lost[dotted: "error"]?.stringValue ?? ""
+            #expect(reason.hasPrefix("waited 8 s for worker-2 to be Ready with kubelet at 1.34.5"), "\(reason)")
+            #expect(
+                reason.hasSuffix(
+                    "worker-2 was reverted to 1.34.3 (update_k8s.sh --snap-revert microk8s "
+                        + "--channel 1.34/stable --release 1.34.3)"), "\(reason)")
+            #expect(try Self.snap(bed, "worker-1").version == "v1.34.5")
+            #expect(
+                try Self.snap(bed, "worker-2") == SnapState(version: "v1.34.3", tracking: "1.34/stable", held: true))
+            #expect(try await Pipeline.nodes(bed)["worker-2"]?.version == "v1.34.3")
+
             #expect(try await server.request("POST", "/jobs/1/resume").status == 202)
             let done = try await server.waitForJob(1, state: "succeeded", timeout: 120)
-            #expect(Self.started(done).suffix(2) == ["worker-1", "worker-2"])
+            #expect(Self.started(done) == ["cp-1", "worker-1", "worker-1", "worker-2", "worker-2"])
             for node in bed.nodes {
                 #expect(try Self.snap(bed, node) == SnapState(version: "v1.34.5", tracking: "1.34/stable", held: true))
             }
@@ -180,55 +251,61 @@ extension TestBedSuites {
             _ = try await server.stop(signal: SIGTERM)
         }
 
-        // MARK: - 4. A hold lifted mid-run
-
-        /// worker-2's hold is lifted while worker-1 soaks: before worker-2
-        /// the drift is reported and the hold set again; the gauge reaches
-        /// the Pushgateway and the bed's Prometheus fires the alert.
-        @Test func aHoldLiftedMidRunIsReportedAsDriftAndSetAgain() async throws {
-            let bed = try await TestBed.start(scenario: "microk8s")
-            let server = try await OrchestratorFixture(bed: bed, extra: ["--soak", "3"]).launch()
-            try await Pipeline.execute(server, #"{"target_version":"1.34.5","kind":"patch"}"#)
-            try await Pipeline.waitFor(server, wait: "soak of worker-1")
-            #expect(try Self.snap(bed, "worker-2").held)
-            try FileManager.default.removeItem(
-                at: bed.directory.appendingPathComponent("nodes/worker-2/var/lib/testbed/snap/held"))
-            let done = try await server.waitForJob(1, state: "succeeded", timeout: 120)
-            let drift = Pipeline.events(done).filter { $0.kind == "warning" && $0.message.contains("(drift)") }
-            #expect(
-                drift.map(\.message) == [
-                    "snapd's refresh hold of microk8s was lifted on worker-2 during the run (drift); set again"
-                ])
-            #expect(drift.map(\.node) == ["worker-2"])
-            #expect(try Self.snap(bed, "worker-2").held)
-            try await Pipeline.expectGauge(bed, "k8s_upgrade_hold_lifted", "1")
-            let query =
-                (bed.environment["TESTBED_PROMETHEUS_URL"] ?? "") + "/api/v1/query?query="
-                + #"ALERTS{alertname="K8sUpgradeHoldLifted",alertstate="firing"}"#.addingPercentEncoding(
-                    withAllowedCharacters: .alphanumerics)!
-            var firing: [String] = []
-            for _ in 0..<100 where firing.isEmpty {
-                let answer = try JSONValue.parse(try await bed.http.send(HTTPRequest(url: query)).text)
-                firing = (answer[dotted: "data.result"]?.arrayValue ?? []).compactMap {
-                    $0[dotted: "metric.node"]?.stringValue
-                }
-                if firing.isEmpty { try await Task.sleep(for: .milliseconds(200)) }
-            }
-            #expect(firing == ["worker-2"])
-            let slack = try await Pipeline.slack(bed)
-            #expect(slack.contains { $0.contains("worker-2: the refresh hold was lifted") }, "\(slack)")
-            _ = try await server.stop(signal: SIGTERM)
-        }
-
         // MARK: - 5. Dry run
 
-        /// Every read real (snap info, snap list, dqlite, du), nothing
-        /// changed: every file of every node, snap state included, is
-        /// byte-identical, and no hold or backup was made.
-        @Test func aDryRunReadsEverythingAndLeavesEveryNodeByteIdentical() async throws {
+        /// `k8s-upgrade plan` as the janitor presents its plan: versions,
+        /// the target channel's node step, the order, the quorum verdicts.
+        static func plan(
+            _ server: RunningOrchestrator, _ arguments: String...
+        ) async throws -> (
+            status: Int32, stdout: String, stderr: String
+        ) {
+            let result = try await offThePool {
+                try TestEnvironment.execute(
+                    OrchestratorFixture.binary,
+                    ["plan", "--server", server.baseURL, "--api-token-file", server.tokenFile] + arguments)
+            }
+            return (result.status, result.stdout, result.stderr)
+        }
+
+        /// The plan, then a dry run: every read real (snap info, snap list,
+        /// dqlite, du), nothing changed: every file of every node, snap
+        /// state included, is byte-identical, and no hold or backup was made.
+        @Test func thePlanAndADryRunReadEverythingAndLeaveEveryNodeByteIdentical() async throws {
             let bed = try await TestBed.start(scenario: "microk8s-ha")
             let before = try Pipeline.nodeFiles(bed)
             let server = try await OrchestratorFixture(bed: bed, extra: ["--soak", "0"]).launch()
+            let plan = try await Self.plan(server)
+            #expect(plan.status == 0, "\(plan.stderr)")
+            let lines = plan.stdout.split(separator: "\n").map(String.init)
+            for expected in [
+                "distribution: microk8s", "  cp-2 (control-plane): kubelet 1.34.3, API server 1.34.3, Ready",
+                "offered: newest patch of 1.34: 1.34.5; next minor: 1.35.2",
+                "target: 1.34.5 (patch): the detector's decision",
+                "  1. cp-1: 1.34.3 → 1.34.5 (update_k8s.sh --snap microk8s --channel 1.34/stable --release 1.34.5)",
+                "  4. worker-1: 1.34.3 → 1.34.5 (update_k8s.sh --snap microk8s --channel 1.34/stable --release 1.34.5)",
+                "  repo: skipped: MicroK8s' releases are snap channels, chosen per node by the refresh",
+                "  dqlite health: passed: 3 of 3 members healthy",
+                "  updater hold: passed: snapd's refresh hold of microk8s is on 0 of 4 nodes; a real run sets it on "
+                    + "cp-1, cp-2, cp-3, worker-1",
+                "ready: a job would start and pass its gates as things are now",
+            ] {
+                #expect(lines.contains(expected), "\(expected) is not in:\n\(plan.stdout)")
+            }
+            #expect(
+                lines.filter { $0.hasPrefix("  cp-") && $0.contains(": passes: 3 of 3 members healthy; ") }.count == 3,
+                "\(plan.stdout)")
+            let json = try JSONValue.parse(try await Self.plan(server, "--json", "--target", "1.34.5").stdout)
+            #expect(json[dotted: "why"]?.stringValue == "asked for")
+            #expect(
+                json[dotted: "quorum"]?.arrayValue?.compactMap { $0[dotted: "node"]?.stringValue } == [
+                    "cp-1", "cp-2", "cp-3",
+                ])
+            let unasked = try await Self.plan(server, "--execute")
+            #expect(unasked.status != 0)
+            #expect(unasked.stderr.contains("--execute asks on a terminal; give --yes to start without"), "\(unasked)")
+            #expect(try await server.request("GET", "/jobs/1").status == 404)
+
             try await Pipeline.execute(server, #"{"target_version":"1.34.5","kind":"patch","dry_run":true}"#)
             let done = try await server.waitForJob(1, state: "succeeded", timeout: 90)
             let events = Pipeline.events(done)

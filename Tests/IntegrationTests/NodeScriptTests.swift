@@ -101,6 +101,8 @@ extension TestBedSuites {
                 ("--snap microk8s --snap-revert microk8s --channel 1.35/stable --release 1.35.1", "do not go together"),
                 ("--channel 1.35/stable --role worker --release 1.35.1", "--channel goes with --snap"),
                 ("--snap microk8s --channel 1.35/stable --role worker --release 1.35.1", "--snap goes with --channel"),
+                ("--forget-run 'job-1;rm'", "--forget-run must be letters, digits"),
+                ("--forget-run job-1-worker --role worker --release 1.34.5", "--forget-run goes alone"),
             ]
             for (arguments, message) in cases {
                 let result = try await Self.run(bed, "worker-1", arguments)

@@ -52,7 +52,7 @@ struct OrchestratorAPITests {
         for (method, path, route) in [
             ("GET", "/metrics", "/metrics"), ("GET", "/openapi.yaml", "/openapi.yaml"), ("GET", "/jobs", "/jobs"),
             ("POST", "/execute", "/execute"), ("GET", "/jobs/1", "/jobs/{id}"), ("DELETE", "/jobs/1", "/jobs/{id}"),
-            ("POST", "/jobs/1/resume", "/jobs/{id}/resume"),
+            ("POST", "/jobs/1/resume", "/jobs/{id}/resume"), ("GET", "/plan", "/plan"),
         ] {
             let refused = try await api.call(method, path, route: route, authorised: false)
             #expect(refused.status == 401, "\(method) \(path)")
@@ -169,6 +169,24 @@ struct OrchestratorAPITests {
         let document = try await api.call("GET", "/openapi.yaml", route: "/openapi.yaml")
         #expect(document.text.hasPrefix("openapi: 3.1.0"))
 
+        // The plan, read from live state (no node answers SSH here, so the
+        // package source is unread and pre-flight fails), nothing changed.
+        let plan = try api.json(try await api.call("GET", "/plan", route: "/plan"))
+        #expect(plan[dotted: "distribution"]?.stringValue == "kubeadm")
+        #expect(plan[dotted: "nodes"]?.arrayValue?.count == 5)
+        #expect(plan[dotted: "target_version"] == .null)
+        #expect(plan[dotted: "offered"]?.stringValue?.hasPrefix("not read: ") == true, "\(plan)")
+        let asked = try api.json(try await api.call("GET", "/plan?target=1.34.5", route: "/plan"))
+        #expect(asked[dotted: "target_version"]?.stringValue == "1.34.5")
+        #expect(asked[dotted: "why"]?.stringValue == "asked for")
+        #expect(asked[dotted: "order"]?.arrayValue?.count == 5)
+        #expect(asked[dotted: "ready"] == .bool(false))
+        let bad = try await api.call("GET", "/plan?target=1.34.x", route: "/plan")
+        #expect(bad.status == 400)
+        #expect(try api.json(bad)[dotted: "error"]?.stringValue == "target: must be X.Y.Z, got 1.34.x")
+        let minor = try await api.call("GET", "/plan?target=1.35.2", route: "/plan")
+        #expect(minor.status == 422, "\(minor.text)")
+
         // Methods and routes that do not exist.
         let put = try await server.request("PUT", "/jobs/1", body: "{}")
         #expect(put.status == 405)
@@ -203,7 +221,7 @@ struct OrchestratorAPITests {
                 ])
         }
         #expect(check.status == 0, "\(check.stderr)")
-        #expect(check.stdout.contains("9 operations exercised"), "\(check.stdout)")
+        #expect(check.stdout.contains("10 operations exercised"), "\(check.stdout)")
         _ = try await server.stop(signal: SIGTERM)
         withExtendedLifetime(simulator) {}
     }
@@ -301,8 +319,9 @@ struct OrchestratorAPITests {
         let file = fixture.directory.appendingPathComponent("openapi.yaml")
         try document.body.write(to: file)
         let schemathesis = try TestEnvironment.tool("schemathesis", candidates: Self.pythonScripts("schemathesis"))
-        // A schema-valid POST /execute may still break the version rules of
-        // the live cluster: 422 is a documented answer there, and only there.
+        // A schema-valid POST /execute or GET /plan target may still break the
+        // version rules of the live cluster: 422 is a documented answer there,
+        // and only there.
         let config = fixture.directory.appendingPathComponent("schemathesis.toml")
         try """
         [[operations]]
@@ -311,6 +330,10 @@ struct OrchestratorAPITests {
         checks.positive_data_acceptance.expected-statuses = [
           "2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx",
         ]
+
+        [[operations]]
+        include-name = "GET /plan"
+        checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "422", "503"]
 
         """.write(to: config, atomically: true, encoding: .utf8)
         let result = try await offThePool {
@@ -322,7 +345,9 @@ struct OrchestratorAPITests {
                     "--checks", "all",
                     // DELETE aborts a job and keeps it as history: it is not a deletion.
                     "--exclude-checks", "use_after_free", "--max-examples", "40", "--seed", "20261121",
-                    "--workers", "1",
+                    // Correctness, not speed: a loaded machine (the bed suites
+                    // beside it) must not read as a server that went away.
+                    "--workers", "1", "--request-timeout", "30",
                 ])
         }
         #expect(result.status == 0, "\(result.stdout.suffix(4000))")

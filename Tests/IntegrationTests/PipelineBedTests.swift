@@ -109,8 +109,12 @@ extension TestBedSuites {
 
         static let workers = ["worker-1", "worker-2", "worker-3", "worker-4"]
 
-        /// Runs the detector against the bed, dispatching to `server`, as the weekly CronJob does.
-        static func detect(_ bed: TestBed, dispatchingTo server: RunningOrchestrator) async throws {
+        /// Runs the detector against the bed, dispatching to `server`, as the
+        /// weekly CronJob does, asking `master`'s package source; `extra`
+        /// are further options (MicroK8s: `--distribution microk8s`).
+        static func detect(
+            _ bed: TestBed, dispatchingTo server: RunningOrchestrator, master: String = "master", extra: [String] = []
+        ) async throws {
             let env = bed.environment
             let detector = TestEnvironment.productsDirectory.appendingPathComponent("k8s-version-check").path
             let detected = try await offThePool {
@@ -118,12 +122,12 @@ extension TestBedSuites {
                     detector,
                     [
                         "--kubeconfig", env["KUBECONFIG"] ?? "", "--master-address",
-                        "127.0.0.1:\(try bed.sshPort(of: "master"))", "--ssh-user", env["TESTBED_SSH_USER"] ?? "",
+                        "127.0.0.1:\(try bed.sshPort(of: master))", "--ssh-user", env["TESTBED_SSH_USER"] ?? "",
                         "--ssh-key-file", env["TESTBED_SSH_KEY"] ?? "", "--known-hosts-file",
                         env["TESTBED_KNOWN_HOSTS"] ?? "", "--repo-base", env["TESTBED_REPO_BASE"] ?? "",
                         "--pushgateway-url", env["TESTBED_PUSHGATEWAY_URL"] ?? "", "--orchestrator-url",
                         server.baseURL, "--orchestrator-token-file", server.tokenFile,
-                    ])
+                    ] + extra)
             }
             #expect(detected.status == 0, "\(detected.stderr)")
         }

@@ -202,7 +202,7 @@ extension TestBedSuites {
                 try Self.helpOptions("k8s-upgrade", "drain"), try Self.documented(under: "### `k8s-upgrade drain`"),
                 "k8s-upgrade drain")
             let client = try Self.documented(under: "### `k8s-upgrade` client commands")
-            for command in ["execute", "jobs", "status", "abort", "resume"] {
+            for command in ["plan", "execute", "jobs", "status", "abort", "resume"] {
                 var rows = client.filter { $0.value.command == nil }
                 for (key, row) in client where row.command == command {
                     rows[String(key.prefix { $0 != "@" })] = row

@@ -559,3 +559,79 @@ struct PipelineCoreTests {
         #expect(throws: PlanError.self) { try DiskSpace.folders(df: "df: /x: No such file or directory") }
     }
 }
+
+/// `plan`'s forecast: which stages run and why, when it is ready, its text.
+@Suite struct UpgradeForecastTests {
+    @Test func stagesRunOrAreSkippedWithTheirReason() {
+        let microk8s = UpgradeForecast.stages(
+            kind: .patch, notApplicable: MicroK8sSnap().notApplicable(_:), containerd: .notNeeded("n/a"))
+        #expect(microk8s.filter { !$0.runs }.map(\.stage) == [.containerd, .repo])
+        #expect(microk8s.first { $0.stage == .repo }?.reason.hasPrefix("MicroK8s' releases are snap channels") == true)
+        let old = try! KubeVersion(strictRelease: "1.7.22")
+        let new = try! KubeVersion(strictRelease: "1.7.24")
+        let kubeadm = UpgradeForecast.stages(
+            kind: .minor, notApplicable: KubeadmApt().notApplicable(_:),
+            containerd: .needed(master: "master", from: old, to: new))
+        #expect(kubeadm.allSatisfy { $0.runs })
+        #expect(
+            kubeadm.first { $0.stage == .containerd }?.reason
+                == "master runs containerd 1.7.22, older than the workers' 1.7.24")
+        let patch = UpgradeForecast.stages(
+            kind: .patch, notApplicable: KubeadmApt().notApplicable(_:), containerd: .notNeeded("same"))
+        #expect(
+            patch.filter { !$0.runs }.map(\.reason) == ["same", "patch upgrade: the package sources stay as they are"])
+    }
+
+    @Test func containerdIsFixedOnlyWhenTheMasterIsOlderThanEveryWorker() throws {
+        func node(_ name: String, _ runtime: String?) throws -> NodeFacts {
+            var facts = NodeFacts(name: name, isControlPlane: name == "master", kubelet: nil)
+            facts.containerd = try runtime.map { try KubeVersion(strictRelease: $0) }
+            return facts
+        }
+        #expect(
+            ContainerdFix.decide(
+                master: try node("master", "1.7.22"), workers: [try node("w1", "1.7.24"), try node("w2", "1.7.27")])
+                == .needed(
+                    master: "master", from: try KubeVersion(strictRelease: "1.7.22"),
+                    to: try KubeVersion(strictRelease: "1.7.24")))
+        #expect(
+            ContainerdFix.decide(master: try node("master", "1.7.24"), workers: [try node("w1", "1.7.24")])
+                == .notNeeded("master runs containerd 1.7.24, not older than the workers' 1.7.24"))
+        #expect(
+            ContainerdFix.decide(master: try node("master", nil), workers: [])
+                == .notNeeded("master does not report a containerd runtime"))
+        #expect(
+            ContainerdFix.decide(master: try node("master", "1.7.22"), workers: [try node("w1", nil)])
+                == .notNeeded("the workers do not all report a containerd runtime"))
+    }
+
+    /// Ready only with a target, no failed check and every quorum gate passing.
+    @Test func aForecastIsReadyOnlyWhenAJobWouldGetThrough() throws {
+        var forecast = UpgradeForecast(
+            distribution: "microk8s",
+            nodes: [
+                .init(
+                    name: "cp-1", role: "control-plane", kubelet: "1.34.3", apiServer: "1.34.3", readiness: "Ready",
+                    unschedulable: false)
+            ],
+            offered: "newest patch of 1.34: 1.34.5", decision: "nothing to do", why: "1.34.5 is current")
+        #expect(!forecast.ready)
+        #expect(forecast.lines.last == "target: none: 1.34.5 is current")
+        forecast.target = (try KubeVersion(strictRelease: "1.34.5"), .patch)
+        forecast.why = "asked for"
+        forecast.preflight = [
+            CheckResult("nodes ready", .passed, "all 1 Ready"), CheckResult("disk space", .warning, "low"),
+        ]
+        forecast.quorum = [.init(node: "cp-1", passes: true, verdict: "alone")]
+        #expect(forecast.ready)
+        #expect(forecast.lines.contains("target: 1.34.5 (patch): asked for"))
+        #expect(forecast.lines.contains("  cp-1: passes: alone"))
+        #expect(forecast.json[dotted: "lines"]?.arrayValue?.count == forecast.lines.count)
+        forecast.quorum[0].passes = false
+        #expect(!forecast.ready)
+        #expect(forecast.lines.last == "not ready: a job would stop at the failed check above")
+        forecast.quorum = []
+        forecast.preflight.append(CheckResult("dqlite health", .failed, "no leader"))
+        #expect(!forecast.ready)
+    }
+}

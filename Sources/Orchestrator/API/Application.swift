@@ -12,6 +12,8 @@ struct APIDependencies: Sendable {
     let store: JobStore
     let token: BearerToken
     let metrics: ServiceMetrics
+    /// What `GET /plan` asks; `nil` answers 503 (a server without a cluster).
+    var planner: Planner?
     var logger = Logger(label: "k8s-upgrade.http", factory: { _ in SwiftLogNoOpLogHandler() })
 }
 
@@ -33,6 +35,7 @@ enum APIRoutes {
     static let table: [(template: String, methods: [HTTPRequest.Method])] = [
         ("/healthz", [.get]), ("/readyz", [.get]), ("/metrics", [.get]), ("/openapi.yaml", [.get]),
         ("/execute", [.post]), ("/jobs", [.get]), ("/jobs/{id}", [.get, .delete]), ("/jobs/{id}/resume", [.post]),
+        ("/plan", [.get]),
     ]
 
     /// The template `path` matches and its methods, if any.
@@ -59,6 +62,7 @@ func buildRouter(_ dependencies: APIDependencies) -> Router<BasicRequestContext>
     let authenticated = router.group().add(middleware: BearerAuthMiddleware(token: dependencies.token))
     MetaController(store: dependencies.store, metrics: dependencies.metrics).add(to: authenticated)
     JobsController(coordinator: dependencies.coordinator, store: dependencies.store).add(to: authenticated)
+    PlanController(planner: dependencies.planner).add(to: authenticated)
     return router
 }
 
@@ -98,6 +102,35 @@ struct MetaController {
             Response(
                 status: .ok, headers: [.contentType: "application/yaml"],
                 body: ResponseBody(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml)))
+        }
+    }
+}
+
+/// `GET /plan[?target=X.Y.Z]`: what a job would do, read from live state.
+struct PlanController {
+    let planner: Planner?
+
+    func add(to group: RouterGroup<BasicRequestContext>) {
+        group.get("/plan") { request, _ in
+            let query = request.uri.queryParameters
+            var target: KubeVersion?
+            if let text = query["target"].map(String.init) {
+                guard let version = try? KubeVersion(strictRelease: text) else {
+                    throw Problem(status: .badRequest, message: "target: must be X.Y.Z, got \(text.prefix(40))")
+                }
+                target = version
+            }
+            guard let planner else {
+                throw Problem(status: .serviceUnavailable, message: "this server has no cluster to plan for")
+            }
+            do {
+                let forecast = try await planner.forecast(target: target, now: SystemJobClock().now())
+                return APIResponse.json(forecast.json)
+            } catch let refused as Planner.Failure {
+                throw Problem(status: .unprocessableContent, message: refused.description)
+            } catch {
+                throw Problem(status: .serviceUnavailable, message: "the cluster could not be read: \(error)")
+            }
         }
     }
 }

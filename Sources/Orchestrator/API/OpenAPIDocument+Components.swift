@@ -29,6 +29,58 @@ extension OpenAPIDocument {
                 WWW-Authenticate: {description: the auth scheme, schema: {type: string}}
               content: {application/json: {schema: {$ref: "#/components/schemas/Problem"}}}
           schemas:
+            Forecast:
+              type: object
+              required: [distribution, nodes, offered, decision, target_version, kind, why, order, stages, preflight, quorum, ready, lines]
+              properties:
+                distribution: {type: string, enum: [kubeadm, microk8s]}
+                nodes:
+                  type: array
+                  items:
+                    type: object
+                    required: [name, role, kubelet, api_server, readiness, unschedulable]
+                    properties:
+                      name: {type: string}
+                      role: {type: string, enum: [control-plane, worker]}
+                      kubelet: {type: string}
+                      api_server: {type: [string, "null"]}
+                      readiness: {type: string}
+                      unschedulable: {type: boolean}
+                offered: {type: string}
+                decision: {type: string}
+                target_version: {type: [string, "null"]}
+                kind: {type: [string, "null"], enum: [patch, minor, null]}
+                why: {type: string}
+                order: {type: array, items: {type: string}}
+                stages:
+                  type: array
+                  items:
+                    type: object
+                    required: [stage, runs, reason]
+                    properties:
+                      stage: {type: string}
+                      runs: {type: boolean}
+                      reason: {type: string}
+                preflight:
+                  type: array
+                  items:
+                    type: object
+                    required: [check, outcome, detail]
+                    properties:
+                      check: {type: string}
+                      outcome: {type: string, enum: [passed, warning, failed]}
+                      detail: {type: string}
+                quorum:
+                  type: array
+                  items:
+                    type: object
+                    required: [node, passes, verdict]
+                    properties:
+                      node: {type: string}
+                      passes: {type: boolean}
+                      verdict: {type: string}
+                ready: {type: boolean}
+                lines: {type: array, items: {type: string}, description: the same for people, as k8s-upgrade plan prints it}
             Status:
               type: object
               required: [status]

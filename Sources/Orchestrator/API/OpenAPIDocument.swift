@@ -143,5 +143,26 @@ enum OpenAPIDocument {
                 "404": {$ref: "#/components/responses/Problem"}
                 "409": {$ref: "#/components/responses/Problem"}
                 "503": {$ref: "#/components/responses/Standby"}
+          /plan:
+            get:
+              operationId: plan
+              summary: What a job would do, read from live state; nothing is changed.
+              description: >-
+                The running versions per node, what the package source offers, the detector's decision,
+                the target (the one asked for, else the decision's) and why, the node order with each
+                node's step, the stages that would run or be skipped and why, the pre-flight verdicts
+                (holds read, not set) and the quorum gate before each control plane. A target that is a
+                minor while the server does not allow minors answers 422; a cluster that cannot be read, 503.
+              parameters:
+                - name: target
+                  in: query
+                  required: false
+                  schema: {type: string, pattern: "^(0|[1-9][0-9]{0,8})\\.(0|[1-9][0-9]{0,8})\\.(0|[1-9][0-9]{0,8})$"}
+              responses:
+                "200": {description: the forecast, content: {application/json: {schema: {$ref: "#/components/schemas/Forecast"}}}}
+                "400": {$ref: "#/components/responses/Problem"}
+                "401": {$ref: "#/components/responses/Unauthorized"}
+                "422": {$ref: "#/components/responses/Problem"}
+                "503": {$ref: "#/components/responses/Problem"}
         """#
 }

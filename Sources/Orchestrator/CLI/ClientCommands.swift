@@ -220,3 +220,60 @@ struct ClientError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
 }
+
+struct PlanCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Show what a job would do (GET /plan), read from live state; with --execute, confirm and start it.",
+        discussion: """
+            The running versions per node, what the package source offers, the target and why, the node \
+            order with each node's step, the stages that would run or be skipped, pre-flight and the \
+            quorum gate before each control plane. Nothing is changed. With --execute the plan is shown, \
+            then asked about on the terminal (or taken with --yes), then started as POST /execute would.
+            """)
+
+    @Option(help: "The release to plan for, X.Y.Z. (default: what the detector would dispatch)")
+    var target: String?
+
+    @Flag(help: "After showing the plan, ask, then start the job.")
+    var execute = false
+
+    @Flag(help: "With --execute: start without asking.")
+    var yes = false
+
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        let api = try client.client()
+        let query = target.map { "?target=" + ($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0) }
+        let plan = try await api.call("GET", "/plan" + (query ?? ""), expect: [200])
+        print(
+            client.json
+                ? JobText.json(plan)
+                : (plan[dotted: "lines"]?.arrayValue ?? []).compactMap(\.stringValue).joined(separator: "\n"))
+        guard execute else { return }
+        guard let version = plan[dotted: "target_version"]?.stringValue, let kind = plan[dotted: "kind"]?.stringValue
+        else { throw ValidationError("there is nothing to start: \(plan[dotted: "why"]?.stringValue ?? "no target")") }
+        guard plan[dotted: "ready"]?.boolValue == true else {
+            throw ValidationError("not started: a job would stop at a failed check of the plan above")
+        }
+        if !yes {
+            guard isatty(0) == 1 else {
+                throw ValidationError("--execute asks on a terminal; give --yes to start without")
+            }
+            let count = plan[dotted: "order"]?.arrayValue?.count ?? 0
+            let question = Array("Start the \(kind) upgrade to \(version) of \(count) nodes? [y/N] ".utf8)
+            _ = question.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+            guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else {
+                return print("not started")
+            }
+        }
+        let body = try JSONEncoder().encode(
+            JSONValue.object(["target_version": .string(version), "kind": .string(kind)]))
+        let job = try await api.call("POST", "/execute", body: body, expect: [200, 202])
+        if job[dotted: "outcome"]?.stringValue == "nothing_to_do" {
+            return print(job[dotted: "reason"]?.stringValue ?? "nothing to do")
+        }
+        print("job \(job[dotted: "id"]?.intValue ?? 0) \(JobText.summaryLine(job))")
+    }
+}

@@ -9,16 +9,11 @@ extension UpgradePipeline {
     func containerd(_ job: JobContext) async throws -> StageOutcome {
         let nodes = try await cluster.nodes()
         let master = try masterNode(nodes, job: job)
-        let workers = nodes.filter { !$0.isControlPlane }
-        guard let masterRuntime = master.containerd else {
-            return .skipped("\(master.name) does not report a containerd runtime")
-        }
-        let workerRuntimes = workers.compactMap(\.containerd)
-        guard let wanted = workerRuntimes.min(), workerRuntimes.count == workers.count else {
-            return .skipped("the workers do not all report a containerd runtime")
-        }
-        guard masterRuntime < wanted else {
-            return .skipped("\(master.name) runs containerd \(masterRuntime), not older than the workers' \(wanted)")
+        let masterRuntime: KubeVersion
+        let wanted: KubeVersion
+        switch ContainerdFix.decide(master: master, workers: nodes.filter { !$0.isControlPlane }) {
+        case let .notNeeded(reason): return .skipped(reason)
+        case let .needed(_, from, to): (masterRuntime, wanted) = (from, to)
         }
         let arguments = ["--containerd", wanted.description]
         try await runScript(job, arguments, purpose: "containerd-\(wanted)", on: master, stage: .containerd)

@@ -141,6 +141,21 @@ extension UpgradePipeline {
                 }
                 return missing.isEmpty ? nil : missing.joined(separator: ", ")
             }
+            // The node step's run succeeded before the revert undid it: a
+            // resume must run it anew, not report that success again.
+            let upgrade = NodeRun.id(
+                job: job.id, purpose: Self.nodeStepPurpose(work.step.role, job.request.targetVersion),
+                node: node.name)
+            let forget = try await shell.run(
+                RemoteCommand(
+                    ["bash", "-c", NodeRun.launcher, "update_k8s.sh", "--forget-run", upgrade],
+                    stdin: settings.nodeScript, timeout: .seconds(90)), on: node, onOutput: nil)
+            if !forget.succeeded {
+                try? await job.record(
+                    .warning,
+                    "run \(upgrade) on \(node.name) could not be forgotten (\(Self.tail(forget.stderrText))): a resume "
+                        + "may find its old success and revert \(node.name) again", stage: work.stage, node: node.name)
+            }
             let text = "\(node.name) was reverted to \(release) (update_k8s.sh \(Shell.command(arguments)))"
             try? await job.record(.info, text, stage: work.stage, node: node.name)
             let cordoned = (try? await cluster.node(node.name))?.cordonedBy != nil

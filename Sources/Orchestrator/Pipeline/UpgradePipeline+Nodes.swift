@@ -122,7 +122,7 @@ extension UpgradePipeline {
         case let .script(arguments):
             let started = job.now()
             try await runScript(
-                job, arguments, purpose: "\(work.step.role.rawValue)-\(target)", on: node, stage: work.stage)
+                job, arguments, purpose: Self.nodeStepPurpose(work.step.role, target), on: node, stage: work.stage)
             work.line.scriptSeconds = job.now() - started
         case .uncordon:
             let current = try await afterCordon(node, job: job)
@@ -156,10 +156,13 @@ extension UpgradePipeline {
         }
     }
 
+    /// What a node step's detached run is named after (with the job and the node).
+    static func nodeStepPurpose(_ role: NodeRole, _ target: KubeVersion) -> String { "\(role.rawValue)-\(target)" }
+
     /// The datastore stays quorate while this control plane's member restarts.
     func checkQuorum(without node: String, job: JobContext) async throws {
         let nodes = try await cluster.nodes()
-        let asked = try datastoreMember(for: node, nodes: nodes, job: job)
+        let asked = datastoreMember(for: node, nodes: nodes, master: try masterNode(nodes, job: job))
         let datastore = settings.distribution.datastore
         switch await datastoreHealth(on: asked) {
         case let .success(health):
@@ -178,8 +181,7 @@ extension UpgradePipeline {
     /// distribution that reads through another member (dqlite) a Ready
     /// control plane other than `node`, the master first; `node` itself
     /// when it is the only one.
-    func datastoreMember(for node: String, nodes: [NodeFacts], job: JobContext) throws -> NodeFacts {
-        let master = try masterNode(nodes, job: job)
+    func datastoreMember(for node: String, nodes: [NodeFacts], master: NodeFacts) -> NodeFacts {
         guard settings.distribution.quorumFromAnotherMember else { return master }
         let others = nodes.filter { $0.isControlPlane && $0.isReady && $0.name != node }
             .sorted { ($0.name == master.name ? 0 : 1, $0.name) < ($1.name == master.name ? 0 : 1, $1.name) }

@@ -10,26 +10,10 @@ extension UpgradePipeline {
         let request = job.request
         let nodes = try await cluster.nodes()
         let master = try masterNode(nodes, job: job)
-        let apiServers = try await cluster.runningAPIServers(of: nodes)
-        let verdict = await gate.verdict()
-        var quiet: (hours: Int, fired: Result<[String], PlanError>)?
-        if settings.quietPeriodHours > 0 {
-            quiet = (settings.quietPeriodHours, await firedInQuietWindow(before: job))
-        }
-        async let offered = targetOffered(request, master: master, job: job)
-        async let etcd = datastoreHealth(on: master)
-        async let certificates = certificateExpiry(on: master)
-        async let disk = diskSpace(on: master, kind: request.kind)
+        let created = (try? await job.store.job(job.id))?.createdAt ?? job.now()
         async let holds = holdsAtStart(nodes, job: job)
-        var facts = PreflightFacts(
-            target: request.targetVersion, expectedNodes: settings.expectedNodes, nodes: nodes,
-            apiServers: apiServers, gate: verdict, quietWindow: quiet, offered: await offered, etcd: await etcd,
-            certificates: await certificates)
-        facts.certificateWarning = 30 * 86400
-        facts.datastore = settings.distribution.datastore
-        facts.disk = await disk
+        var facts = try await preflightFacts(request, nodes: nodes, master: master, createdAt: created)
         facts.holds = try await holds
-        facts.dryRun = request.dryRun
         let results = Preflight.evaluate(facts)
         for result in results {
             try await job.record(result.outcome == .passed ? .info : .warning, result.description, stage: .preflight)
@@ -44,8 +28,33 @@ extension UpgradePipeline {
                 + (warnings.isEmpty ? "" : "; warnings: " + warnings.map(\.description).joined(separator: "; ")))
     }
 
-    func firedInQuietWindow(before job: JobContext) async -> Result<[String], PlanError> {
-        let created = (try? await job.store.job(job.id))?.createdAt ?? job.now()
+    /// Every pre-flight fact but the holds (which a job sets and a plan
+    /// only reads), read from live state; nothing is changed.
+    func preflightFacts(
+        _ request: ExecuteRequest, nodes: [NodeFacts], master: NodeFacts, createdAt: Double
+    ) async throws -> PreflightFacts {
+        let apiServers = try await cluster.runningAPIServers(of: nodes)
+        let verdict = await gate.verdict()
+        var quiet: (hours: Int, fired: Result<[String], PlanError>)?
+        if settings.quietPeriodHours > 0 {
+            quiet = (settings.quietPeriodHours, await firedInQuietWindow(before: createdAt))
+        }
+        async let offered = targetOffered(request, master: master)
+        async let etcd = datastoreHealth(on: master)
+        async let certificates = certificateExpiry(on: master)
+        async let disk = diskSpace(on: master, kind: request.kind)
+        var facts = PreflightFacts(
+            target: request.targetVersion, expectedNodes: settings.expectedNodes, nodes: nodes,
+            apiServers: apiServers, gate: verdict, quietWindow: quiet, offered: await offered, etcd: await etcd,
+            certificates: await certificates)
+        facts.certificateWarning = 30 * 86400
+        facts.datastore = settings.distribution.datastore
+        facts.disk = await disk
+        facts.dryRun = request.dryRun
+        return facts
+    }
+
+    func firedInQuietWindow(before created: Double) async -> Result<[String], PlanError> {
         let query = gate.selector.quietPeriodQuery(hours: settings.quietPeriodHours)
         do {
             // The window ends when the job was created, so alerts the job's own
@@ -58,9 +67,7 @@ extension UpgradePipeline {
     /// The master's package source lists the target; for a minor upgrade of
     /// a distribution with a package repository, the next minor's index may
     /// list it instead.
-    func targetOffered(
-        _ request: ExecuteRequest, master: NodeFacts, job: JobContext
-    ) async -> Result<String, PlanError> {
+    func targetOffered(_ request: ExecuteRequest, master: NodeFacts) async -> Result<String, PlanError> {
         let target = request.targetVersion
         do {
             let distribution = settings.distribution

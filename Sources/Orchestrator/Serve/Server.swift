@@ -90,7 +90,8 @@ struct Server {
         }
         let metrics = ServiceMetrics(startTime: clock.now(), gauges: gauges)
         let dependencies = APIDependencies(
-            coordinator: coordinator, store: store, token: token, metrics: metrics, logger: log)
+            coordinator: coordinator, store: store, token: token, metrics: metrics,
+            planner: Planner(pipeline: pipeline, policy: settings.policy), logger: log)
         let portFile = settings.portFile
         let app = buildApplication(
             dependencies,

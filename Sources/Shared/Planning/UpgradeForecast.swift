@@ -1,0 +1,202 @@
+/// What a job would do, read from live state before anything changes:
+/// `GET /plan` and `k8s-upgrade plan`. Built from the same facts and pure
+/// functions a job uses (the detector's decision, the plan, pre-flight,
+/// the quorum gate), so what it says is what the job would find.
+public struct UpgradeForecast: Sendable, Equatable {
+    public struct Node: Sendable, Equatable {
+        public var name: String
+        public var role: String
+        public var kubelet: String
+        public var apiServer: String?
+        public var readiness: String
+        public var unschedulable: Bool
+
+        public init(
+            name: String, role: String, kubelet: String, apiServer: String?, readiness: String, unschedulable: Bool
+        ) {
+            self.name = name
+            self.role = role
+            self.kubelet = kubelet
+            self.apiServer = apiServer
+            self.readiness = readiness
+            self.unschedulable = unschedulable
+        }
+    }
+
+    public struct Stage: Sendable, Equatable {
+        public var stage: UpgradeStage
+        public var runs: Bool
+        public var reason: String
+
+        public init(_ stage: UpgradeStage, runs: Bool, _ reason: String) {
+            self.stage = stage
+            self.runs = runs
+            self.reason = reason
+        }
+    }
+
+    /// The quorum gate before one control plane, as it reads now.
+    public struct Quorum: Sendable, Equatable {
+        public var node: String
+        public var passes: Bool
+        public var verdict: String
+
+        public init(node: String, passes: Bool, verdict: String) {
+            self.node = node
+            self.passes = passes
+            self.verdict = verdict
+        }
+    }
+
+    public var distribution: String
+    public var nodes: [Node]
+    /// What the package source offers, or why it could not be read.
+    public var offered: String
+    /// The detector's verdict on what the source offers, under the policy.
+    public var decision: String
+    /// The job's target and kind: the one asked for, else the decision's.
+    public var target: (version: KubeVersion, kind: UpgradeKind)?
+    /// Why this target (or why none).
+    public var why: String
+    /// One line per node in upgrade order, with the node step it would run.
+    public var order: [String] = []
+    public var stages: [Stage] = []
+    public var preflight: [CheckResult] = []
+    public var quorum: [Quorum] = []
+
+    public init(distribution: String, nodes: [Node], offered: String, decision: String, why: String) {
+        self.distribution = distribution
+        self.nodes = nodes
+        self.offered = offered
+        self.decision = decision
+        self.why = why
+    }
+
+    public static func == (lhs: UpgradeForecast, rhs: UpgradeForecast) -> Bool {
+        lhs.json == rhs.json
+    }
+
+    /// Would a job start and get through its gates as things are now?
+    public var ready: Bool {
+        target != nil && !preflight.contains { $0.outcome == .failed } && quorum.allSatisfy(\.passes)
+    }
+
+    /// The stages a job of `kind` runs, each with why it runs or is skipped;
+    /// `notApplicable` is the distribution's, `containerd` what the
+    /// containerd stage would decide.
+    public static func stages(
+        kind: UpgradeKind, notApplicable: (UpgradeStage) -> String?, containerd: ContainerdFix
+    ) -> [Stage] {
+        UpgradeStage.allCases.map { stage in
+            if let reason = notApplicable(stage) { return Stage(stage, runs: false, reason) }
+            switch stage {
+            case .preflight: return Stage(stage, runs: true, "every check below, again, when the job starts")
+            case .snapshot: return Stage(stage, runs: true, "a backup of the datastore before the first node")
+            case .containerd:
+                switch containerd {
+                case let .needed(master, from, to):
+                    return Stage(stage, runs: true, "\(master) runs containerd \(from), older than the workers' \(to)")
+                case let .notNeeded(reason): return Stage(stage, runs: false, reason)
+                }
+            case .repo:
+                return kind == .minor
+                    ? Stage(stage, runs: true, "every node's package source moves to the next minor")
+                    : Stage(stage, runs: false, "patch upgrade: the package sources stay as they are")
+            case .master: return Stage(stage, runs: true, "control planes one at a time, each behind the quorum gate")
+            case .workers: return Stage(stage, runs: true, "workers one at a time, each soaked")
+            case .postflight: return Stage(stage, runs: true, "every node at the target and Ready, pods Ready")
+            }
+        }
+    }
+
+    public var json: JSONValue {
+        .object([
+            "distribution": .string(distribution),
+            "nodes": .array(
+                nodes.map { node in
+                    .object([
+                        "name": .string(node.name), "role": .string(node.role), "kubelet": .string(node.kubelet),
+                        "api_server": node.apiServer.map(JSONValue.string) ?? .null,
+                        "readiness": .string(node.readiness), "unschedulable": .bool(node.unschedulable),
+                    ])
+                }),
+            "offered": .string(offered), "decision": .string(decision),
+            "target_version": target.map { .string($0.version.description) } ?? .null,
+            "kind": target.map { .string($0.kind.rawValue) } ?? .null, "why": .string(why),
+            "order": .array(order.map(JSONValue.string)),
+            "stages": .array(
+                stages.map {
+                    .object([
+                        "stage": .string($0.stage.rawValue), "runs": .bool($0.runs), "reason": .string($0.reason),
+                    ])
+                }),
+            "preflight": .array(
+                preflight.map {
+                    .object([
+                        "check": .string($0.name), "outcome": .string($0.outcome.rawValue),
+                        "detail": .string($0.detail),
+                    ])
+                }),
+            "quorum": .array(
+                quorum.map {
+                    .object(["node": .string($0.node), "passes": .bool($0.passes), "verdict": .string($0.verdict)])
+                }),
+            "ready": .bool(ready), "lines": .array(lines.map(JSONValue.string)),
+        ])
+    }
+
+    /// For people: the versions, the offer, the target and why, the order,
+    /// the stages, pre-flight and the quorum gates.
+    public var lines: [String] {
+        var out = ["distribution: \(distribution)", "nodes:"]
+        for node in nodes {
+            let api = node.apiServer.map { ", API server \($0)" } ?? ""
+            out.append(
+                "  \(node.name) (\(node.role)): kubelet \(node.kubelet)\(api), \(node.readiness)"
+                    + (node.unschedulable ? ", cordoned" : ""))
+        }
+        out.append("offered: \(offered)")
+        out.append("decision: \(decision)")
+        guard let target else {
+            out.append("target: none: \(why)")
+            return out
+        }
+        out.append("target: \(target.version) (\(target.kind.rawValue)): \(why)")
+        out.append("order:")
+        out += order.map { "  \($0)" }
+        out.append("stages:")
+        out += stages.map { "  \($0.stage.rawValue): \($0.runs ? "runs" : "skipped"): \($0.reason)" }
+        out.append("pre-flight:")
+        out += preflight.map { "  \($0.description)" }
+        if !quorum.isEmpty {
+            out.append("quorum gate before each control plane:")
+            out += quorum.map { "  \($0.node): \($0.passes ? "passes" : "stops the job"): \($0.verdict)" }
+        }
+        out.append(
+            ready
+                ? "ready: a job would start and pass its gates as things are now"
+                : "not ready: a job would stop at the failed check above")
+        return out
+    }
+}
+
+/// What the containerd stage decides: the first control plane's containerd
+/// is brought up to the workers' when it is older.
+public enum ContainerdFix: Sendable, Equatable {
+    case needed(master: String, from: KubeVersion, to: KubeVersion)
+    case notNeeded(String)
+
+    public static func decide(master: NodeFacts, workers: [NodeFacts]) -> ContainerdFix {
+        guard let masterRuntime = master.containerd else {
+            return .notNeeded("\(master.name) does not report a containerd runtime")
+        }
+        let workerRuntimes = workers.compactMap(\.containerd)
+        guard let wanted = workerRuntimes.min(), workerRuntimes.count == workers.count else {
+            return .notNeeded("the workers do not all report a containerd runtime")
+        }
+        guard masterRuntime < wanted else {
+            return .notNeeded("\(master.name) runs containerd \(masterRuntime), not older than the workers' \(wanted)")
+        }
+        return .needed(master: master.name, from: masterRuntime, to: wanted)
+    }
+}
