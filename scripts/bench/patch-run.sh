@@ -25,7 +25,8 @@ one() {
   until [[ -s $work/port ]]; do sleep 0.1; done
   port=$(cat "$work/port")
   token=$(cat "$TESTBED_API_TOKEN_FILE")
-  curl -sf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -X POST \
+  until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do sleep 0.1; done
+  curl -sS --fail-with-body -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -X POST \
     "http://127.0.0.1:$port/execute" -d '{"target_version":"1.34.5","kind":"patch"}' >/dev/null
   local job
   for _ in $(seq 600); do
