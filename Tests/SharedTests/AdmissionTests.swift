@@ -20,6 +20,25 @@ import Testing
     }
 
     static let cases: [Case] = [
+        Case(
+            name: "a K3s rebuild of the running release", apiServers: ["v1.34.5+k3s1"],
+            kubelets: ["v1.34.5+k3s1", "v1.34.5+k3s1"], target: "1.34.5+k3s2", kind: .patch, expected: nil),
+        Case(
+            name: "a K3s cluster at its K3s target", apiServers: ["v1.34.5+k3s2"], kubelets: ["v1.34.5+k3s2"],
+            target: "1.34.5+k3s2", kind: .patch, expected: "=already runs 1.34.5+k3s2"),
+        Case(
+            name: "an older K3s build", apiServers: ["v1.34.5+k3s2"], kubelets: ["v1.34.5+k3s2"],
+            target: "1.34.5+k3s1", kind: .patch, expected: "downgrades are not supported"),
+        Case(
+            name: "a K3s cluster sent a plain release", apiServers: ["v1.34.5+k3s1"], kubelets: ["v1.34.5+k3s1"],
+            target: "1.34.6", kind: .patch,
+            expected: "runs the K3s release 1.34.5+k3s1: name a K3s release as the target, like 1.34.6+k3s1"),
+        Case(
+            name: "a K3s release sent to kubeadm", target: "1.34.5+k3s1", kind: .patch,
+            expected: "1.34.5+k3s1 is a K3s release, but kubelet on node-0 runs 1.34.3, which is not K3s"),
+        Case(
+            name: "a K3s minor", apiServers: ["v1.34.5+k3s1"], kubelets: ["v1.34.5+k3s1"], target: "1.35.2+k3s1",
+            kind: .minor, expected: nil),
         Case(name: "the newest patch as a patch", target: "1.34.5", kind: .patch, expected: nil),
         Case(
             name: "the newest patch sent as a minor", target: "1.34.5", kind: .minor,

@@ -53,12 +53,16 @@ import Testing
         }
     }
 
-    @Test(arguments: ["1.34.5", "0.0.1", "10.200.3000"])
+    @Test(arguments: ["1.34.5", "0.0.1", "10.200.3000", "1.34.5+k3s1", "1.34.5+k3s12"])
     func strictReleaseAccepts(text: String) throws {
         #expect(try KubeVersion(strictRelease: text).description == text)
     }
 
-    @Test(arguments: ["v1.34.5", "1.34.5-1.1", "1.34", "1.34.5\n", "", "1.34.5+k3s1", "١.٢.٣", "1.34.5 && id"])
+    @Test(arguments: [
+        "v1.34.5", "1.34.5-1.1", "1.34", "1.34.5\n", "", "v1.34.5+k3s1", "١.٢.٣", "1.34.5 && id", "1.34.5+k3s",
+        "1.34.5+k3s0", "1.34.5+k3s01", "1.34.5+k3s1;id", "1.34.5+k3s1+k3s2", "1.34.5+rke2r1", "+k3s1",
+        "1.34.5+k3s1234567",
+    ])
     func strictReleaseRejects(text: String) {
         #expect(throws: VersionParseError.self) { try KubeVersion(strictRelease: text) }
     }
@@ -66,7 +70,9 @@ import Testing
     @Test(arguments: [
         ("1.34.5", "1.34.6"), ("1.34.9", "1.34.10"), ("1.33.15", "1.34.0"), ("1.35.0-alpha.1", "1.35.0-beta.0"),
         ("1.35.0-beta.2", "1.35.0-rc.1"), ("1.35.0-rc.1", "1.35.0-rc.2"), ("1.35.0-rc.2", "1.35.0"),
-        ("0.99.99", "1.0.0"), ("1.35.0-rc.1", "1.35.0-rc.1.1"),
+        ("0.99.99", "1.0.0"), ("1.35.0-rc.1", "1.35.0-rc.1.1"), ("v1.34.5+k3s1", "v1.34.5+k3s2"),
+        ("v1.34.5+k3s9", "v1.34.5+k3s10"), ("v1.34.5+k3s9", "v1.34.6+k3s1"), ("1.34.5", "1.34.5+k3s1"),
+        ("v1.35.0-rc1+k3s1", "v1.35.0+k3s1"), ("v1.35.0-rc1+k3s1", "v1.35.0-rc1+k3s2"),
     ])
     func orders(lower: String, higher: String) throws {
         let low = try KubeVersion(parsing: lower)
@@ -77,7 +83,7 @@ import Testing
     }
 
     @Test func suffixesDoNotChangeIdentity() throws {
-        let forms = ["v1.34.5", "1.34.5", "1.34.5-1.1", "1.34.5-2.1", "v1.34.5+k3s1", "v1.34.5-eks-1"]
+        let forms = ["v1.34.5", "1.34.5", "1.34.5-1.1", "1.34.5-2.1", "v1.34.5-eks-1", "v1.34.5-3+9ec7c40ec93c73"]
         let versions = try forms.map { try KubeVersion(parsing: $0) }
         #expect(Set(versions).count == 1)
         #expect(versions.allSatisfy { $0.description == "1.34.5" && $0.gitVersion == "v1.34.5" })
@@ -87,10 +93,34 @@ import Testing
         let version = try KubeVersion(parsing: "v1.34.5+k3s1")
         #expect(version.nextMinor == KubeVersion(major: 1, minor: 35, patch: 0))
         #expect(version.minorLine == "1.34")
-        #expect(version.release.suffix.isEmpty)
+        #expect(version.release == version)
+        #expect(version.release.description == "1.34.5+k3s1")
         #expect(version.isSameMinor(as: try KubeVersion(parsing: "1.34.0")))
         #expect(!version.isSameMinor(as: try KubeVersion(parsing: "1.35.5")))
         #expect(try KubeVersion(parsing: "v1.35.0-rc.1").description == "1.35.0-rc.1")
+    }
+
+    /// K3s releases: the build is read from the end of the suffix, kept by
+    /// `release`, written by `description` and `gitVersion` (the kubelet's
+    /// form), and round-trips through the strict form requests use.
+    @Test(arguments: [
+        ("v1.34.5+k3s1", 1, "1.34.5+k3s1"), ("v1.34.5+k3s12", 12, "1.34.5+k3s12"),
+        ("v1.35.0-rc1+k3s1", 1, "1.35.0-rc.1+k3s1"), ("1.34.5+k3s2", 2, "1.34.5+k3s2"),
+    ])
+    func k3sBuilds(text: String, build: Int, description: String) throws {
+        let version = try KubeVersion(parsing: text)
+        #expect(version.k3sBuild == build)
+        #expect(version.release.k3sBuild == build)
+        #expect(version.description == description)
+        #expect(version.gitVersion == "v" + description)
+        if !version.isPreRelease { #expect(try KubeVersion(strictRelease: description) == version) }
+    }
+
+    @Test(arguments: ["v1.34.5+k3s", "v1.34.5+k3s0", "v1.34.5+rke2r1", "v1.34.5-k3s1", "v1.22.3-3+9ec7c40ec93c73"])
+    func notK3sBuilds(text: String) throws {
+        let version = try KubeVersion(parsing: text)
+        #expect(version.k3sBuild == nil)
+        #expect(version == KubeVersion(major: version.major, minor: version.minor, patch: version.patch))
     }
 }
 

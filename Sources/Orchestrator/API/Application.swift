@@ -116,7 +116,8 @@ struct PlanController {
             var target: KubeVersion?
             if let text = query["target"].map(String.init) {
                 guard let version = try? KubeVersion(strictRelease: text) else {
-                    throw Problem(status: .badRequest, message: "target: must be X.Y.Z, got \(text.prefix(40))")
+                    throw Problem(
+                        status: .badRequest, message: "target: must be X.Y.Z or X.Y.Z+k3sN, got \(text.prefix(40))")
                 }
                 target = version
             }

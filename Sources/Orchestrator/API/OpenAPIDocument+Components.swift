@@ -100,7 +100,7 @@ extension OpenAPIDocument {
               properties:
                 target_version:
                   type: string
-                  pattern: "^(0|[1-9][0-9]{0,8})\\.(0|[1-9][0-9]{0,8})\\.(0|[1-9][0-9]{0,8})$"
+                  pattern: "^(0|[1-9][0-9]{0,8})\\.(0|[1-9][0-9]{0,8})\\.(0|[1-9][0-9]{0,8})(\\+k3s[1-9][0-9]{0,5})?$"
                 kind: {type: string, enum: [patch, minor]}
                 dry_run: {type: boolean, default: false}
                 stages:

@@ -157,7 +157,7 @@ enum OpenAPIDocument {
                 - name: target
                   in: query
                   required: false
-                  schema: {type: string, pattern: "^(0|[1-9][0-9]{0,8})\\.(0|[1-9][0-9]{0,8})\\.(0|[1-9][0-9]{0,8})$"}
+                  schema: {type: string, pattern: "^(0|[1-9][0-9]{0,8})\\.(0|[1-9][0-9]{0,8})\\.(0|[1-9][0-9]{0,8})(\\+k3s[1-9][0-9]{0,5})?$"}
               responses:
                 "200": {description: the forecast, content: {application/json: {schema: {$ref: "#/components/schemas/Forecast"}}}}
                 "400": {$ref: "#/components/responses/Problem"}

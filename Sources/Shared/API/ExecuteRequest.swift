@@ -53,7 +53,9 @@ public struct ExecuteRequest: Sendable, Equatable {
         } catch {
             throw RequestValidationError(
                 field: "target_version",
-                rule: "must be X.Y.Z, three numbers without leading zeros like 1.34.5 (got \"\(versionText)\")")
+                rule:
+                    "must be X.Y.Z, three numbers without leading zeros like 1.34.5, or a K3s release like "
+                    + "1.34.5+k3s1 (got \"\(versionText)\")")
         }
 
         let kindText = try Self.string(fields, "kind", required: true)!

@@ -36,6 +36,7 @@ public enum ExecuteAdmission {
         }
         let kubelets = nodes.compactMap { node in node.kubelet.map { (node: node.name, version: $0) } }
         let releases = apiServers.map(\.release) + kubelets.map(\.version.release)
+        if let mismatch = buildMismatch(target, running: kubelets) { return .refused(mismatch) }
         let leftCordoned = nodes.filter { $0.unschedulable && $0.cordonedBy != nil }.map(\.name)
         if releases.allSatisfy({ $0 == target.release }) && leftCordoned.isEmpty {
             return .nothingToDo("every API server and kubelet already runs \(target); nothing to do")
@@ -76,5 +77,23 @@ public enum ExecuteAdmission {
             }
         }
         return .accepted
+    }
+
+    /// A K3s cluster is upgraded to a K3s release (`1.34.6+k3s1`, as the
+    /// channel server names it), and a K3s release names nothing else.
+    static func buildMismatch(
+        _ target: KubeVersion, running kubelets: [(node: String, version: KubeVersion)]
+    )
+        -> String?
+    {
+        guard let sample = kubelets.first(where: { ($0.version.k3sBuild != nil) != (target.k3sBuild != nil) }) else {
+            return nil
+        }
+        if target.k3sBuild == nil {
+            return "kubelet on \(sample.node) runs the K3s release \(sample.version.release): name a K3s release "
+                + "as the target, like \(target)+k3s1 (the channel server lists them)"
+        }
+        return
+            "\(target) is a K3s release, but kubelet on \(sample.node) runs \(sample.version.release), which is not K3s"
     }
 }

@@ -8,8 +8,10 @@
 ///
 /// Identity and order are Kubernetes'; the text after the patch number is
 /// kept in ``suffix`` but only a pre-release marker (`-alpha`, `-beta`,
-/// `-rc`) takes part in comparison, so `1.34.5-1.1` and `v1.34.5+k3s1` both
-/// equal `1.34.5`.
+/// `-rc`) and a K3s build (`+k3s2`) take part in comparison, so
+/// `1.34.5-1.1` equals `1.34.5`, while `v1.34.5+k3s2` is a rebuild of the
+/// same Kubernetes release that sorts after `v1.34.5+k3s1` (and both after
+/// `1.34.5`, which no K3s node runs).
 public struct KubeVersion: Sendable, Hashable, Comparable, CustomStringConvertible {
     /// The major version: `1` for every Kubernetes release so far.
     public let major: Int
@@ -21,14 +23,19 @@ public struct KubeVersion: Sendable, Hashable, Comparable, CustomStringConvertib
     public let preRelease: [String]
     /// Everything after `major.minor.patch` as written (`-1.1`, `+k3s1`), empty if nothing.
     public let suffix: String
+    /// The K3s build of the release (`2` for `v1.34.5+k3s2`), `nil` for
+    /// every other distribution. Part of the release's identity: K3s
+    /// publishes rebuilds of one Kubernetes release as `+k3s1`, `+k3s2`.
+    public let k3sBuild: Int?
 
-    /// Creates a release version from its three numbers.
-    public init(major: Int, minor: Int, patch: Int) {
+    /// Creates a release version from its three numbers (and a K3s build).
+    public init(major: Int, minor: Int, patch: Int, k3sBuild: Int? = nil) {
         self.major = major
         self.minor = minor
         self.patch = patch
         self.preRelease = []
-        self.suffix = ""
+        self.suffix = k3sBuild.map { "+k3s\($0)" } ?? ""
+        self.k3sBuild = k3sBuild
     }
 
     /// Reads a version in any of the accepted forms.
@@ -43,20 +50,36 @@ public struct KubeVersion: Sendable, Hashable, Comparable, CustomStringConvertib
         self.patch = numbers.2
         self.suffix = String(rest)
         self.preRelease = try Self.readPreRelease(rest, original: text)
+        self.k3sBuild = Self.k3sBuild(of: rest)
     }
 
-    /// Reads a version that must be exactly `X.Y.Z` with digits only: the form
-    /// accepted wherever a version is about to reach a shell or a request.
+    /// Reads a version that must be exactly `X.Y.Z` with digits only, or a
+    /// K3s release `X.Y.Z+k3sN`: the forms accepted wherever a version is
+    /// about to reach a shell or a request.
     public init(strictRelease text: String) throws(VersionParseError) {
-        guard !text.isEmpty, text.utf8.allSatisfy({ $0 == UInt8(ascii: ".") || Self.isDigit($0) }) else {
-            throw VersionParseError(input: text, reason: "must be three dot-separated numbers like 1.34.5")
-        }
+        let strict = "must be three dot-separated numbers like 1.34.5, or a K3s release like 1.34.5+k3s1"
         var rest = Substring(text)
-        let numbers = try Self.readCore(&rest, original: text)
-        guard rest.isEmpty else {
-            throw VersionParseError(input: text, reason: "must be three dot-separated numbers like 1.34.5")
+        let core = rest.prefix { $0 != "+" }
+        guard !core.isEmpty, core.utf8.allSatisfy({ $0 == UInt8(ascii: ".") || Self.isDigit($0) }) else {
+            throw VersionParseError(input: text, reason: strict)
         }
-        self.init(major: numbers.0, minor: numbers.1, patch: numbers.2)
+        let numbers = try Self.readCore(&rest, original: text)
+        let build = Self.k3sBuild(of: rest)
+        guard rest.isEmpty || build.map({ rest == "+k3s\($0)" }) == true else {
+            throw VersionParseError(input: text, reason: strict)
+        }
+        self.init(major: numbers.0, minor: numbers.1, patch: numbers.2, k3sBuild: build)
+    }
+
+    /// `N` when `suffix` ends in `+k3sN` (`+k3s2`, `-rc1+k3s1`): digits
+    /// only, no leading zero, at most six of them.
+    private static func k3sBuild(of suffix: Substring) -> Int? {
+        guard let plus = suffix.lastIndex(of: "+") else { return nil }
+        let tail = suffix[suffix.index(after: plus)...]
+        guard tail.hasPrefix("k3s") else { return nil }
+        let digits = tail.dropFirst(3)
+        guard (1...6).contains(digits.count), digits.utf8.allSatisfy(isDigit), digits.first != "0" else { return nil }
+        return Int(digits)
     }
 
     /// Whether this is a pre-release (`-alpha`, `-beta`, `-rc`).
@@ -65,8 +88,9 @@ public struct KubeVersion: Sendable, Hashable, Comparable, CustomStringConvertib
     /// The first release of the next minor: `1.35.0` for `1.34.5`.
     public var nextMinor: KubeVersion { KubeVersion(major: major, minor: minor + 1, patch: 0) }
 
-    /// The release without suffix or pre-release: `1.34.5` for `v1.34.5+k3s1`.
-    public var release: KubeVersion { KubeVersion(major: major, minor: minor, patch: patch) }
+    /// The release without suffix or pre-release, keeping a K3s build:
+    /// `1.34.5` for `1.34.5-1.1`, `1.34.5+k3s1` for `v1.34.5+k3s1`.
+    public var release: KubeVersion { KubeVersion(major: major, minor: minor, patch: patch, k3sBuild: k3sBuild) }
 
     /// `1.34` for `1.34.5`: the name of the package repository line.
     public var minorLine: String { "\(major).\(minor)" }
@@ -76,19 +100,24 @@ public struct KubeVersion: Sendable, Hashable, Comparable, CustomStringConvertib
         major == other.major && minor == other.minor
     }
 
-    /// `1.34.5`, or `1.35.0-rc.1` for a pre-release; never the distribution suffix.
+    /// `1.34.5`, `1.35.0-rc.1` for a pre-release, `1.34.5+k3s2` for a K3s
+    /// release; never another distribution's suffix.
     public var description: String {
-        preRelease.isEmpty
+        let core =
+            preRelease.isEmpty
             ? "\(major).\(minor).\(patch)" : "\(major).\(minor).\(patch)-\(preRelease.joined(separator: "."))"
+        return k3sBuild.map { core + "+k3s\($0)" } ?? core
     }
 
-    /// `v1.34.5`: the form of the API server's `gitVersion` and of `kubeadm upgrade apply`.
+    /// `v1.34.5`: the form of the API server's `gitVersion` and of `kubeadm
+    /// upgrade apply`; `v1.34.5+k3s2` for K3s, as its kubelets report it.
     public var gitVersion: String { "v" + description }
 
     // MARK: - Identity and order
 
     public static func == (lhs: KubeVersion, rhs: KubeVersion) -> Bool {
         lhs.major == rhs.major && lhs.minor == rhs.minor && lhs.patch == rhs.patch && lhs.preRelease == rhs.preRelease
+            && lhs.k3sBuild == rhs.k3sBuild
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -96,13 +125,15 @@ public struct KubeVersion: Sendable, Hashable, Comparable, CustomStringConvertib
         hasher.combine(minor)
         hasher.combine(patch)
         hasher.combine(preRelease)
+        hasher.combine(k3sBuild)
     }
 
     public static func < (lhs: KubeVersion, rhs: KubeVersion) -> Bool {
         if lhs.major != rhs.major { return lhs.major < rhs.major }
         if lhs.minor != rhs.minor { return lhs.minor < rhs.minor }
         if lhs.patch != rhs.patch { return lhs.patch < rhs.patch }
-        return Self.preReleaseLess(lhs.preRelease, rhs.preRelease)
+        if lhs.preRelease != rhs.preRelease { return Self.preReleaseLess(lhs.preRelease, rhs.preRelease) }
+        return (lhs.k3sBuild ?? 0) < (rhs.k3sBuild ?? 0)
     }
 
     /// Semantic Versioning 2.0 §11: a release sorts after its pre-releases;
