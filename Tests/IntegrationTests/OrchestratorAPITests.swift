@@ -183,7 +183,7 @@ struct OrchestratorAPITests {
         #expect(asked[dotted: "ready"] == .bool(false))
         let bad = try await api.call("GET", "/plan?target=1.34.x", route: "/plan")
         #expect(bad.status == 400)
-        #expect(try api.json(bad)[dotted: "error"]?.stringValue == "target: must be X.Y.Z, got 1.34.x")
+        #expect(try api.json(bad)[dotted: "error"]?.stringValue == "target: must be X.Y.Z or X.Y.Z+k3sN, got 1.34.x")
         let minor = try await api.call("GET", "/plan?target=1.35.2", route: "/plan")
         #expect(minor.status == 422, "\(minor.text)")
 
