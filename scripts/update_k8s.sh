@@ -10,6 +10,8 @@
 #   update_k8s.sh --containerd X.Y.Z [--dry-run]
 #   update_k8s.sh --snap microk8s --channel X.Y/stable --release X.Y.Z [--dry-run]
 #   update_k8s.sh --snap-revert microk8s --channel X.Y/stable --release X.Y.Z [--dry-run]
+#   update_k8s.sh --k3s server|agent --release X.Y.Z+k3sN --artifacts URL [--dry-run]
+#   update_k8s.sh --k3s-revert server|agent --release X.Y.Z+k3sN [--dry-run]
 #   update_k8s.sh --run-id ID [--from ATTEMPT:LINES] ARGS...
 #   update_k8s.sh --forget-run ID
 #
@@ -34,6 +36,18 @@
 #                         snap already runs --release, then hold it and switch its
 #                         tracking back to --channel (revert keeps the new channel,
 #                         which a later auto-refresh would follow)
+#   --k3s server|agent    (K3s) swap the k3s binary as the k3s-upgrade image does:
+#                         fetch <URL>/v<release>/k3s[-arm64|-armhf] and its
+#                         sha256sum-<arch>.txt, refuse a checksum mismatch, a binary
+#                         that is not --release and a downgrade; keep the binary
+#                         it replaces under /var/lib/k8s-upgrade/k3s-kept; install
+#                         with the old binary's owner, mode and SELinux context (a
+#                         rename, so the running k3s keeps its file); restart k3s
+#                         (server) or k3s-agent (agent)
+#   --artifacts URL       (K3s) where releases are published, GitHub's layout:
+#                         https://github.com/k3s-io/k3s/releases/download or a mirror
+#   --k3s-revert server|agent  (K3s) put back the kept binary of --release (the one
+#                         the last swap replaced) and restart the service
 #   --dry-run             print every command that would change the node, run none
 #   --run-id ID           run detached from this session, so that a dropped SSH
 #                         connection or a restarted orchestrator does not kill it
@@ -92,6 +106,8 @@ usage() {
   echo "       update_k8s.sh --repo-minor X.Y [--dry-run]" >&2
   echo "       update_k8s.sh --containerd X.Y.Z [--dry-run]" >&2
   echo "       update_k8s.sh --snap|--snap-revert microk8s --channel X.Y/stable --release X.Y.Z [--dry-run]" >&2
+  echo "       update_k8s.sh --k3s server|agent --release X.Y.Z+k3sN --artifacts URL [--dry-run]" >&2
+  echo "       update_k8s.sh --k3s-revert server|agent --release X.Y.Z+k3sN [--dry-run]" >&2
   echo "       update_k8s.sh --run-id ID [--from ATTEMPT:LINES] ARGS..." >&2
   echo "       update_k8s.sh --forget-run ID" >&2
 }
@@ -103,6 +119,7 @@ fail_usage() {
 }
 
 role="" release="" repo_minor="" containerd="" snap="" snap_revert="" channel="" dry_run=0
+k3s="" k3s_revert="" artifacts=""
 run_id="" from="" in_run="" forget_run=""
 # The arguments a detached run is started with: all but the run's own.
 run_args=()
@@ -115,6 +132,9 @@ while [[ $# -gt 0 ]]; do
     --snap) [[ $# -ge 2 ]] || fail_usage "--snap needs a value"; snap=$2; run_args+=("$1" "$2"); shift ;;
     --snap-revert) [[ $# -ge 2 ]] || fail_usage "--snap-revert needs a value"; snap_revert=$2; run_args+=("$1" "$2"); shift ;;
     --channel) [[ $# -ge 2 ]] || fail_usage "--channel needs a value"; channel=$2; run_args+=("$1" "$2"); shift ;;
+    --k3s) [[ $# -ge 2 ]] || fail_usage "--k3s needs a value"; k3s=$2; run_args+=("$1" "$2"); shift ;;
+    --k3s-revert) [[ $# -ge 2 ]] || fail_usage "--k3s-revert needs a value"; k3s_revert=$2; run_args+=("$1" "$2"); shift ;;
+    --artifacts) [[ $# -ge 2 ]] || fail_usage "--artifacts needs a value"; artifacts=$2; run_args+=("$1" "$2"); shift ;;
     --dry-run) dry_run=1 ;;
     --run-id) [[ $# -ge 2 ]] || fail_usage "--run-id needs a value"; run_id=$2; shift ;;
     --from) [[ $# -ge 2 ]] || fail_usage "--from needs a value"; from=$2; shift ;;
@@ -154,6 +174,23 @@ elif [[ -n $snap || -n $snap_revert ]]; then
   [[ ${channel%/stable} == "${release%.*}" ]] || fail_usage "--release $release is not in --channel $channel"
 elif [[ -n $channel ]]; then
   fail_usage "--channel goes with --snap or --snap-revert"
+elif [[ -n $k3s || -n $k3s_revert ]]; then
+  [[ -z $k3s || -z $k3s_revert ]] || fail_usage "--k3s and --k3s-revert do not go together"
+  case ${k3s:-$k3s_revert} in
+    server | agent) ;;
+    *) fail_usage "--k3s and --k3s-revert take server or agent, got '${k3s:-$k3s_revert}'" ;;
+  esac
+  [[ -z $role && -z $repo_minor && -z $containerd ]] || fail_usage "--k3s goes with --release and --artifacts only"
+  [[ $release =~ ^[0-9]+\.[0-9]+\.[0-9]+\+k3s[1-9][0-9]{0,5}$ ]] ||
+    fail_usage "--release must be a K3s release X.Y.Z+k3sN, got '$release'"
+  if [[ -n $k3s ]]; then
+    [[ $artifacts =~ ^https?://[A-Za-z0-9._~%+-][A-Za-z0-9._~/:%+-]*$ ]] ||
+      fail_usage "--artifacts must be an http:// or https:// URL (letters, digits, - . _ ~ / : % +), got '$artifacts'"
+  else
+    [[ -z $artifacts ]] || fail_usage "--k3s-revert takes no --artifacts (it puts back the kept binary)"
+  fi
+elif [[ -n $artifacts ]]; then
+  fail_usage "--artifacts goes with --k3s"
 elif [[ -n $repo_minor ]]; then
   [[ -z $role && -z $release && -z $containerd ]] || fail_usage "--repo-minor goes alone (with --dry-run)"
   [[ $repo_minor =~ ^[0-9]+\.[0-9]+$ ]] || fail_usage "--repo-minor must be X.Y, got '$repo_minor'"
@@ -528,6 +565,167 @@ if [[ -n $snap ]]; then
   change snap refresh --hold "$snap"
   snap_verify "$snap"
   step "done: $snap at $release ($channel)"
+  exit 0
+fi
+
+# ---- K3s: the binary swapped as the k3s-upgrade image does it -----------------
+# The binary the last swap replaced, kept for a revert or a rollback (one
+# release at a time: a k3s binary is about 70 MB).
+K3S_KEPT="$STATE_DIR/k3s-kept"
+K3S_PENDING="$STATE_DIR/k3s-restart-pending"
+K3S_DOWNLOAD="$STATE_DIR/k3s-download"
+K3S_DOWNLOAD_TIMEOUT=${K8S_UPGRADE_K3S_DOWNLOAD_TIMEOUT:-600}
+
+# Where the install script put k3s: /usr/local/bin, or /opt/bin when
+# /usr/local/bin is read-only.
+k3s_binary() {
+  local candidate
+  for candidate in "$ROOT/usr/local/bin/k3s" "$ROOT/opt/bin/k3s"; do
+    if [[ -x $candidate ]]; then
+      printf '%s\n' "$candidate"
+      return 0
+    fi
+  done
+  echo "update_k8s.sh: k3s is not installed here (neither /usr/local/bin/k3s nor /opt/bin/k3s)" >&2
+  exit 1
+}
+
+# The release a k3s binary says it is: `k3s version v1.34.5+k3s1 (5a1b2c3d)`
+# gives 1.34.5+k3s1; nothing when it says something else.
+k3s_version() {
+  local said
+  said=$("$1" --version 2>/dev/null) || true
+  awk 'NR == 1 && $1 == "k3s" && $2 == "version" && $3 ~ /^v[0-9]+\.[0-9]+\.[0-9]+\+k3s[0-9]+$/ {
+    print substr($3, 2) }' <<<"$said"
+}
+
+# A K3s release as one number that orders releases: 1.34.5+k3s2 after
+# 1.34.5+k3s1, after 1.34.4+k3s9.
+k3s_order() {
+  local major minor patch build
+  IFS=. read -r major minor patch build <<<"${1/+k3s/.}"
+  echo $((10#$major * 1000000000000000 + 10#$minor * 10000000000 + 10#$patch * 100000 + 10#$build))
+}
+
+# Puts $1 (a verified k3s binary) in place of $2, the installed one: a copy
+# beside it with its owner, mode and SELinux context, renamed over it, so
+# that the running k3s keeps the file it started from.
+k3s_install() {
+  local new=$1 bin=$2
+  change cp -- "$new" "$bin.k8s-upgrade-new"
+  change chown --reference="$bin" "$bin.k8s-upgrade-new"
+  change chmod --reference="$bin" "$bin.k8s-upgrade-new"
+  if command -v getenforce >/dev/null 2>&1 && [[ $(getenforce 2>/dev/null) != Disabled ]]; then
+    change chcon --reference="$bin" "$bin.k8s-upgrade-new"
+  fi
+  change mv -f -- "$bin.k8s-upgrade-new" "$bin"
+}
+
+# Restarts the service; the orchestrator then judges the node (Ready, its
+# kubelet at the release) through the API.
+k3s_restart() {
+  local service=$1
+  step "restarting $service"
+  change systemctl restart "$service"
+  ((dry_run)) || rm -f "$K3S_PENDING"
+}
+
+if [[ -n $k3s || -n $k3s_revert ]]; then
+  service="k3s"
+  [[ ${k3s:-$k3s_revert} == server ]] || service="k3s-agent"
+  bin=$(k3s_binary)
+  current=$(k3s_version "$bin")
+  [[ -n $current ]] || { echo "update_k8s.sh: $bin --version names no K3s release" >&2; exit 1; }
+  if [[ $current == "$release" ]]; then
+    if [[ -f $K3S_PENDING ]]; then
+      step "k3s already at $release; an earlier run stopped before restarting $service"
+    elif ! systemctl is-active --quiet "$service" 2>/dev/null; then
+      step "k3s already at $release; $service is not running"
+    else
+      step "k3s already at $release"
+      exit 0
+    fi
+    k3s_restart "$service"
+    if ((dry_run)); then step "dry run: nothing was changed"; else step "done: $service at $release"; fi
+    exit 0
+  fi
+fi
+
+if [[ -n $k3s_revert ]]; then
+  kept="$K3S_KEPT/k3s-$release"
+  if [[ ! -x $kept || $(k3s_version "$kept") != "$release" ]]; then
+    echo "update_k8s.sh: no kept k3s $release on this node to put back (kept: $(find "$K3S_KEPT" -mindepth 1 -maxdepth 1 -printf '%f ' 2>/dev/null))" >&2
+    exit 1
+  fi
+  step "putting back the kept k3s $release in place of $current"
+  if ((!dry_run)); then take_node_lock && : >"$K3S_PENDING"; fi
+  k3s_install "$kept" "$bin"
+  k3s_restart "$service"
+  if ((dry_run)); then step "dry run: nothing was changed"; else step "done: $service reverted to $release"; fi
+  exit 0
+fi
+
+if [[ -n $k3s ]]; then
+  if (($(k3s_order "$release") < $(k3s_order "$current"))); then
+    echo "update_k8s.sh: k3s $current runs here, newer than $release: a downgrade is refused" \
+      "(k3s-revert puts back the binary the last upgrade replaced)" >&2
+    exit 1
+  fi
+  case $(uname -m) in
+    x86_64 | amd64) arch=amd64 suffix="" ;;
+    aarch64 | arm64) arch=arm64 suffix=-arm64 ;;
+    s390x) arch=s390x suffix=-s390x ;;
+    arm*) arch=arm suffix=-armhf ;;
+    *) echo "update_k8s.sh: K3s publishes no binary for $(uname -m)" >&2; exit 1 ;;
+  esac
+  url="${artifacts%/}/v$release"
+  step "upgrading k3s $current to $release ($arch) from $url"
+  if ((dry_run)); then
+    printf 'would run: %s\n' "curl -fsSL $url/sha256sum-$arch.txt $url/k3s$suffix (then check the sha256)" \
+      "install it as $bin, keeping $current under $K3S_KEPT" "systemctl restart $service"
+    step "dry run: nothing was changed"
+    exit 0
+  fi
+  take_node_lock
+  rm -rf "$K3S_DOWNLOAD"
+  mkdir -p "$K3S_DOWNLOAD"
+  fetch() {
+    printf '+ curl -fsSL -o %s %s\n' "$2" "$1"
+    curl -fsSL --retry 3 --connect-timeout 30 --max-time "$K3S_DOWNLOAD_TIMEOUT" -o "$2" "$1" 7>&- 8>&- 9>&- ||
+      { echo "update_k8s.sh: could not fetch $1; nothing was installed" >&2; exit 1; }
+  }
+  fetch "$url/sha256sum-$arch.txt" "$K3S_DOWNLOAD/sha256sum.txt"
+  expected=$(awk -v f="k3s$suffix" '$2 == f || $2 == "*" f { print $1; exit }' "$K3S_DOWNLOAD/sha256sum.txt")
+  [[ $expected =~ ^[0-9a-f]{64}$ ]] ||
+    { echo "update_k8s.sh: $url/sha256sum-$arch.txt lists no sha256 for k3s$suffix; nothing was installed" >&2; exit 1; }
+  fetch "$url/k3s$suffix" "$K3S_DOWNLOAD/k3s"
+  actual=$(sha256sum "$K3S_DOWNLOAD/k3s")
+  actual=${actual%% *}
+  if [[ $actual != "$expected" ]]; then
+    echo "update_k8s.sh: $url/k3s$suffix has sha256 $actual, but sha256sum-$arch.txt says $expected;" \
+      "nothing was installed" >&2
+    rm -rf "$K3S_DOWNLOAD"
+    exit 1
+  fi
+  echo "sha256 $actual verified"
+  chmod 755 "$K3S_DOWNLOAD/k3s"
+  fetched=$(k3s_version "$K3S_DOWNLOAD/k3s")
+  if [[ $fetched != "$release" ]]; then
+    echo "update_k8s.sh: the binary fetched for $release says it is ${fetched:-no K3s release}; nothing was installed" >&2
+    rm -rf "$K3S_DOWNLOAD"
+    exit 1
+  fi
+  step "keeping k3s $current under $K3S_KEPT"
+  mkdir -p "$K3S_KEPT"
+  change cp -p -- "$bin" "$K3S_KEPT/k3s-$current.new"
+  change mv -f -- "$K3S_KEPT/k3s-$current.new" "$K3S_KEPT/k3s-$current"
+  find "$K3S_KEPT" -mindepth 1 -maxdepth 1 ! -name "k3s-$current" -exec rm -f {} +
+  : >"$K3S_PENDING"
+  step "installing k3s $release as $bin"
+  k3s_install "$K3S_DOWNLOAD/k3s" "$bin"
+  rm -rf "$K3S_DOWNLOAD"
+  k3s_restart "$service"
+  step "done: $service at $release"
   exit 0
 fi
 

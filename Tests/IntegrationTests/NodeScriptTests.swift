@@ -103,6 +103,16 @@ extension TestBedSuites {
                 ("--snap microk8s --channel 1.35/stable --role worker --release 1.35.1", "--snap goes with --channel"),
                 ("--forget-run 'job-1;rm'", "--forget-run must be letters, digits"),
                 ("--forget-run job-1-worker --role worker --release 1.34.5", "--forget-run goes alone"),
+                ("--k3s agent --release 1.34.5 --artifacts http://mirror.lan/k3s", "--release must be a K3s release"),
+                ("--k3s agent --release 1.34.5+k3s0 --artifacts http://mirror.lan/k3s", "must be a K3s release"),
+                ("--k3s worker --release 1.34.5+k3s1 --artifacts http://mirror.lan/k3s", "take server or agent"),
+                ("--k3s agent --release 1.34.5+k3s1 --artifacts 'http://mirror.lan/k3s;reboot'", "--artifacts must be"),
+                ("--k3s agent --release 1.34.5+k3s1 --artifacts ftp://mirror.lan/k3s", "--artifacts must be"),
+                ("--k3s agent --release 1.34.5+k3s1", "--artifacts must be an http"),
+                ("--k3s-revert agent --release 1.34.5+k3s1 --artifacts http://mirror.lan/k3s", "takes no --artifacts"),
+                ("--k3s agent --k3s-revert agent --release 1.34.5+k3s1", "do not go together"),
+                ("--k3s agent --role worker --release 1.34.5+k3s1 --artifacts http://mirror.lan", "--k3s goes with"),
+                ("--artifacts http://mirror.lan/k3s --role worker --release 1.34.5", "--artifacts goes with --k3s"),
             ]
             for (arguments, message) in cases {
                 let result = try await Self.run(bed, "worker-1", arguments)
@@ -494,6 +504,137 @@ extension TestBedSuites {
             #expect(try await Self.versions(bed)["worker-2"] == "v1.34.2")
             let back = try await Self.onNode(bed, "worker-2", "snap list microk8s")
             #expect(back.contains("v1.34.2  8612  1.34/stable") && back.contains("classic,held"))
+        }
+
+        // MARK: - K3s
+
+        static let k3sArtifacts = TestEnvironment.fixtures.deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("testbed/k3s_artifacts.py").path
+
+        /// Publishes the releases in GitHub's layout under the bed's
+        /// repository server, installs the first on `node` as its k3s and
+        /// starts `service`; returns the artifact URL.
+        static func k3sNode(_ bed: TestBed, _ node: String, service: String, releases: [String]) async throws -> String
+        {
+            let folder = bed.directory.appendingPathComponent("repo/k3s").path
+            let setUp = """
+                python3 \(Shell.quote(k3sArtifacts)) --root \(Shell.quote(folder)) \(releases.joined(separator: " "))
+                mkdir -p "$K8S_NODE_ROOT/usr/local/bin"
+                cp \(Shell.quote(folder))/v\(releases[0])/k3s "$K8S_NODE_ROOT/usr/local/bin/k3s"
+                systemctl restart \(service)
+                """
+            _ = try await onNode(bed, node, setUp)
+            // A server's restart takes its API away for a moment.
+            if service == "k3s" { try await bed.waitOutAPIOutage() }
+            return (bed.environment["TESTBED_REPO_BASE"] ?? "").replacingOccurrences(of: "/core:/stable:", with: "")
+                + "/k3s"
+        }
+
+        /// The K3s mode swaps the binary as the k3s-upgrade image does,
+        /// fetched from an artifact server in GitHub's layout: a binary
+        /// whose sha256 is not the listed one, a release that is not
+        /// published and a downgrade are refused with nothing installed;
+        /// the swap keeps the replaced binary, restarts k3s-agent and the
+        /// node's kubelet reports the new build; a second run changes
+        /// nothing; the revert puts the kept binary back.
+        @Test func k3sSwapsAVerifiedBinaryKeepsTheOldOneAndRevertsToIt() async throws {
+            let bed = try await TestBed.start()
+            let url = try await Self.k3sNode(
+                bed, "worker-3", service: "k3s-agent", releases: ["1.34.4+k3s1", "1.34.5+k3s1", "1.34.5+k3s2"])
+            #expect(try await Self.versions(bed)["worker-3"] == "v1.34.4+k3s1")
+            let installed =
+                #"sha256sum "$K8S_NODE_ROOT/usr/local/bin/k3s"; ls "$K8S_NODE_ROOT/var/lib/k8s-upgrade""#
+                + #" 2>/dev/null || true"#
+            let untouched = try await Self.onNode(bed, "worker-3", installed)
+            func k3s(_ arguments: String) async throws -> SSHCommandResult {
+                try await Self.run(bed, "worker-3", arguments + " --artifacts " + Shell.quote(url))
+            }
+
+            // A download that is not what the release's checksum file lists.
+            let corrupt = bed.directory.appendingPathComponent("repo/k3s/v1.34.5+k3s2/k3s")
+            let good = try Data(contentsOf: corrupt)
+            try Data("#!/bin/sh\necho 'k3s version v1.34.5+k3s2 (ffffffff)'\n".utf8).write(to: corrupt)
+            let mismatch = try await k3s("--k3s agent --release 1.34.5+k3s2")
+            #expect(mismatch.exitStatus == 1)
+            #expect(mismatch.stderrText.contains("but sha256sum-amd64.txt says"), "\(mismatch.stderrText)")
+            #expect(mismatch.stderrText.contains("nothing was installed"))
+            let unpublished = try await k3s("--k3s agent --release 1.34.6+k3s1")
+            #expect(unpublished.exitStatus == 1)
+            #expect(unpublished.stderrText.contains("could not fetch \(url)/v1.34.6+k3s1/sha256sum-amd64.txt"))
+            let afterRefusals = try await Self.onNode(bed, "worker-3", installed)
+            #expect(afterRefusals.hasPrefix(untouched.prefix(64)), "\(afterRefusals)")
+            #expect(!afterRefusals.contains("k3s-kept"))
+            try good.write(to: corrupt)
+
+            let dry = try await k3s("--k3s agent --release 1.34.5+k3s1 --dry-run")
+            #expect(dry.exitStatus == 0, "\(dry.stderrText)")
+            #expect(dry.stdoutText.contains("would run: curl -fsSL \(url)/v1.34.5+k3s1/sha256sum-amd64.txt"))
+            #expect(dry.stdoutText.contains("would run: systemctl restart k3s-agent"))
+            #expect(try await Self.onNode(bed, "worker-3", installed).hasPrefix(untouched.prefix(64)))
+
+            let swapped = try await k3s("--k3s agent --release 1.34.5+k3s1")
+            #expect(swapped.exitStatus == 0, "\(swapped.stderrText)")
+            #expect(swapped.stdoutText.contains("==> upgrading k3s 1.34.4+k3s1 to 1.34.5+k3s1 (amd64)"))
+            #expect(swapped.stdoutText.contains("verified\n==> keeping k3s 1.34.4+k3s1 under"))
+            #expect(swapped.stdoutText.contains("+ mv -f -- "))
+            #expect(
+                swapped.stdoutText.hasSuffix(
+                    "==> restarting k3s-agent\n+ systemctl restart k3s-agent\n"
+                        + "==> done: k3s-agent at 1.34.5+k3s1\n"), "\(swapped.stdoutText)")
+            #expect(try await Self.versions(bed)["worker-3"] == "v1.34.5+k3s1")
+            let kept = try await Self.onNode(
+                bed, "worker-3",
+                #"ls "$K8S_NODE_ROOT/var/lib/k8s-upgrade/k3s-kept"; k3s_bin="#
+                    + #""$K8S_NODE_ROOT/usr/local/bin/k3s"; "$k3s_bin" --version | head -n 1"#)
+            #expect(kept.hasPrefix("k3s-1.34.4+k3s1\nk3s version v1.34.5+k3s1 ("), "\(kept)")
+
+            let before = try await Self.fingerprint(bed, "worker-3")
+            let again = try await k3s("--k3s agent --release 1.34.5+k3s1")
+            #expect(again.exitStatus == 0)
+            #expect(again.stdoutText == "==> k3s already at 1.34.5+k3s1\n")
+            let downgrade = try await k3s("--k3s agent --release 1.34.4+k3s1")
+            #expect(downgrade.exitStatus == 1)
+            #expect(
+                downgrade.stderrText.contains(
+                    "k3s 1.34.5+k3s1 runs here, newer than 1.34.4+k3s1: a downgrade is refused"))
+            #expect(try await Self.fingerprint(bed, "worker-3") == before)
+
+            let notKept = try await Self.run(bed, "worker-3", "--k3s-revert agent --release 1.34.2+k3s1")
+            #expect(notKept.exitStatus == 1)
+            #expect(
+                notKept.stderrText.contains("no kept k3s 1.34.2+k3s1 on this node to put back (kept: k3s-1.34.4+k3s1 )")
+            )
+            let reverted = try await Self.run(bed, "worker-3", "--k3s-revert agent --release 1.34.4+k3s1")
+            #expect(reverted.exitStatus == 0, "\(reverted.stderrText)")
+            #expect(reverted.stdoutText.hasSuffix("==> done: k3s-agent reverted to 1.34.4+k3s1\n"))
+            #expect(try await Self.versions(bed)["worker-3"] == "v1.34.4+k3s1")
+            #expect(try await Self.onNode(bed, "worker-3", installed).hasPrefix(untouched.prefix(64)))
+        }
+
+        /// A server's run killed after the swap, before `systemctl restart
+        /// k3s` (a dropped session, a killed orchestrator): the binary is
+        /// the new one but k3s still runs the old, so the next run restarts
+        /// k3s instead of calling the node done.
+        @Test func aK3sRunKilledBeforeItsRestartRestartsK3sWhenRunAgain() async throws {
+            let bed = try await TestBed.start()
+            let url = try await Self.k3sNode(bed, "master", service: "k3s", releases: ["1.34.4+k3s1", "1.34.5+k3s1"])
+            _ = try await Self.onNode(
+                bed, "master", #"echo 'before systemctl restart k3s' >"$K8S_NODE_ROOT/var/lib/testbed/die-at""#)
+            let arguments = "--k3s server --release 1.34.5+k3s1 --artifacts " + Shell.quote(url)
+            let killed = try await Self.run(bed, "master", arguments)
+            #expect(killed.exitStatus != 0)
+            #expect(try await Self.versions(bed)["master"] == "v1.34.4+k3s1")
+
+            let again = try await Self.run(bed, "master", arguments)
+            #expect(again.exitStatus == 0, "\(again.stderrText)")
+            #expect(
+                again.stdoutText.hasPrefix(
+                    "==> k3s already at 1.34.5+k3s1; an earlier run stopped before restarting k3s\n"),
+                "\(again.stdoutText)")
+            try await bed.waitOutAPIOutage()
+            #expect(try await Self.versions(bed)["master"] == "v1.34.5+k3s1")
+            let third = try await Self.run(bed, "master", arguments)
+            #expect(third.stdoutText == "==> k3s already at 1.34.5+k3s1\n", "\(third.stdoutText)")
         }
     }
 }

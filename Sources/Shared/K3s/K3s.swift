@@ -250,10 +250,13 @@ public struct K3s: Distribution {
         ["--k3s", role == .worker ? "agent" : "server", "--release", target.description, "--artifacts", artifacts]
     }
 
-    /// A failed K3s step installs nothing (the checksum is checked first)
-    /// or leaves the previous binary beside the new one, which `k8s-upgrade
-    /// rollback` of the node restores; nothing is reverted by itself.
-    public func revertStep(role: NodeRole, to release: KubeVersion) -> [String]? { nil }
+    /// A failed K3s step installed nothing (the checksum and the binary's
+    /// own version are checked first), or swapped the binary and kept the
+    /// one it replaced: the revert puts that one back and restarts the
+    /// service (nothing changes on a node still at `release`).
+    public func revertStep(role: NodeRole, to release: KubeVersion) -> [String]? {
+        ["--k3s-revert", role == .worker ? "agent" : "server", "--release", release.description]
+    }
 
     /// The API server runs inside the `k3s server` process: no pod, and
     /// its version is the kubelet's.
