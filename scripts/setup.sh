@@ -10,6 +10,8 @@ APT_PACKAGES=(
   # test bed: real servers the tests start on loopback
   openssh-server openssh-client openssl etcd-server etcd-client
   prometheus prometheus-pushgateway python3 python3-pip
+  # a K3s server's SQLite datastore, checked and backed up with the real sqlite3
+  sqlite3
   # the real-apt node: a Debian root (debootstrap), a signed repository (apt-ftparchive, gpg)
   debootstrap apt-utils gpg
   # checks and benchmarks

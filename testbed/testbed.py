@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The test bed: a simulated cluster whose parts are real.
 
-  testbed.py up   [--dir DIR] [--scenario default|ha|microk8s|microk8s-ha|synthetic-N|FILE.json]
+  testbed.py up   [--dir DIR] [--scenario default|ha|microk8s|microk8s-ha|k3s|synthetic-N|FILE.json]
                   [--running-version X.Y.Z]
                   [--master-containerd X.Y.Z] [--orchestrator] [--soak SECONDS]
                   [--orchestrator-node NODE] [--orchestrator-grace S] [--orchestrator-restart-delay S]
@@ -34,6 +34,18 @@ leader are DIR/dqlite/cluster.json and DIR/dqlite/leader
 (testbed/node-tools/dqlite). Their sshd logs in through
 testbed/node-tools/_node_login, which maps /snap and /var/snap paths into
 the node's root; the orchestrator runs with --distribution microk8s.
+
+The K3s scenario (k3s: 1 server on SQLite + 2 agents) has no etcd and no
+apt packages in use: every node runs the k3s binary of its release at
+usr/local/bin/k3s under its root (a stand-in written by
+testbed/k3s_artifacts.py, whose restart through the bed's systemctl
+reports its release as the kubelet's), the server holds K3s' SQLite
+database (a real one) and token under var/lib/rancher/k3s/server; the
+repository server also serves the channel server's list
+(/v1-release/channels) and the releases in GitHub's layout (/k3s/v<release>/).
+Their sshd logs in through testbed/node-tools/_node_login, which maps
+/var/lib/rancher/k3s paths into the node's root; the orchestrator runs with
+--distribution k3s.
 """
 import argparse
 import json
@@ -64,6 +76,47 @@ SCENARIOS = {
     "microk8s-ha": (["cp-1", "cp-2", "cp-3"], ["worker-1"]),
 }
 MICROK8S = {"microk8s", "microk8s-ha"}
+SCENARIOS["k3s"] = (["server-1"], ["agent-1", "agent-2"])
+K3S = {"k3s"}
+K3S_BUILD = "+k3s1"  # every bed release's K3s build
+
+
+def make_k3s_releases(bed, repo_url):
+    """The channel server's list and every bed release in GitHub's layout,
+    under the repository server's root."""
+    sys.path.insert(0, str(REPO_ROOT / "testbed"))
+    import k3s_artifacts
+    releases = [f"{version}{K3S_BUILD}" for versions in RELEASES.values() for version in versions]
+    k3s_artifacts.write(bed / "repo" / "k3s", releases)
+    channels = [(f"v{minor}", f"v{versions[-1]}{K3S_BUILD}") for minor, versions in RELEASES.items()]
+    newest = list(RELEASES.values())
+    channels = [("stable", f"v{newest[-2][-1]}{K3S_BUILD}"), ("latest", f"v{newest[-1][-1]}{K3S_BUILD}")] + channels
+    data = [{"id": name, "type": "channel", "links": {"self": f"{repo_url}/v1-release/channels/{name}"},
+             "name": name, "latest": latest} for name, latest in channels]
+    (bed / "repo" / "v1-release").mkdir(parents=True)
+    (bed / "repo" / "v1-release" / "channels").write_text(json.dumps(
+        {"type": "collection", "links": {"self": f"{repo_url}/v1-release/channels"}, "actions": {},
+         "resourceType": "channels", "data": data}))
+
+
+def make_k3s(bed, root, role, running):
+    """A K3s node: the k3s binary of its release, its service running; a
+    server's SQLite datastore (a real database) and token."""
+    binary = root / "usr/local/bin/k3s"
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(bed / "repo" / "k3s" / f"v{running}" / "k3s", binary)
+    service = "k3s" if role == "control-plane" else "k3s-agent"
+    (root / "var/lib/testbed" / f"{service}-running").write_text(f"v{running}\n")
+    if role == "control-plane":
+        import sqlite3
+        db = root / "var/lib/rancher/k3s/server/db"
+        db.mkdir(parents=True)
+        with sqlite3.connect(db / "state.db") as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("CREATE TABLE kine (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, value BLOB)")
+            connection.executemany("INSERT INTO kine (name, value) VALUES (?, ?)",
+                                   [(f"/registry/test-bed/{i}", os.urandom(64)) for i in range(50)])
+        (root / "var/lib/rancher/k3s/server/token").write_text(f"K10{os.urandom(16).hex()}::server:{os.urandom(8).hex()}\n")
 
 
 def snap_revision(version):
@@ -277,7 +330,7 @@ def make_host_keys(bed, names):
 
 
 def make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url, running, containerd, api_outage,
-              dqlite=None):
+              dqlite=None, k3s=False):
     root = bed / "nodes" / name
     for sub in ("etc/apt/sources.list.d", "var/lib/testbed/installed", "var/lib/testbed/holds",
                 "var/lib/testbed/lists", "ssh"):
@@ -294,6 +347,8 @@ def make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url, r
     (root / "var/lib/testbed/kubelet-running").write_text(running + "\n")
     if dqlite is not None:
         make_snap(root, name, role, running, dqlite)
+    elif k3s:
+        make_k3s(bed, root, role, running)
     elif role == "control-plane":
         manifests = root / "etc/kubernetes/manifests"
         manifests.mkdir(parents=True, exist_ok=True)
@@ -316,7 +371,7 @@ def make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url, r
         "StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
         "PermitRootLogin prohibit-password\nMaxStartups 64:30:128\nMaxSessions 64\nLogLevel ERROR\n"
         f"SetEnv PATH={TOOLS}:/usr/sbin:/usr/bin:/sbin:/bin K8S_NODE_ROOT={root}\n"
-        + (f"ForceCommand {TOOLS / '_node_login'}\n" if dqlite is not None else ""))
+        + (f"ForceCommand {TOOLS / '_node_login'}\n" if dqlite is not None or k3s else ""))
     return root, port
 
 
@@ -333,6 +388,9 @@ def up(args):
         raise SystemExit(f"testbed: --running-version must be X.Y.Z, got {args.running_version}")
     if ".".join(args.running_version.split(".")[:2]) not in RELEASES:
         raise SystemExit(f"testbed: the repository has no {args.running_version}; minors: {', '.join(RELEASES)}")
+    k3s = scenario in K3S
+    # K3s nodes run a K3s build of the release.
+    running = args.running_version + (K3S_BUILD if k3s else "")
     if scenario.endswith(".json"):
         # A scenario file: its control planes and workers, read the way the simulator reads them.
         document = json.loads(pathlib.Path(scenario).read_text())
@@ -363,9 +421,11 @@ def up(args):
         raise SystemExit(f"testbed: {sim_binary} is missing; run `swift build` first")
     sim = start(bed, "k8s-cluster-sim", [sim_binary, "--scenario", scenario, "--token-file", bed / "token",
                                          "--port-file", bed / "sim.port", "--tls-cert", pki / "server.crt",
-                                         "--tls-key", pki / "server.key", "--running-version", args.running_version,
+                                         "--tls-key", pki / "server.key", "--running-version", running,
                                          "--containerd", f"{master}={args.master_containerd}"])
     repo_url = f"http://127.0.0.1:{wait_for_file(bed / 'repo.port', repo_server, 'the package repository')}"
+    if k3s:
+        make_k3s_releases(bed, repo_url)
     sim_port = wait_for_file(bed / 'sim.port', sim, 'k8s-cluster-sim')
     sim_url = f"https://127.0.0.1:{sim_port}"
     # Clients reach the API through a proxy that refuses connections while
@@ -388,7 +448,7 @@ def up(args):
         shutil.copytree(master_root / "etc/kubernetes/pki", bed / "nodes" / name / "etc/kubernetes/pki",
                         dirs_exist_ok=True)
     # MicroK8s: dqlite instead, the cluster's live membership and leader in DIR/dqlite.
-    members = {} if microk8s else {name: (free_port(), free_port()) for name in control_planes}
+    members = {} if microk8s or k3s else {name: (free_port(), free_port()) for name in control_planes}
     dqlite_yaml = None
     if microk8s:
         (bed / "dqlite").mkdir()
@@ -446,9 +506,9 @@ def up(args):
     for name in control_planes + workers:
         role = "control-plane" if name in control_planes else "worker"
         root, port = make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_urls.get(name, etcd_url),
-                               args.running_version,
+                               running,
                                args.master_containerd if name == master else CONTAINERD_RUNNING, args.api_outage,
-                               dqlite_yaml if microk8s else None)
+                               dqlite_yaml if microk8s else None, k3s)
         servers.append((name, port, start(bed, f"sshd-{name}", ["/usr/sbin/sshd", "-D", "-e", "-f",
                                                                  root / "ssh" / "sshd_config"])))
         # Only the ed25519 key, as the runbook tells operators to collect;
@@ -475,7 +535,8 @@ def up(args):
         "contexts:\n- name: testbed\n  context: {cluster: testbed, user: admin}\ncurrent-context: testbed\n")
     env = {
         "TESTBED_DIR": str(bed), "TESTBED_SCENARIO": scenario,
-        "TESTBED_DISTRIBUTION": "microk8s" if microk8s else "kubeadm", "KUBECONFIG": str(bed / "kubeconfig"),
+        "TESTBED_DISTRIBUTION": "microk8s" if microk8s else "k3s" if k3s else "kubeadm",
+        "KUBECONFIG": str(bed / "kubeconfig"),
         "TESTBED_API_URL": api_url, "TESTBED_SIM_URL": sim_url,
         "TESTBED_API_OUTAGE_FILE": str(bed / "api-outage"),
         "TESTBED_API_TOKEN_FILE": str(bed / "token"), "TESTBED_CA": str(pki / "ca.crt"),
@@ -493,6 +554,9 @@ def up(args):
         "TESTBED_ORCHESTRATOR_URL": webhook_url, "TESTBED_ORCHESTRATOR_TOKEN_FILE": str(bed / "token"),
         "TESTBED_ORCHESTRATOR_ARGS": str(bed / "orchestrator.args"),
     }
+    if k3s:
+        env["TESTBED_K3S_CHANNEL_URL"] = f"{repo_url}/v1-release/channels"
+        env["TESTBED_K3S_ARTIFACT_URL"] = f"{repo_url}/k3s"
     (bed / "slack-webhook").write_text(env["TESTBED_SLACK_WEBHOOK_URL"] + "\n")
     serve = [
         "serve", "--listen", "127.0.0.1:0", "--store", str(bed / "jobs.sqlite"), "--api-token-file", str(bed / "token"),
@@ -504,7 +568,9 @@ def up(args):
         "--repo-base", env["TESTBED_REPO_BASE"], "--expected-nodes", str(len(ports)),
         "--poll-interval", "0.2", "--soak", str(args.soak), "--gate-wait", "60", "--node-ready-timeout", "20",
         "--drain-timeout", "60",
-    ] + (["--distribution", "microk8s"] if microk8s else [])
+    ] + (["--distribution", "microk8s"] if microk8s else []) + (
+        ["--distribution", "k3s", "--k3s-channel-url", env["TESTBED_K3S_CHANNEL_URL"],
+         "--k3s-artifact-url", env["TESTBED_K3S_ARTIFACT_URL"]] if k3s else [])
     (bed / "orchestrator.args").write_text(json.dumps(serve))
     if args.orchestrator:
         # The orchestrator runs as a pod of the simulated cluster (testbed/orchestrator_pod.py):

@@ -623,10 +623,11 @@ actor ClusterStore {
             || node[["metadata", "labels", "node.kubernetes.io/microk8s-controlplane"]] != nil
     }
 
-    /// kubeadm's control planes carry the NoSchedule control-plane taint;
-    /// MicroK8s' run workloads.
+    /// kubeadm's control planes (role label with an empty value) carry the
+    /// NoSchedule control-plane taint; MicroK8s' and K3s' ("true") run
+    /// workloads.
     static func isTainted(_ node: JSONValue) -> Bool {
-        node[["metadata", "labels", "node-role.kubernetes.io/control-plane"]] != nil
+        node[["metadata", "labels", "node-role.kubernetes.io/control-plane"]]?.stringValue == ""
     }
 
     static func isNodeReady(_ node: JSONValue) -> Bool {

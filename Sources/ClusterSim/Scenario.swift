@@ -98,7 +98,9 @@ enum IntOrPercent: Codable, Sendable, Equatable {
 extension Scenario {
     /// A built-in scenario by name: `default` (1 master + 4 workers on
     /// 1.34.3), `ha` (3 control planes + 3 workers), `microk8s` (1 control
-    /// plane + 2 workers), `microk8s-ha` (3 dqlite voters + 1 worker), or
+    /// plane + 2 workers), `microk8s-ha` (3 dqlite voters + 1 worker), `k3s`
+    /// (1 server on SQLite + 2 agents), `k3s-ha` (3 servers with embedded
+    /// etcd + 1 agent), or
     /// `synthetic-N` (1 master + N-1 workers, no workloads).
     static func named(_ name: String) -> Scenario? {
         switch name {
@@ -107,6 +109,9 @@ extension Scenario {
             return standard(controlPlanes: ["cp-1", "cp-2", "cp-3"], workers: (1...3).map { "worker-\($0)" })
         case "microk8s": return microK8s(controlPlanes: ["cp-1"], workers: ["worker-1", "worker-2"])
         case "microk8s-ha": return microK8s(controlPlanes: ["cp-1", "cp-2", "cp-3"], workers: ["worker-1"])
+        case "k3s": return k3s(servers: ["server-1"], agents: ["agent-1", "agent-2"], embeddedEtcd: false)
+        case "k3s-ha":
+            return k3s(servers: ["server-1", "server-2", "server-3"], agents: ["agent-1"], embeddedEtcd: true)
         default:
             guard name.hasPrefix("synthetic-"), let count = Int(name.dropFirst("synthetic-".count)), count >= 1 else {
                 return nil
@@ -126,6 +131,23 @@ extension Scenario {
         for (index, name) in (controlPlanes + workers).enumerated() {
             scenario.nodes[index].roles = [controlPlanes.contains(name) ? "microk8s-controlplane" : "microk8s-worker"]
             scenario.nodes[index].internalIP = "10.10.0.\(11 + index)"
+        }
+        return scenario
+    }
+
+    /// K3s nodes as K3s labels them: every node with the `k3s` instance
+    /// type, servers with the control-plane and master roles set to "true"
+    /// (and etcd's with embedded etcd); no static pods (the API server runs
+    /// in the k3s process) and no taint (K3s servers run workloads).
+    private static func k3s(servers: [String], agents: [String], embeddedEtcd: Bool) -> Scenario {
+        var scenario = standard(controlPlanes: [], workers: servers + agents)
+        for (index, name) in (servers + agents).enumerated() {
+            scenario.nodes[index].kubeletVersion = "1.34.3+k3s1"
+            scenario.nodes[index].labels["node.kubernetes.io/instance-type"] = "k3s"
+            guard servers.contains(name) else { continue }
+            for role in ["control-plane", "master"] + (embeddedEtcd ? ["etcd"] : []) {
+                scenario.nodes[index].labels["node-role.kubernetes.io/\(role)"] = "true"
+            }
         }
         return scenario
     }

@@ -37,7 +37,9 @@ struct Settings: Sendable {
         repoBase = try SharedOptions.repoBase.read(options.repoBase, reader)
         policy = try SharedOptions.policy(allowMinor: options.allowMinor, minorMinPatch: options.minorMinPatch, reader)
         pushgatewayURL = try SharedOptions.pushgatewayURL.read(options.pushgatewayURL, reader)
-        distribution = try SharedOptions.chosenDistribution(options.distribution, reader)
+        distribution = try SharedOptions.chosenDistribution(
+            options.distribution, k3sChannelURL: options.k3sChannelURL, k3sArtifactURL: options.k3sArtifactURL,
+            reader)
         orchestratorURL = try DetectorOptions.orchestratorURL.read(options.orchestratorURL, reader)
         orchestratorTokenFile = try DetectorOptions.orchestratorTokenFile.read(options.orchestratorTokenFile, reader)
         jobDryRun = try DetectorOptions.jobDryRun.read(options.jobDryRun, reader)

@@ -61,6 +61,12 @@ struct VersionCheck: AsyncParsableCommand {
     @Option(help: ArgumentHelp(SharedOptions.distribution.help))
     var distribution: String?
 
+    @Option(help: ArgumentHelp(SharedOptions.k3sChannelURL.help))
+    var k3sChannelURL: String?
+
+    @Option(help: ArgumentHelp(SharedOptions.k3sArtifactURL.help))
+    var k3sArtifactURL: String?
+
     @Option(help: ArgumentHelp(DetectorOptions.orchestratorURL.help))
     var orchestratorURL: String?
 

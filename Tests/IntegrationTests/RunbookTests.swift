@@ -304,7 +304,9 @@ extension TestBedSuites {
                         read.insert(definition)
                     }
                     if text.contains("SharedOptions.policy(") { read.formUnion(["allow-minor", "minor-min-patch"]) }
-                    if text.contains("SharedOptions.chosenDistribution(") { read.insert("distribution") }
+                    if text.contains("SharedOptions.chosenDistribution(") {
+                        read.formUnion(["distribution", "k3s-channel-url", "k3s-artifact-url"])
+                    }
                 }
                 let missing = Set(required).subtracting(read).subtracting(["help", "version"])
                 #expect(missing.isEmpty, "\(files): options without their K8SUP_ variable: \(missing.sorted())")

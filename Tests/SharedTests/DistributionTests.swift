@@ -248,11 +248,28 @@ import Testing
     @Test func theDistributionIsChosenByNameAndMicroK8sControlPlanesAreFound() throws {
         #expect(Distributions.named("microk8s")?.name == "microk8s")
         #expect(Distributions.named("kubeadm")?.name == "kubeadm")
-        #expect(Distributions.named("k3s") == nil)
+        #expect((Distributions.named("k3s") as? K3s)?.channelServer == K3s.defaultChannelServer)
+        #expect(Distributions.named("rke2") == nil)
         let reader = OptionReader(environment: ["K8SUP_DISTRIBUTION": "microk8s"])
         #expect(try SharedOptions.chosenDistribution(nil, reader).name == "microk8s")
         #expect(try SharedOptions.chosenDistribution("kubeadm", reader).name == "kubeadm")
         #expect(throws: SettingsError.self) { try SharedOptions.chosenDistribution("snap", reader) }
+
+        // K3s with a mirror's channel server (the variable) and artifacts (the flag).
+        let mirror = OptionReader(environment: [
+            "K8SUP_DISTRIBUTION": "k3s", "K8SUP_K3S_CHANNEL_URL": "http://mirror.lan/k3s/v1-release/channels",
+        ])
+        let k3s = try SharedOptions.chosenDistribution(nil, k3sArtifactURL: "http://mirror.lan/k3s/", mirror) as? K3s
+        #expect(k3s?.channelServer == "http://mirror.lan/k3s/v1-release/channels")
+        #expect(k3s?.artifacts == "http://mirror.lan/k3s")
+        #expect(
+            throws: SettingsError(
+                "k3s-channel-url: the K3s channel server URL must be http:// or https:// followed by a host and path "
+                    + "(letters, digits, - . _ ~ / : % +), got \"http://mirror.lan/a b\"")
+        ) { try SharedOptions.chosenDistribution("k3s", k3sChannelURL: "http://mirror.lan/a b", reader) }
+        #expect {
+            try SharedOptions.chosenDistribution("k3s", k3sArtifactURL: "https://mirror.lan/k3s?x=1", reader)
+        } throws: { "\($0)".hasPrefix("k3s-artifact-url: the K3s artifact URL must be") }
         func node(_ labels: [String: String]) -> NodeFacts {
             NodeFacts(
                 node: .object([

@@ -28,6 +28,19 @@ import Testing
         #expect(operations.map(\.description).joined(separator: ", ") == expected)
     }
 
+    /// A patch with `--patch-drain false` cordons the node but leaves its
+    /// pods running through the restart; a minor always drains.
+    @Test func aPatchWithoutDrainOnlyCordons() {
+        let kept = NodeProcedure.operations(
+            role: .master, action: .upgrade, script: Self.script, soaks: false, drains: false)
+        #expect(
+            kept.map(\.description).joined(separator: ", ")
+                == "gate, quorum, start, reach, cordon, script --role worker --release 1.34.5, uncordon, verify, done")
+        #expect(NodeProcedure.drains(kind: .minor, patchDrain: false))
+        #expect(NodeProcedure.drains(kind: .patch, patchDrain: true))
+        #expect(!NodeProcedure.drains(kind: .patch, patchDrain: false))
+    }
+
     /// Only what lies between start and done fails the node itself: the
     /// gate, the quorum check and the soak fail the job before or after it.
     @Test func nodeStepsAreThoseBetweenStartAndDone() {

@@ -30,7 +30,8 @@ extension UpgradePipeline {
             let operations = NodeProcedure.operations(
                 role: step.role, action: action,
                 script: settings.distribution.nodeStep(role: step.role, target: job.request.targetVersion),
-                soaks: settings.soak > .zero)
+                soaks: settings.soak > .zero,
+                drains: NodeProcedure.drains(kind: job.request.kind, patchDrain: settings.patchDrain))
             var work = NodeWork(
                 node: node, step: step, action: action, stage: stage,
                 line: UpgradeReport.NodeReport(

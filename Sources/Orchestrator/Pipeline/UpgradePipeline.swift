@@ -13,6 +13,8 @@ struct PipelineSettings: Sendable {
     var masterNode: String?
     var workerOrder: WorkerOrder
     var soak: Duration
+    /// Drain each node for a patch too (a minor always drains).
+    var patchDrain: Bool = true
     var nodeReadyTimeout: Duration
     var scriptTimeout: Duration
     var podReadyRatio: Double

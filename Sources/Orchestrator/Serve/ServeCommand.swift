@@ -73,6 +73,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp(SharedOptions.distribution.help))
     var distribution: String?
 
+    @Option(help: ArgumentHelp(SharedOptions.k3sChannelURL.help))
+    var k3sChannelURL: String?
+
+    @Option(help: ArgumentHelp(SharedOptions.k3sArtifactURL.help))
+    var k3sArtifactURL: String?
+
     @Option(help: ArgumentHelp(ServeOptions.slackWebhookFile.help))
     var slackWebhookFile: String?
 
@@ -93,6 +99,9 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp(ServeOptions.soak.help))
     var soak: Double?
+
+    @Option(help: ArgumentHelp(ServeOptions.patchDrain.help))
+    var patchDrain: Bool?
 
     @Option(help: ArgumentHelp(ServeOptions.drainTimeout.help))
     var drainTimeout: Double?

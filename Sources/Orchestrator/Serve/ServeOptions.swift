@@ -85,6 +85,10 @@ enum ServeOptions {
     static let soak = Define.seconds(
         "soak", "Seconds each upgraded worker is watched (gate and Ready) before the next.", default: 600,
         range: 0...86400)
+    static let patchDrain = Define.boolean(
+        "patch-drain",
+        "Drain each node for a patch upgrade (true or false); false only cordons it and keeps its pods running through the restart, which K3s, MicroK8s and kubeadm's kubelet make without stopping containers. A minor upgrade always drains.",
+        default: true)
     static let drainTimeout = Define.seconds(
         "drain-timeout", "Seconds a node's drain may take before it stops, naming the pods left.", default: 600,
         range: 1...86400)

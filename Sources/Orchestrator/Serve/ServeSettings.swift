@@ -33,6 +33,7 @@ struct ServeSettings: Sendable {
     var masterNode: String?
     var workerOrder: WorkerOrder
     var soak: Duration
+    var patchDrain: Bool
     var drainTimeout: Duration
     var drainExclusion: DrainExclusion
     var nodeReadyTimeout: Duration
@@ -77,7 +78,8 @@ struct ServeSettings: Sendable {
         }
         nodeScriptPath = try ServeOptions.nodeScript.read(flags.nodeScript, reader)
         pushgatewayURL = try SharedOptions.pushgatewayURL.read(flags.pushgatewayURL, reader)
-        distribution = try SharedOptions.chosenDistribution(flags.distribution, reader)
+        distribution = try SharedOptions.chosenDistribution(
+            flags.distribution, k3sChannelURL: flags.k3sChannelURL, k3sArtifactURL: flags.k3sArtifactURL, reader)
         slackWebhookFile = try ServeOptions.slackWebhookFile.read(flags.slackWebhookFile, reader)
         backupDir = try ServeOptions.backupDir.read(flags.backupDir, reader)
         snapshotKeep = try ServeOptions.snapshotKeep.read(flags.snapshotKeep, reader)
@@ -85,6 +87,7 @@ struct ServeSettings: Sendable {
         masterNode = try ServeOptions.masterNode.read(flags.masterNode, reader)
         workerOrder = try ServeOptions.workerOrder.read(flags.workerOrder, reader)
         soak = try ServeOptions.soak.read(flags.soak, reader)
+        patchDrain = try ServeOptions.patchDrain.read(flags.patchDrain, reader)
         drainTimeout = try ServeOptions.drainTimeout.read(flags.drainTimeout, reader)
         drainExclusion = try Self.drainExclusion(flags.drainExclude, reader, environment: environment)
         nodeReadyTimeout = try ServeOptions.nodeReadyTimeout.read(flags.nodeReadyTimeout, reader)

@@ -53,6 +53,7 @@ struct Server {
                 nodeScript: nodeScript, backupDir: settings.backupDir, snapshotKeep: settings.snapshotKeep,
                 expectedNodes: settings.expectedNodes,
                 masterNode: settings.masterNode, workerOrder: settings.workerOrder, soak: settings.soak,
+                patchDrain: settings.patchDrain,
                 nodeReadyTimeout: settings.nodeReadyTimeout, scriptTimeout: settings.scriptTimeout,
                 podReadyRatio: settings.podReadyRatio, quietPeriodHours: settings.quietPeriodHours,
                 repoBase: settings.repoBase, distribution: settings.distribution),

@@ -151,11 +151,21 @@ public enum SharedOptions {
 
     public static let distribution = Define.text(
         "distribution",
-        "How the nodes install Kubernetes: kubeadm (apt packages from pkgs.k8s.io) or microk8s (the snap); keep the detector's and the service's the same.",
+        "How the nodes install Kubernetes: kubeadm (apt packages from pkgs.k8s.io), microk8s (the snap) or k3s (the k3s binary, from the channel server and the artifact URL); keep the detector's and the service's the same.",
         default: "kubeadm"
     ) { name in
         Distributions.named(name) == nil ? "\(name) is not one of \(Distributions.names.joined(separator: ", "))" : nil
     }
+
+    public static let k3sChannelURL = Define.url(
+        "k3s-channel-url",
+        "K3s: the channel server's channel list, whose v1.X channels name each minor's newest release (a mirror's for air-gapped sites).",
+        default: K3s.defaultChannelServer)
+
+    public static let k3sArtifactURL = Define.url(
+        "k3s-artifact-url",
+        "K3s: where releases are published in GitHub's layout, <url>/v<release>/k3s and sha256sum-<arch>.txt (a mirror's for air-gapped sites).",
+        default: K3s.defaultArtifacts)
 
     public static let pushgatewayURL = Define.url(
         "pushgateway-url", "Pushgateway base URL for the gauges; empty pushes nothing.")
@@ -166,11 +176,26 @@ public enum SharedOptions {
         (sshKeyFile.name, sshKeyFile.help), (knownHostsFile.name, knownHostsFile.help),
         (repoBase.name, repoBase.help), (allowMinor.name, allowMinor.help), (minorMinPatch.name, minorMinPatch.help),
         (pushgatewayURL.name, pushgatewayURL.help), (distribution.name, distribution.help),
+        (k3sChannelURL.name, k3sChannelURL.help), (k3sArtifactURL.name, k3sArtifactURL.help),
     ]
 
-    /// The distribution `--distribution` names, validated.
-    public static func chosenDistribution(_ flag: String?, _ reader: OptionReader) throws -> any Distribution {
+    /// The distribution `--distribution` names, validated; K3s with its
+    /// channel server and artifact URL.
+    public static func chosenDistribution(
+        _ flag: String?, k3sChannelURL channels: String? = nil, k3sArtifactURL artifacts: String? = nil,
+        _ reader: OptionReader
+    ) throws -> any Distribution {
         let name = try distribution.read(flag, reader)
+        if name == "k3s" {
+            let channelServer = try k3sChannelURL.read(channels, reader)
+            let artifactURL = try k3sArtifactURL.read(artifacts, reader)
+            do { _ = try K3s(channelServer: channelServer) } catch {
+                throw SettingsError("\(k3sChannelURL.name): \(error.description)")
+            }
+            do { return try K3s(channelServer: channelServer, artifacts: artifactURL) } catch {
+                throw SettingsError("\(k3sArtifactURL.name): \(error.description)")
+            }
+        }
         guard let chosen = Distributions.named(name) else { throw SettingsError("distribution \(name) is unknown") }
         return chosen
     }

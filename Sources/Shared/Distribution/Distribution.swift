@@ -136,13 +136,15 @@ public struct UpdaterHold: Sendable, Equatable {
 
 /// The distributions `--distribution` names.
 public enum Distributions {
-    public static let names = ["kubeadm", "microk8s"]
+    public static let names = ["kubeadm", "microk8s", "k3s"]
 
-    /// The distribution called `name`, or `nil` for a name not in ``names``.
+    /// The distribution called `name` (K3s from the public channel server
+    /// and GitHub's releases), or `nil` for a name not in ``names``.
     public static func named(_ name: String) -> (any Distribution)? {
         switch name {
         case "kubeadm": KubeadmApt()
         case "microk8s": MicroK8sSnap()
+        case "k3s": try? K3s()
         default: nil
         }
     }

@@ -63,24 +63,34 @@ public enum NodeOperation: Sendable, Equatable, CustomStringConvertible {
 }
 
 public enum NodeProcedure {
+    /// Whether nodes are drained: always for a minor (kubelets of a new
+    /// minor may not take over the old one's pods, kubernetes#129385), for
+    /// a patch unless `--patch-drain` says no.
+    public static func drains(kind: UpgradeKind, patchDrain: Bool) -> Bool {
+        kind == .minor || patchDrain
+    }
+
     /// What happens to a node in `role` whose live action is `action`:
     ///
     /// - every node waits at the gate first; a control plane's datastore
     ///   must stay quorate without it;
     /// - `upgrade` checks the kubelet skew (workers), reaches the node, cordons,
-    ///   drains, runs `script`, uncordons, verifies;
+    ///   drains (unless `drains` is false: a patch whose restart keeps the
+    ///   node's containers running), runs `script`, uncordons, verifies;
     /// - `finish` (the script ran, the node is still cordoned by this tool)
     ///   only uncordons and verifies;
     /// - a worker soaks afterwards when `soaks`; `skip` does nothing.
     public static func operations(
-        role: NodeRole, action: NodeAction, script: [String], soaks: Bool
+        role: NodeRole, action: NodeAction, script: [String], soaks: Bool, drains: Bool = true
     ) -> [NodeOperation] {
         let worker = role == .worker
         let work: [NodeOperation]
         switch action {
         case .skip: return []
         case .upgrade:
-            work = (worker ? [.kubeletSkew] : []) + [.reach, .cordon, .drain, .script(script), .uncordon, .verify]
+            work =
+                (worker ? [.kubeletSkew] : []) + [.reach, .cordon] + (drains ? [.drain] : [])
+                + [.script(script), .uncordon, .verify]
         case .finish: work = [.uncordon, .verify]
         }
         return [.gate] + (worker ? [] : [.quorum]) + [.start] + work + [.done] + (worker && soaks ? [.soak] : [])

@@ -82,7 +82,7 @@ public struct UpgradeReport: Sendable, Equatable {
             if !node.blockers.isEmpty { line += "; blockers: " + node.blockers.joined(separator: "; ") }
             return line
         }
-        if let snapshotPath { lines.append("etcd snapshot: \(snapshotPath)\(snapshot.map { " (\($0))" } ?? "")") }
+        if let snapshotPath { lines.append("snapshot: \(snapshotPath)\(snapshot.map { " (\($0))" } ?? "")") }
         lines.append("total: \(Self.seconds(totalSeconds))\(dryRun ? " (dry run: nothing was changed)" : "")")
         return lines
     }

@@ -1,0 +1,133 @@
+import Foundation
+import Shared
+import SharedIO
+import TestSupport
+import Testing
+
+extension TestBedSuites {
+    /// K3s on the test bed: every node's sshd real, its k3s binary a
+    /// stand-in published in GitHub's layout (testbed/k3s_artifacts.py), the
+    /// server's SQLite datastore a real database read and backed up with
+    /// the real sqlite3, the channel server's list served by the bed, the
+    /// service run with --distribution k3s, the API simulator judged by
+    /// kubectl.
+    @Suite("K3s end to end", .serialized)
+    struct K3sBedTests {
+        typealias Pipeline = PipelineBedTests
+
+        /// The release the node's k3s binary says it is, and the kept one.
+        static func k3s(_ bed: TestBed, _ node: String) async throws -> (running: String, kept: String) {
+            let shown = try await bed.ssh(node).run(
+                #"k="$K8S_NODE_ROOT/usr/local/bin/k3s"; "$k" --version | head -n 1; "#
+                    + #"ls "$K8S_NODE_ROOT/var/lib/k8s-upgrade/k3s-kept" 2>/dev/null || true"#)
+            let lines = shown.stdoutText.split(separator: "\n").map(String.init)
+            let running = lines.first?.split(separator: " ").dropFirst(2).first.map(String.init) ?? ""
+            return (running, lines.dropFirst().joined(separator: " "))
+        }
+
+        /// The detector as the weekly CronJob runs it for K3s, reading the
+        /// channel server's list on server-1 and dispatching to `server`.
+        static func detect(_ bed: TestBed, dispatchingTo server: RunningOrchestrator) async throws {
+            try await Pipeline.detect(
+                bed, dispatchingTo: server, master: "server-1",
+                extra: [
+                    "--distribution", "k3s", "--k3s-channel-url", bed.environment["TESTBED_K3S_CHANNEL_URL"] ?? "",
+                ])
+        }
+
+        /// Runs a shell command on this machine, for the checks of an archive.
+        static func local(_ command: String) throws -> String {
+            let result = try TestEnvironment.execute("/bin/sh", ["-c", command])
+            #expect(result.status == 0, "\(command): \(result.stderr)")
+            return result.stdout
+        }
+
+        // MARK: - 1. A patch, dispatched by the detector
+
+        @Test func theDetectorDispatchesTheNewestBuildAndServersGoBeforeAgents() async throws {
+            let bed = try await TestBed.start(scenario: "k3s")
+            let server = try await OrchestratorFixture(bed: bed, extra: ["--soak", "0"]).launch()
+            try await Self.detect(bed, dispatchingTo: server)
+            let done = try await server.waitForJob(1, state: "succeeded", timeout: 120)
+            #expect(done[dotted: "request.target_version"]?.stringValue == "1.34.5+k3s1")
+            let events = Pipeline.events(done)
+            #expect(
+                events.filter { $0.kind == "node_started" }.map(\.node) == ["server-1", "agent-1", "agent-2"])
+            #expect(
+                events.contains {
+                    $0.stage == "containerd" && $0.message.contains("K3s ships containerd inside its binary")
+                })
+            #expect(events.contains { $0.stage == "repo" && $0.message.contains("from the channel server") })
+            #expect(
+                events.contains { $0.message.contains("upgrading k3s 1.34.3+k3s1 to 1.34.5+k3s1 (amd64)") })
+            #expect(events.contains { $0.node == "agent-2" && $0.message == "+ systemctl restart k3s-agent" })
+            #expect(events.contains { $0.node == "server-1" && $0.message == "+ systemctl restart k3s" })
+
+            let nodes = try await Pipeline.nodes(bed)
+            #expect(nodes.count == 3)
+            for (name, node) in nodes {
+                #expect(
+                    node == Pipeline.NodeState(version: "v1.34.5+k3s1", unschedulable: false, cordonedBy: nil),
+                    "\(name)")
+                let binary = try await Self.k3s(bed, name)
+                #expect(binary.running == "v1.34.5+k3s1" && binary.kept == "k3s-1.34.3+k3s1", "\(name): \(binary)")
+            }
+            let annotations = try await Pipeline.namespaceAnnotations(bed)
+            #expect(annotations.keys.filter { $0.hasPrefix("k8s-upgrade.io/") }.isEmpty, "\(annotations)")
+
+            // The backup: a consistent copy of the SQLite database and the
+            // server token, in an archive on the server.
+            let summary = done[dotted: "result.snapshot"]?.stringValue ?? ""
+            #expect(summary.hasPrefix("K3s SQLite copy and server token, "), "\(summary)")
+            let path = done[dotted: "result.snapshot_path"]?.stringValue ?? ""
+            #expect(path.hasPrefix((bed.environment["TESTBED_BACKUP_DIR"] ?? "") + "/k8s-upgrade-pre-1.34.5+k3s1-"))
+            #expect(path.hasSuffix(".tar.gz"))
+            let unpacked = try TestEnvironment.makeDirectory("k3s-backup").path
+            let listing = try Self.local("tar -xzf \(Shell.quote(path)) -C \(unpacked) && ls \(unpacked)")
+            #expect(listing == "datastore\nstate.db\ntoken\n")
+            let token = try String(
+                contentsOf: bed.directory.appendingPathComponent("nodes/server-1/var/lib/rancher/k3s/server/token"),
+                encoding: .utf8)
+            #expect(try String(contentsOfFile: unpacked + "/token", encoding: .utf8) == token)
+            #expect(
+                try Self.local("sqlite3 \(unpacked)/state.db 'PRAGMA integrity_check; SELECT count(*) FROM kine;'")
+                    == "ok\n50\n")
+        }
+
+        // MARK: - 2. A release whose binary is not the one its checksums list
+
+        /// The first server refuses the download, nothing is installed and
+        /// no agent is touched; once the release is published right, the
+        /// resumed job takes every node to it.
+        @Test func aBinaryThatFailsItsChecksumIsNeverInstalledAndTheResumeFinishes() async throws {
+            let bed = try await TestBed.start(scenario: "k3s")
+            let server = try await OrchestratorFixture(bed: bed, extra: ["--soak", "0"]).launch()
+            let published = bed.directory.appendingPathComponent("repo/k3s/v1.34.5+k3s1/k3s")
+            let good = try Data(contentsOf: published)
+            try Data("#!/bin/sh\necho 'k3s version v1.34.5+k3s1 (00000000)'\n".utf8).write(to: published)
+
+            try await Pipeline.execute(server, #"{"target_version":"1.34.5+k3s1","kind":"patch"}"#)
+            let failed = try await server.waitForJob(1, state: "failed", timeout: 90)
+            let error = failed[dotted: "error"]?.stringValue ?? ""
+            #expect(error.contains("but sha256sum-amd64.txt says"), "\(error)")
+            #expect(error.contains("nothing was installed"), "\(error)")
+            let events = Pipeline.events(failed)
+            #expect(events.filter { $0.kind == "node_started" }.map(\.node) == ["server-1"])
+            for node in bed.nodes {
+                let binary = try await Self.k3s(bed, node)
+                #expect(binary.running == "v1.34.3+k3s1" && binary.kept.isEmpty, "\(node): \(binary)")
+            }
+            #expect(try await Pipeline.nodes(bed)["server-1"]?.version == "v1.34.3+k3s1")
+
+            try good.write(to: published)
+            let resumed = try await server.request("POST", "/jobs/1/resume")
+            #expect(resumed.status == 202, "\(resumed.text)")
+            _ = try await server.waitForJob(1, state: "succeeded", timeout: 120)
+            for (name, node) in try await Pipeline.nodes(bed) {
+                #expect(
+                    node == Pipeline.NodeState(version: "v1.34.5+k3s1", unschedulable: false, cordonedBy: nil),
+                    "\(name)")
+            }
+        }
+    }
+}
