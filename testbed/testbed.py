@@ -40,7 +40,9 @@ apt packages in use: every node runs the k3s binary of its release at
 usr/local/bin/k3s under its root (a stand-in written by
 testbed/k3s_artifacts.py, whose restart through the bed's systemctl
 reports its release as the kubelet's), the server holds K3s' SQLite
-database (a real one) and token under var/lib/rancher/k3s/server; the
+database (a real one, kept open in WAL mode and written to every half
+second by testbed/k3s_kine.py, as k3s' kine does) and token under
+var/lib/rancher/k3s/server; the
 repository server also serves the channel server's list
 (/v1-release/channels) and the releases in GitHub's layout (/k3s/v<release>/).
 Their sshd logs in through testbed/node-tools/_node_login, which maps
@@ -117,6 +119,7 @@ def make_k3s(bed, root, role, running):
             connection.executemany("INSERT INTO kine (name, value) VALUES (?, ?)",
                                    [(f"/registry/test-bed/{i}", os.urandom(64)) for i in range(50)])
         (root / "var/lib/rancher/k3s/server/token").write_text(f"K10{os.urandom(16).hex()}::server:{os.urandom(8).hex()}\n")
+        start(bed, f"kine-{root.name}", [sys.executable, REPO_ROOT / "testbed" / "k3s_kine.py", "--db", db / "state.db"])
 
 
 def snap_revision(version):

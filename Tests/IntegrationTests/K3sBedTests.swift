@@ -42,13 +42,34 @@ extension TestBedSuites {
             return result.stdout
         }
 
-        // MARK: - 1. A patch, dispatched by the detector
+        // MARK: - 1. A dry run, then a patch dispatched by the detector
 
-        @Test func theDetectorDispatchesTheNewestBuildAndServersGoBeforeAgents() async throws {
+        /// The dry run reads everything (the channel list, the datastore,
+        /// each node's binary) and leaves every node's files as they were.
+        @Test func aDryRunChangesNothingThenTheDetectorsPatchTakesServersBeforeAgents() async throws {
             let bed = try await TestBed.start(scenario: "k3s")
             let server = try await OrchestratorFixture(bed: bed, extra: ["--soak", "0"]).launch()
+            // The live datastore changes by itself (kine writes, as k3s does).
+            func files() throws -> [String: Data] {
+                try Pipeline.nodeFiles(bed).filter { !$0.key.contains("/var/lib/rancher/k3s/server/db/") }
+            }
+            let before = try files()
+            try await Pipeline.execute(server, #"{"target_version":"1.34.5+k3s1","kind":"patch","dry_run":true}"#)
+            let rehearsed = try await server.waitForJob(1, state: "succeeded", timeout: 90)
+            let rehearsal = Pipeline.events(rehearsed)
+            #expect(rehearsal.contains { $0.message == "K3s datastore health: passed: 1 of 1 members healthy" })
+            #expect(
+                rehearsal.filter {
+                    $0.kind == "would_change" && $0.message.hasPrefix("would run on ")
+                        && $0.message.contains("update_k8s.sh --k3s ")
+                }.map(\.node) == ["server-1", "agent-1", "agent-2"])
+            let after = try files()
+            #expect(after.keys.sorted() == before.keys.sorted())
+            #expect(after.filter { before[$0.key] != $0.value }.keys.sorted() == [])
+            #expect(try await Pipeline.nodes(bed).values.allSatisfy { $0.version == "v1.34.3+k3s1" })
+
             try await Self.detect(bed, dispatchingTo: server)
-            let done = try await server.waitForJob(1, state: "succeeded", timeout: 120)
+            let done = try await server.waitForJob(2, state: "succeeded", timeout: 120)
             #expect(done[dotted: "request.target_version"]?.stringValue == "1.34.5+k3s1")
             let events = Pipeline.events(done)
             #expect(
@@ -89,19 +110,28 @@ extension TestBedSuites {
                 contentsOf: bed.directory.appendingPathComponent("nodes/server-1/var/lib/rancher/k3s/server/token"),
                 encoding: .utf8)
             #expect(try String(contentsOfFile: unpacked + "/token", encoding: .utf8) == token)
-            #expect(
-                try Self.local("sqlite3 \(unpacked)/state.db 'PRAGMA integrity_check; SELECT count(*) FROM kine;'")
-                    == "ok\n50\n")
+            // Taken while kine went on writing: consistent, with the bed's 50
+            // objects and the writes before the backup.
+            let checked = try Self.local(
+                "sqlite3 \(unpacked)/state.db 'PRAGMA integrity_check; SELECT count(*) FROM kine;'"
+            ).split(separator: "\n")
+            #expect(checked.first == "ok" && (Int(checked.last ?? "") ?? 0) > 50, "\(checked)")
         }
 
-        // MARK: - 2. A release whose binary is not the one its checksums list
+        // MARK: - 2. A binary that fails its checksum; an agent that never returns
 
         /// The first server refuses the download, nothing is installed and
-        /// no agent is touched; once the release is published right, the
-        /// resumed job takes every node to it.
-        @Test func aBinaryThatFailsItsChecksumIsNeverInstalledAndTheResumeFinishes() async throws {
+        /// no agent is touched. Once the release is published right, the
+        /// resume upgrades the server, but agent-1 never comes back from its
+        /// restart: its kept binary is put back, it returns at its old
+        /// release and agent-2 is not touched. The last resume finishes.
+        /// With `--patch-drain false`, nodes are cordoned, never drained.
+        @Test func aBadChecksumInstallsNothingAnAgentThatNeverReturnsIsRevertedAndResumeFinishes() async throws {
             let bed = try await TestBed.start(scenario: "k3s")
-            let server = try await OrchestratorFixture(bed: bed, extra: ["--soak", "0"]).launch()
+            let server = try await OrchestratorFixture(
+                bed: bed,
+                extra: ["--soak", "0", "--auto-resume", "false", "--node-ready-timeout", "4", "--patch-drain", "false"]
+            ).launch()
             let published = bed.directory.appendingPathComponent("repo/k3s/v1.34.5+k3s1/k3s")
             let good = try Data(contentsOf: published)
             try Data("#!/bin/sh\necho 'k3s version v1.34.5+k3s1 (00000000)'\n".utf8).write(to: published)
@@ -120,14 +150,33 @@ extension TestBedSuites {
             #expect(try await Pipeline.nodes(bed)["server-1"]?.version == "v1.34.3+k3s1")
 
             try good.write(to: published)
-            let resumed = try await server.request("POST", "/jobs/1/resume")
-            #expect(resumed.status == 202, "\(resumed.text)")
-            _ = try await server.waitForJob(1, state: "succeeded", timeout: 120)
+            try Data().write(
+                to: bed.directory.appendingPathComponent("nodes/agent-1/var/lib/testbed/k3s-never-returns"))
+            #expect(try await server.request("POST", "/jobs/1/resume").status == 202)
+            let lost = try await server.waitForJob(1, state: "failed", timeout: 120)
+            let reason = lost[dotted: "error"]?.stringValue ?? ""
+            #expect(reason.hasPrefix("waited 4 s for agent-1 to be Ready with kubelet at 1.34.5+k3s1"), "\(reason)")
+            #expect(
+                reason.hasSuffix(
+                    "agent-1 was reverted to 1.34.3+k3s1 (update_k8s.sh --k3s-revert agent --release 1.34.3+k3s1)"),
+                "\(reason)")
+            let nodesNow = try await Pipeline.nodes(bed)
+            #expect(nodesNow["server-1"]?.version == "v1.34.5+k3s1")
+            #expect(nodesNow["agent-1"]?.version == "v1.34.3+k3s1")
+            #expect(nodesNow["agent-2"]?.version == "v1.34.3+k3s1")
+            #expect(try await Self.k3s(bed, "agent-1").running == "v1.34.3+k3s1")
+            #expect(try await Self.k3s(bed, "agent-2").kept.isEmpty)
+
+            #expect(try await server.request("POST", "/jobs/1/resume").status == 202)
+            let done = try await server.waitForJob(1, state: "succeeded", timeout: 120)
             for (name, node) in try await Pipeline.nodes(bed) {
                 #expect(
                     node == Pipeline.NodeState(version: "v1.34.5+k3s1", unschedulable: false, cordonedBy: nil),
                     "\(name)")
             }
+            let resumed = Pipeline.events(done)
+            #expect(resumed.contains { $0.message == "cordon agent-2" })
+            #expect(!resumed.contains { $0.message.hasPrefix("draining ") }, "a patch with --patch-drain false")
         }
     }
 }
