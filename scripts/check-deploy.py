@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Validates deploy/ as an operator would apply it.
 
-- `kubectl kustomize deploy/` renders;
+- `kubectl kustomize deploy/` renders, and with the deploy/k3s component;
 - every rendered object validates against the Kubernetes OpenAPI schemas
   (kubernetes-validate, strict: unknown fields are errors), and the
   PrometheusRule against the prometheus-operator CRD's schema for spec;
@@ -210,6 +210,31 @@ for obj in by_kind.get("ClusterRole", []) + by_kind.get("Role", []):
 images = {c["image"] for o in (cronjob, deployment) for c in pod_spec(o)["containers"]}
 if len(images) != 1 or not re.search(r":[\w.-]+$", next(iter(images))):
     problem(f"both workloads should run the one tagged image named in kustomization.yaml, got {sorted(images)}")
+
+# deploy/k3s/, the Component for K3s clusters, as an operator's own
+# kustomization uses it: the same objects, valid, with the same RBAC, both
+# binaries told the nodes run K3s.
+site = ROOT / ".build" / "check-deploy-k3s"
+site.mkdir(parents=True, exist_ok=True)
+(site / "kustomization.yaml").write_text("resources:\n- ../../deploy\ncomponents:\n- ../../deploy/k3s\n")
+k3s_text = subprocess.run(["kubectl", "kustomize", str(site)], capture_output=True, text=True)
+if k3s_text.returncode != 0:
+    sys.exit(f"kubectl kustomize with the deploy/k3s component failed:\n{k3s_text.stderr}")
+k3s_rendered = [doc for doc in yaml.safe_load_all(k3s_text.stdout) if doc]
+if sorted((o["kind"], o["metadata"]["name"]) for o in k3s_rendered) != \
+        sorted((o["kind"], o["metadata"]["name"]) for o in rendered):
+    problem("the deploy/k3s component adds or removes objects")
+for obj in k3s_rendered:
+    if complaint := validate(obj):
+        problem(f"deploy/k3s: {obj['kind']}/{obj['metadata']['name']}: {complaint}")
+    if obj["kind"] in ("ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding"):
+        base = next(o for o in rendered if o["kind"] == obj["kind"] and o["metadata"]["name"] == obj["metadata"]["name"])
+        if obj != base:
+            problem(f"deploy/k3s changes {obj['kind']}/{obj['metadata']['name']}: K3s needs no other permission")
+    if obj["kind"] in ("CronJob", "Deployment"):
+        env = {e["name"]: e.get("value") for c in pod_spec(obj)["containers"] for e in c.get("env", [])}
+        if env.get("K8SUP_DISTRIBUTION") != "k3s":
+            problem(f"deploy/k3s: {obj['kind']} runs with K8SUP_DISTRIBUTION={env.get('K8SUP_DISTRIBUTION')}")
 
 dockerfile = (ROOT / "Dockerfile").read_text()
 stages = re.findall(r"^FROM\s+(\S+)", dockerfile, re.M)
