@@ -185,7 +185,8 @@ EXPECTED_RBAC = {
     ("ClusterRole", "k8s-upgrade"): want(
         ("", "nodes", [], ["get", "list", "patch"]), ("", "pods", [], ["get", "list"]),
         ("", "pods/eviction", [], ["create"]), ("policy", "poddisruptionbudgets", [], ["get", "list"]),
-        ("apps", "daemonsets", [], ["get"]), ("", "namespaces", ["k8s-upgrade"], ["get", "patch"])),
+        ("apps", "daemonsets", [], ["get"]), ("", "namespaces", ["k8s-upgrade"], ["get", "patch"]),
+        ("upgrade.cattle.io", "plans", [], ["list"])),
     # The orchestrator's leader lease (LeaderLease.swift), in its own namespace only.
     ("Role", "k8s-upgrade"): want(
         ("coordination.k8s.io", "leases", [], ["create"]),

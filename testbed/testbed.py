@@ -5,7 +5,7 @@
                   [--running-version X.Y.Z]
                   [--master-containerd X.Y.Z] [--orchestrator] [--soak SECONDS]
                   [--orchestrator-node NODE] [--orchestrator-grace S] [--orchestrator-restart-delay S]
-                  [--orchestrator-volume shared|node-local] [--api-outage SECONDS]
+                  [--orchestrator-volume shared|node-local] [--api-outage SECONDS] [--suc-crd]
                                                         start everything, write DIR/env and DIR/kubeconfig
   testbed.py down [--dir DIR]                           stop everything started from DIR, remove DIR
 
@@ -425,7 +425,8 @@ def up(args):
     sim = start(bed, "k8s-cluster-sim", [sim_binary, "--scenario", scenario, "--token-file", bed / "token",
                                          "--port-file", bed / "sim.port", "--tls-cert", pki / "server.crt",
                                          "--tls-key", pki / "server.key", "--running-version", running,
-                                         "--containerd", f"{master}={args.master_containerd}"])
+                                         "--containerd", f"{master}={args.master_containerd}"]
+                + (["--crd", "plans.upgrade.cattle.io"] if args.suc_crd else []))
     repo_url = f"http://127.0.0.1:{wait_for_file(bed / 'repo.port', repo_server, 'the package repository')}"
     if k3s:
         make_k3s_releases(bed, repo_url)
@@ -637,6 +638,8 @@ def main():
     parser.add_argument("--running-version", default=RUNNING, help="release every node runs (default %(default)s)")
     parser.add_argument("--orchestrator", action="store_true",
                         help="also run k8s-upgrade serve for the bed; TESTBED_ORCHESTRATOR_URL points at it")
+    parser.add_argument("--suc-crd", action="store_true",
+                        help="serve system-upgrade-controller's Plans, as if its CRD were installed")
     parser.add_argument("--soak", default="2", help="soak seconds of that orchestrator (default %(default)s)")
     parser.add_argument("--orchestrator-node", help="node of the orchestrator's first pod (default: the first "
                         "control plane, where deploy/'s affinity puts it)")

@@ -11,6 +11,11 @@ struct APIHandler: Sendable {
     let store: ClusterStore
     let token: String
     let faults: Scenario.Faults
+    /// Custom resources whose CRD is installed, as `plural.group`.
+    var customResources: Set<String> = []
+
+    /// system-upgrade-controller's Plans are served only with their CRD.
+    var servesPlans: Bool { customResources.contains("plans.upgrade.cattle.io") }
 
     func respond(to request: Request, context: BasicRequestContext) async -> Response {
         do {
@@ -42,10 +47,10 @@ struct APIHandler: Sendable {
 
         switch parts {
         case ["api"]: return json(Discovery.apiVersions)
-        case ["apis"]: return json(Discovery.groupList)
-        case ["api", "v1"]: return json(try Discovery.resources(groupVersion: "v1"))
+        case ["apis"]: return json(Discovery.groupList(withPlans: servesPlans))
+        case ["api", "v1"]: return json(try Discovery.resources(groupVersion: "v1", withPlans: servesPlans))
         case let p where p.count == 3 && p[0] == "apis":
-            return json(try Discovery.resources(groupVersion: "\(p[1])/\(p[2])"))
+            return json(try Discovery.resources(groupVersion: "\(p[1])/\(p[2])", withPlans: servesPlans))
         case let p where p.count == 4 && p[0] == "sim" && p[1] == "v1" && p[2] == "control-plane" && method == .put:
             let version = try decodeObject(body)[["version"]]?.stringValue ?? ""
             guard (try? KubeVersion(strictRelease: version)) != nil else {
@@ -74,7 +79,9 @@ struct APIHandler: Sendable {
             namespace = segments[1]
             segments = Array(segments[2...])
         }
-        guard let resource = Resource(rawValue: segments[0]), resource.apiVersion == groupVersion else {
+        guard let resource = Resource(rawValue: segments[0]), resource.apiVersion == groupVersion,
+            resource != .plans || servesPlans
+        else {
             throw APIError(code: 404, reason: "NotFound", message: "the server could not find the requested resource")
         }
         if resource.isNamespaced == false && namespace != nil {

@@ -4,6 +4,9 @@ import Shared
 /// The resources the simulator serves.
 enum Resource: String, CaseIterable, Sendable {
     case nodes, pods, namespaces, poddisruptionbudgets, daemonsets, replicasets, leases
+    /// system-upgrade-controller's Plans, served only where its CRD is
+    /// installed (`--crd plans.upgrade.cattle.io`).
+    case plans
 
     var isNamespaced: Bool { self != .nodes && self != .namespaces }
 
@@ -16,6 +19,7 @@ enum Resource: String, CaseIterable, Sendable {
         case .daemonsets: "DaemonSet"
         case .replicasets: "ReplicaSet"
         case .leases: "Lease"
+        case .plans: "Plan"
         }
     }
 
@@ -25,6 +29,7 @@ enum Resource: String, CaseIterable, Sendable {
         case .poddisruptionbudgets: "policy/v1"
         case .daemonsets, .replicasets: "apps/v1"
         case .leases: "coordination.k8s.io/v1"
+        case .plans: "upgrade.cattle.io/v1"
         }
     }
 }

@@ -13,19 +13,23 @@ enum Discovery {
     private static let groups: [(group: String, version: String)] = [
         ("apps", "v1"), ("policy", "v1"), ("coordination.k8s.io", "v1"),
     ]
+    /// system-upgrade-controller's group, with its CRD installed.
+    private static let plansGroup = (group: "upgrade.cattle.io", version: "v1")
 
-    static let groupList: JSONValue = .object([
-        "kind": .string("APIGroupList"), "apiVersion": .string("v1"),
-        "groups": .array(
-            groups.map { group, version in
-                let entry: JSONValue = .object([
-                    "groupVersion": .string("\(group)/\(version)"), "version": .string(version),
-                ])
-                return .object([
-                    "name": .string(group), "versions": .array([entry]), "preferredVersion": entry,
-                ])
-            }),
-    ])
+    static func groupList(withPlans: Bool) -> JSONValue {
+        .object([
+            "kind": .string("APIGroupList"), "apiVersion": .string("v1"),
+            "groups": .array(
+                (groups + (withPlans ? [plansGroup] : [])).map { group, version in
+                    let entry: JSONValue = .object([
+                        "groupVersion": .string("\(group)/\(version)"), "version": .string(version),
+                    ])
+                    return .object([
+                        "name": .string(group), "versions": .array([entry]), "preferredVersion": entry,
+                    ])
+                }),
+        ])
+    }
 
     private struct Entry {
         let name: String
@@ -71,10 +75,13 @@ enum Discovery {
         "coordination.k8s.io/v1": [
             Entry(name: "leases", singular: "lease", namespaced: true, kind: "Lease", verbs: all)
         ],
+        "upgrade.cattle.io/v1": [
+            Entry(name: "plans", singular: "plan", namespaced: true, kind: "Plan", verbs: all)
+        ],
     ]
 
-    static func resources(groupVersion: String) throws(APIError) -> JSONValue {
-        guard let list = entries[groupVersion] else {
+    static func resources(groupVersion: String, withPlans: Bool) throws(APIError) -> JSONValue {
+        guard let list = entries[groupVersion], groupVersion != "upgrade.cattle.io/v1" || withPlans else {
             throw APIError(code: 404, reason: "NotFound", message: "the server could not find the requested resource")
         }
         return .object([

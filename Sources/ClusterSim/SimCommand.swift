@@ -33,6 +33,12 @@ struct SimCommand: AsyncParsableCommand {
             valueName: "node=version"))
     var containerd: [String] = []
 
+    @Option(
+        help: ArgumentHelp(
+            "Serve a custom resource as if its CRD were installed: plans.upgrade.cattle.io (system-upgrade-controller's Plans); repeatable.",
+            valueName: "plural.group"))
+    var crd: [String] = []
+
     @Option(help: "Address to listen on.")
     var address = "127.0.0.1"
 
@@ -70,7 +76,11 @@ struct SimCommand: AsyncParsableCommand {
             in: .whitespacesAndNewlines)
         guard !token.isEmpty else { throw ValidationError("\(tokenFile) is empty") }
         let store = await ClusterStore(scenario: scenario)
-        let handler = APIHandler(store: store, token: token, faults: scenario.faults)
+        for name in crd where name != "plans.upgrade.cattle.io" {
+            throw ValidationError("--crd knows plans.upgrade.cattle.io only, got \(name)")
+        }
+        let handler = APIHandler(
+            store: store, token: token, faults: scenario.faults, customResources: Set(crd))
         let portFile = portFile
         let server: HTTPServerBuilder
         switch (tlsCert, tlsKey) {

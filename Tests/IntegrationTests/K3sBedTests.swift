@@ -178,5 +178,56 @@ extension TestBedSuites {
             #expect(resumed.contains { $0.message == "cordon agent-2" })
             #expect(!resumed.contains { $0.message.hasPrefix("draining ") }, "a patch with --patch-drain false")
         }
+
+        // MARK: - 3. system-upgrade-controller's Plans on the same nodes
+
+        /// A Plan of system-upgrade-controller selecting the agents (applied
+        /// with the real kubectl, its CRD served): pre-flight refuses, naming
+        /// the Plan and the nodes, before any node is cordoned; with the
+        /// Plan narrowed to no node, the plan says the way is clear.
+        @Test func aSystemUpgradeControllerPlanOnTheNodesStopsPreflight() async throws {
+            let bed = try await TestBed.start(scenario: "k3s", extra: ["--suc-crd"])
+            let server = try await OrchestratorFixture(bed: bed, extra: ["--soak", "0"]).launch()
+            let plan = try TestEnvironment.makeDirectory("suc-plan").appendingPathComponent("plan.yaml")
+            try """
+            apiVersion: upgrade.cattle.io/v1
+            kind: Plan
+            metadata:
+              name: k3s-agent
+              namespace: kube-system
+            spec:
+              concurrency: 1
+              nodeSelector:
+                matchExpressions:
+                - {key: node-role.kubernetes.io/control-plane, operator: DoesNotExist}
+              serviceAccountName: system-upgrade
+              drain: {force: true}
+              upgrade: {image: rancher/k3s-upgrade}
+              version: v1.34.5+k3s1
+
+            """.write(to: plan, atomically: true, encoding: .utf8)
+            _ = try await bed.kubectl("apply", "--validate=false", "-f", plan.path)
+            #expect(try await bed.kubectl("get", "plans", "-A", "-o", "name") == "plan.upgrade.cattle.io/k3s-agent\n")
+
+            try await Pipeline.execute(server, #"{"target_version":"1.34.5+k3s1","kind":"patch"}"#)
+            let refused = try await server.waitForJob(1, state: "failed", timeout: 60)
+            let error = refused[dotted: "error"]?.stringValue ?? ""
+            #expect(
+                error.contains(
+                    "other upgraders: failed: system-upgrade-controller Plan kube-system/k3s-agent selects agent-1, "
+                        + "agent-2: two upgraders would race"), "\(error)")
+            #expect(!Pipeline.events(refused).contains { $0.kind == "node_started" })
+            #expect(
+                try await Pipeline.nodes(bed).values.allSatisfy { !$0.unschedulable && $0.version == "v1.34.3+k3s1" })
+
+            _ = try await bed.kubectl(
+                "-n", "kube-system", "patch", "plan", "k3s-agent", "--type=merge", "-p",
+                #"{"spec":{"nodeSelector":{"matchLabels":{"k3s-upgrade":"true"}}}}"#)
+            let clear = try await server.request("GET", "/plan")
+            #expect(clear.status == 200, "\(clear.text)")
+            #expect(
+                clear.text.contains("other upgraders: passed: no system-upgrade-controller Plan selects these nodes"),
+                "\(clear.text)")
+        }
     }
 }

@@ -43,6 +43,7 @@ extension UpgradePipeline {
         async let etcd = datastoreHealth(on: master)
         async let certificates = certificateExpiry(on: master)
         async let disk = diskSpace(on: master, kind: request.kind)
+        async let plans = sucPlans(selecting: nodes)
         var facts = PreflightFacts(
             target: request.targetVersion, expectedNodes: settings.expectedNodes, nodes: nodes,
             apiServers: apiServers, gate: verdict, quietWindow: quiet, offered: await offered, etcd: await etcd,
@@ -50,8 +51,21 @@ extension UpgradePipeline {
         facts.certificateWarning = 30 * 86400
         facts.datastore = settings.distribution.datastore
         facts.disk = await disk
+        facts.sucPlans = await plans
+        facts.allowSUCPlans = settings.allowSUCPlans
         facts.dryRun = request.dryRun
         return facts
+    }
+
+    /// system-upgrade-controller's Plans (every namespace) that select any
+    /// of `nodes`; `nil` where its CRD is not installed.
+    func sucPlans(selecting nodes: [NodeFacts]) async -> Result<[PlanSelection]?, PlanError> {
+        do {
+            guard let list = try await cluster.client.getIfExists(OtherUpgraders.plansPath) else {
+                return .success(nil)
+            }
+            return .success(OtherUpgraders.selections(plans: list[["items"]]?.arrayValue ?? [], nodes: nodes))
+        } catch { return .failure(PlanError("\(error)")) }
     }
 
     func firedInQuietWindow(before created: Double) async -> Result<[String], PlanError> {

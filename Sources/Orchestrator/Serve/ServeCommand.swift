@@ -103,6 +103,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp(ServeOptions.patchDrain.help))
     var patchDrain: Bool?
 
+    @Option(help: ArgumentHelp(ServeOptions.allowSucPlans.help))
+    var allowSucPlans: Bool?
+
     @Option(help: ArgumentHelp(ServeOptions.drainTimeout.help))
     var drainTimeout: Double?
 

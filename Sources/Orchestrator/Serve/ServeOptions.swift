@@ -89,6 +89,10 @@ enum ServeOptions {
         "patch-drain",
         "Drain each node for a patch upgrade (true or false); false only cordons it and keeps its pods running through the restart, which K3s, MicroK8s and kubeadm's kubelet make without stopping containers. A minor upgrade always drains.",
         default: true)
+    static let allowSucPlans = Define.boolean(
+        "allow-suc-plans",
+        "Start a job although system-upgrade-controller Plans select some of the nodes (true or false): two upgraders may then race on a node; pre-flight warns instead of failing.",
+        default: false)
     static let drainTimeout = Define.seconds(
         "drain-timeout", "Seconds a node's drain may take before it stops, naming the pods left.", default: 600,
         range: 1...86400)

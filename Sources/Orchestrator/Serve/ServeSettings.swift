@@ -34,6 +34,7 @@ struct ServeSettings: Sendable {
     var workerOrder: WorkerOrder
     var soak: Duration
     var patchDrain: Bool
+    var allowSUCPlans: Bool
     var drainTimeout: Duration
     var drainExclusion: DrainExclusion
     var nodeReadyTimeout: Duration
@@ -88,6 +89,7 @@ struct ServeSettings: Sendable {
         workerOrder = try ServeOptions.workerOrder.read(flags.workerOrder, reader)
         soak = try ServeOptions.soak.read(flags.soak, reader)
         patchDrain = try ServeOptions.patchDrain.read(flags.patchDrain, reader)
+        allowSUCPlans = try ServeOptions.allowSucPlans.read(flags.allowSucPlans, reader)
         drainTimeout = try ServeOptions.drainTimeout.read(flags.drainTimeout, reader)
         drainExclusion = try Self.drainExclusion(flags.drainExclude, reader, environment: environment)
         nodeReadyTimeout = try ServeOptions.nodeReadyTimeout.read(flags.nodeReadyTimeout, reader)

@@ -53,7 +53,7 @@ struct Server {
                 nodeScript: nodeScript, backupDir: settings.backupDir, snapshotKeep: settings.snapshotKeep,
                 expectedNodes: settings.expectedNodes,
                 masterNode: settings.masterNode, workerOrder: settings.workerOrder, soak: settings.soak,
-                patchDrain: settings.patchDrain,
+                patchDrain: settings.patchDrain, allowSUCPlans: settings.allowSUCPlans,
                 nodeReadyTimeout: settings.nodeReadyTimeout, scriptTimeout: settings.scriptTimeout,
                 podReadyRatio: settings.podReadyRatio, quietPeriodHours: settings.quietPeriodHours,
                 repoBase: settings.repoBase, distribution: settings.distribution),

@@ -12,6 +12,8 @@ public struct NodeFacts: Sendable, Equatable {
     /// `containerd://1.7.24` → 1.7.24.
     public var containerd: KubeVersion?
     public var internalIP: String?
+    /// The node's labels (what another upgrader's node selector reads).
+    public var labels: [String: String] = [:]
 
     public init(
         name: String, isControlPlane: Bool = false, kubelet: KubeVersion?, isReady: Bool = true,
@@ -61,5 +63,6 @@ public struct NodeFacts: Sendable, Equatable {
             containerd: runtime.hasPrefix("containerd://")
                 ? try? KubeVersion(parsing: String(runtime.dropFirst("containerd://".count))) : nil,
             internalIP: addresses.first { $0[["type"]]?.stringValue == "InternalIP" }?[["address"]]?.stringValue)
+        labels = (node[["metadata", "labels"]]?.objectValue ?? [:]).compactMapValues(\.stringValue)
     }
 }

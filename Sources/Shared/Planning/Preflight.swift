@@ -45,6 +45,11 @@ public struct PreflightFacts: Sendable {
     public var holds: (what: String, verdicts: [String: HoldVerdict])?
     /// A dry run only reads the holds: one not set is what a real run would set.
     public var dryRun = false
+    /// system-upgrade-controller's Plans that select these nodes (`nil`
+    /// inside: not served); `nil` when not checked.
+    public var sucPlans: Result<[PlanSelection]?, PlanError>?
+    /// `--allow-suc-plans`: such Plans are a warning, not a failure.
+    public var allowSUCPlans = false
 
     public init(
         target: KubeVersion, expectedNodes: Int?, nodes: [NodeFacts], apiServers: [KubeVersion], gate: GateVerdict,
@@ -134,6 +139,7 @@ public enum Preflight {
         case nil: break
         }
         if let holds = facts.holds { results.append(holdCheck(holds.what, holds.verdicts, dryRun: facts.dryRun)) }
+        if let plans = facts.sucPlans { results.append(OtherUpgraders.check(plans, allowed: facts.allowSUCPlans)) }
         switch facts.certificates {
         case .success([]): break  // not the distribution's to check (MicroK8s: microk8s refresh-certs)
         case let .success(certificates):
