@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The test bed: a simulated cluster whose parts are real.
 
-  testbed.py up   [--dir DIR] [--scenario default|ha|microk8s|microk8s-ha|k3s|synthetic-N|FILE.json]
+  testbed.py up   [--dir DIR] [--scenario default|ha|microk8s|microk8s-ha|k3s|k3s-ha|synthetic-N|FILE.json]
                   [--running-version X.Y.Z]
                   [--master-containerd X.Y.Z] [--orchestrator] [--soak SECONDS]
                   [--orchestrator-node NODE] [--orchestrator-grace S] [--orchestrator-restart-delay S]
@@ -35,8 +35,10 @@ leader are DIR/dqlite/cluster.json and DIR/dqlite/leader
 testbed/node-tools/_node_login, which maps /snap and /var/snap paths into
 the node's root; the orchestrator runs with --distribution microk8s.
 
-The K3s scenario (k3s: 1 server on SQLite + 2 agents) has no etcd and no
-apt packages in use: every node runs the k3s binary of its release at
+The K3s scenarios (k3s: 1 server on SQLite + 2 agents; k3s-ha: 3 servers
+with embedded etcd, the bed's real members in K3s' certificate layout under
+var/lib/rancher/k3s/server/tls/etcd, + 2 agents) have no apt packages in
+use: every node runs the k3s binary of its release at
 usr/local/bin/k3s under its root (a stand-in written by
 testbed/k3s_artifacts.py, whose restart through the bed's systemctl
 reports its release as the kubelet's), the server holds K3s' SQLite
@@ -79,7 +81,8 @@ SCENARIOS = {
 }
 MICROK8S = {"microk8s", "microk8s-ha"}
 SCENARIOS["k3s"] = (["server-1"], ["agent-1", "agent-2"])
-K3S = {"k3s"}
+SCENARIOS["k3s-ha"] = (["server-1", "server-2", "server-3"], ["agent-1", "agent-2"])
+K3S = {"k3s", "k3s-ha"}
 K3S_BUILD = "+k3s1"  # every bed release's K3s build
 
 
@@ -101,15 +104,27 @@ def make_k3s_releases(bed, repo_url):
          "resourceType": "channels", "data": data}))
 
 
-def make_k3s(bed, root, role, running):
+def make_k3s(bed, root, role, running, etcd_pki=None):
     """A K3s node: the k3s binary of its release, its service running; a
-    server's SQLite datastore (a real database) and token."""
+    server's token and its datastore: with `etcd_pki`, an embedded etcd
+    member (the bed's real member of this node, reached with K3s' client
+    certificate layout under server/tls/etcd), else a SQLite database (a
+    real one)."""
     binary = root / "usr/local/bin/k3s"
     binary.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(bed / "repo" / "k3s" / f"v{running}" / "k3s", binary)
     service = "k3s" if role == "control-plane" else "k3s-agent"
     (root / "var/lib/testbed" / f"{service}-running").write_text(f"v{running}\n")
-    if role == "control-plane":
+    if role == "control-plane" and etcd_pki is not None:
+        (root / "var/lib/rancher/k3s/server/db/etcd").mkdir(parents=True)
+        (root / "var/lib/rancher/k3s/server/db/etcd/config").write_text(f"name: {root.name}\n")
+        tls = root / "var/lib/rancher/k3s/server/tls/etcd"
+        tls.mkdir(parents=True)
+        for source, target in (("ca.crt", "server-ca.crt"), ("healthcheck-client.crt", "server-client.crt"),
+                               ("healthcheck-client.key", "server-client.key")):
+            shutil.copy(etcd_pki / source, tls / target)
+        (root / "var/lib/rancher/k3s/server/token").write_text(f"K10{os.urandom(16).hex()}::server:{os.urandom(8).hex()}\n")
+    elif role == "control-plane":
         import sqlite3
         db = root / "var/lib/rancher/k3s/server/db"
         db.mkdir(parents=True)
@@ -333,7 +348,7 @@ def make_host_keys(bed, names):
 
 
 def make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url, running, containerd, api_outage,
-              dqlite=None, k3s=False):
+              dqlite=None, k3s=False, etcd_pki=None):
     root = bed / "nodes" / name
     for sub in ("etc/apt/sources.list.d", "var/lib/testbed/installed", "var/lib/testbed/holds",
                 "var/lib/testbed/lists", "ssh"):
@@ -351,7 +366,7 @@ def make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url, r
     if dqlite is not None:
         make_snap(root, name, role, running, dqlite)
     elif k3s:
-        make_k3s(bed, root, role, running)
+        make_k3s(bed, root, role, running, etcd_pki)
     elif role == "control-plane":
         manifests = root / "etc/kubernetes/manifests"
         manifests.mkdir(parents=True, exist_ok=True)
@@ -373,7 +388,8 @@ def make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url, r
         f"PidFile {root / 'ssh' / 'sshd.pid'}\nAuthorizedKeysFile {root / 'ssh' / 'authorized_keys'}\n"
         "StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
         "PermitRootLogin prohibit-password\nMaxStartups 64:30:128\nMaxSessions 64\nLogLevel ERROR\n"
-        f"SetEnv PATH={TOOLS}:/usr/sbin:/usr/bin:/sbin:/bin K8S_NODE_ROOT={root}\n"
+        f"SetEnv PATH={TOOLS}{f':{root}/usr/local/bin' if k3s else ''}:/usr/sbin:/usr/bin:/sbin:/bin "
+        f"K8S_NODE_ROOT={root}\n"
         + (f"ForceCommand {TOOLS / '_node_login'}\n" if dqlite is not None or k3s else ""))
     return root, port
 
@@ -452,7 +468,9 @@ def up(args):
         shutil.copytree(master_root / "etc/kubernetes/pki", bed / "nodes" / name / "etc/kubernetes/pki",
                         dirs_exist_ok=True)
     # MicroK8s: dqlite instead, the cluster's live membership and leader in DIR/dqlite.
-    members = {} if microk8s or k3s else {name: (free_port(), free_port()) for name in control_planes}
+    # K3s on SQLite: no etcd; k3s-ha: embedded etcd, one member per server.
+    sqlite = scenario == "k3s"
+    members = {} if microk8s or sqlite else {name: (free_port(), free_port()) for name in control_planes}
     dqlite_yaml = None
     if microk8s:
         (bed / "dqlite").mkdir()
@@ -512,7 +530,7 @@ def up(args):
         root, port = make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_urls.get(name, etcd_url),
                                running,
                                args.master_containerd if name == master else CONTAINERD_RUNNING, args.api_outage,
-                               dqlite_yaml if microk8s else None, k3s)
+                               dqlite_yaml if microk8s else None, k3s, None if sqlite else etcd_pki)
         servers.append((name, port, start(bed, f"sshd-{name}", ["/usr/sbin/sshd", "-D", "-e", "-f",
                                                                  root / "ssh" / "sshd_config"])))
         # Only the ed25519 key, as the runbook tells operators to collect;

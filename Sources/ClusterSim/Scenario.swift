@@ -100,7 +100,7 @@ extension Scenario {
     /// 1.34.3), `ha` (3 control planes + 3 workers), `microk8s` (1 control
     /// plane + 2 workers), `microk8s-ha` (3 dqlite voters + 1 worker), `k3s`
     /// (1 server on SQLite + 2 agents), `k3s-ha` (3 servers with embedded
-    /// etcd + 1 agent), or
+    /// etcd + 2 agents), or
     /// `synthetic-N` (1 master + N-1 workers, no workloads).
     static func named(_ name: String) -> Scenario? {
         switch name {
@@ -111,7 +111,7 @@ extension Scenario {
         case "microk8s-ha": return microK8s(controlPlanes: ["cp-1", "cp-2", "cp-3"], workers: ["worker-1"])
         case "k3s": return k3s(servers: ["server-1"], agents: ["agent-1", "agent-2"], embeddedEtcd: false)
         case "k3s-ha":
-            return k3s(servers: ["server-1", "server-2", "server-3"], agents: ["agent-1"], embeddedEtcd: true)
+            return k3s(servers: ["server-1", "server-2", "server-3"], agents: ["agent-1", "agent-2"], embeddedEtcd: true)
         default:
             guard name.hasPrefix("synthetic-"), let count = Int(name.dropFirst("synthetic-".count)), count >= 1 else {
                 return nil

@@ -229,5 +229,74 @@ extension TestBedSuites {
                 clear.text.contains("other upgraders: passed: no system-upgrade-controller Plan selects these nodes"),
                 "\(clear.text)")
         }
+
+        // MARK: - 4. Embedded etcd: a minor, and a member down
+
+        /// k3s-ha (3 servers on the bed's real etcd members, reached with
+        /// K3s' certificate layout): the detector dispatches the next minor,
+        /// each server goes behind the quorum gate, the backup holds a real
+        /// etcd snapshot (k3s etcd-snapshot save) and the token, and every
+        /// node reaches the minor; a minor drains although --patch-drain is
+        /// false.
+        @Test func theNextMinorOnEmbeddedEtcdGoesServerByServerBehindTheQuorumGate() async throws {
+            // At the newest patch of 1.34, so the detector's next step is the minor.
+            let bed = try await TestBed.start(scenario: "k3s-ha", runningVersion: "1.34.5")
+            let server = try await OrchestratorFixture(
+                bed: bed, extra: ["--soak", "0", "--allow-minor", "true", "--patch-drain", "false"]
+            ).launch()
+            try await Pipeline.detect(
+                bed, dispatchingTo: server, master: "server-1",
+                extra: [
+                    "--distribution", "k3s", "--k3s-channel-url", bed.environment["TESTBED_K3S_CHANNEL_URL"] ?? "",
+                    "--allow-minor", "true",
+                ])
+            let done = try await server.waitForJob(1, state: "succeeded", timeout: 180)
+            #expect(done[dotted: "request.target_version"]?.stringValue == "1.35.2+k3s1")
+            #expect(done[dotted: "request.kind"]?.stringValue == "minor")
+            let events = Pipeline.events(done)
+            #expect(
+                events.filter { $0.kind == "node_started" }.map(\.node)
+                    == ["server-1", "server-2", "server-3", "agent-1", "agent-2"])
+            #expect(
+                events.filter { $0.message.hasPrefix("K3s datastore: 3 of 3 members healthy; etcd keeps its quorum") }
+                    .map(\.node) == ["server-1", "server-2", "server-3"])
+            #expect(events.filter { $0.message.hasPrefix("draining ") }.count == 5, "a minor always drains")
+            #expect(events.contains { $0.message.contains("Snapshot k8s-upgrade-server-1-") })
+            let summary = done[dotted: "result.snapshot"]?.stringValue ?? ""
+            #expect(summary.hasPrefix("K3s etcd snapshot and server token, "), "\(summary)")
+            let path = done[dotted: "result.snapshot_path"]?.stringValue ?? ""
+            let unpacked = try TestEnvironment.makeDirectory("k3s-etcd-backup").path
+            #expect(
+                try Self.local("tar -xzf \(Shell.quote(path)) -C \(unpacked) && ls \(unpacked)")
+                    == "datastore\netcd-snapshot\ntoken\n")
+            let status = try Self.local("ETCDCTL_API=3 etcdctl snapshot status -w json \(unpacked)/etcd-snapshot")
+            #expect(status.contains("\"totalKey\""), "\(status)")
+            for (name, node) in try await Pipeline.nodes(bed) {
+                #expect(
+                    node == Pipeline.NodeState(version: "v1.35.2+k3s1", unschedulable: false, cordonedBy: nil),
+                    "\(name)")
+            }
+        }
+
+        /// server-3's etcd member is down: a job that skips pre-flight is
+        /// stopped by the quorum gate (asked with K3s' etcd client
+        /// certificate) before server-1; no node is touched.
+        @Test func withAnEtcdMemberDownNoServerIsTouched() async throws {
+            let bed = try await TestBed.start(scenario: "k3s-ha")
+            try bed.stopDatastoreMember(of: "server-3")
+            let server = try await OrchestratorFixture(bed: bed, extra: ["--soak", "0"]).launch()
+            try await Pipeline.execute(
+                server, #"{"target_version":"1.34.5+k3s1","kind":"patch","stages":"master,workers"}"#)
+            let failed = try await server.waitForJob(1, state: "failed", timeout: 90)
+            let error = failed[dotted: "error"]?.stringValue ?? ""
+            #expect(
+                error.hasPrefix(
+                    "server-1 was not touched: etcd would lose its quorum while server-1's member restarts: "
+                        + "1 of the 2 other members healthy, and 3 members need 2; unhealthy: server-3 ("),
+                "\(error)")
+            #expect(!Pipeline.events(failed).contains { $0.kind == "node_started" })
+            #expect(
+                try await Pipeline.nodes(bed).values.allSatisfy { !$0.unschedulable && $0.version == "v1.34.3+k3s1" })
+        }
     }
 }

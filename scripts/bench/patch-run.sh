@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Times a real patch job (1.34.3 → 1.34.5, soak 0) on the test bed, N runs
-# of each scenario named (default: microk8s-ha ha), and prints each one's
+# Times a real patch job (1.34.3 → 1.34.5, or 1.34.3+k3s1 → 1.34.5+k3s1 on
+# K3s; soak 0) on the test bed, N runs of each scenario named (default:
+# microk8s-ha ha; also microk8s, k3s, default), and prints each one's
 # median job time, from queued to finished, in total and per node.
 #   scripts/bench/patch-run.sh [runs] [scenario ...]
 set -euo pipefail
@@ -26,8 +27,11 @@ one() {
   port=$(cat "$work/port")
   token=$(cat "$TESTBED_API_TOKEN_FILE")
   until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do sleep 0.1; done
+  # K3s nodes run K3s builds of the release.
+  local target=1.34.5
+  [[ $TESTBED_DISTRIBUTION != k3s ]] || target=1.34.5+k3s1
   curl -sS --fail-with-body -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -X POST \
-    "http://127.0.0.1:$port/execute" -d '{"target_version":"1.34.5","kind":"patch"}' >/dev/null
+    "http://127.0.0.1:$port/execute" -d "{\"target_version\":\"$target\",\"kind\":\"patch\"}" >/dev/null
   local job
   for _ in $(seq 600); do
     job=$(curl -sf -H "Authorization: Bearer $token" "http://127.0.0.1:$port/jobs/1?events_limit=1")
