@@ -139,6 +139,9 @@ extension TestBedSuites {
             try await Pipeline.execute(server, #"{"target_version":"1.34.5+k3s1","kind":"patch"}"#)
             let failed = try await server.waitForJob(1, state: "failed", timeout: 90)
             let error = failed[dotted: "error"]?.stringValue ?? ""
+            #expect(error.contains("--release 1.34.5+k3s1 --artifacts "), "\(error)")
+            #expect(error.contains(" on server-1 exited 1: "), "\(error)")
+            #expect(error.contains("/v1.34.5+k3s1/k3s has sha256 "), "\(error)")
             #expect(error.contains("but sha256sum-amd64.txt says"), "\(error)")
             #expect(error.contains("nothing was installed"), "\(error)")
             let events = Pipeline.events(failed)
