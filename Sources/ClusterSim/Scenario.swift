@@ -111,7 +111,8 @@ extension Scenario {
         case "microk8s-ha": return microK8s(controlPlanes: ["cp-1", "cp-2", "cp-3"], workers: ["worker-1"])
         case "k3s": return k3s(servers: ["server-1"], agents: ["agent-1", "agent-2"], embeddedEtcd: false)
         case "k3s-ha":
-            return k3s(servers: ["server-1", "server-2", "server-3"], agents: ["agent-1", "agent-2"], embeddedEtcd: true)
+            return k3s(
+                servers: ["server-1", "server-2", "server-3"], agents: ["agent-1", "agent-2"], embeddedEtcd: true)
         default:
             guard name.hasPrefix("synthetic-"), let count = Int(name.dropFirst("synthetic-".count)), count >= 1 else {
                 return nil
