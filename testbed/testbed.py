@@ -41,7 +41,7 @@ var/lib/rancher/k3s/server/tls/etcd, + 2 agents) have no apt packages in
 use: every node runs the k3s binary of its release at
 usr/local/bin/k3s under its root (a stand-in written by
 testbed/k3s_artifacts.py, whose restart through the bed's systemctl
-reports its release as the kubelet's), the server holds K3s' SQLite
+reports its release as the kubelet's), the servers hold the cluster's token and, on k3s, K3s' SQLite
 database (a real one, kept open in WAL mode and written to every half
 second by testbed/k3s_kine.py, as k3s' kine does) and token under
 var/lib/rancher/k3s/server; the
@@ -106,7 +106,8 @@ def make_k3s_releases(bed, repo_url):
 
 def make_k3s(bed, root, role, running, etcd_pki=None):
     """A K3s node: the k3s binary of its release, its service running; a
-    server's token and its datastore: with `etcd_pki`, an embedded etcd
+    server's token (the cluster's one, DIR/k3s-token, as every server of a
+    K3s cluster holds the same) and its datastore: with `etcd_pki`, an embedded etcd
     member (the bed's real member of this node, reached with K3s' client
     certificate layout under server/tls/etcd), else a SQLite database (a
     real one)."""
@@ -115,6 +116,9 @@ def make_k3s(bed, root, role, running, etcd_pki=None):
     shutil.copy(bed / "repo" / "k3s" / f"v{running}" / "k3s", binary)
     service = "k3s" if role == "control-plane" else "k3s-agent"
     (root / "var/lib/testbed" / f"{service}-running").write_text(f"v{running}\n")
+    if role == "control-plane":
+        (root / "var/lib/rancher/k3s/server").mkdir(parents=True)
+        shutil.copy(bed / "k3s-token", root / "var/lib/rancher/k3s/server/token")
     if role == "control-plane" and etcd_pki is not None:
         (root / "var/lib/rancher/k3s/server/db/etcd").mkdir(parents=True)
         (root / "var/lib/rancher/k3s/server/db/etcd/config").write_text(f"name: {root.name}\n")
@@ -123,17 +127,15 @@ def make_k3s(bed, root, role, running, etcd_pki=None):
         for source, target in (("ca.crt", "server-ca.crt"), ("healthcheck-client.crt", "server-client.crt"),
                                ("healthcheck-client.key", "server-client.key")):
             shutil.copy(etcd_pki / source, tls / target)
-        (root / "var/lib/rancher/k3s/server/token").write_text(f"K10{os.urandom(16).hex()}::server:{os.urandom(8).hex()}\n")
     elif role == "control-plane":
         import sqlite3
         db = root / "var/lib/rancher/k3s/server/db"
-        db.mkdir(parents=True)
+        db.mkdir()
         with sqlite3.connect(db / "state.db") as connection:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("CREATE TABLE kine (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, value BLOB)")
             connection.executemany("INSERT INTO kine (name, value) VALUES (?, ?)",
                                    [(f"/registry/test-bed/{i}", os.urandom(64)) for i in range(50)])
-        (root / "var/lib/rancher/k3s/server/token").write_text(f"K10{os.urandom(16).hex()}::server:{os.urandom(8).hex()}\n")
         start(bed, f"kine-{root.name}", [sys.executable, REPO_ROOT / "testbed" / "k3s_kine.py", "--db", db / "state.db"])
 
 
@@ -446,6 +448,7 @@ def up(args):
     repo_url = f"http://127.0.0.1:{wait_for_file(bed / 'repo.port', repo_server, 'the package repository')}"
     if k3s:
         make_k3s_releases(bed, repo_url)
+        (bed / "k3s-token").write_text(f"K10{os.urandom(16).hex()}::server:{os.urandom(8).hex()}\n")
     sim_port = wait_for_file(bed / 'sim.port', sim, 'k8s-cluster-sim')
     sim_url = f"https://127.0.0.1:{sim_port}"
     # Clients reach the API through a proxy that refuses connections while
