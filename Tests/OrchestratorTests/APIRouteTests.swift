@@ -107,6 +107,51 @@ import Testing
         }
     }
 
+    /// Answers kept between reads never outlive the job they show: each
+    /// change (an event, a state, a result alone, another job) is in the
+    /// next answer of both forms, and a page of events stays its own page.
+    @Test func keptAnswersFollowEveryChangeOfTheJobs() async throws {
+        try await withAPI { client, store in
+            _ = try await Self.post(client, #"{"target_version":"1.34.5","kind":"patch"}"#)
+            // Held at the gate, the job itself writes nothing more until aborted.
+            for _ in 0..<400 {
+                if let job = try await store.job(1), job.progress.wait != nil { break }
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            let headers: HTTPFields = [.authorization: "Bearer \(Self.token)"]
+            func read(_ uri: String) async throws -> JSONValue {
+                try await client.execute(uri: uri, method: .get, headers: headers) { response in
+                    try JSONValue.parse(String(buffer: response.body))
+                }
+            }
+            var total = try #require(try await read("/jobs/1")[dotted: "events.total"]?.intValue)
+            for round in 1...3 {
+                #expect(try await read("/jobs/1")[dotted: "events.total"]?.intValue == total)
+                try await store.append(1, [JobEvent(time: Double(round), kind: .info, message: "round \(round)")])
+                total += 1
+                let job = try await read("/jobs/1")
+                #expect(job[dotted: "events.total"]?.intValue == total)
+                #expect(
+                    job[dotted: "events.items"]?.arrayValue?.last?[dotted: "message"]?.stringValue == "round \(round)")
+                let page = try await read("/jobs/1?events_after=\(total - 1)")
+                #expect(page[dotted: "events.items"]?.arrayValue?.count == 1)
+            }
+            try await store.append(1, [], result: .object(["total_seconds": .number(9)]))
+            #expect(try await read("/jobs/1")[dotted: "result.total_seconds"]?.intValue == 9)
+            _ = try await client.execute(uri: "/jobs/1", method: .delete, headers: headers) { _ in }
+            for _ in 0..<400 where try await store.job(1)?.state.isFinished != true {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            #expect(try await read("/jobs/1")[dotted: "state"]?.stringValue == "aborted")
+            #expect(
+                try await read("/jobs")[dotted: "jobs"]?.arrayValue?.map { $0[dotted: "state"]?.stringValue } == [
+                    "aborted"
+                ])
+            _ = try await Self.post(client, #"{"target_version":"1.34.6","kind":"patch"}"#)
+            #expect(try await read("/jobs")[dotted: "jobs"]?.arrayValue?.count == 2)
+        }
+    }
+
     /// Routing answers a known path asked with the wrong method 405 naming
     /// what it allows (before the token is asked for), an unknown path 404,
     /// both as problem bodies; a debug logger sees each request with its id.

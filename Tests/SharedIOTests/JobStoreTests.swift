@@ -124,4 +124,64 @@ import Testing
         #expect(blocked.conflict?.id == other.id)
         #expect(try await store.job(99) == nil)
     }
+
+    // MARK: - Decoded records kept between reads
+
+    @Test func everyKindOfChangeIsSeenByTheNextReadOfTheSameJob() async throws {
+        let store = try await JobStore(path: try Self.path())
+        let id = try await store.create(Self.request(), at: 1).get().id
+        #expect(try await store.job(id)?.state == .queued)
+        #expect(try await store.jobs(limit: 5).first?.eventCount == 1)
+        try await store.append(id, [JobEvent(time: 2, kind: .jobStarted, message: "s")], state: .running)
+        #expect(try await store.job(id)?.state == .running)
+        #expect(try await store.detail(id, eventsAfter: 0, limit: 10)?.job.eventCount == 2)
+        // A result set without an event moves neither the count nor the time, only the revision.
+        try await store.append(id, [], result: .object(["total_seconds": .number(7)]))
+        #expect(try await store.job(id)?.result == .object(["total_seconds": .number(7)]))
+        #expect(try await store.jobs(limit: 5).first?.result == .object(["total_seconds": .number(7)]))
+        _ = try await store.transition(
+            id, from: [.running], to: .failed, event: JobEvent(time: 3, kind: .jobFailed, message: "f"))
+        #expect(try await store.detail(id, eventsAfter: 0, limit: 10)?.job.state == .failed)
+    }
+
+    @Test func aChangeWrittenByAnotherProcessIsNeverHiddenByWhatWasDecoded() async throws {
+        let path = try Self.path()
+        let reader = try await JobStore(path: path)
+        let writer = try await JobStore(path: path)
+        let id = try await writer.create(Self.request(), at: 1).get().id
+        #expect(try await reader.job(id)?.state == .queued)
+        #expect(try await reader.jobs(limit: 5).map(\.state) == [.queued])
+        for (time, state) in [(2.0, JobState.running), (3, .failed)] {
+            try await writer.append(id, [JobEvent(time: time, kind: .info, message: "\(state)")], state: state)
+            #expect(try await reader.job(id)?.state == state)
+            #expect(try await reader.jobs(limit: 5).map(\.state) == [state])
+            #expect(try await reader.detail(id, eventsAfter: 0, limit: 10)?.events.last?.message == "\(state)")
+        }
+    }
+
+    @Test func aStoreWrittenBeforeRevisionsOpensAndReadsItsJobs() async throws {
+        let path = try Self.path()
+        let progress = String(decoding: try JSONEncoder().encode(JobProgress()), as: UTF8.self)
+        do {
+            let old = try await SQLiteDatabase(path: path)
+            try await old.write { connection in
+                try connection.execute(
+                    """
+                    CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, request TEXT NOT NULL,
+                    state TEXT NOT NULL, created_at REAL NOT NULL, started_at REAL, finished_at REAL,
+                    updated_at REAL NOT NULL, progress TEXT NOT NULL, result TEXT,
+                    event_count INTEGER NOT NULL DEFAULT 0)
+                    """)
+                try connection.execute(
+                    """
+                    INSERT INTO jobs (request, state, created_at, updated_at, progress)
+                    VALUES ('{"target_version":"1.34.5","kind":"patch"}', 'succeeded', 1, 2, ?)
+                    """, [.text(progress)])
+            }
+        }
+        let store = try await JobStore(path: path)
+        #expect(try await store.jobs(limit: 5).map(\.state) == [.succeeded])
+        try await store.append(1, [JobEvent(time: 3, kind: .info, message: "later")])
+        #expect(try await store.job(1)?.eventCount == 1)
+    }
 }

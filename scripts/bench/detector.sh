@@ -1,32 +1,34 @@
 #!/usr/bin/env bash
-# Runs k8s-version-check (release build) against the test bed N times, and
-# the same reads as a plain shell pipeline (kubectl get nodes -o json | jq,
-# ssh master apt-cache madison kubeadm, curl -I the next minor, curl the
-# Pushgateway) as the reference. Prints median wall time and peak RSS of
-# each. Target: the detector at most half the reference's time, under 25 MB.
+# Runs k8s-version-check against the test bed N times, and the same reads
+# as a plain shell pipeline (kubectl get nodes -o json | jq, ssh master
+# apt-cache madison kubeadm, curl -I the next minor, curl the Pushgateway)
+# as the reference. Prints median wall time and peak RSS of each.
+# Target: the detector at most half the reference's time, under 25 MB.
 # The detector is built as it ships: release, Swift runtime linked statically.
-#   scripts/bench/detector.sh [runs]
+#   scripts/bench/detector.sh [runs]            (default 10)
+#   scripts/bench/detector.sh --smoke [runs]    (default 1; the debug build, or K8SUP_BENCH_BIN)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source scripts/bench/common.sh
+bench_init "$@"
+set -- "${ARGS[@]+"${ARGS[@]}"}"
 runs=${1:-10}
-
-./scripts/setup.sh >/dev/null 2>&1
-shipped=(-c release --static-swift-stdlib --scratch-path .build-release-static)
-swift build "${shipped[@]}" --product k8s-version-check >/dev/null 2>&1
-swift build --product k8s-cluster-sim >/dev/null 2>&1
-release=$(swift build "${shipped[@]}" --show-bin-path)
-debug=$(swift build --show-bin-path)
+((SMOKE == 0 || $# > 0)) || runs=1
+bench_binaries k8s-version-check k8s-cluster-sim
 
 work=$(mktemp -d)
 bed=$work/bed
 trap './scripts/testbed.sh down --dir "$bed" 2>/dev/null; rm -rf "$work"' EXIT
-./scripts/testbed.sh up --dir "$bed" --bin-dir "$debug" 2>/dev/null
+./scripts/testbed.sh up --dir "$bed" --bin-dir "$BIN" >"$work/bed.log" 2>&1 || {
+  cat "$work/bed.log" >&2
+  exit 1
+}
 # shellcheck source=/dev/null
 source "$bed/env"
 master_port=${TESTBED_SSH_PORTS#*master=}
 master_port=${master_port%% *}
 
-detector=("$release/k8s-version-check" --kubeconfig "$KUBECONFIG" --master-address "127.0.0.1:$master_port"
+detector=("$BIN/k8s-version-check" --kubeconfig "$KUBECONFIG" --master-address "127.0.0.1:$master_port"
   --ssh-user "$TESTBED_SSH_USER" --ssh-key-file "$TESTBED_SSH_KEY" --known-hosts-file "$TESTBED_KNOWN_HOSTS"
   --repo-base "$TESTBED_REPO_BASE" --pushgateway-url "$TESTBED_PUSHGATEWAY_URL")
 
@@ -46,7 +48,8 @@ REFERENCE
 measure() { # name, command...: prints "wall_ms rss_kb" per run into $work/name
   local name=$1
   shift
-  "$@" >/dev/null 2>&1 # warm-up (kubectl discovery cache, page cache)
+  # A warm-up (kubectl's discovery cache, the page cache), which must succeed.
+  "$@" >"$work/$name.log" 2>&1 || { echo "$name failed:" >&2; cat "$work/$name.log" >&2; exit 1; }
   for _ in $(seq "$runs"); do
     /usr/bin/time -f '%e %M' -o "$work/time" "$@" >/dev/null 2>&1
     awk '{printf "%d %d\n", $1 * 1000, $2}' "$work/time" >>"$work/$name"
@@ -60,7 +63,7 @@ summary() { # file: median wall ms, peak RSS MB
 }
 read -r d_wall d_rss < <(summary "$work/detector")
 read -r r_wall r_rss < <(summary "$work/reference")
-echo "detector vs shell pipeline, $runs runs each, against the test bed"
+echo "detector vs shell pipeline, $runs runs each, against the test bed; binaries: $BIN"
 printf '  %-22s median %5d ms   peak RSS %6.1f MB\n' "k8s-version-check" "$d_wall" "$d_rss"
 printf '  %-22s median %5d ms   peak RSS %6.1f MB\n' "shell pipeline" "$r_wall" "$r_rss"
 awk -v d="$d_wall" -v r="$r_wall" 'BEGIN {printf "  ratio %.2f (target <= 0.50)\n", d / r}'

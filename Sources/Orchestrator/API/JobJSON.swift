@@ -5,11 +5,9 @@ import SharedIO
 /// The JSON forms of jobs and events that the API serves, as documented in
 /// the OpenAPI document.
 enum JobJSON {
-    private static let timeStyle = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
-
     static func time(_ seconds: Double?) -> JSONValue {
         guard let seconds else { return .null }
-        return .string(timeStyle.format(Date(timeIntervalSince1970: seconds)))
+        return .string(Timestamp.rfc3339(seconds))
     }
 
     static func optional(_ text: String?) -> JSONValue { text.map(JSONValue.string) ?? .null }

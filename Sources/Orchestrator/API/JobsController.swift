@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Shared
 import SharedIO
+import Synchronization
 
 /// `/execute` and `/jobs…`: translates HTTP into coordinator and store
 /// calls and their answers back into HTTP; every decision about jobs is
@@ -10,6 +11,10 @@ import SharedIO
 struct JobsController {
     let coordinator: JobCoordinator
     let store: JobStore
+    /// Answers already written, by what they were made of: a job's form
+    /// is a function of its record and events, both fixed by the row's
+    /// revision, and a list's of its jobs' ids and revisions.
+    let rendered = RenderedAnswers()
     /// Larger request bodies are refused with 413.
     static let maximumBodyBytes = 64 * 1024
 
@@ -17,18 +22,30 @@ struct JobsController {
         group.post("/execute") { request, _ in try await execute(request) }
         group.get("/jobs") { request, _ in
             let limit = try Self.integer(request.uri.queryParameters, "limit", default: 50, range: 1...500)
+            let listed = RenderedAnswers.Key.list(
+                try await store.revisions(limit: limit).flatMap { [$0.id, $0.revision] })
+            if let bytes = rendered[listed] { return APIResponse.json(bytes) }
             let jobs = try await store.jobs(limit: limit)
-            return APIResponse.json(.object(["jobs": .array(jobs.map { .object(JobJSON.summary($0)) })]))
+            let bytes = JSONValue.object(["jobs": .array(jobs.map { .object(JobJSON.summary($0)) })]).jsonBytes
+            rendered[.list(jobs.flatMap { [$0.id, $0.revision] })] = bytes
+            return APIResponse.json(bytes)
         }
         group.get("/jobs/{id}") { request, context in
             let id = try Self.jobID(context)
             let query = request.uri.queryParameters
             let after = try Self.integer(query, "events_after", default: 0, range: 0...Int(Int32.max))
             let limit = try Self.integer(query, "events_limit", default: 100, range: 1...1000)
+            if let revision = try await store.revision(of: id),
+                let bytes = rendered[.job(id: id, revision: revision, after: after, limit: limit)]
+            {
+                return APIResponse.json(bytes)
+            }
             guard let detail = try await store.detail(id, eventsAfter: after, limit: limit) else {
                 throw Self.notFound(id)
             }
-            return APIResponse.json(JobJSON.detail(detail.job, events: detail.events, limit: limit))
+            let bytes = JobJSON.detail(detail.job, events: detail.events, limit: limit).jsonBytes
+            rendered[.job(id: id, revision: detail.job.revision, after: after, limit: limit)] = bytes
+            return APIResponse.json(bytes)
         }
         group.delete("/jobs/{id}") { _, context in
             let id = try Self.jobID(context)
@@ -147,5 +164,28 @@ struct JobsController {
         Problem(
             status: .conflict, message: "job \(active.id) is \(active.state.rawValue); one job at a time",
             detail: .object(["active_job": .object(JobJSON.summary(active))]))
+    }
+}
+
+/// The last answers written for job reads, at most ``limit`` of them (past
+/// it they start over): a few kilobytes each, read far more often than
+/// the jobs change.
+final class RenderedAnswers: Sendable {
+    enum Key: Hashable {
+        case job(id: Int64, revision: Int64, after: Int, limit: Int)
+        case list([Int64])
+    }
+
+    static let limit = 32
+    private let answers = Mutex<[Key: [UInt8]]>([:])
+
+    subscript(key: Key) -> [UInt8]? {
+        get { answers.withLock { $0[key] } }
+        set {
+            answers.withLock { answers in
+                if answers.count >= Self.limit, answers[key] == nil { answers.removeAll(keepingCapacity: true) }
+                answers[key] = newValue
+            }
+        }
     }
 }

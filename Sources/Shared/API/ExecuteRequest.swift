@@ -35,7 +35,7 @@ public struct ExecuteRequest: Sendable, Equatable {
     public init(json body: Data) throws(RequestValidationError) {
         let document: JSONValue
         do {
-            document = try JSONDecoder().decode(JSONValue.self, from: body)
+            document = try JSONValue(parsing: body)
         } catch {
             throw RequestValidationError(field: "body", rule: "must be valid JSON")
         }
@@ -102,9 +102,6 @@ public struct ExecuteRequest: Sendable, Equatable {
             "dry_run": .bool(dryRun),
             "stages": .string(stages.description),
         ]
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        // Encoding a tree of strings and booleans cannot fail.
-        return (try? encoder.encode(document)) ?? Data()
+        return Data(JSONValue.object(document).jsonBytes)
     }
 }

@@ -1,5 +1,6 @@
 import FoundationEssentials
 public import Shared
+import Synchronization
 
 /// A job as stored: the request, its state and times, what its events add
 /// up to, and its result once finished.
@@ -15,6 +16,9 @@ public struct JobRecord: Sendable, Equatable {
     /// The summary report, once the job has one.
     public var result: JSONValue?
     public var eventCount: Int
+    /// The stored row's revision: it moves with every change of the job,
+    /// so what was made from a record of one revision stays true of it.
+    public var revision: Int64 = 0
 }
 
 /// Why a job could not be created or resumed: another one holds the slot.
@@ -25,8 +29,18 @@ public struct ActiveJobConflict: Error, Sendable, Equatable {
 /// Jobs and their ordered events in an SQLite file. Every change is one
 /// transaction: the event, the new state and the folded progress are
 /// committed together, before the caller acts on them.
+///
+/// Every change of a job's row also adds one to its `revision`, so a read
+/// can keep the records it has decoded (the stored progress, result and
+/// request are JSON) and decode a row again only when its revision moved:
+/// the API's reads then cost a primary-key lookup per job instead of a
+/// JSON decoding. The kept records are filled from reads alone, which see
+/// only committed rows; a write of another process moves the revision too.
 public final class JobStore: Sendable {
     private let database: SQLiteDatabase
+    private let decoded = Mutex<[Int64: JobRecord]>([:])
+    /// At most this many decoded records are kept; past it the memo starts over.
+    static let decodedLimit = 512
 
     /// Opens or creates the store at `path`.
     public init(path: String) async throws {
@@ -44,9 +58,15 @@ public final class JobStore: Sendable {
                     updated_at REAL NOT NULL,
                     progress TEXT NOT NULL,
                     result TEXT,
-                    event_count INTEGER NOT NULL DEFAULT 0
+                    event_count INTEGER NOT NULL DEFAULT 0,
+                    revision INTEGER NOT NULL DEFAULT 0
                 )
                 """)
+            // A store written before revisions were kept gains the column.
+            let columns = try connection.query("PRAGMA table_info(jobs)").compactMap { $0[1].string }
+            if !columns.contains("revision") {
+                try connection.execute("ALTER TABLE jobs ADD COLUMN revision INTEGER NOT NULL DEFAULT 0")
+            }
             try connection.execute(
                 """
                 CREATE TABLE IF NOT EXISTS events (
@@ -68,15 +88,54 @@ public final class JobStore: Sendable {
     // MARK: - Reads
 
     public func job(_ id: Int64) async throws -> JobRecord? {
-        try await database.read { try Self.job(id, $0) }
+        try await database.read { [self] in try memoized(id, $0) }
     }
 
     /// The newest jobs first.
     public func jobs(limit: Int) async throws -> [JobRecord] {
-        try await database.read { connection in
-            try connection.query("SELECT \(Self.columns) FROM jobs ORDER BY id DESC LIMIT ?", [.integer(Int64(limit))])
-                .map(Self.record)
+        try await database.read { [self] connection in
+            try Self.revisions(limit: limit, connection).compactMap {
+                try memoized($0.id, revision: $0.revision, connection)
+            }
         }
+    }
+
+    /// The revision of a job's row, nil when there is no such job: what a
+    /// reader compares with the revision of what it made from the job before.
+    public func revision(of id: Int64) async throws -> Int64? {
+        try await database.read { try Self.revision(of: id, $0) }
+    }
+
+    /// The ids and revisions of the newest jobs, newest first: equal lists
+    /// mean that ``jobs(limit:)`` answers the same records.
+    public func revisions(limit: Int) async throws -> [(id: Int64, revision: Int64)] {
+        try await database.read { try Self.revisions(limit: limit, $0) }
+    }
+
+    private static func revision(of id: Int64, _ connection: SQLiteDatabase.Connection) throws -> Int64? {
+        try connection.query("SELECT revision FROM jobs WHERE id = ?", [.integer(id)]).first.map { $0[0].int64 ?? 0 }
+    }
+
+    private static func revisions(
+        limit: Int, _ connection: SQLiteDatabase.Connection
+    ) throws -> [(id: Int64, revision: Int64)] {
+        try connection.query("SELECT id, revision FROM jobs ORDER BY id DESC LIMIT ?", [.integer(Int64(limit))])
+            .map { ($0[0].int64 ?? 0, $0[1].int64 ?? 0) }
+    }
+
+    /// The job as decoded before when its revision has not moved since;
+    /// otherwise read and decoded again, and kept. Only for reads.
+    private func memoized(
+        _ id: Int64, revision: Int64? = nil, _ connection: SQLiteDatabase.Connection
+    ) throws -> JobRecord? {
+        guard let current = try revision ?? Self.revision(of: id, connection) else { return nil }
+        if let kept = decoded.withLock({ $0[id] }), kept.revision == current { return kept }
+        guard let record = try Self.job(id, connection) else { return nil }
+        decoded.withLock { memo in
+            if memo.count >= Self.decodedLimit, memo[id] == nil { memo.removeAll(keepingCapacity: true) }
+            memo[id] = record
+        }
+        return record
     }
 
     /// Events after `sequence`, oldest first, at most `limit`.
@@ -93,8 +152,8 @@ public final class JobStore: Sendable {
     }
 
     public func detail(_ id: Int64, eventsAfter sequence: Int, limit: Int) async throws -> JobDetail? {
-        try await database.read { connection in
-            guard let job = try Self.job(id, connection) else { return nil }
+        try await database.read { [self] connection in
+            guard let job = try memoized(id, connection) else { return nil }
             return JobDetail(job: job, events: try Self.events(of: id, after: sequence, limit: limit, connection))
         }
     }
@@ -160,7 +219,7 @@ public final class JobStore: Sendable {
             if let active = try Self.active(connection) { return .failure(ActiveJobConflict(active: active)) }
             let body = String(decoding: request.jsonBody(), as: UTF8.self)
             try connection.execute(
-                "INSERT INTO jobs (request, state, created_at, updated_at, progress) VALUES (?, 'queued', ?, ?, ?)",
+                "INSERT INTO jobs (request, state, created_at, updated_at, progress, revision) VALUES (?, 'queued', ?, ?, ?, 1)",
                 [.text(body), .real(time), .real(time), .text(try Self.encode(JobProgress()))])
             let id = connection.lastInsertRowID
             let summary =
@@ -180,7 +239,7 @@ public final class JobStore: Sendable {
             guard try Self.job(id, connection) == nil, try Self.active(connection) == nil else { return nil }
             let body = String(decoding: request.jsonBody(), as: UTF8.self)
             try connection.execute(
-                "INSERT INTO jobs (id, request, state, created_at, updated_at, progress) VALUES (?, ?, 'interrupted', ?, ?, ?)",
+                "INSERT INTO jobs (id, request, state, created_at, updated_at, progress, revision) VALUES (?, ?, 'interrupted', ?, ?, ?, 1)",
                 [.integer(id), .text(body), .real(time), .real(time), .text(try Self.encode(JobProgress()))])
             let events = [
                 JobEvent(time: time, kind: .warning, message: note),
@@ -238,7 +297,7 @@ public final class JobStore: Sendable {
     // MARK: - Inside a transaction
 
     private static let columns =
-        "id, request, state, created_at, started_at, finished_at, updated_at, progress, result, event_count"
+        "id, request, state, created_at, started_at, finished_at, updated_at, progress, result, event_count, revision"
 
     private static func job(_ id: Int64, _ connection: SQLiteDatabase.Connection) throws -> JobRecord? {
         try connection.query("SELECT \(columns) FROM jobs WHERE id = ?", [.integer(id)]).first.map(record)
@@ -275,15 +334,16 @@ public final class JobStore: Sendable {
             record.finishedAt = state.isFinished ? changedAt : nil
         }
         if let result { record.result = result }
+        record.revision += 1
         try connection.execute(
             """
             UPDATE jobs SET state = ?, started_at = ?, finished_at = ?, updated_at = ?, progress = ?, result = ?,
-            event_count = ? WHERE id = ?
+            event_count = ?, revision = revision + 1 WHERE id = ?
             """,
             [
                 .text(record.state.rawValue), record.startedAt.map { .real($0) } ?? .null,
                 record.finishedAt.map { .real($0) } ?? .null, .real(record.updatedAt),
-                .text(try encode(record.progress)), try record.result.map { .text(try encode($0)) } ?? .null,
+                .text(try encode(record.progress)), record.result.map { .text($0.jsonText) } ?? .null,
                 .integer(Int64(record.eventCount)), .integer(id),
             ])
         return record
@@ -291,18 +351,19 @@ public final class JobStore: Sendable {
 
     private static func record(_ row: SQLiteRow) throws -> JobRecord {
         let id = row[0].int64 ?? 0
-        guard let requestText = row[1].string, let request = try? ExecuteRequest(json: Data(requestText.utf8)) else {
+        guard let requestText = row[1].string, let request = try? ExecuteRequest(json: Data(requestText.utf8))
+        else {
             throw JobStoreError("job \(id): stored request cannot be read")
         }
         guard let state = row[2].string.flatMap(JobState.init(rawValue:)) else {
             throw JobStoreError("job \(id): unknown state \(row[2])")
         }
         let progress = try JSONDecoder().decode(JobProgress.self, from: Data((row[7].string ?? "{}").utf8))
-        let result = try row[8].string.map { try JSONDecoder().decode(JSONValue.self, from: Data($0.utf8)) }
+        let result = try row[8].string.map { try JSONValue(parsing: $0.utf8) }
         return JobRecord(
             id: id, request: request, state: state, createdAt: row[3].double ?? 0, startedAt: row[4].double,
             finishedAt: row[5].double, updatedAt: row[6].double ?? 0, progress: progress, result: result,
-            eventCount: Int(row[9].int64 ?? 0))
+            eventCount: Int(row[9].int64 ?? 0), revision: row[10].int64 ?? 0)
     }
 
     private static func encode(_ value: some Encodable) throws -> String {
