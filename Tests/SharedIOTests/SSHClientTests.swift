@@ -290,6 +290,61 @@ struct SSHClientTests {
         }
         #expect(Set(outputs) == Set((0..<8).map { "\($0)\n" }))
     }
+
+    // MARK: - Kept connections
+
+    /// A configuration no other test uses: its own copy of known_hosts.
+    func ownConfiguration() throws -> SSHConfiguration {
+        let copy = try TestEnvironment.makeDirectory("ssh-kept").appendingPathComponent("known_hosts")
+        try FileManager.default.copyItem(atPath: sshd.knownHosts, toPath: copy.path)
+        return sshd.configuration(knownHosts: copy.path)
+    }
+
+    /// The client's end of the connection a command ran on (`SSH_CONNECTION`).
+    static func clientPort(_ result: SSHCommandResult) -> String {
+        String(result.stdoutText.split(separator: " ").dropFirst().first ?? "")
+    }
+
+    @Test func commandsInTurnShareOneConnectionAndAnotherConfigurationGetsItsOwn() async throws {
+        let config = try ownConfiguration()
+        let first = try await SSHClient(configuration: config).run("echo $SSH_CONNECTION")
+        let second = try await SSHClient(configuration: config).run("echo $SSH_CONNECTION; exit 3")
+        let third = try await SSHClient(configuration: config).run("echo $SSH_CONNECTION")
+        #expect(second.exitStatus == 3)
+        #expect(!Self.clientPort(first).isEmpty)
+        #expect(Self.clientPort(second) == Self.clientPort(first))
+        #expect(Self.clientPort(third) == Self.clientPort(first))
+        let other = try await SSHClient(configuration: try ownConfiguration()).run("echo $SSH_CONNECTION")
+        #expect(Self.clientPort(other) != Self.clientPort(first))
+        // A host key no longer listed is refused even though a connection to the host is kept.
+        var changed = config
+        changed.knownHostsFile = sshd.changedKnownHosts
+        await expectSSHFailure(.hostKeyChanged) { try await SSHClient(configuration: changed).run("true") }
+    }
+
+    @Test func aKeptConnectionTheServerEndedIsReplacedAndTheCommandRunsOnce() async throws {
+        let config = try ownConfiguration()
+        let marks = try TestEnvironment.makeDirectory("ssh-kept-marks").appendingPathComponent("marks").path
+        // The command's parent is the server's process for this connection.
+        let first = try await SSHClient(configuration: config).run("echo $PPID")
+        let serverSide = try #require(Int32(first.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)))
+        kill(serverSide, SIGKILL)
+        try await Task.sleep(for: .milliseconds(100))
+        let second = try await SSHClient(configuration: config).run("echo run >> \(marks); echo $PPID")
+        #expect(second.exitStatus == 0)
+        #expect(second.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) != "\(serverSide)")
+        #expect(try String(contentsOfFile: marks, encoding: .utf8) == "run\n")
+    }
+
+    @Test func aCommandThatTimedOutLeavesNoConnectionBehind() async throws {
+        let config = try ownConfiguration()
+        let first = try await SSHClient(configuration: config).run("echo $SSH_CONNECTION")
+        await expectSSHFailure(.commandTimedOut) {
+            try await SSHClient(configuration: config).run("sleep 5", timeout: .milliseconds(300))
+        }
+        let after = try await SSHClient(configuration: config).run("echo $SSH_CONNECTION")
+        #expect(Self.clientPort(after) != Self.clientPort(first))
+    }
 }
 
 extension Result where Failure == any Error {

@@ -21,25 +21,32 @@
 #
 # Everything runs as it ships: release build, Swift runtime linked statically.
 #   scripts/bench/drain.sh [runs]   (default 3)
+#   scripts/bench/drain.sh --smoke [runs]   (default 1; 11 pods a target and no budget, Ready
+#     0.2 s after scheduling, no grace period, the API away 1 s, no soak; the
+#     debug build, or K8SUP_BENCH_BIN)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source scripts/bench/common.sh
+bench_init "$@"
+set -- "${ARGS[@]+"${ARGS[@]}"}"
 runs=${1:-3}
+guarded=6 plain=9 plain_replicas=10 ready=1 grace=2 outage=20 soak=2
+if ((SMOKE)); then
+  (($# > 0)) || runs=1
+  guarded=0 plain=3 plain_replicas=3 ready=0.2 grace=0 outage=1 soak=0
+fi
+pods=$((2 + 3 * guarded + plain * plain_replicas))
 
 work=$(mktemp -d)
 bed="$work/bed"
 trap './scripts/testbed.sh down --dir "$bed" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+bench_binaries k8s-upgrade k8s-cluster-sim
+bin=$BIN
 
-./scripts/setup.sh >/dev/null 2>&1
-shipped=(-c release --static-swift-stdlib --scratch-path .build-release-static)
-echo "building (release, static Swift runtime) ..."
-for product in k8s-upgrade k8s-cluster-sim; do
-  swift build "${shipped[@]}" --product "$product" >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; exit 1; }
-done
-bin=$(swift build "${shipped[@]}" --show-bin-path)
-
-python3 - "$runs" >"$work/scenario.json" <<'PY'
+python3 - "$runs" "$guarded" "$plain" "$plain_replicas" "$ready" "$grace" >"$work/scenario.json" <<'PY'
 import json, sys
-runs = int(sys.argv[1])
+runs, guarded, plain, plain_replicas = map(int, sys.argv[1:5])
+ready, grace = float(sys.argv[5]), int(sys.argv[6])
 targets = [f"drain-{i}" for i in range(1, 2 * runs + 1)]
 spares = [f"spare-{i}" for i in range(1, 4)]
 nodes = [{"name": "master", "roles": ["control-plane"], "kubeletVersion": "1.34.3"}]
@@ -48,20 +55,21 @@ workloads = [{"kind": "DaemonSet", "namespace": "kube-system", "name": ds, "labe
              for ds in ("kube-proxy", "node-exporter")]
 budgets = []
 for node in targets:
-    for k in range(6):
+    for k in range(guarded):
         name = f"{node}-guarded-{k}"
         workloads.append({"kind": "ReplicaSet", "name": name, "replicas": 3, "nodes": [node], "labels": {"app": name}})
         budgets.append({"name": name, "maxUnavailable": 1, "selector": {"app": name}})
-    for k in range(9):
+    for k in range(plain):
         name = f"{node}-plain-{k}"
-        workloads.append({"kind": "ReplicaSet", "name": name, "replicas": 10, "nodes": [node],
+        workloads.append({"kind": "ReplicaSet", "name": name, "replicas": plain_replicas, "nodes": [node],
                           "labels": {"app": name}, "emptyDir": k < 2})
 print(json.dumps({"nodes": nodes, "workloads": workloads, "budgets": budgets,
-                  "readyAfterSeconds": 1, "defaultGracePeriodSeconds": 2}))
+                  "readyAfterSeconds": ready, "defaultGracePeriodSeconds": grace}))
 PY
 
-echo "bringing up the drain cluster ($((2 * runs)) targets x 110 pods, 3 spares) ..."
-./scripts/testbed.sh up --dir "$bed" --bin-dir "$bin" --scenario "$work/scenario.json" >/dev/null 2>&1
+echo "bringing up the drain cluster ($((2 * runs)) targets x $pods pods, 3 spares; binaries: $bin) ..."
+./scripts/testbed.sh up --dir "$bed" --bin-dir "$bin" --scenario "$work/scenario.json" >"$work/up.log" 2>&1 ||
+  { cat "$work/up.log" >&2; exit 1; }
 # shellcheck source=/dev/null
 source "$bed/env"
 k() { kubectl --cache-dir "$work/kube-cache" --request-timeout 30s "$@"; }
@@ -126,19 +134,20 @@ for r in $(seq "$runs"); do
   awk -v r="$r" -v n="$a/$b" -v p="$pods" -v k="$tk" -v q="$tp" -v f="$first" \
     'BEGIN { printf "%-4s %-17s %4s %7.2fs %7.2fs %7.2f  %s\n", r, n, p, k / 1000, q / 1000, q / k, f }'
 done
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-mk=$(median "${kubectl_ms[@]}")
-mp=$(median "${product_ms[@]}")
+
+mk=$(bench_median "${kubectl_ms[@]}")
+mp=$(bench_median "${product_ms[@]}")
 evicted=$(grep -o 'drained: [0-9]* pods evicted' "$work/product-drain-2.log" | grep -o '[0-9]*')
-printf '\ndrain of 110 pods (%s evicted, 2 kept as DaemonSet pods), median of %s runs:\n' "$evicted" "$runs"
+printf '\ndrain of %s pods (%s evicted, 2 kept as DaemonSet pods), median of %s runs:\n' "$pods" "$evicted" "$runs"
 awk -v k="$mk" -v p="$mp" 'BEGIN {
   printf "  kubectl drain      %6.2f s\n  k8s-upgrade drain  %6.2f s\n  ratio              %6.2f  (target <= 0.80)\n",
     k / 1000, p / 1000, p / k }'
 ./scripts/testbed.sh down --dir "$bed" >/dev/null 2>&1
 
 echo
-echo "full patch upgrade of the default cluster (1 + 4, 2 s soaks) ..."
-./scripts/testbed.sh up --dir "$bed" --bin-dir "$bin" --orchestrator --soak 2 >/dev/null 2>&1
+echo "full patch upgrade of the default cluster (1 + 4, ${soak} s soaks, the API away ${outage} s at the master's restart) ..."
+./scripts/testbed.sh up --dir "$bed" --bin-dir "$bin" --orchestrator --soak "$soak" --api-outage "$outage" \
+  >"$work/up.log" 2>&1 || { cat "$work/up.log" >&2; exit 1; }
 # shellcheck source=/dev/null
 source "$bed/env"
 token=$(cat "$TESTBED_ORCHESTRATOR_TOKEN_FILE")

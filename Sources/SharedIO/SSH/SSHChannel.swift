@@ -8,7 +8,14 @@ final class SSHChannel {
     private let session: SSHSession
 
     /// Opens a `session` channel and starts `command` on it.
-    init(session: SSHSession, command: String, until deadline: ContinuousClock.Instant) throws {
+    convenience init(session: SSHSession, command: String, until deadline: ContinuousClock.Instant) throws {
+        try self.init(session: session, until: deadline)
+        try exec(command, until: deadline)
+    }
+
+    /// Opens a `session` channel; nothing runs on it yet. Failing here
+    /// (a kept connection the server closed), nothing was asked of the host.
+    init(session: SSHSession, until deadline: ContinuousClock.Instant) throws {
         self.session = session
         var opened: OpaquePointer?
         while opened == nil {
@@ -22,6 +29,11 @@ final class SSHChannel {
             }
         }
         raw = opened!
+    }
+
+    /// Starts `command` on the open channel.
+    func exec(_ command: String, until deadline: ContinuousClock.Instant) throws {
+        let raw = raw
         let rc = try session.retry(until: deadline, timeoutKind: .commandTimedOut) {
             clibssh2_channel_exec(raw, command, UInt32(command.utf8.count))
         }
@@ -33,6 +45,10 @@ final class SSHChannel {
         libssh2_session_set_timeout(session.raw, 2000)
         libssh2_session_set_blocking(session.raw, 1)
         libssh2_channel_free(raw)
+        // Back to non-blocking, without a timeout: the session may serve
+        // another command (``SSHSessionPool``).
+        libssh2_session_set_blocking(session.raw, 0)
+        libssh2_session_set_timeout(session.raw, 0)
     }
 
     /// Reads what is available on `stream` (0 stdout, 1 stderr) into `buffer`:

@@ -6,8 +6,10 @@ public import FoundationEssentials
 /// input streamed in, standard output and error kept apart and delivered
 /// line by line while the command runs.
 ///
-/// Each command gets its own connection on its own thread, off Swift's
-/// cooperative pool.
+/// Each command runs on its own thread, off Swift's cooperative pool, on a
+/// connection of its own: a new one, or one that an earlier command to the
+/// same host with the same configuration ended cleanly on
+/// (``SSHSessionPool``).
 public struct SSHClient: Sendable {
     /// Where and as whom to connect.
     public let configuration: SSHConfiguration
@@ -45,6 +47,92 @@ public struct SSHClient: Sendable {
         _ command: String, stdin: Data, timeout: Duration, configuration: SSHConfiguration,
         cancellation: CancellationFlag, onOutput: (@Sendable (SSHOutputLine) -> Void)?
     ) throws -> SSHCommandResult {
+        let key = SSHSessionPool.Key(configuration)
+        let command = Command(
+            text: command, stdin: stdin, timeout: timeout, configuration: configuration, onOutput: onOutput)
+        if let kept = SSHSessionPool.shared.take(key) {
+            kept.cancellation = cancellation
+            // A kept connection opens a channel within the connect timeout, or
+            // is given up (nothing was asked of the host yet) for a new one.
+            let result = try? command.channel(on: kept, until: ContinuousClock.now + configuration.connectTimeout)
+            if cancellation.isCancelled { throw CancellationError() }
+            if let result {
+                let outcome = try command.finish(result, on: kept)
+                SSHSessionPool.shared.put(kept, for: key)
+                return outcome
+            }
+        }
+        let session = try connect(configuration, cancellation: cancellation)
+        let outcome = try command.finish(
+            try command.channel(on: session, until: ContinuousClock.now + configuration.connectTimeout), on: session)
+        SSHSessionPool.shared.put(session, for: key)
+        return outcome
+    }
+
+    /// One command's run on a channel. The channel lives only inside
+    /// ``finish(_:on:)``, so it is freed before its session can be kept.
+    private struct Command {
+        let text: String
+        let stdin: Data
+        let timeout: Duration
+        let configuration: SSHConfiguration
+        let onOutput: (@Sendable (SSHOutputLine) -> Void)?
+
+        /// An open channel, as a box the run empties.
+        final class Open {
+            var channel: SSHChannel?
+            init(_ channel: SSHChannel) { self.channel = channel }
+        }
+
+        func channel(on session: SSHSession, until deadline: ContinuousClock.Instant) throws -> Open {
+            Open(try SSHChannel(session: session, until: deadline))
+        }
+
+        func finish(_ open: Open, on session: SSHSession) throws -> SSHCommandResult {
+            guard let channel = open.channel else { throw CancellationError() }
+            open.channel = nil
+            return try SSHClient.run(self, on: channel, session: session)
+        }
+    }
+
+    private static func run(
+        _ command: Command, on channel: SSHChannel, session: SSHSession
+    ) throws
+        -> SSHCommandResult
+    {
+        let configuration = command.configuration
+        let deadline = ContinuousClock.now + command.timeout
+        try channel.exec(command.text, until: deadline)
+        var pump = OutputPump(onOutput: command.onOutput)
+        do {
+            try exchange(
+                channel, session: session, stdin: command.stdin, deadline: deadline,
+                keepalive: configuration.keepaliveInterval, pump: &pump)
+        } catch {
+            // Timed out or cancelled: close the channel without waiting long;
+            // the connection is dropped right after.
+            _ = channel.close()
+            if let error = error as? SSHError, error.kind == .commandTimedOut {
+                throw SSHError(
+                    kind: .commandTimedOut, destination: configuration.destination,
+                    detail: "no exit within \(command.timeout); channel closed")
+            }
+            throw error
+        }
+        pump.finish()
+        let closeDeadline = ContinuousClock.now + .seconds(5)
+        _ = try session.retry(until: closeDeadline, timeoutKind: .transport) { channel.close() }
+        _ = try session.retry(until: closeDeadline, timeoutKind: .transport) { channel.waitClosed() }
+        let signal = channel.exitSignal
+        return SSHCommandResult(
+            exitStatus: signal == nil ? channel.exitStatus : nil, exitSignal: signal, stdout: pump.stdout,
+            stderr: pump.stderr)
+    }
+
+    /// A new connection, its host key verified and the user authenticated.
+    private static func connect(
+        _ configuration: SSHConfiguration, cancellation: CancellationFlag
+    ) throws -> SSHSession {
         let connectDeadline = ContinuousClock.now + configuration.connectTimeout
         let session = try SSHSession(
             host: configuration.host, port: configuration.port, destination: configuration.destination,
@@ -65,33 +153,7 @@ public struct SSHClient: Sendable {
             isAlias: lookup.alias, listedTypes: known ?? [])
         try session.authenticate(
             user: configuration.user, privateKeyFile: configuration.privateKeyFile, until: connectDeadline)
-
-        let deadline = ContinuousClock.now + timeout
-        let channel = try SSHChannel(session: session, command: command, until: deadline)
-        var pump = OutputPump(onOutput: onOutput)
-        do {
-            try exchange(
-                channel, session: session, stdin: stdin, deadline: deadline,
-                keepalive: configuration.keepaliveInterval, pump: &pump)
-        } catch {
-            // Timed out or cancelled: close the channel without waiting long;
-            // the connection is dropped right after.
-            _ = channel.close()
-            if let error = error as? SSHError, error.kind == .commandTimedOut {
-                throw SSHError(
-                    kind: .commandTimedOut, destination: configuration.destination,
-                    detail: "no exit within \(timeout); channel closed")
-            }
-            throw error
-        }
-        pump.finish()
-        let closeDeadline = ContinuousClock.now + .seconds(5)
-        _ = try session.retry(until: closeDeadline, timeoutKind: .transport) { channel.close() }
-        _ = try session.retry(until: closeDeadline, timeoutKind: .transport) { channel.waitClosed() }
-        let signal = channel.exitSignal
-        return SSHCommandResult(
-            exitStatus: signal == nil ? channel.exitStatus : nil, exitSignal: signal, stdout: pump.stdout,
-            stderr: pump.stderr)
+        return session
     }
 
     /// Feeds standard input and drains both output streams until the

@@ -15,7 +15,9 @@ final class SSHSession {
     let raw: OpaquePointer
     private let socket: Int32
     let destination: String
-    let cancellation: CancellationFlag
+    /// The cancellation of the command the session serves now (a kept
+    /// session serves one command after another).
+    var cancellation: CancellationFlag
 
     /// Connects to `host:port` and starts a session on the socket (no handshake yet).
     init(
