@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Shared
+import Synchronization
 
 /// Turns Kubernetes REST requests into store calls and store results into
 /// Kubernetes JSON: discovery, lists with `limit`/`continue` and selectors,
@@ -13,6 +14,9 @@ struct APIHandler: Sendable {
     let faults: Scenario.Faults
     /// Custom resources whose CRD is installed, as `plural.group`.
     var customResources: Set<String> = []
+    /// Every authorised request outside /sim/, by method: what a client
+    /// cost the API server (`GET /sim/v1/requests`).
+    let requests = RequestCounter()
 
     /// system-upgrade-controller's Plans are served only with their CRD.
     var servesPlans: Bool { customResources.contains("plans.upgrade.cattle.io") }
@@ -29,6 +33,8 @@ struct APIHandler: Sendable {
             if !path.hasPrefix("/sim/"), faults.errorRate > 0, Double.random(in: 0..<1) < faults.errorRate {
                 throw APIError(code: 500, reason: "InternalError", message: "simulated failure (fault injection)")
             }
+            if path == "/sim/v1/requests" { return json(requests.json) }
+            if !path.hasPrefix("/sim/") { requests.count(request.method.rawValue) }
             let body = try await request.body.collect(upTo: 8 << 20)
             return try await route(request, body: Data(buffer: body))
         } catch let error as APIError {
@@ -211,17 +217,16 @@ struct APIHandler: Sendable {
     }
 
     private func decodeObject(_ body: Data) throws -> JSONValue {
-        guard let value = try? JSONDecoder().decode(JSONValue.self, from: body), case .object = value else {
+        guard let value = try? JSONValue(parsing: body), case .object = value else {
             throw APIError.badRequest("the request body must be a JSON object")
         }
         return value
     }
 
     private func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
-        let data = (try? JSONEncoder().encode(value)) ?? Data("{}".utf8)
-        return Response(
+        Response(
             status: status, headers: [.contentType: "application/json"],
-            body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: value.jsonBytes)))
     }
 
     private func text(_ body: String) -> Response {
@@ -293,5 +298,20 @@ struct Selector {
             case .exists, .absent: false
             }
         }
+    }
+}
+
+/// Requests served, by HTTP method.
+final class RequestCounter: Sendable {
+    private let counts = Mutex<[String: Int]>([:])
+
+    func count(_ method: String) { counts.withLock { $0[method, default: 0] += 1 } }
+
+    var json: JSONValue {
+        let counts = counts.withLock { $0 }
+        return .object([
+            "total": .number(Double(counts.values.reduce(0, +))),
+            "by_method": .object(counts.mapValues { .number(Double($0)) }),
+        ])
     }
 }

@@ -225,7 +225,7 @@ struct Run: Sendable {
                 HTTPRequest(
                     method: "POST", url: orchestrator + "/execute", headers: [("Content-Type", "application/json")],
                     body: request.jsonBody(), bearerToken: token))
-            let object = try? JSONDecoder().decode(JSONValue.self, from: response.body)
+            let object = try? JSONValue(parsing: response.body)
             switch response.status {
             case 200 where object?[["outcome"]]?.stringValue == "nothing_to_do":
                 let reason = object?[["reason"]]?.stringValue ?? "nothing to do"

@@ -20,9 +20,14 @@
 # the drain, node-script and soak time of its nodes, in all and per node.
 #
 # Everything runs as it ships: release build, Swift runtime linked statically.
+# It also prints the drain's lower bound (the longest chain of evictions a
+# budget serialises, each waiting for its replacement's readiness, then the
+# grace period; target: the product within 1.5x of it) and the requests
+# each drain sent to the API server (the simulator counts them; target: the
+# product no more than kubectl).
 #   scripts/bench/drain.sh [runs]   (default 3)
 #   scripts/bench/drain.sh --smoke [runs]   (default 1; 11 pods a target and no budget, Ready
-#     0.2 s after scheduling, no grace period, the API away 1 s, no soak; the
+#     0.2 s after scheduling, a 1 s grace period, the API away 1 s, no soak; the
 #     debug build, or K8SUP_BENCH_BIN)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -33,7 +38,7 @@ runs=${1:-3}
 guarded=6 plain=9 plain_replicas=10 ready=1 grace=2 outage=20 soak=2
 if ((SMOKE)); then
   (($# > 0)) || runs=1
-  guarded=0 plain=3 plain_replicas=3 ready=0.2 grace=0 outage=1 soak=0
+  guarded=0 plain=3 plain_replicas=3 ready=0.2 grace=1 outage=1 soak=0
 fi
 pods=$((2 + 3 * guarded + plain * plain_replicas))
 
@@ -89,24 +94,36 @@ print(" ".join(sorted(o.get("name", "?").removeprefix(node + "-") for o in owner
 count_on() { k get pods -A --field-selector "spec.nodeName=$1" --no-headers | wc -l; }
 
 now_ms() { date +%s%3N; }
+# Requests the API simulator has served (outside its own /sim/ paths).
+server=$(awk '/server:/ {print $2; exit}' "$KUBECONFIG")
+requests() {
+  curl -sSf --cacert "$(awk '/certificate-authority:/ {print $2; exit}' "$KUBECONFIG")" \
+    -H "Authorization: Bearer $(cat "$TESTBED_DIR/token")" "$server/sim/v1/requests" | jq .total
+}
+# Each prints its wall time in ms and the requests it sent.
 time_kubectl() {
-  local start
+  local start before
+  before=$(requests)
   start=$(now_ms)
   k drain "$1" --ignore-daemonsets --delete-emptydir-data --timeout 300s >"$work/kubectl-$1.log" 2>&1 ||
     { cat "$work/kubectl-$1.log" >&2; exit 1; }
-  echo $(($(now_ms) - start))
+  echo "$(($(now_ms) - start)) $(($(requests) - before))"
 }
 time_product() {
-  local start
+  local start before
+  before=$(requests)
   start=$(now_ms)
   "$bin/k8s-upgrade" drain "$1" --kubeconfig "$KUBECONFIG" --drain-timeout 300 >"$work/product-$1.log" 2>&1 ||
     { cat "$work/product-$1.log" >&2; exit 1; }
-  echo $(($(now_ms) - start))
+  echo "$(($(now_ms) - start)) $(($(requests) - before))"
 }
 
 kubectl_ms=()
 product_ms=()
-printf '\n%-4s %-17s %4s %8s %8s %7s  %s\n' run "kubectl/product" pods kubectl product ratio first
+kubectl_requests=()
+product_requests=()
+printf '\n%-4s %-17s %4s %8s %8s %7s %9s %9s  %s\n' run "kubectl/product" pods kubectl product ratio \
+  "requests" "requests" first
 for r in $(seq "$runs"); do
   a="drain-$((2 * r - 1))"
   b="drain-$((2 * r))"
@@ -116,12 +133,12 @@ for r in $(seq "$runs"); do
   pods=$(count_on "$a")
   if ((r % 2 == 1)); then
     first=kubectl
-    tk=$(time_kubectl "$a")
-    tp=$(time_product "$b")
+    read -r tk rk < <(time_kubectl "$a")
+    read -r tp rp < <(time_product "$b")
   else
     first=product
-    tp=$(time_product "$b")
-    tk=$(time_kubectl "$a")
+    read -r tp rp < <(time_product "$b")
+    read -r tk rk < <(time_kubectl "$a")
   fi
   # Both must have evicted exactly the evictable set and left only the DaemonSet pods.
   for node in "$a" "$b"; do
@@ -131,17 +148,27 @@ for r in $(seq "$runs"); do
   done
   kubectl_ms+=("$tk")
   product_ms+=("$tp")
-  awk -v r="$r" -v n="$a/$b" -v p="$pods" -v k="$tk" -v q="$tp" -v f="$first" \
-    'BEGIN { printf "%-4s %-17s %4s %7.2fs %7.2fs %7.2f  %s\n", r, n, p, k / 1000, q / 1000, q / k, f }'
+  kubectl_requests+=("$rk")
+  product_requests+=("$rp")
+  awk -v r="$r" -v n="$a/$b" -v p="$pods" -v k="$tk" -v q="$tp" -v f="$first" -v rk="$rk" -v rp="$rp" \
+    'BEGIN { printf "%-4s %-17s %4s %7.2fs %7.2fs %7.2f %9s %9s  %s\n", r, n, p, k / 1000, q / 1000, q / k, rk, rp, f }'
 done
 
 mk=$(bench_median "${kubectl_ms[@]}")
 mp=$(bench_median "${product_ms[@]}")
 evicted=$(grep -o 'drained: [0-9]* pods evicted' "$work/product-drain-2.log" | grep -o '[0-9]*')
 printf '\ndrain of %s pods (%s evicted, 2 kept as DaemonSet pods), median of %s runs:\n' "$pods" "$evicted" "$runs"
-awk -v k="$mk" -v p="$mp" 'BEGIN {
-  printf "  kubectl drain      %6.2f s\n  k8s-upgrade drain  %6.2f s\n  ratio              %6.2f  (target <= 0.80)\n",
-    k / 1000, p / 1000, p / k }'
+# The lower bound: the longest chain of evictions a budget serialises. A
+# guarded ReplicaSet's 3 pods go one at a time, each waiting for the one
+# before's replacement to be Ready, and the last one's grace period ends it;
+# a plain pod only has its grace period.
+lower=$(awk -v g="$guarded" -v r="$ready" -v s="$grace" 'BEGIN { print (g > 0 ? 2 * r : 0) + s }')
+awk -v k="$mk" -v p="$mp" -v l="$lower" -v rk="$(bench_median "${kubectl_requests[@]}")" \
+  -v rp="$(bench_median "${product_requests[@]}")" 'BEGIN {
+  printf "  kubectl drain      %6.2f s, %5d requests\n  k8s-upgrade drain  %6.2f s, %5d requests\n", k / 1000, rk, p / 1000, rp
+  printf "  ratio              %6.2f  (target <= 0.80)\n", p / k
+  printf "  lower bound        %6.2f s: the product at %.2fx of it (target <= 1.50), ", l, p / 1000 / l
+  printf "with %s the requests of kubectl (target <= 1)\n", (rk > 0 ? sprintf("%.2fx", rp / rk) : "?") }'
 ./scripts/testbed.sh down --dir "$bed" >/dev/null 2>&1
 
 echo

@@ -203,7 +203,7 @@ struct APIClient: Sendable {
         } catch {
             throw ClientError("cannot reach the orchestrator at \(baseURL): \(error)")
         }
-        let document = (try? JSONDecoder().decode(JSONValue.self, from: response.body)) ?? .null
+        let document = (try? JSONValue(parsing: response.body)) ?? .null
         guard expect.contains(response.status) else {
             let message = document[dotted: "error"]?.stringValue ?? response.text.prefix(300).description
             throw ClientError("\(method) \(path): HTTP \(response.status): \(message)")

@@ -36,13 +36,16 @@ struct Drainer: Sendable {
     /// Pods never evicted: the orchestrator's own, the exclusion selector's.
     var exclusion = DrainExclusion()
     var timeout: Duration = .seconds(600)
-    /// First wait after a 429; doubles up to `maximumRetryDelay`.
-    var retryDelay: Duration = .milliseconds(500)
-    var maximumRetryDelay: Duration = .seconds(5)
-    /// How often a pod's deletion is checked.
+    /// First wait after a 429; grows by half up to `maximumRetryDelay`: a
+    /// budget frees as soon as a replacement is Ready, and an eviction
+    /// tried again a second late holds the whole chain behind it a second.
+    var retryDelay: Duration = .milliseconds(250)
+    var maximumRetryDelay: Duration = .seconds(1)
+    /// How often the pods still terminating are checked: one list of the
+    /// node's pods for all of them (``PodsOnNode``), not a read per pod.
     var deletionPoll: Duration = .milliseconds(250)
-    /// The most evictions in flight at once.
-    var parallelism = 64
+    /// The most evictions in flight at once (kubectl's drain has no bound).
+    var parallelism = 256
     /// The drain's deadline and its pauses (a job's clock in the pipeline).
     var clock: any JobClock = SystemJobClock()
 
@@ -82,6 +85,7 @@ struct Drainer: Sendable {
         for warning in selection.warnings { await report("Warning: \(warning)") }
         let deadline = clock.now() + timeout.seconds
         let seen = Refusals()
+        let onNode = PodsOnNode(cluster: cluster, node: node, clock: clock, freshFor: deletionPoll)
         let stuck = try await withThrowingTaskGroup(of: PodFacts?.self) { group in
             var pending = selection.evict[...]
             var stuck: [PodFacts] = []
@@ -90,7 +94,9 @@ struct Drainer: Sendable {
                 while running < parallelism, let pod = pending.popFirst() {
                     running += 1
                     group.addTask { [self] in
-                        let done = try await evictAndWait(pod, deadline: deadline, checkpoint: checkpoint) { message in
+                        let done = try await evictAndWait(
+                            pod, onNode: onNode, deadline: deadline, checkpoint: checkpoint
+                        ) { message in
                             if seen.firstTime(message) {
                                 await report("eviction of \(pod.reference) refused, retrying: \(message)")
                             }
@@ -118,7 +124,7 @@ struct Drainer: Sendable {
     /// One pod: evict until accepted, then wait for its deletion. Answers
     /// false when the deadline passed first.
     private func evictAndWait(
-        _ pod: PodFacts, deadline: Double, checkpoint: @Sendable () throws -> Void,
+        _ pod: PodFacts, onNode: PodsOnNode, deadline: Double, checkpoint: @Sendable () throws -> Void,
         refused: @Sendable (String) async -> Void
     ) async throws -> Bool {
         var delay = retryDelay
@@ -140,12 +146,11 @@ struct Drainer: Sendable {
             case let .refusedByBudget(message), let .namespaceTerminating(message):
                 await refused(message)
                 try await clock.sleep(for: min(delay, .seconds(max(0, deadline - clock.now()))))
-                delay = min(delay * 2, maximumRetryDelay)
+                delay = min(delay * 1.5, maximumRetryDelay)
             }
         }
         while true {
-            let uid = try await cluster.podUID(namespace: pod.namespace, name: pod.name)
-            if uid == nil || uid != pod.uid { return true }
+            if try await onNode.isGone(pod) { return true }
             try checkpoint()
             if clock.now() >= deadline { return false }
             try await clock.sleep(for: deletionPoll)
@@ -167,4 +172,52 @@ private final class Refusals: Sendable {
     }
 
     var all: [String] { list.withLock { $0 } }
+}
+
+/// The node's pods as one list shared by every eviction of a drain that
+/// waits for its pod to go: a list younger than `freshFor` answers them all,
+/// and callers arriving while it is read wait for that same read. So the
+/// API server sees one list per poll for the whole node, where kubectl
+/// sends a read per pod per second.
+actor PodsOnNode {
+    let cluster: Cluster
+    let node: String
+    let clock: any JobClock
+    let freshFor: Duration
+    /// `namespace/name` → UID of the pods the last list held, and when it was read.
+    private var present: [String: String] = [:]
+    private var readAt: Double = -.infinity
+    private var reading: Task<[String: String], any Error>?
+
+    init(cluster: Cluster, node: String, clock: any JobClock, freshFor: Duration) {
+        self.cluster = cluster
+        self.node = node
+        self.clock = clock
+        self.freshFor = freshFor
+    }
+
+    /// Whether `pod` (this UID; a pod of the same name is another pod) is gone.
+    func isGone(_ pod: PodFacts) async throws -> Bool {
+        if clock.now() - readAt >= freshFor.seconds {
+            if let reading {
+                present = try await reading.value
+            } else {
+                let cluster = cluster
+                let node = node
+                let task = Task {
+                    var uids: [String: String] = [:]
+                    for item in try await cluster.pods(on: node) {
+                        let facts = PodFacts(pod: item)
+                        uids["\(facts.namespace)/\(facts.name)"] = facts.uid
+                    }
+                    return uids
+                }
+                reading = task
+                defer { reading = nil }
+                present = try await task.value
+                readAt = clock.now()
+            }
+        }
+        return present["\(pod.namespace)/\(pod.name)"] != pod.uid
+    }
 }

@@ -145,7 +145,7 @@ public struct KubernetesClient: Sendable {
     ) async throws -> JSONValue {
         var headers: [(name: String, value: String)] = [("Accept", "application/json")]
         if let contentType { headers.append(("Content-Type", contentType)) }
-        let data = try body.map { try JSONEncoder().encode($0) }
+        let data = body.map { Data($0.jsonBytes) }
         let call = "\(method) \(path)"
         let reporter = Self.retryReporter
         let clock = ContinuousClock()
@@ -181,7 +181,7 @@ public struct KubernetesClient: Sendable {
             HTTPRequest(
                 method: method, url: access.server + path, headers: headers, body: body,
                 bearerToken: try access.bearerToken()))
-        let object = try? JSONDecoder().decode(JSONValue.self, from: response.body)
+        let object = try? JSONValue(parsing: response.body)
         guard response.isSuccess else {
             throw KubernetesAPIError(
                 path: path, status: response.status, reason: object?[["reason"]]?.stringValue ?? "",

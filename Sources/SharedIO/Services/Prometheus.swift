@@ -21,7 +21,7 @@ public struct Prometheus: Sendable {
             throw GateError("Prometheus GET /api/v1/alerts: HTTP \(response.status): \(response.text.prefix(200))")
         }
         let document: JSONValue
-        do { document = try JSONDecoder().decode(JSONValue.self, from: response.body) } catch {
+        do { document = try JSONValue(parsing: response.body) } catch {
             throw GateError("Prometheus GET /api/v1/alerts: the answer is not JSON")
         }
         return try Alert.parse(alertsResponse: document)
@@ -46,7 +46,7 @@ extension Prometheus {
         var url = baseURL + "/api/v1/query?query=" + KubernetesClient.percentEncoded(expression)
         if let time { url += "&time=" + Self.timestamp(time) }
         let response = try await http.send(HTTPRequest(method: "GET", url: url, timeout: .seconds(30)))
-        let document = try? JSONDecoder().decode(JSONValue.self, from: response.body)
+        let document = try? JSONValue(parsing: response.body)
         guard response.isSuccess, document?[dotted: "status"]?.stringValue == "success" else {
             let error = document?[dotted: "error"]?.stringValue ?? String(response.text.prefix(200))
             throw GateError("Prometheus query \(expression): HTTP \(response.status): \(error)")

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# A large cluster: the bed's synthetic-N scenario (1 master reachable over
+# SSH, N-1 workers in the API simulator only). Prints what the simulator
+# costs on its own (GET /api/v1/nodes with curl), the detector's wall time
+# and peak RSS, and, from one `serve`, a pre-flight-only job (queued to
+# finished), the plan of the whole cluster, and the service's peak RSS.
+#
+# Targets (issue 22): detector <= 1.5 s and <= 30 MB; pre-flight <= 2 s;
+# serve's peak RSS <= 150 MB.
+#   scripts/bench/scale.sh [nodes]           (default 5000)
+#   scripts/bench/scale.sh --smoke [nodes]   (default 50; the debug build, or K8SUP_BENCH_BIN)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/bench/common.sh
+bench_init "$@"
+set -- "${ARGS[@]+"${ARGS[@]}"}"
+nodes=${1:-5000}
+((SMOKE == 0 || $# > 0)) || nodes=50
+bench_binaries k8s-upgrade k8s-version-check k8s-cluster-sim
+
+work=$(mktemp -d)
+serve=""
+trap '[[ -z $serve ]] || kill "$serve" 2>/dev/null; ./scripts/testbed.sh down --dir "$work/bed" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+./scripts/testbed.sh up --dir "$work/bed" --bin-dir "$BIN" --scenario "synthetic-$nodes" >"$work/up.log" 2>&1 ||
+  { cat "$work/up.log" >&2; exit 1; }
+# shellcheck source=/dev/null
+source "$work/bed/env"
+echo "synthetic-$nodes (1 master over SSH, $((nodes - 1)) workers in the simulator); binaries: $BIN"
+
+# The simulator alone.
+server=$(awk '/server:/ {print $2; exit}' "$KUBECONFIG")
+sim=(curl -sSf --cacert "$(awk '/certificate-authority:/ {print $2; exit}' "$KUBECONFIG")"
+  -H "Authorization: Bearer $(cat "$TESTBED_DIR/token")")
+"${sim[@]}" "$server/api/v1/nodes" -o /dev/null
+read -r sim_seconds sim_bytes < <("${sim[@]}" "$server/api/v1/nodes" -o /dev/null -w '%{time_total} %{size_download}\n')
+printf '  simulator alone: GET /api/v1/nodes %s bytes in %.3f s (curl)\n' "$sim_bytes" "$sim_seconds"
+
+# The detector, median of 3 after a warm-up.
+master_port=${TESTBED_SSH_PORTS#*master=}
+master_port=${master_port%% *}
+detector=("$BIN/k8s-version-check" --kubeconfig "$KUBECONFIG" --master-address "127.0.0.1:$master_port"
+  --ssh-user "$TESTBED_SSH_USER" --ssh-key-file "$TESTBED_SSH_KEY" --known-hosts-file "$TESTBED_KNOWN_HOSTS"
+  --repo-base "$TESTBED_REPO_BASE" --pushgateway-url "$TESTBED_PUSHGATEWAY_URL")
+"${detector[@]}" >"$work/detector.log" 2>&1 || { cat "$work/detector.log" >&2; exit 1; }
+for _ in 1 2 3; do
+  /usr/bin/time -f '%e %M' -o "$work/time" "${detector[@]}" >/dev/null 2>&1
+  cat "$work/time" >>"$work/detector.times"
+done
+read -r d_wall d_rss < <(sort -n "$work/detector.times" | awk '{w[NR]=$1; if ($2 > m) m = $2} END {print w[2], m}')
+printf '  detector: median %.2f s, peak RSS %.1f MB (targets 1.5 s, 30 MB)\n' "$d_wall" "$(awk -v k="$d_rss" 'BEGIN {print k / 1024}')"
+
+# The orchestrator: a pre-flight-only job, then the plan (every node's
+# step and drain forecast). A dry run would reach every node over SSH, and
+# the synthetic nodes have no sshd.
+mapfile -t serve_args < <(jq -r '.[]' "$TESTBED_ORCHESTRATOR_ARGS")
+"$BIN/k8s-upgrade" "${serve_args[@]}" --expected-nodes "$nodes" --store "$work/jobs.sqlite" --port-file "$work/port" \
+  --soak 0 --quiet-period 0 2>"$work/serve.log" &
+serve=$!
+for _ in $(seq 200); do
+  [[ -s $work/port ]] && curl -sf "http://127.0.0.1:$(cat "$work/port")/readyz" >/dev/null && break
+  kill -0 "$serve" 2>/dev/null || { cat "$work/serve.log" >&2; exit 1; }
+  sleep 0.05
+done
+url="http://127.0.0.1:$(cat "$work/port")"
+token=$(cat "$TESTBED_API_TOKEN_FILE")
+job() { # id, request body: prints the job's seconds from queued to finished
+  curl -sS --fail-with-body -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -d "$2" "$url/execute" >/dev/null
+  local answer state
+  for _ in $(seq 1200); do
+    answer=$(curl -sf -H "Authorization: Bearer $token" "$url/jobs/$1?events_limit=1")
+    state=$(jq -r .state <<<"$answer")
+    [[ $state == queued || $state == running ]] || break
+    sleep 0.05
+  done
+  [[ $state == succeeded ]] || {
+    echo "job $1 ended $state: $(jq -r .error <<<"$answer")" >&2
+    exit 1
+  }
+  sqlite3 "$work/jobs.sqlite" "SELECT printf('%.2f', finished_at - created_at) FROM jobs WHERE id = $1"
+}
+preflight=$(job 1 '{"target_version":"1.34.5","kind":"patch","stages":"preflight"}')
+plan_seconds=$(curl -sS --fail-with-body -H "Authorization: Bearer $token" "$url/plan?target=1.34.5" \
+  -o "$work/plan.json" -w '%{time_total}')
+planned=$(jq '.nodes | length' "$work/plan.json")
+peak=$(awk '$1 == "VmHWM:" { printf "%.1f", $2 / 1024 }' "/proc/$serve/status")
+echo "  pre-flight only: $preflight s (target 2 s)"
+printf '  plan (GET /plan, %s nodes with their steps and drain forecasts): %.2f s\n' "$planned" "$plan_seconds"
+echo "  serve's peak RSS: $peak MB (target 150 MB)"
