@@ -38,9 +38,14 @@ struct Cluster: Sendable {
     /// Each control plane's API server version (its static pod's image);
     /// control planes without one are left out.
     func apiServerVersions(of nodes: [NodeFacts]) async throws -> [String: KubeVersion] {
+        try await apiServerVersions(ofControlPlanes: nodes.filter(\.isControlPlane).map(\.name))
+    }
+
+    /// The API server versions of the control planes named.
+    func apiServerVersions(ofControlPlanes names: [String]) async throws -> [String: KubeVersion] {
         var versions: [String: KubeVersion] = [:]
-        for node in nodes where node.isControlPlane {
-            if let version = try await apiServerVersion(on: node.name) { versions[node.name] = version }
+        for name in names {
+            if let version = try await apiServerVersion(on: name) { versions[name] = version }
         }
         return versions
     }
@@ -74,13 +79,6 @@ struct Cluster: Sendable {
 
     func pods(on node: String) async throws -> [JSONValue] {
         try await client.list("/api/v1/pods?fieldSelector=" + KubernetesClient.percentEncoded("spec.nodeName=\(node)"))
-    }
-
-    func allPods() async throws -> [JSONValue] { try await client.list("/api/v1/pods") }
-
-    /// The pod's UID now, or `nil` when it is gone.
-    func podUID(namespace: String, name: String) async throws -> String? {
-        try await client.getIfExists("/api/v1/namespaces/\(namespace)/pods/\(name)")?[["metadata", "uid"]]?.stringValue
     }
 
     func budgets() async throws -> [BudgetFacts] {

@@ -108,7 +108,7 @@ extension UpgradePipeline {
                 stage: work.stage, node: node.name)
             notify(job, .info, "\(node.name): \(what) \(work.line.before) → \(target)")
         case .kubeletSkew:
-            try await checkKubeletSkew(node, job: job)
+            try await checkKubeletSkew(node, job: job, stage: work.stage)
         case .reach:
             try await reach(node, job: job, stage: work.stage)
         case .cordon:
@@ -214,9 +214,16 @@ extension UpgradePipeline {
     /// stages were selected (`preflight,workers` on a cluster whose control
     /// plane was not upgraded stops here, before the first cordon). A dry
     /// run counts the control planes it took to the target on paper.
-    func checkKubeletSkew(_ node: NodeFacts, job: JobContext) async throws {
+    func checkKubeletSkew(_ node: NodeFacts, job: JobContext, stage: UpgradeStage) async throws {
         let target = job.request.targetVersion
-        var apiServers = try await cluster.apiServerVersions(of: try await cluster.nodes())
+        let names: [String]
+        if let known = job.state.withLock({ $0.controlPlaneNames }), known.stage == stage {
+            names = known.names
+        } else {
+            names = try await cluster.nodes().filter(\.isControlPlane).map(\.name)
+            job.state.withLock { $0.controlPlaneNames = (stage, names) }
+        }
+        var apiServers = try await cluster.apiServerVersions(ofControlPlanes: names)
         for name in job.state.withLock({ $0.dryRunControlPlanes }) { apiServers[name] = target }
         let versions = apiServers.isEmpty ? [try await cluster.client.serverVersion()] : Array(apiServers.values)
         guard let current = node.kubelet else {

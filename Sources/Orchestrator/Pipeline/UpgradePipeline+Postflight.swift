@@ -24,18 +24,23 @@ extension UpgradePipeline {
         if !notReady.isEmpty { problems.append("not Ready: " + notReady.joined(separator: ", ")) }
         let verdict = await gate.verdict()
         if verdict != .open { problems.append("halt-on-alert gate: \(verdict.summary)") }
-        let pods = try await cluster.allPods().map { pod in
-            (
-                phase: pod[["status", "phase"]]?.stringValue ?? "",
-                ready: (pod[["status", "conditions"]]?.arrayValue ?? []).contains {
+        // Counted page by page: a large cluster's pods are never all held at once.
+        var (counted, ready) = (0, 0)
+        try await cluster.client.forEachPage("/api/v1/pods") { page in
+            for pod in page {
+                let phase = pod[["status", "phase"]]?.stringValue ?? ""
+                guard phase != "Succeeded" && phase != "Failed" else { continue }
+                counted += 1
+                if (pod[["status", "conditions"]]?.arrayValue ?? []).contains(where: {
                     $0[["type"]]?.stringValue == "Ready" && $0[["status"]]?.stringValue == "True"
+                }) {
+                    ready += 1
                 }
-            )
-        }.filter { $0.phase != "Succeeded" && $0.phase != "Failed" }
-        let ready = pods.filter(\.ready).count
-        let ratio = pods.isEmpty ? 1 : Double(ready) / Double(pods.count)
+            }
+        }
+        let ratio = counted == 0 ? 1 : Double(ready) / Double(counted)
         let ratioText =
-            "\(ready) of \(pods.count) pods Ready (\(Int((ratio * 100).rounded())) %, needed \(Int((settings.podReadyRatio * 100).rounded())) %)"
+            "\(ready) of \(counted) pods Ready (\(Int((ratio * 100).rounded())) %, needed \(Int((settings.podReadyRatio * 100).rounded())) %)"
         if ratio < settings.podReadyRatio { problems.append(ratioText) }
         try await job.record(.info, ratioText, stage: .postflight)
         try await requireNoProblems(problems, job: job)

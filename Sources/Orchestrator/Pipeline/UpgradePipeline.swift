@@ -51,6 +51,10 @@ final class UpgradePipeline: Pipeline {
         var touched = false
         /// Control planes a dry run took to the target (on paper).
         var dryRunControlPlanes: Set<String> = []
+        /// The control planes' names as read for the skew check of the
+        /// stage's first node, so that each further node asks only them
+        /// for their API server versions instead of listing every node.
+        var controlPlaneNames: (stage: UpgradeStage, names: [String])?
         /// The pre-upgrade snapshot an earlier run of this job took: the
         /// rollback point, which a resume keeps instead of replacing it.
         var firstSnapshot: (path: String, job: Int64)?

@@ -74,17 +74,26 @@ public struct KubernetesClient: Sendable {
     /// Every item of a list, following `continue` tokens (`limit` per page).
     public func list(_ path: String, pageSize: Int = 500) async throws -> [JSONValue] {
         var items: [JSONValue] = []
+        try await forEachPage(path, pageSize: pageSize) { items += $0 }
+        return items
+    }
+
+    /// Lists `path` page by page, handing each page's items to `body`
+    /// before the next is read: a fold over a large list (every pod of a
+    /// cluster) holds one page at a time.
+    public func forEachPage(
+        _ path: String, pageSize: Int = 500, _ body: ([JSONValue]) throws -> Void
+    ) async throws {
         var token: String?
         let separator = path.contains("?") ? "&" : "?"
         repeat {
             var page = "\(path)\(separator)limit=\(pageSize)"
             if let token { page += "&continue=" + Self.percentEncoded(token) }
             let answer = try await getJSON(page)
-            items += answer[["items"]]?.arrayValue ?? []
+            try body(answer[["items"]]?.arrayValue ?? [])
             token = answer[["metadata", "continue"]]?.stringValue
             if token?.isEmpty == true { token = nil }
         } while token != nil
-        return items
     }
 
     /// A JSON merge patch (RFC 7386); patches are idempotent, so retried.
