@@ -17,7 +17,7 @@ extension TestBedSuites {
             ("testbed.sh", ["up:   median", "down: median", "processes left running after down: 0"]),
             ("patch-run.sh", ["default: patch job", "s per node"]),
             ("drain.sh", ["kubectl drain", "k8s-upgrade drain", "(target <= 0.80)", "orchestration overhead"]),
-            ("scale.sh", ["simulator alone", "detector: median", "pre-flight only", "plan (GET /plan", "peak RSS"]),
+            ("scale.sh", ["simulator alone", "detector: median", "pre-flight stage", "plan (GET /plan", "peak RSS"]),
         ]
 
         @Test(arguments: benchmarks.map(\.script))

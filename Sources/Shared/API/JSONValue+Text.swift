@@ -16,9 +16,23 @@
 extension JSONValue {
     /// Parses one JSON document.
     public init(parsing bytes: some Sequence<UInt8>) throws(JSONSyntaxError) {
+        // Contiguous input (Data, [UInt8], a native string's UTF-8) is read
+        // in place: a large answer is not copied before it is parsed.
+        let parsed = bytes.withContiguousStorageIfAvailable { buffer in
+            Result { () throws(JSONSyntaxError) -> JSONValue in
+                var parser = JSONTextParser(buffer)
+                return try parser.document()
+            }
+        }
+        if let parsed {
+            self = try parsed.get()
+            return
+        }
         let array = Array(bytes)
-        var parser = JSONTextParser(array)
-        self = try parser.document()
+        self = try array.withUnsafeBufferPointer { buffer throws(JSONSyntaxError) in
+            var parser = JSONTextParser(buffer)
+            return try parser.document()
+        }
     }
 
     /// The value as compact JSON text, keys sorted.
@@ -108,11 +122,11 @@ public struct JSONSyntaxError: Error, Sendable, Equatable, CustomStringConvertib
 
 /// A recursive-descent parser over the bytes of one document.
 private struct JSONTextParser {
-    private let bytes: [UInt8]
+    private let bytes: UnsafeBufferPointer<UInt8>
     private var index = 0
     private static let maximumDepth = 512
 
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
     mutating func document() throws(JSONSyntaxError) -> JSONValue {
         skipSpace()
@@ -214,12 +228,15 @@ private struct JSONTextParser {
     private mutating func string() throws(JSONSyntaxError) -> String {
         index += 1
         let start = index
-        // The common case: no escapes, so the text is the bytes as they are.
+        // The common case: no escapes, so the text is the bytes as they are
+        // (and when they are all ASCII, valid UTF-8 without a second look).
+        var ascii = true
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
                 let text = bytes[start..<index]
                 index += 1
+                if ascii { return String(decoding: text, as: UTF8.self) }
                 guard let string = String(validating: text, as: UTF8.self) else {
                     throw JSONSyntaxError(offset: start, reason: "a string is not valid UTF-8")
                 }
@@ -227,6 +244,7 @@ private struct JSONTextParser {
             }
             if byte == UInt8(ascii: "\\") { break }
             guard byte >= 0x20 else { throw fail("a control character in a string") }
+            if byte >= 0x80 { ascii = false }
             index += 1
         }
         var decoded = Array(bytes[start..<index])

@@ -38,9 +38,13 @@ public struct KubernetesClient: Sendable {
     /// node model the detector and the orchestrator share; `cordonAnnotation`
     /// is the key this tool writes when it cordons a node.
     public func nodes(cordonAnnotation: String = "", pageSize: Int = 500) async throws -> [NodeFacts] {
-        try await list("/api/v1/nodes", pageSize: pageSize).map {
-            NodeFacts(node: $0, cordonAnnotation: cordonAnnotation)
+        // Each page is reduced to the facts before the next is read: the
+        // nodes' full objects are never all held at once.
+        var nodes: [NodeFacts] = []
+        try await forEachPage("/api/v1/nodes", pageSize: pageSize) { page in
+            nodes += page.map { NodeFacts(node: $0, cordonAnnotation: cordonAnnotation) }
         }
+        return nodes
     }
 
     /// RFC 3986 percent-encoding of everything but unreserved characters.
