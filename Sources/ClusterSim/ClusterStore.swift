@@ -363,6 +363,27 @@ actor ClusterStore {
         }.min { (counts[$0.key] ?? 0, $0.key) < (counts[$1.key] ?? 0, $1.key) }?.key
     }
 
+    /// The replicas the matching pods' controllers want: a ReplicaSet's
+    /// `spec.replicas` once however many of its pods match, any other
+    /// pod (a DaemonSet's, one without a controller) as itself.
+    private func expectedScale(of pods: [JSONValue]) -> Int {
+        var replicas: [String: Int] = [:]
+        for rs in (objects[.replicasets] ?? [:]).values {
+            guard let uid = rs[["metadata", "uid"]]?.stringValue else { continue }
+            replicas[uid] = rs[["spec", "replicas"]]?.intValue ?? 0
+        }
+        var counted: Set<String> = []
+        var total = 0
+        for pod in pods {
+            if let uid = Self.controllerUID(pod), let wanted = replicas[uid] {
+                if counted.insert(uid).inserted { total += wanted }
+            } else {
+                total += 1
+            }
+        }
+        return total
+    }
+
     private func recomputeBudgets(now: Date) {
         for (key, budget) in objects[.poddisruptionbudgets] ?? [:] {
             let namespace = String(key.split(separator: "/")[0])
@@ -381,9 +402,19 @@ actor ClusterStore {
             let healthy = matching.filter {
                 Self.isReady($0) && disrupted[$0[["metadata", "name"]]?.stringValue ?? ""] == nil
             }.count
-            let expected = matching.count
+            // As the disruption controller counts: an integer minAvailable
+            // against the pods that match (terminating ones included);
+            // maxUnavailable and a percentage against the scale of the
+            // pods' controllers, so a replacement started while its
+            // predecessor terminates does not raise what is needed.
+            let minimumAvailable = Self.intOrPercent(budget[["spec", "minAvailable"]])
+            let expected: Int
+            switch minimumAvailable {
+            case .count: expected = matching.count
+            default: expected = expectedScale(of: matching)
+            }
             let desired: Int
-            if let minimum = Self.intOrPercent(budget[["spec", "minAvailable"]]) {
+            if let minimum = minimumAvailable {
                 desired = minimum.resolve(total: expected)
             } else if let maximum = Self.intOrPercent(budget[["spec", "maxUnavailable"]]) {
                 desired = max(0, expected - maximum.resolve(total: expected))

@@ -99,6 +99,41 @@ struct SimulatorAPITests {
         #expect(try await sim.request("DELETE", "/api/v1/namespaces/default/pods/\(cache)").status == 404)
     }
 
+    /// As the disruption controller counts maxUnavailable: against the
+    /// ReplicaSet's 3 replicas, not the 4 pods there are while an evicted
+    /// one terminates beside its Ready replacement. Counted by pods, the
+    /// second eviction waited for the first pod's whole grace period.
+    @Test func aReadyReplacementFreesTheBudgetWhileTheEvictedPodTerminates() async throws {
+        let scenario = """
+            {"nodes": [{"name": "master", "roles": ["control-plane"], "kubeletVersion": "1.34.3"},
+                       {"name": "worker-1", "kubeletVersion": "1.34.3"}, {"name": "worker-2", "kubeletVersion": "1.34.3"}],
+             "workloads": [{"kind": "ReplicaSet", "name": "api", "replicas": 3, "labels": {"app": "api"}}],
+             "budgets": [{"name": "api", "maxUnavailable": 1, "selector": {"app": "api"}}],
+             "readyAfterSeconds": 0.3, "defaultGracePeriodSeconds": 30}
+            """
+        let sim = try await SimulatorFixture.start(scenarioJSON: scenario)
+        let pods = try await podNames(sim, "labelSelector=app%3Dapi")
+        #expect(pods.count == 3)
+        let first = try await sim.request(
+            "POST", "/api/v1/namespaces/default/pods/\(pods[0])/eviction", body: eviction(pods[0]))
+        #expect(first.status == 201)
+        var status: [String: Any] = [:]
+        for _ in 0..<50 {
+            try await Task.sleep(for: .milliseconds(100))
+            let budget = try await sim.json("/apis/policy/v1/namespaces/default/poddisruptionbudgets/api")
+            status = budget["status"] as? [String: Any] ?? [:]
+            if status["currentHealthy"] as? Int == 3 { break }
+        }
+        #expect(status["currentHealthy"] as? Int == 3, "the replacement never became Ready: \(status)")
+        #expect(status["expectedPods"] as? Int == 3)
+        #expect(status["disruptionsAllowed"] as? Int == 1)
+        #expect(
+            try await podNames(sim, "labelSelector=app%3Dapi").contains(pods[0]), "the evicted pod still terminates")
+        let second = try await sim.request(
+            "POST", "/api/v1/namespaces/default/pods/\(pods[1])/eviction", body: eviction(pods[1]))
+        #expect(second.status == 201, "\(second.text)")
+    }
+
     @Test func aPodUnderTwoBudgetsCannotBeEvicted() async throws {
         let scenario = """
             {"nodes": [{"name": "master", "roles": ["control-plane"], "kubeletVersion": "1.34.3"},

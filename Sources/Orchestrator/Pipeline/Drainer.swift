@@ -36,11 +36,16 @@ struct Drainer: Sendable {
     /// Pods never evicted: the orchestrator's own, the exclusion selector's.
     var exclusion = DrainExclusion()
     var timeout: Duration = .seconds(600)
-    /// First wait after a 429; grows by half up to `maximumRetryDelay`: a
-    /// budget frees as soon as a replacement is Ready, and an eviction
-    /// tried again a second late holds the whole chain behind it a second.
+    /// The wait after a 429, kept at `quickRetryDelay` while the pod has
+    /// been refused for less than `quickRetries`: a budget frees
+    /// as soon as a replacement is Ready, and an eviction tried again a
+    /// second late holds the whole chain behind it a second. A budget that
+    /// stays closed longer is asked less and less often, up to
+    /// `maximumRetryDelay` (kubectl's drain asks every 5 s).
     var retryDelay: Duration = .milliseconds(250)
-    var maximumRetryDelay: Duration = .seconds(1)
+    var quickRetryDelay: Duration = .milliseconds(250)
+    var quickRetries: Duration = .seconds(10)
+    var maximumRetryDelay: Duration = .seconds(5)
     /// How often the pods still terminating are checked: one list of the
     /// node's pods for all of them (``PodsOnNode``), not a read per pod.
     var deletionPoll: Duration = .milliseconds(250)
@@ -128,6 +133,7 @@ struct Drainer: Sendable {
         refused: @Sendable (String) async -> Void
     ) async throws -> Bool {
         var delay = retryDelay
+        var refusedSince: Double?
         evicting: while true {
             try checkpoint()
             if clock.now() >= deadline { return false }
@@ -145,8 +151,12 @@ struct Drainer: Sendable {
                         + "; kubectl drain fails the same way. Remove or merge one of them, then resume the job")
             case let .refusedByBudget(message), let .namespaceTerminating(message):
                 await refused(message)
+                let since = refusedSince ?? clock.now()
+                refusedSince = since
                 try await clock.sleep(for: min(delay, .seconds(max(0, deadline - clock.now()))))
-                delay = min(delay * 1.5, maximumRetryDelay)
+                delay =
+                    clock.now() - since < quickRetries.seconds
+                    ? min(delay * 1.5, quickRetryDelay) : min(delay * 2, maximumRetryDelay)
             }
         }
         while true {
