@@ -49,6 +49,24 @@ import Testing
         }
     }
 
+    /// With etcd unreadable, the datastore check (here the quorum gate
+    /// before the master; pre-flight reads it the same way) fails on the
+    /// membership read and asks nothing more of it: against a dead member
+    /// each further etcdctl call would wait out its own command timeout.
+    @Test func anUnreadableEtcdFailsTheDatastoreCheckAfterOneRead() async throws {
+        try await InProcessOrchestrator.with(scenario: Self.cluster()) { orchestrator in
+            orchestrator.nodes.etcdUnreadable.withLock { $0 = true }
+            let id = try await orchestrator.execute()
+            _ = try await orchestrator.waitFor(.failed, id)
+            let failure = try await orchestrator.events(id).first { $0.kind == .jobFailed }?.message ?? ""
+            #expect(failure.contains("etcdctl member list exited 1"), "\(failure)")
+            let etcd = orchestrator.nodes.commands.filter { $0.words.contains("etcdctl") }
+            #expect(etcd.filter { $0.words.contains("member") }.count == 1)
+            #expect(!etcd.contains { $0.words.contains("health") }, "\(etcd.map(\.words))")
+            #expect(orchestrator.nodes.scriptRuns.isEmpty)
+        }
+    }
+
     /// An abort during worker-1's soak stops the job there: worker-1 is
     /// done and uncordoned, the others untouched.
     @Test func anAbortDuringASoakStopsBeforeTheNextNode() async throws {

@@ -118,6 +118,11 @@ extension UpgradePipeline {
         do {
             var outputs: [ProbeOutput] = []
             for probe in distribution.datastoreProbes {
+                // A failed membership read ends the reading (see Distribution.datastoreProbes).
+                if let first = outputs.first, !first.succeeded {
+                    outputs.append(first)
+                    continue
+                }
                 let result = try await shell.run(RemoteCommand(probe), on: member, onOutput: nil)
                 outputs.append(
                     ProbeOutput(exitStatus: result.exitStatus, stdout: result.stdoutText, stderr: result.stderrText))

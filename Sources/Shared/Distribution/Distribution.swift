@@ -25,7 +25,10 @@ public protocol Distribution: Sendable {
     /// For messages: `etcd`, `dqlite`.
     var datastore: String { get }
     /// Commands run in order on a datastore member, whose outputs
-    /// ``datastoreHealth(_:nodes:)`` reads.
+    /// ``datastoreHealth(_:nodes:)`` reads. The first reads the membership:
+    /// when it fails the datastore is unreadable and the others are not
+    /// run (against a dead member each waits out its command timeout);
+    /// their outputs are then the first one's failure.
     var datastoreProbes: [[String]] { get }
     /// The members and their health, from ``datastoreProbes``' outputs and
     /// the nodes as the API shows them.

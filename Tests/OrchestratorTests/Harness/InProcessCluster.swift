@@ -85,6 +85,9 @@ final class SimulatedNodes: RemoteShell {
     let unreachable = Mutex<Set<String>>([])
     /// etcd members (control-plane names) that do not answer.
     let etcdDown = Mutex<Set<String>>([])
+    /// etcd answers nothing at all: `member list` fails as etcdctl does
+    /// against a dead member, after its command timeout.
+    let etcdUnreadable = Mutex(false)
     /// What happens to a node's next real script runs before one gets
     /// through: the session drops, or the run stops without a status.
     enum Interruption: Sendable { case sessionDrops, stopsWithoutStatus }
@@ -120,7 +123,12 @@ final class SimulatedNodes: RemoteShell {
             throw SSHError(kind: .connectionRefused, destination: "\(node.name):22", detail: "connection refused")
         }
         if words == ["true"] { return Self.result(0) }
-        if words.contains("member") && words.contains("list") { return Self.result(0, await etcdMembers()) }
+        if words.contains("member") && words.contains("list") {
+            if etcdUnreadable.withLock({ $0 }) {
+                return Self.result(1, stderr: "Error: context deadline exceeded")
+            }
+            return Self.result(0, await etcdMembers())
+        }
         if words.contains("endpoint") && words.contains("health") { return Self.result(0, await etcdHealth()) }
         if let role = Self.value(after: "--role", in: words), let release = Self.value(after: "--release", in: words) {
             return try await nodeScript(node.name, role: role, release: release, dryRun: words.contains("--dry-run"))
