@@ -1,5 +1,4 @@
 import FoundationEssentials
-import Glibc
 import Synchronization
 
 /// Connections kept open between commands to the same host, as OpenSSH's
@@ -8,7 +7,10 @@ import Synchronization
 /// each (on the bed a quarter of a second a command).
 ///
 /// A connection is kept only after a command on it ended cleanly, for at
-/// most ``idleLimit`` and at most ``perHost`` a host; it is taken out for
+/// most ``idleLimit`` and at most ``perHost`` a host (an expired one is
+/// closed by the next command that takes or keeps a connection, on that
+/// command's thread: never by a thread of its own, which could be freeing
+/// a session while the process exits and OpenSSL tears itself down); it is taken out for
 /// one command at a time (libssh2 sessions are used by one thread at a
 /// time). It is looked up by everything that decided how it was made and
 /// checked (address, user, key file, known_hosts file, host-key alias),
@@ -52,7 +54,6 @@ final class SSHSessionPool: Sendable {
 
     private struct State {
         var idle: [Key: [Kept]] = [:]
-        var reaping = false
     }
 
     private let state = Mutex(State())
@@ -73,52 +74,36 @@ final class SSHSessionPool: Sendable {
         return found?.session
     }
 
-    /// Keeps a session whose command ended cleanly.
+    /// Keeps a session whose command ended cleanly; closes, here, the
+    /// ones that expired for any host.
     func put(_ session: SSHSession, for key: Key) {
         let kept = Kept(session)
-        let (startReaper, dropped) = state.withLock { state -> (Bool, [Kept]) in
+        let now = ContinuousClock.now
+        let dropped = state.withLock { state -> [Kept] in
+            var dropped: [Kept] = []
+            for (other, list) in state.idle {
+                dropped += list.filter { now - $0.since >= Self.idleLimit }
+                let left = list.filter { now - $0.since < Self.idleLimit }
+                state.idle[other] = left.isEmpty ? nil : left
+            }
             var list = state.idle[key] ?? []
             list.append(kept)
-            var dropped: [Kept] = []
             while list.count > Self.perHost { dropped.append(list.removeFirst()) }
             state.idle[key] = list
-            let start = !state.reaping
-            state.reaping = true
-            return (start, dropped)
+            return dropped
         }
         _ = dropped
-        if startReaper { BlockingWork.startThread { [self] in reap() } }
     }
 
     /// How many sessions are kept now (for tests).
     var count: Int { state.withLock { $0.idle.values.reduce(0) { $0 + $1.count } } }
 
-    /// Closes every kept session (for tests, and at exit).
+    /// Closes every kept session (for tests).
     func closeAll() {
         let all = state.withLock { state -> [Kept] in
             defer { state.idle.removeAll() }
             return state.idle.values.flatMap { $0 }
         }
         _ = all
-    }
-
-    /// Closes sessions as they expire, once a second, until none is kept.
-    private func reap() {
-        while true {
-            usleep(1_000_000)
-            let now = ContinuousClock.now
-            let (expired, done) = state.withLock { state -> ([Kept], Bool) in
-                var expired: [Kept] = []
-                for (key, list) in state.idle {
-                    expired += list.filter { now - $0.since >= Self.idleLimit }
-                    let left = list.filter { now - $0.since < Self.idleLimit }
-                    state.idle[key] = left.isEmpty ? nil : left
-                }
-                if state.idle.isEmpty { state.reaping = false }
-                return (expired, state.idle.isEmpty)
-            }
-            _ = expired
-            if done { return }
-        }
     }
 }
