@@ -62,6 +62,15 @@ import Testing
         }
     }
 
+    /// Waits (2 s at most) until job 1 waits at the gate, where the held
+    /// pipeline keeps it.
+    static func waitUntilHeldAtTheGate(_ store: JobStore) async throws {
+        for _ in 0..<400 {
+            if let job = try await store.job(1), job.progress.wait != nil { return }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
     @Test func executeAnswersEachAdmissionAndQueuesOnlyWhatItAccepts() async throws {
         try await withAPI { client, store in
             let unauthorised = try await Self.post(client, #"{"target_version":"1.34.5","kind":"patch"}"#, token: nil)
@@ -88,10 +97,7 @@ import Testing
     @Test func aJobIsReadBackWithItsEventsWhileItWaits() async throws {
         try await withAPI { client, store in
             _ = try await Self.post(client, #"{"target_version":"1.34.5","kind":"patch"}"#)
-            for _ in 0..<400 {
-                if let job = try await store.job(1), job.progress.wait != nil { break }
-                try await Task.sleep(for: .milliseconds(5))
-            }
+            try await Self.waitUntilHeldAtTheGate(store)
             let headers: HTTPFields = [.authorization: "Bearer \(Self.token)"]
             try await client.execute(uri: "/jobs/1?events_limit=2", method: .get, headers: headers) { response in
                 #expect(response.status == .ok)
@@ -114,10 +120,7 @@ import Testing
         try await withAPI { client, store in
             _ = try await Self.post(client, #"{"target_version":"1.34.5","kind":"patch"}"#)
             // Held at the gate, the job itself writes nothing more until aborted.
-            for _ in 0..<400 {
-                if let job = try await store.job(1), job.progress.wait != nil { break }
-                try await Task.sleep(for: .milliseconds(5))
-            }
+            try await Self.waitUntilHeldAtTheGate(store)
             let headers: HTTPFields = [.authorization: "Bearer \(Self.token)"]
             func read(_ uri: String) async throws -> JSONValue {
                 try await client.execute(uri: uri, method: .get, headers: headers) { response in

@@ -36,14 +36,13 @@ struct Drainer: Sendable {
     /// Pods never evicted: the orchestrator's own, the exclusion selector's.
     var exclusion = DrainExclusion()
     var timeout: Duration = .seconds(600)
-    /// The wait after a 429, kept at `quickRetryDelay` while the pod has
-    /// been refused for less than `quickRetries`: a budget frees
-    /// as soon as a replacement is Ready, and an eviction tried again a
-    /// second late holds the whole chain behind it a second. A budget that
-    /// stays closed longer is asked less and less often, up to
-    /// `maximumRetryDelay` (kubectl's drain asks every 5 s).
+    /// The wait after a 429 while the pod has been refused for less than
+    /// `quickRetries`: a budget frees as soon as a replacement is Ready,
+    /// and an eviction tried again a second late holds the whole chain
+    /// behind it a second. A budget that stays closed longer is asked less
+    /// and less often, doubling up to `maximumRetryDelay` (kubectl's drain
+    /// asks every 5 s).
     var retryDelay: Duration = .milliseconds(250)
-    var quickRetryDelay: Duration = .milliseconds(250)
     var quickRetries: Duration = .seconds(10)
     var maximumRetryDelay: Duration = .seconds(5)
     /// How often the pods still terminating are checked: one list of the
@@ -154,9 +153,7 @@ struct Drainer: Sendable {
                 let since = refusedSince ?? clock.now()
                 refusedSince = since
                 try await clock.sleep(for: min(delay, .seconds(max(0, deadline - clock.now()))))
-                delay =
-                    clock.now() - since < quickRetries.seconds
-                    ? min(delay * 1.5, quickRetryDelay) : min(delay * 2, maximumRetryDelay)
+                if clock.now() - since >= quickRetries.seconds { delay = min(delay * 2, maximumRetryDelay) }
             }
         }
         while true {

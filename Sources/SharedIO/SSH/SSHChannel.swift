@@ -7,12 +7,6 @@ final class SSHChannel {
     private let raw: OpaquePointer
     private let session: SSHSession
 
-    /// Opens a `session` channel and starts `command` on it.
-    convenience init(session: SSHSession, command: String, until deadline: ContinuousClock.Instant) throws {
-        try self.init(session: session, until: deadline)
-        try exec(command, until: deadline)
-    }
-
     /// Opens a `session` channel; nothing runs on it yet. Failing here
     /// (a kept connection the server closed), nothing was asked of the host.
     init(session: SSHSession, until deadline: ContinuousClock.Instant) throws {

@@ -52,54 +52,46 @@ public struct SSHClient: Sendable {
             text: command, stdin: stdin, timeout: timeout, configuration: configuration, onOutput: onOutput)
         if let kept = SSHSessionPool.shared.take(key) {
             kept.cancellation = cancellation
-            // A kept connection opens a channel within the connect timeout, or
-            // is given up (nothing was asked of the host yet) for a new one.
-            let result = try? command.channel(on: kept, until: ContinuousClock.now + configuration.connectTimeout)
-            if cancellation.isCancelled { throw CancellationError() }
-            if let result {
-                let outcome = try command.finish(result, on: kept)
+            // A kept connection that opens no channel within the connect
+            // timeout is given up (nothing was asked of the host yet) for a new one.
+            do {
+                let outcome = try run(command, on: kept)
                 SSHSessionPool.shared.put(kept, for: key)
                 return outcome
+            } catch is ChannelNotOpened {
+                if cancellation.isCancelled { throw CancellationError() }
             }
         }
         let session = try connect(configuration, cancellation: cancellation)
-        let outcome = try command.finish(
-            try command.channel(on: session, until: ContinuousClock.now + configuration.connectTimeout), on: session)
+        let outcome: SSHCommandResult
+        do { outcome = try run(command, on: session) } catch let error as ChannelNotOpened { throw error.underlying }
         SSHSessionPool.shared.put(session, for: key)
         return outcome
     }
 
-    /// One command's run on a channel. The channel lives only inside
-    /// ``finish(_:on:)``, so it is freed before its session can be kept.
+    /// What one command runs with.
     private struct Command {
         let text: String
         let stdin: Data
         let timeout: Duration
         let configuration: SSHConfiguration
         let onOutput: (@Sendable (SSHOutputLine) -> Void)?
-
-        /// An open channel, as a box the run empties.
-        final class Open {
-            var channel: SSHChannel?
-            init(_ channel: SSHChannel) { self.channel = channel }
-        }
-
-        func channel(on session: SSHSession, until deadline: ContinuousClock.Instant) throws -> Open {
-            Open(try SSHChannel(session: session, until: deadline))
-        }
-
-        func finish(_ open: Open, on session: SSHSession) throws -> SSHCommandResult {
-            guard let channel = open.channel else { throw CancellationError() }
-            open.channel = nil
-            return try SSHClient.run(self, on: channel, session: session)
-        }
     }
 
-    private static func run(
-        _ command: Command, on channel: SSHChannel, session: SSHSession
-    ) throws
-        -> SSHCommandResult
-    {
+    /// The channel could not be opened: nothing was asked of the host.
+    private struct ChannelNotOpened: Error {
+        let underlying: any Error
+    }
+
+    /// Runs `command` on a channel of `session`, opened within the connect
+    /// timeout. The channel lives only in here, so it is freed before the
+    /// session can be kept.
+    private static func run(_ command: Command, on session: SSHSession) throws -> SSHCommandResult {
+        let channel: SSHChannel
+        do {
+            channel = try SSHChannel(
+                session: session, until: ContinuousClock.now + command.configuration.connectTimeout)
+        } catch { throw ChannelNotOpened(underlying: error) }
         let configuration = command.configuration
         let deadline = ContinuousClock.now + command.timeout
         try channel.exec(command.text, until: deadline)

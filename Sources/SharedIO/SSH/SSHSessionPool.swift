@@ -94,16 +94,4 @@ final class SSHSessionPool: Sendable {
         }
         _ = dropped
     }
-
-    /// How many sessions are kept now (for tests).
-    var count: Int { state.withLock { $0.idle.values.reduce(0) { $0 + $1.count } } }
-
-    /// Closes every kept session (for tests).
-    func closeAll() {
-        let all = state.withLock { state -> [Kept] in
-            defer { state.idle.removeAll() }
-            return state.idle.values.flatMap { $0 }
-        }
-        _ = all
-    }
 }
