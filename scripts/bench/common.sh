@@ -49,3 +49,29 @@ bench_binaries() {
 
 # The median of the numbers given.
 bench_median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# bench_serve DIR ARG...: starts `$BIN/k8s-upgrade` with the bed's
+# orchestrator arguments ($TESTBED_ORCHESTRATOR_ARGS), no soak and no quiet
+# period, then ARG...; its port file and log in DIR. Waits until it answers
+# /readyz and sets SERVE_PID and SERVE_URL; exits, printing the log, when it
+# dies or is not ready within 20 s.
+bench_serve() {
+  local dir=$1 serve_args
+  shift
+  mapfile -t serve_args < <(jq -r '.[]' "$TESTBED_ORCHESTRATOR_ARGS")
+  rm -f "$dir/port"
+  "$BIN/k8s-upgrade" "${serve_args[@]}" --port-file "$dir/port" --soak 0 --quiet-period 0 "$@" \
+    >>"$dir/serve.log" 2>&1 &
+  SERVE_PID=$!
+  local tries=0
+  until [[ -s $dir/port ]] && curl -sf "http://127.0.0.1:$(cat "$dir/port")/readyz" >/dev/null; do
+    tries=$((tries + 1))
+    if ! kill -0 "$SERVE_PID" 2>/dev/null || ((tries > 400)); then
+      cat "$dir/serve.log" >&2
+      exit 1
+    fi
+    sleep 0.05
+  done
+  # shellcheck disable=SC2034 # for the caller
+  SERVE_URL="http://127.0.0.1:$(cat "$dir/port")"
+}

@@ -39,21 +39,12 @@ trap 'stop_serve; ./scripts/testbed.sh down --dir "$work/bed" >/dev/null 2>&1 ||
 }
 # shellcheck source=/dev/null
 source "$work/bed/env"
-mapfile -t serve_args < <(jq -r '.[]' "$TESTBED_ORCHESTRATOR_ARGS")
 token=$(cat "$TESTBED_API_TOKEN_FILE")
 store=$work/jobs.sqlite
 
 serve() {
-  rm -f "$work/port"
-  "$BIN/k8s-upgrade" "${serve_args[@]}" --store "$store" --port-file "$work/port" --soak 0 --quiet-period 0 \
-    2>>"$work/serve.log" &
-  pid=$!
-  for _ in $(seq 200); do
-    [[ -s $work/port ]] && curl -sf "http://127.0.0.1:$(cat "$work/port")/readyz" >/dev/null && break
-    kill -0 "$pid" 2>/dev/null || { cat "$work/serve.log" >&2; exit 1; }
-    sleep 0.05
-  done
-  url="http://127.0.0.1:$(cat "$work/port")"
+  bench_serve "$work" --store "$store"
+  pid=$SERVE_PID url=$SERVE_URL
 }
 api() { curl -sS --fail-with-body -H "Authorization: Bearer $token" "$@"; }
 

@@ -31,18 +31,10 @@ one() {
     >"$work/up.log" 2>&1 || { cat "$work/up.log" >&2; exit 1; }
   # shellcheck source=/dev/null
   source "$work/bed/env"
-  local args
-  mapfile -t args < <(python3 -c 'import json,sys; print("\n".join(json.load(open(sys.argv[1]))))' "$TESTBED_ORCHESTRATOR_ARGS")
-  "$BIN/k8s-upgrade" "${args[@]}" --store "$work/jobs.sqlite" --port-file "$work/port" --soak 0 \
-    --quiet-period 0 >"$work/serve.log" 2>&1 &
-  local serve=$! port token
-  until [[ -s $work/port ]]; do
-    kill -0 "$serve" 2>/dev/null || { cat "$work/serve.log" >&2; exit 1; }
-    sleep 0.1
-  done
+  bench_serve "$work" --store "$work/jobs.sqlite"
+  local serve=$SERVE_PID port token
   port=$(cat "$work/port")
   token=$(cat "$TESTBED_API_TOKEN_FILE")
-  until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do sleep 0.1; done
   # K3s nodes run K3s builds of the release.
   local target=1.34.5
   [[ $TESTBED_DISTRIBUTION != k3s ]] || target=1.34.5+k3s1

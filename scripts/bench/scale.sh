@@ -52,16 +52,8 @@ printf '  detector: median %.2f s, peak RSS %.1f MB (targets 1.5 s, 30 MB)\n' "$
 # The orchestrator: a pre-flight-only job, then the plan (every node's
 # step and drain forecast). A dry run would reach every node over SSH, and
 # the synthetic nodes have no sshd.
-mapfile -t serve_args < <(jq -r '.[]' "$TESTBED_ORCHESTRATOR_ARGS")
-"$BIN/k8s-upgrade" "${serve_args[@]}" --expected-nodes "$nodes" --store "$work/jobs.sqlite" --port-file "$work/port" \
-  --soak 0 --quiet-period 0 2>"$work/serve.log" &
-serve=$!
-for _ in $(seq 200); do
-  [[ -s $work/port ]] && curl -sf "http://127.0.0.1:$(cat "$work/port")/readyz" >/dev/null && break
-  kill -0 "$serve" 2>/dev/null || { cat "$work/serve.log" >&2; exit 1; }
-  sleep 0.05
-done
-url="http://127.0.0.1:$(cat "$work/port")"
+bench_serve "$work" --expected-nodes "$nodes" --store "$work/jobs.sqlite"
+serve=$SERVE_PID url=$SERVE_URL
 token=$(cat "$TESTBED_API_TOKEN_FILE")
 job() { # id, request body: prints the job's seconds from queued to finished
   curl -sS --fail-with-body -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
