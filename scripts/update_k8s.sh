@@ -6,6 +6,7 @@
 #
 # Usage:
 #   update_k8s.sh --role master|control-plane|worker --release X.Y.Z [--dry-run]
+#   update_k8s.sh --role worker --release X.Y.Z --rollback [--dry-run]
 #   update_k8s.sh --repo-minor X.Y [--dry-run]
 #   update_k8s.sh --containerd X.Y.Z [--dry-run]
 #   update_k8s.sh --snap microk8s --channel X.Y/stable --release X.Y.Z [--dry-run]
@@ -20,6 +21,12 @@
 #   --role worker         kubeadm upgrade node, then kubelet and kubectl
 #   --release X.Y.Z       the Kubernetes release; the package revision (1.1, 2.1, ...)
 #                         is read from apt-cache madison, never assumed
+#   --rollback            (with --role worker) take the worker back to the older
+#                         --release: the packages installed with apt's
+#                         --allow-downgrades and held again, the kubelet restarted;
+#                         kubeadm upgrade node is not run (the kubelet's
+#                         configuration is the cluster's). A --release newer than
+#                         the installed kubelet is refused
 #   --repo-minor X.Y      point the apt source at the X.Y repository and refresh it
 #                         (before a minor upgrade); nothing else changes
 #   --containerd X.Y.Z    bring the installed containerd package (containerd.io or
@@ -102,7 +109,7 @@ NODE_LOCK_TIMEOUT=${K8S_UPGRADE_NODE_LOCK_TIMEOUT:-900}
 usage() {
   sed -n '/^# Usage:/,/^# Idempotent/p' "${BASH_SOURCE[0]}" 2>/dev/null | sed '$d; s/^# \{0,1\}//' >&2 ||
     true
-  echo "usage: update_k8s.sh --role master|control-plane|worker --release X.Y.Z [--dry-run]" >&2
+  echo "usage: update_k8s.sh --role master|control-plane|worker --release X.Y.Z [--rollback] [--dry-run]" >&2
   echo "       update_k8s.sh --repo-minor X.Y [--dry-run]" >&2
   echo "       update_k8s.sh --containerd X.Y.Z [--dry-run]" >&2
   echo "       update_k8s.sh --snap|--snap-revert microk8s --channel X.Y/stable --release X.Y.Z [--dry-run]" >&2
@@ -119,7 +126,7 @@ fail_usage() {
 }
 
 role="" release="" repo_minor="" containerd="" snap="" snap_revert="" channel="" dry_run=0
-k3s="" k3s_revert="" artifacts=""
+k3s="" k3s_revert="" artifacts="" rollback=0
 run_id="" from="" in_run="" forget_run=""
 # The arguments a detached run is started with: all but the run's own.
 run_args=()
@@ -136,6 +143,7 @@ while [[ $# -gt 0 ]]; do
     --k3s-revert) [[ $# -ge 2 ]] || fail_usage "--k3s-revert needs a value"; k3s_revert=$2; run_args+=("$1" "$2"); shift ;;
     --artifacts) [[ $# -ge 2 ]] || fail_usage "--artifacts needs a value"; artifacts=$2; run_args+=("$1" "$2"); shift ;;
     --dry-run) dry_run=1 ;;
+    --rollback) rollback=1; run_args+=("$1") ;;
     --run-id) [[ $# -ge 2 ]] || fail_usage "--run-id needs a value"; run_id=$2; shift ;;
     --from) [[ $# -ge 2 ]] || fail_usage "--from needs a value"; from=$2; shift ;;
     --forget-run) [[ $# -ge 2 ]] || fail_usage "--forget-run needs a value"; forget_run=$2; shift ;;
@@ -205,6 +213,9 @@ else
   esac
   [[ -n $release ]] || fail_usage "--release is required"
   [[ $release =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || fail_usage "--release must be X.Y.Z, got '$release'"
+fi
+if ((rollback)) && [[ $role != worker ]]; then
+  fail_usage "--rollback goes with --role worker only (a control plane goes back through a datastore snapshot restore)"
 fi
 
 step() { printf '==> %s\n' "$*"; }
@@ -780,9 +791,33 @@ if [[ -z $revision ]]; then
   exit 1
 fi
 echo "package version $revision"
+# A rollback installs older packages, which apt refuses without this.
+downgrade=()
+if ((rollback)); then
+  kubelet_now=$(installed kubelet)
+  if [[ -n $kubelet_now && $kubelet_now != "$revision" &&
+    $(printf '%s\n' "$kubelet_now" "$revision" | sort -V | tail -n 1) == "$revision" ]]; then
+    echo "update_k8s.sh: kubelet is at $kubelet_now, older than $revision: --rollback only goes back;" \
+      "nothing was changed" >&2
+    exit 1
+  fi
+  downgrade=(--allow-downgrades)
+fi
 finish_interrupted_dpkg
 
 changed=0
+
+# Installs exact versions (pkg=version) of held packages: the hold is lifted
+# for the install and set again whether the install succeeded or not, so a
+# failed install (a refused downgrade, a mirror that fails) never leaves a
+# package for unattended-upgrades to move.
+install_held() {
+  local packages=("${@%%=*}") status=0
+  locked_change apt-mark unhold "${packages[@]}"
+  apt_get install -y -q ${downgrade[@]+"${downgrade[@]}"} "$@" || status=$?
+  locked_change apt-mark hold "${packages[@]}"
+  return "$status"
+}
 
 # Every change below ends in a kubelet restart; say so on disk first.
 restart_pending() {
@@ -796,9 +831,7 @@ restart_pending() {
 if [[ $(installed kubeadm) != "$revision" ]]; then
   restart_pending
   step "installing kubeadm $revision"
-  locked_change apt-mark unhold kubeadm
-  apt_get install -y -q "kubeadm=$revision"
-  locked_change apt-mark hold kubeadm
+  install_held "kubeadm=$revision"
   changed=1
 else
   step "kubeadm already at $revision"
@@ -830,7 +863,9 @@ case $role in
     fi
     ;;
   worker)
-    if [[ $(installed kubelet) != "$revision" ]]; then
+    if ((rollback)); then
+      step "kubelet configuration left as it is (a rollback runs no kubeadm upgrade node)"
+    elif [[ $(installed kubelet) != "$revision" ]]; then
       restart_pending
       step "upgrading the kubelet configuration (kubeadm upgrade node)"
       change kubeadm upgrade node
@@ -844,9 +879,7 @@ esac
 if [[ $(installed kubelet) != "$revision" || $(installed kubectl) != "$revision" ]]; then
   restart_pending
   step "installing kubelet and kubectl $revision"
-  locked_change apt-mark unhold kubelet kubectl
-  apt_get install -y -q "kubelet=$revision" "kubectl=$revision"
-  locked_change apt-mark hold kubelet kubectl
+  install_held "kubelet=$revision" "kubectl=$revision"
   changed=1
 else
   step "kubelet and kubectl already at $revision"

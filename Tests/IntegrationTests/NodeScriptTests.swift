@@ -79,6 +79,33 @@ extension TestBedSuites {
             #expect(third.exitStatus == 0)
             #expect(third.stdoutText.hasSuffix("==> already at 1.34.4\n"), "\(third.stdoutText)")
             #expect(!third.stdoutText.contains("+ "), "\(third.stdoutText)")
+
+            // Back to 1.34.3. Without --rollback, apt refuses the downgrade
+            // (as the real apt does) and the packages stay held; with it the
+            // older packages are installed and held again, kubeadm upgrade
+            // node is not run and the kubelet restarts. Forward is refused.
+            let held = "kubeadm\nkubectl\nkubelet\n"
+            let refused = try await Self.run(bed, "worker-2", "--role worker --release 1.34.3")
+            #expect(refused.exitStatus != 0)
+            #expect(
+                refused.stderrText.contains("E: Packages were downgraded and -y was used without --allow-downgrades."),
+                "\(refused.stderrText)")
+            #expect(try await Self.onNode(bed, "worker-2", "apt-mark showhold") == held)
+            let back = try await Self.run(bed, "worker-2", "--role worker --release 1.34.3 --rollback")
+            #expect(back.exitStatus == 0, "\(back.stderrText)")
+            #expect(back.stdoutText.contains("--allow-downgrades kubeadm=1.34.3-"), "\(back.stdoutText)")
+            #expect(back.stdoutText.contains("--allow-downgrades kubelet=1.34.3-"), "\(back.stdoutText)")
+            #expect(!back.stdoutText.contains("+ kubeadm upgrade node"), "\(back.stdoutText)")
+            #expect(back.stdoutText.contains("+ systemctl restart kubelet"), "\(back.stdoutText)")
+            #expect(back.stdoutText.contains("done: worker at 1.34.3"), "\(back.stdoutText)")
+            #expect(try await Self.versions(bed)["worker-2"] == "v1.34.3")
+            #expect(try await Self.onNode(bed, "worker-2", "apt-mark showhold") == held)
+            let again = try await Self.run(bed, "worker-2", "--role worker --release 1.34.3 --rollback")
+            #expect(again.stdoutText.hasSuffix("==> already at 1.34.3\n"), "\(again.stdoutText)")
+            let forward = try await Self.run(bed, "worker-2", "--role worker --release 1.34.4 --rollback")
+            #expect(forward.exitStatus == 1)
+            #expect(
+                forward.stderrText.contains("--rollback only goes back; nothing was changed"), "\(forward.stderrText)")
         }
 
         @Test func badArgumentsAreRefusedBeforeAnythingMoves() async throws {
@@ -113,6 +140,11 @@ extension TestBedSuites {
                 ("--k3s agent --k3s-revert agent --release 1.34.5+k3s1", "do not go together"),
                 ("--k3s agent --role worker --release 1.34.5+k3s1 --artifacts http://mirror.lan", "--k3s goes with"),
                 ("--artifacts http://mirror.lan/k3s --role worker --release 1.34.5", "--artifacts goes with --k3s"),
+                ("--role master --release 1.34.3 --rollback", "--rollback goes with --role worker only"),
+                (
+                    "--snap microk8s --channel 1.34/stable --release 1.34.3 --rollback",
+                    "--rollback goes with --role worker"
+                ),
             ]
             for (arguments, message) in cases {
                 let result = try await Self.run(bed, "worker-1", arguments)

@@ -80,17 +80,37 @@ extension TestBedSuites {
                     == "kube-apiserver:v1.34.5\n")
         }
 
-        @Test func aRollbackDowngradesHeldPackagesWithTheRunbooksCommand() async throws {
+        /// A worker taken back: the node script's `--rollback` (what
+        /// `k8s-upgrade rollback` runs), then the runbook's manual
+        /// fallback. Without `--allow-downgrades` the real apt refuses, and
+        /// the script leaves the packages held when it does.
+        @Test func aRollbackDowngradesHeldPackagesWithTheScriptAndWithTheRunbooksCommand() async throws {
             let node = try await RealAptNode.start()
             let up = try await Self.run(node, "--role worker --release 1.34.5")
             #expect(up.exitStatus == 0, "\(up.stderrText)")
             let old = "1.34.3-1.1"
+            let held = "kubeadm\nkubectl\nkubelet\n"
+            let refused = try await Self.run(node, "--role worker --release 1.34.3")
+            #expect(refused.exitStatus != 0)
+            #expect(
+                refused.stderrText.contains("E: Packages were downgraded and -y was used without --allow-downgrades"),
+                "\(refused.stderrText)")
+            #expect(try await Self.versions(node) == Self.at("1.34.5-1.1"))
+            #expect(try await Self.shell(node, "apt-mark showhold") == held, "a refused install leaves the holds")
+            let script = try await Self.run(node, "--role worker --release 1.34.3 --rollback")
+            #expect(script.exitStatus == 0, "\(script.stdoutText)\n\(script.stderrText)")
+            #expect(try await Self.versions(node) == Self.at(old))
+            #expect(try await Self.shell(node, "apt-mark showhold") == held)
+            #expect(try await Self.shell(node, "cat /var/lib/testbed/kubelet-running") == "1.34.3\n")
+
+            let again = try await Self.run(node, "--role worker --release 1.34.5")
+            #expect(again.exitStatus == 0, "\(again.stderrText)")
             // Without --allow-downgrades the real apt refuses.
-            let refused = try await node.ssh.run(
+            let manual = try await node.ssh.run(
                 "apt-mark unhold kubeadm kubelet kubectl && apt-get install -y kubeadm=\(old) kubelet=\(old) kubectl=\(old)"
             )
-            #expect(refused.exitStatus == 100)
-            #expect(refused.stderrText.contains("--allow-downgrades"), "\(refused.stderrText)")
+            #expect(manual.exitStatus == 100)
+            #expect(manual.stderrText.contains("--allow-downgrades"), "\(manual.stderrText)")
             // The runbook's rollback.
             let rollback = try await node.ssh.run(
                 "apt-mark unhold kubeadm kubelet kubectl && "
