@@ -180,6 +180,28 @@ extension TestBedSuites {
             let resumed = Pipeline.events(done)
             #expect(resumed.contains { $0.message == "cordon agent-2" })
             #expect(!resumed.contains { $0.message.hasPrefix("draining ") }, "a patch with --patch-drain false")
+
+            // `k8s-upgrade rollback` of agent-2 (upgraded by the last
+            // resume): the binary that upgrade kept is put back, and the
+            // agent returns at 1.34.3+k3s1, uncordoned.
+            let rollback = try await server.request(
+                "POST", "/jobs/1/rollback", body: #"{"node":"agent-2"}"#)
+            #expect(rollback.status == 202, "\(rollback.text)")
+            let back = try await server.waitForJob(2, state: "succeeded", timeout: 120)
+            #expect(back[dotted: "request.rollback.node"]?.stringValue == "agent-2")
+            #expect(back[dotted: "result.nodes"]?.arrayValue?.first?[dotted: "outcome"]?.stringValue == "rolled back")
+            #expect(
+                Pipeline.events(back).contains {
+                    $0.message.hasPrefix(
+                        "rollback plan: agent-2, undoing job 1: 1.34.5+k3s1 → 1.34.3+k3s1 "
+                            + "(update_k8s.sh --k3s-revert agent --release 1.34.3+k3s1)")
+                })
+            let nodesAfter = try await Pipeline.nodes(bed)
+            #expect(
+                nodesAfter["agent-2"]
+                    == Pipeline.NodeState(version: "v1.34.3+k3s1", unschedulable: false, cordonedBy: nil))
+            #expect(nodesAfter["agent-1"]?.version == "v1.34.5+k3s1")
+            #expect(try await Self.k3s(bed, "agent-2").running == "v1.34.3+k3s1")
         }
 
         // MARK: - 3. system-upgrade-controller's Plans on the same nodes

@@ -52,7 +52,8 @@ struct OrchestratorAPITests {
         for (method, path, route) in [
             ("GET", "/metrics", "/metrics"), ("GET", "/openapi.yaml", "/openapi.yaml"), ("GET", "/jobs", "/jobs"),
             ("POST", "/execute", "/execute"), ("GET", "/jobs/1", "/jobs/{id}"), ("DELETE", "/jobs/1", "/jobs/{id}"),
-            ("POST", "/jobs/1/resume", "/jobs/{id}/resume"), ("GET", "/plan", "/plan"),
+            ("POST", "/jobs/1/resume", "/jobs/{id}/resume"), ("POST", "/jobs/1/rollback", "/jobs/{id}/rollback"),
+            ("GET", "/plan", "/plan"),
         ] {
             let refused = try await api.call(method, path, route: route, authorised: false)
             #expect(refused.status == 401, "\(method) \(path)")
@@ -94,6 +95,10 @@ struct OrchestratorAPITests {
                 "unknown stage \"drain\""
             ),
             (#"{"kind":"patch"}"#, "application/json", 400, "target_version: is required"),
+            (
+                #"{"target_version":"1.34.3","kind":"patch","rollback":{"job":1,"node":"worker-1"}}"#,
+                "application/json", 400, "rollback: is not taken here; use POST /jobs/{id}/rollback"
+            ),
         ]
         for (body, type, status, message) in rejected {
             let response = try await api.call(
@@ -146,6 +151,22 @@ struct OrchestratorAPITests {
         #expect(conflict.status == 409)
         #expect(try api.json(conflict)[dotted: "detail.active_job.id"]?.intValue == 1)
         #expect(try await api.call("POST", "/jobs/1/resume", route: "/jobs/{id}/resume").status == 409)
+        let rollbackRoute = "/jobs/{id}/rollback"
+        let running = try await api.call(
+            "POST", "/jobs/1/rollback", route: rollbackRoute, body: #"{"node":"worker-1"}"#)
+        #expect(running.status == 422, "\(running.text)")
+        #expect(
+            try api.json(running)[dotted: "error"]?.stringValue == "job 1 is running; abort it first, then roll back")
+        for (path, body, status, message) in [
+            ("/jobs/7/rollback", #"{"node":"worker-1"}"#, 404, "job 7 does not exist"),
+            ("/jobs/1/rollback", #"{"node":"worker 1"}"#, 400, "node: must be a node name"),
+            ("/jobs/1/rollback", #"{"node":"worker-1","all":true}"#, 400, "all: unknown field; allowed: node, dry_run"),
+            ("/jobs/1/rollback", "{}", 400, "node: is required"),
+        ] {
+            let refused = try await api.call("POST", path, route: rollbackRoute, body: body)
+            #expect(refused.status == status, "\(path) \(body): \(refused.text)")
+            #expect(try api.json(refused)[dotted: "error"]?.stringValue?.contains(message) == true, "\(refused.text)")
+        }
 
         // Reads: one job, paged events, list, metrics, the document itself.
         let page = try api.json(try await api.call("GET", "/jobs/1?events_limit=2", route: "/jobs/{id}"))
@@ -206,6 +227,13 @@ struct OrchestratorAPITests {
         #expect(kinds.filter { $0 == "job_aborted" }.count == 2)
         #expect(kinds.contains("job_resumed"))
         _ = try await api.call("GET", "/jobs/1?events_limit=1000", route: "/jobs/{id}")
+        // Aborted before any node: nothing of worker-1 to take back.
+        let untouched = try await api.call(
+            "POST", "/jobs/1/rollback", route: rollbackRoute, body: #"{"node":"worker-1"}"#)
+        #expect(untouched.status == 422, "\(untouched.text)")
+        #expect(
+            try api.json(untouched)[dotted: "error"]?.stringValue?.hasPrefix("job 1 recorded nothing of worker-1")
+                == true, "\(untouched.text)")
 
         // Every answer above, checked against the served document.
         let folder = fixture.directory
@@ -221,7 +249,7 @@ struct OrchestratorAPITests {
                 ])
         }
         #expect(check.status == 0, "\(check.stderr)")
-        #expect(check.stdout.contains("10 operations exercised"), "\(check.stdout)")
+        #expect(check.stdout.contains("11 operations exercised"), "\(check.stdout)")
         _ = try await server.stop(signal: SIGTERM)
         withExtendedLifetime(simulator) {}
     }

@@ -185,6 +185,28 @@ extension TestBedSuites {
                 Array(titles.suffix(3)) == [
                     "Stage postflight started", "Stage postflight done", "Upgrade to 1.34.5 succeeded",
                 ])
+
+            // `k8s-upgrade rollback`: worker-3 back at 1.34.3, its packages
+            // held, Ready and uncordoned; the other nodes stay at 1.34.5.
+            let rollback = try await server.cli("rollback", "1", "--node", "worker-3", "--follow", "--interval", "0.2")
+            #expect(rollback.status == 0, "\(rollback.stdout)\n\(rollback.stderr)")
+            #expect(
+                rollback.stdout.hasPrefix("job 2 queued: rollback of worker-3 to 1.34.3 (undoing job 1)"),
+                "\(rollback.stdout)")
+            #expect(rollback.stdout.contains("worker-3 (worker): 1.34.5 → 1.34.3, rolled back"), "\(rollback.stdout)")
+            let after = try await Self.nodes(bed)
+            #expect(after["worker-3"] == NodeState(version: "v1.34.3", unschedulable: false, cordonedBy: nil))
+            #expect(after.filter { $0.value.version == "v1.34.5" }.count == 4, "\(after)")
+            let holds = try await bed.ssh("worker-3").run("apt-mark showhold; dpkg-query -W kubelet")
+            #expect(holds.stdoutText.hasPrefix("kubeadm\nkubectl\nkubelet\nkubelet\t1.34.3-"), "\(holds.stdoutText)")
+            #expect(try await Self.namespaceAnnotations(bed).keys.filter { $0.hasPrefix("k8s-upgrade.io/") }.isEmpty)
+            titles = try await Self.slack(bed)
+            for _ in 0..<50 where titles.last != "Rollback of worker-3 to 1.34.3 succeeded" {
+                try await Task.sleep(for: .milliseconds(100))
+                titles = try await Self.slack(bed)
+            }
+            #expect(titles.contains("Rollback of worker-3 to 1.34.3 started"), "\(titles)")
+            #expect(titles.last == "Rollback of worker-3 to 1.34.3 succeeded", "\(titles)")
             _ = try await server.stop(signal: SIGTERM)
         }
 

@@ -106,6 +106,8 @@ extension TestBedSuites {
             #expect(result.stdout.contains("job 2 succeeded"))
             #expect(result.stdout.contains("job 3 aborted"))
             #expect(result.stdout.contains("job 3 succeeded"))
+            #expect(result.stdout.contains("job 4 queued: rollback of worker-4 to 1.34.3 (undoing job 3)"))
+            #expect(result.stdout.contains("job 4 succeeded"))
             #expect(result.stdout.contains("k8s-upgrade-pre-1.34.5-"))
             #expect(result.stdout.contains("TestbedGateBlocker"))
             #expect(!FileManager.default.fileExists(atPath: bed.path))

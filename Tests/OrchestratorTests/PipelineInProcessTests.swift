@@ -2,6 +2,7 @@ import Foundation
 import Shared
 import SharedIO
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import Orchestrator
@@ -213,6 +214,89 @@ import Testing
         }
     }
 
+    /// `k8s-upgrade rollback`: one worker of a finished upgrade goes back
+    /// to its release before the job, the one its first run found even
+    /// after a resume re-planned from live state. The rollback does not
+    /// wait for a firing alert (that is why one rolls back) and does not
+    /// soak; it cordons, drains, runs the distribution's rollback step and
+    /// uncordons. A node someone else cordoned stays cordoned; the other
+    /// nodes and the upgrade job stay as they were.
+    @Test func aRollbackTakesOneWorkerBackToItsReleaseBeforeTheJob() async throws {
+        try await InProcessOrchestrator.with(scenario: Self.cluster()) { orchestrator in
+            orchestrator.nodes.failing.withLock { $0 = ["worker-2"] }
+            let id = try await orchestrator.execute()
+            _ = try await orchestrator.waitFor(.failed, id)
+            orchestrator.nodes.failing.withLock { $0 = [] }
+            _ = try await orchestrator.coordinator.resume(id)
+            let upgraded = try await orchestrator.waitFor(.succeeded, id)
+            let lines = upgraded.result?[dotted: "nodes"]?.arrayValue ?? []
+            #expect(
+                lines.map { "\($0[dotted: "name"]?.stringValue ?? ""): \($0[dotted: "before"]?.stringValue ?? "")" }
+                    == ["master: 1.34.3", "worker-1: 1.34.3", "worker-2: 1.34.3", "worker-3: 1.34.3"],
+                "the resumed run's report keeps each node's version before the job")
+
+            orchestrator.alerts.fire("KubeNodeNotReady")
+            let slept = orchestrator.clock.slept
+            guard
+                case let .queued(rollback) = try await orchestrator.coordinator.rollback(
+                    id, RollbackRequest(node: "worker-1"))
+            else { throw FixtureError("the rollback was not queued") }
+            #expect(rollback.request.rollback == .init(job: id, node: "worker-1"))
+            let done = try await orchestrator.waitFor(.succeeded, rollback.id)
+            #expect(orchestrator.nodes.scriptRuns.last == "worker-1: --role worker --release 1.34.3 --rollback")
+            #expect(
+                try await orchestrator.nodeStates() == [
+                    "master": "1.34.5", "worker-1": "1.34.3", "worker-2": "1.34.5", "worker-3": "1.34.5",
+                ])
+            let events = try await orchestrator.events(rollback.id).map(\.message)
+            #expect(events.contains("cordon worker-1") && events.contains("uncordon worker-1"), "\(events)")
+            #expect(events.contains { $0.hasPrefix("rolling back worker-1 (worker): 1.34.5 → 1.34.3") }, "\(events)")
+            #expect(events.contains("worker-1 drained: 2 pods evicted"), "\(events)")
+            #expect(events.first == "queued: rollback of worker-1 to 1.34.3 (undoing job 1), stages: workers")
+            #expect(
+                try await orchestrator.events(rollback.id).allSatisfy { $0.kind != .waitStarted },
+                "no gate wait and no soak")
+            #expect(orchestrator.clock.slept - slept < .seconds(60), "no gate wait and no soak")
+            let line = done.result?[dotted: "nodes"]?.arrayValue?.first
+            #expect(line?[dotted: "before"]?.stringValue == "1.34.5" && line?[dotted: "after"]?.stringValue == "1.34.3")
+            #expect(line?[dotted: "outcome"]?.stringValue == "rolled back")
+            #expect(orchestrator.notices.all.last?.title == "Rollback of worker-1 to 1.34.3 succeeded")
+
+            // Cordoned by someone else: rolled back, and left cordoned.
+            _ = try await orchestrator.cluster.client.mergePatch(
+                "/api/v1/nodes/worker-3", .object(["spec": .object(["unschedulable": .bool(true)])]))
+            guard
+                case let .queued(other) = try await orchestrator.coordinator.rollback(
+                    id, RollbackRequest(node: "worker-3"))
+            else { throw FixtureError("the second rollback was not queued") }
+            _ = try await orchestrator.waitFor(.succeeded, other.id)
+            #expect(try await orchestrator.nodeStates()["worker-3"] == "1.34.3, cordoned")
+            #expect(
+                try await orchestrator.events(other.id).contains {
+                    $0.message == "worker-3 left cordoned: this tool did not cordon it"
+                })
+
+            // Again: nothing to do. A control plane, a rollback job: refused.
+            guard
+                case let .queued(again) = try await orchestrator.coordinator.rollback(
+                    id, RollbackRequest(node: "worker-1"))
+            else { throw FixtureError("the repeated rollback was not queued") }
+            _ = try await orchestrator.waitFor(.succeeded, again.id)
+            #expect(orchestrator.nodes.scriptRuns.count == 7, "no script ran for a worker already back")
+            guard
+                case let .refused(master) = try await orchestrator.coordinator.rollback(
+                    id, RollbackRequest(node: "master"))
+            else { throw FixtureError("a control plane's rollback was queued") }
+            #expect(master.contains("datastore snapshot restore"), "\(master)")
+            guard
+                case .refused = try await orchestrator.coordinator.rollback(
+                    rollback.id, RollbackRequest(node: "worker-1"))
+            else { throw FixtureError("a rollback's rollback was queued") }
+            guard case .notFound = try await orchestrator.coordinator.rollback(99, RollbackRequest(node: "worker-1"))
+            else { throw FixtureError("job 99 was found") }
+        }
+    }
+
     /// A dry run reads everything and changes nothing: the node script
     /// runs with --dry-run, cordons, evictions and soaks are recorded as
     /// "would …", and no time is spent soaking.
@@ -300,6 +384,7 @@ import Testing
         func dataFolders(for kind: UpgradeKind) -> [String] { [] }
         func nodeStep(role: NodeRole, target: KubeVersion) -> [String] { base.nodeStep(role: role, target: target) }
         func revertStep(role: NodeRole, to release: KubeVersion) -> [String]? { nil }
+        func workerRollbackStep(to release: KubeVersion) -> [String] { base.workerRollbackStep(to: release) }
         func apiServerPod(on node: String) -> String? { base.apiServerPod(on: node) }
         var hold: UpdaterHold? { nil }
         func notApplicable(_ stage: UpgradeStage) -> String? {

@@ -33,6 +33,38 @@ import Testing
         #expect(try decode(body) == original)
     }
 
+    /// A rollback job's request keeps the node and the job it undoes; a
+    /// request without one writes no `rollback` field, as before.
+    @Test func aRollbackRoundTripsAndIsLeftOutWhenUnset() throws {
+        let rollback = ExecuteRequest(
+            targetVersion: KubeVersion(major: 1, minor: 34, patch: 3), kind: .patch, stages: .only([.workers]),
+            rollback: .init(job: 7, node: "worker-2"))
+        let body = String(decoding: rollback.jsonBody(), as: UTF8.self)
+        #expect(body.contains(#""rollback":{"job":7,"node":"worker-2"}"#), "\(body)")
+        #expect(try decode(body) == rollback)
+        #expect(try decode(#"{"target_version":"1.34.5","kind":"patch"}"#).rollback == nil)
+    }
+
+    @Test func theRollbackBodyNamesANodeAndMayBeADryRun() throws {
+        let parsed = try RollbackRequest(json: Data(#"{"node":"worker-2","dry_run":true}"#.utf8))
+        #expect(parsed == RollbackRequest(node: "worker-2", dryRun: true))
+        #expect(try RollbackRequest(json: parsed.jsonBody()) == parsed)
+        #expect(try RollbackRequest(json: Data(#"{"node":"w"}"#.utf8)).dryRun == false)
+        for (body, field, rule) in [
+            ("[]", "body", "a JSON object"), ("{", "body", "valid JSON"), ("{}", "node", "is required"),
+            (#"{"node":7}"#, "node", "must be a string, got a number"),
+            (#"{"node":"Worker 2"}"#, "node", "DNS-1123"), (#"{"node":"w","dry_run":"no"}"#, "dry_run", "boolean"),
+            (#"{"node":"w","force":true}"#, "force", "unknown field; allowed: node, dry_run"),
+        ] {
+            #expect {
+                try RollbackRequest(json: Data(body.utf8))
+            } throws: { error in
+                guard let error = error as? RequestValidationError else { return false }
+                return error.field == field && error.rule.contains(rule)
+            }
+        }
+    }
+
     @Test(arguments: [
         ("", "body", "valid JSON"),
         ("{", "body", "valid JSON"),
@@ -65,7 +97,20 @@ import Testing
         ),
         (
             #"{"target_version":"1.34.5","kind":"patch","force":true}"#, "force",
-            "unknown field; allowed: target_version, kind, dry_run, stages"
+            "unknown field; allowed: target_version, kind, dry_run, stages, rollback"
+        ),
+        (#"{"target_version":"1.34.3","kind":"patch","rollback":"worker-2"}"#, "rollback", "an object, got a string"),
+        (#"{"target_version":"1.34.3","kind":"patch","rollback":{"node":"w"}}"#, "rollback.job", "positive integer"),
+        (#"{"target_version":"1.34.3","kind":"patch","rollback":{"job":0,"node":"w"}}"#, "rollback.job", "positive"),
+        (#"{"target_version":"1.34.3","kind":"patch","rollback":{"job":1.5,"node":"w"}}"#, "rollback.job", "integer"),
+        (#"{"target_version":"1.34.3","kind":"patch","rollback":{"job":1}}"#, "rollback.node", "a node name"),
+        (
+            #"{"target_version":"1.34.3","kind":"patch","rollback":{"job":1,"node":"w;reboot"}}"#, "rollback.node",
+            "a node name"
+        ),
+        (
+            #"{"target_version":"1.34.3","kind":"patch","rollback":{"job":1,"node":"w","all":true}}"#,
+            "rollback.all", "unknown field; allowed: job, node"
         ),
         (#"{"target_version":"1.34.5","kind":"patch","Target_Version":"1.34.5"}"#, "Target_Version", "unknown field"),
     ])

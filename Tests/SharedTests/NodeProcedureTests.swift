@@ -49,4 +49,24 @@ import Testing
         #expect(inside.first == "start" && inside.last == "done")
         #expect(!inside.contains("gate") && !inside.contains("soak"))
     }
+
+    /// A rollback: no gate (an alert is why one rolls back), no kubelet
+    /// skew check (an older kubelet never gets ahead), no soak; drained
+    /// as the upgrade was.
+    @Test func aRollbackRunsTheNodeStepsWithoutGateSkewOrSoak() {
+        let script = ["--role", "worker", "--release", "1.34.3", "--rollback"]
+        func text(_ action: NodeAction, drains: Bool) -> String {
+            NodeProcedure.rollbackOperations(action: action, script: script, drains: drains).map(\.description)
+                .joined(separator: ", ")
+        }
+        #expect(
+            text(.upgrade, drains: true)
+                == "start, reach, cordon, drain, script --role worker --release 1.34.3 --rollback, uncordon, verify, done"
+        )
+        #expect(
+            text(.upgrade, drains: false)
+                == "start, reach, cordon, script --role worker --release 1.34.3 --rollback, uncordon, verify, done")
+        #expect(text(.finish, drains: true) == "start, uncordon, verify, done")
+        #expect(text(.skip("already at 1.34.3"), drains: true) == "")
+    }
 }

@@ -13,10 +13,12 @@ enum JobJSON {
     static func optional(_ text: String?) -> JSONValue { text.map(JSONValue.string) ?? .null }
 
     static func request(_ request: ExecuteRequest) -> JSONValue {
-        .object([
+        var fields: [String: JSONValue] = [
             "target_version": .string(request.targetVersion.description), "kind": .string(request.kind.rawValue),
             "dry_run": .bool(request.dryRun), "stages": .string(request.stages.description),
-        ])
+        ]
+        if let rollback = request.rollback { fields["rollback"] = rollback.json }
+        return .object(fields)
     }
 
     /// The fields every job form has.

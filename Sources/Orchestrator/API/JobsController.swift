@@ -60,6 +60,26 @@ struct JobsController {
                     detail: .object(["job": .object(JobJSON.summary(job))]))
             }
         }
+        group.post("/jobs/{id}/rollback") { request, context in
+            let id = try Self.jobID(context)
+            let body = try await Self.readJSONBody(request)
+            let rollback: RollbackRequest
+            do { rollback = try RollbackRequest(json: body) } catch let error as RequestValidationError {
+                throw Self.badRequest(error)
+            }
+            switch try await coordinator.rollback(id, rollback) {
+            case .notFound: throw Self.notFound(id)
+            case let .queued(job):
+                var response = APIResponse.json(.object(JobJSON.summary(job)), status: .accepted)
+                response.headers[.location] = "/jobs/\(job.id)"
+                return response
+            case let .conflict(active): throw Self.activeConflict(active)
+            case let .refused(reason):
+                throw Problem(
+                    status: .unprocessableContent, message: reason,
+                    detail: .object(["job": .number(Double(id)), "node": .string(rollback.node)]))
+            }
+        }
         group.post("/jobs/{id}/resume") { _, context in
             let id = try Self.jobID(context)
             switch try await coordinator.resume(id) {
@@ -79,10 +99,10 @@ struct JobsController {
     private func execute(_ request: Request) async throws -> Response {
         let body = try await Self.readJSONBody(request)
         let executeRequest: ExecuteRequest
-        do { executeRequest = try ExecuteRequest(json: body) } catch {
-            throw Problem(
-                status: .badRequest, message: "\(error.field): \(error.rule)",
-                detail: .object(["field": .string(error.field), "rule": .string(error.rule)]))
+        do { executeRequest = try ExecuteRequest(json: body) } catch { throw Self.badRequest(error) }
+        guard executeRequest.rollback == nil else {
+            throw Self.badRequest(
+                RequestValidationError(field: "rollback", rule: "is not taken here; use POST /jobs/{id}/rollback"))
         }
         let outcome: JobCoordinator.SubmitOutcome
         do { outcome = try await coordinator.submit(executeRequest) } catch let unchecked as Admitter.Unchecked {
@@ -127,6 +147,12 @@ struct JobsController {
         } catch {
             throw bodyTooLarge()
         }
+    }
+
+    private static func badRequest(_ error: RequestValidationError) -> Problem {
+        Problem(
+            status: .badRequest, message: "\(error.field): \(error.rule)",
+            detail: .object(["field": .string(error.field), "rule": .string(error.rule)]))
     }
 
     private static func bodyTooLarge() -> Problem {

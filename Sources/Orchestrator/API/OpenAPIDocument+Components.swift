@@ -136,6 +136,14 @@ extension OpenAPIDocument {
                     kind: {type: string, enum: [patch, minor]}
                     dry_run: {type: boolean}
                     stages: {type: string}
+                    rollback:
+                      description: a rollback job's node and the upgrade job it undoes
+                      type: object
+                      required: [job, node]
+                      additionalProperties: false
+                      properties:
+                        job: {type: integer, minimum: 1}
+                        node: {type: string}
                 created_at: {$ref: "#/components/schemas/Time"}
                 started_at: {$ref: "#/components/schemas/Time"}
                 finished_at: {$ref: "#/components/schemas/Time"}

@@ -143,6 +143,46 @@ enum OpenAPIDocument {
                 "404": {$ref: "#/components/responses/Problem"}
                 "409": {$ref: "#/components/responses/Problem"}
                 "503": {$ref: "#/components/responses/Standby"}
+          /jobs/{id}/rollback:
+            parameters:
+              - {$ref: "#/components/parameters/JobID"}
+            post:
+              operationId: rollbackNode
+              summary: Queue a rollback job that takes one worker of job {id} back to its release before that job.
+              description: >-
+                The release comes from the job's report (the node's version before its first run). The
+                rollback is a job of its own: the worker is cordoned and drained, the distribution's
+                rollback runs on it (kubeadm: the older packages with apt's --allow-downgrades, held
+                again; MicroK8s: snap revert; K3s: the binary the upgrade kept), the kubelet must report
+                the older release, and the worker is uncordoned unless someone else had cordoned it. It
+                does not wait for the halt-on-alert gate and does not soak. A job that is still active
+                or interrupted, a dry run, a rollback, a control plane (a datastore snapshot restore,
+                see the runbook) or a node the job did not change answers 422.
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      type: object
+                      required: [node]
+                      additionalProperties: false
+                      properties:
+                        node: {type: string, description: the worker, a DNS-1123 subdomain}
+                        dry_run: {type: boolean, default: false}
+              responses:
+                "202":
+                  description: the rollback job, queued
+                  headers:
+                    Location: {description: the rollback job's URL, schema: {type: string}}
+                  content: {application/json: {schema: {$ref: "#/components/schemas/JobSummary"}}}
+                "400": {$ref: "#/components/responses/Problem"}
+                "401": {$ref: "#/components/responses/Unauthorized"}
+                "404": {$ref: "#/components/responses/Problem"}
+                "409": {$ref: "#/components/responses/Problem"}
+                "413": {$ref: "#/components/responses/Problem"}
+                "415": {$ref: "#/components/responses/Problem"}
+                "422": {$ref: "#/components/responses/Problem"}
+                "503": {$ref: "#/components/responses/Standby"}
           /plan:
             get:
               operationId: plan

@@ -186,6 +186,48 @@ struct ResumeCommand: AsyncParsableCommand {
     }
 }
 
+struct RollbackCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rollback",
+        abstract: "Take one worker of an upgrade job back to its release before that job (POST /jobs/{id}/rollback).",
+        discussion: """
+            The rollback is a job of its own, with events, notices and a report: the worker is cordoned \
+            and drained, the distribution's rollback runs on it (kubeadm: the packages at the older \
+            release with apt's --allow-downgrades, held again; MicroK8s: snap revert, held, the old \
+            channel; K3s: the binary the upgrade kept), the kubelet must report the older release, then \
+            the worker is uncordoned. Control planes go back through a datastore snapshot restore \
+            instead: see the runbook. With --follow, the job is watched until it ends, as status --follow.
+            """)
+
+    @Argument(help: "The upgrade job's id.")
+    var id: Int64
+
+    @Option(help: "The worker to take back. (required)")
+    var node: String
+
+    @Flag(help: "Perform every read, record every write instead of making it.")
+    var dryRun = false
+
+    @Flag(help: "Watch the rollback job until it ends.")
+    var follow = false
+
+    @Option(help: "Seconds between refreshes with --follow. (default: 1)")
+    var interval: Double = 1
+
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        let body = RollbackRequest(node: node, dryRun: dryRun).jsonBody()
+        let job = try await client.client().call("POST", "/jobs/\(id)/rollback", body: body, expect: [202])
+        let rollbackID = Int64(job[dotted: "id"]?.intValue ?? 0)
+        print(client.json ? JobText.json(job) : "job \(rollbackID) \(JobText.summaryLine(job))")
+        guard follow else { return }
+        var status = try StatusCommand.parse(["\(rollbackID)", "--follow", "--interval", "\(interval)"])
+        status.client = client
+        try await status.run()
+    }
+}
+
 /// The orchestrator's API over the libcurl client.
 struct APIClient: Sendable {
     let baseURL: String

@@ -72,7 +72,7 @@ extension JobCoordinator {
         do {
             let started = JobEvent(
                 time: clock.now(), kind: .jobStarted,
-                message: "started: \(job.request.kind.rawValue) upgrade to \(job.request.targetVersion)"
+                message: "started: \(job.request.title)"
                     + (job.request.dryRun ? ", dry run: every write is recorded, none is made" : ""))
             guard try await store.transition(job.id, from: [.queued], to: .running, event: started).moved else {
                 return

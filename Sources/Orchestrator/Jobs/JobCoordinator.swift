@@ -34,6 +34,15 @@ actor JobCoordinator: Service {
         case refused(String)
     }
 
+    enum RollbackOutcome {
+        case notFound
+        case queued(JobRecord)
+        /// Another job holds the slot.
+        case conflict(JobRecord)
+        /// The job or the node cannot be rolled back (``RollbackDecision``).
+        case refused(String)
+    }
+
     enum ResumeOutcome {
         case notFound
         case accepted(JobRecord)
@@ -114,6 +123,34 @@ actor JobCoordinator: Service {
             wake.yield()
             return .queued(job)
         case let .failure(conflict): return .conflict(conflict.active)
+        }
+    }
+
+    /// Queues a rollback job that takes one worker of job `id` back to its
+    /// release before that job, as the job's record says.
+    func rollback(_ id: Int64, _ rollback: RollbackRequest) async throws -> RollbackOutcome {
+        try await requireLeading()
+        guard let source = try await store.job(id) else { return .notFound }
+        let decision = RollbackDecision.decide(
+            job: id, state: source.state, request: source.request, result: source.result, node: rollback.node,
+            dryRun: rollback.dryRun)
+        switch decision {
+        case let .refused(reason):
+            log.warning("rollback refused", ["job": String(id), "node": rollback.node, "reason": reason])
+            return .refused(reason)
+        case let .accepted(request):
+            switch try await store.create(request, at: clock.now()) {
+            case let .success(job):
+                log.info(
+                    "rollback queued",
+                    [
+                        "job": String(job.id), "of": String(id), "node": rollback.node,
+                        "target": request.targetVersion.description,
+                    ])
+                wake.yield()
+                return .queued(job)
+            case let .failure(conflict): return .conflict(conflict.active)
+            }
         }
     }
 

@@ -16,6 +16,11 @@ extension UpgradePipeline {
     func workers(_ job: JobContext) async throws -> StageOutcome {
         let steps = job.state.withLock { $0.plan.workers }
         let upgraded = try await nodes(steps, stage: .workers, job: job)
+        if let rollback = job.request.rollback {
+            return upgraded == 0
+                ? .skipped("\(rollback.node) was already at \(job.request.targetVersion)")
+                : .done("\(rollback.node) \(wouldBe(job)) back at \(job.request.targetVersion)")
+        }
         return .done("\(upgraded) of \(steps.count) workers upgraded; the others were already done")
     }
 
@@ -27,15 +32,20 @@ extension UpgradePipeline {
             try job.checkpoint()
             try await checkHoldDrift(job: job, stage: stage)
             guard let (node, action) = try await liveStep(step, job: job, stage: stage) else { continue }
-            let operations = NodeProcedure.operations(
-                role: step.role, action: action,
-                script: settings.distribution.nodeStep(role: step.role, target: job.request.targetVersion),
-                soaks: settings.soak > .zero,
-                drains: NodeProcedure.drains(kind: job.request.kind, patchDrain: settings.patchDrain))
+            let drains = NodeProcedure.drains(kind: job.request.kind, patchDrain: settings.patchDrain)
+            let target = job.request.targetVersion
+            let operations =
+                job.request.rollback == nil
+                ? NodeProcedure.operations(
+                    role: step.role, action: action,
+                    script: settings.distribution.nodeStep(role: step.role, target: target),
+                    soaks: settings.soak > .zero, drains: drains)
+                : NodeProcedure.rollbackOperations(
+                    action: action, script: settings.distribution.workerRollbackStep(to: target), drains: drains)
+            let before = job.state.withLock { $0.beforeJob[node.name] } ?? node.kubelet?.description ?? "?"
             var work = NodeWork(
                 node: node, step: step, action: action, stage: stage,
-                line: UpgradeReport.NodeReport(
-                    name: node.name, role: step.role, before: node.kubelet?.description ?? "?"))
+                line: UpgradeReport.NodeReport(name: node.name, role: step.role, before: before))
             try await carryOut(operations, &work, job: job)
             carried += 1
         }
@@ -53,8 +63,9 @@ extension UpgradePipeline {
             for: node, apiServer: apiServer, target: job.request.targetVersion, isControlPlane: step.role != .worker)
         if case let .skip(reason) = action {
             try await job.record(.nodeSkipped, reason, stage: stage, node: step.node)
+            let before = job.state.withLock { $0.beforeJob[step.node] } ?? step.from?.description ?? "?"
             var line = UpgradeReport.NodeReport(
-                name: step.node, role: step.role, before: step.from?.description ?? "?",
+                name: step.node, role: step.role, before: before,
                 after: node.kubelet?.description ?? "?", outcome: "skipped: \(reason)")
             if let existing = job.state.withLock({ $0.report.nodes.first { $0.name == step.node } }) { line = existing }
             job.state.withLock { $0.report.record(line) }
@@ -71,7 +82,7 @@ extension UpgradePipeline {
                 try await perform(operation, &work, job: job)
             } catch {
                 var error = error
-                if operation.revertsOnFailure, !(error is JobStop), !job.request.dryRun,
+                if operation.revertsOnFailure, !(error is JobStop), !job.request.dryRun, job.request.rollback == nil,
                     let release = work.node.kubelet,
                     let arguments = settings.distribution.revertStep(role: work.step.role, to: release)
                 {
@@ -102,7 +113,8 @@ extension UpgradePipeline {
             try await checkQuorum(without: node.name, job: job)
         case .start:
             setGauges(job) { $0.node = node.name }
-            let what = work.action == .finish ? "finishing" : "upgrading"
+            let what =
+                work.action == .finish ? "finishing" : job.request.rollback == nil ? "upgrading" : "rolling back"
             try await job.record(
                 .nodeStarted, "\(what) \(node.name) (\(work.step.role.rawValue)): \(work.line.before) → \(target)",
                 stage: work.stage, node: node.name)

@@ -79,7 +79,7 @@ extension UpgradePipeline {
         }
         try await waitUntilUpgraded(node, role: role, job: job, stage: stage)
         if role != .worker { try await writeProbe(after: node, job: job, stage: stage) }
-        return finishing ? "finished" : "upgraded"
+        return finishing ? "finished" : job.request.rollback == nil ? "upgraded" : "rolled back"
     }
 
     /// After a control plane came back: a write through the API succeeds
@@ -232,6 +232,8 @@ extension UpgradePipeline {
     /// set it; a run that changed nothing on a cluster that was already
     /// mid-upgrade leaves it as mid-upgrade as it found it.
     func clearsMark(_ job: JobContext, final: JobState) -> (clear: Bool, write: Bool) {
+        // A rollback wrote no mark: an upgrade's mark stays as it is.
+        if job.request.rollback != nil { return (false, false) }
         let (touched, mixed) = job.state.withLock { ($0.touched, $0.mixedAtStart) }
         let clear = final == .succeeded || (!touched && !mixed)
         return (clear, clear && !job.request.dryRun)

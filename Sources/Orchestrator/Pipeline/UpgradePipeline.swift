@@ -64,6 +64,10 @@ final class UpgradePipeline: Pipeline {
         /// Nodes whose updater hold this run found or set: one of them
         /// found without it later is drift.
         var held: Set<String> = []
+        /// Each node's version before this job, as an earlier run of it
+        /// reported: a resume's report (and a rollback of the job) keeps
+        /// the release a node had before the first run changed it.
+        var beforeJob: [String: String] = [:]
     }
 
     init(
@@ -90,16 +94,21 @@ final class UpgradePipeline: Pipeline {
 
     func beforeStage(_ stage: UpgradeStage, job: JobContext) async throws {
         setGauges(job) { $0.stage = stage }
+        // An alert is what a rollback answers: its gate is not waited for.
+        if job.request.rollback != nil { return }
         try await waitForGate(job, stage: stage, node: nil)
     }
 
     /// Stage 0: plan from live state, mark the upgrade in flight, announce it.
     func begin(job: JobContext) async throws {
         let request = job.request
+        let beforeJob = try await versionsBeforeJob(job)
         job.state.withLock {
             $0.report = UpgradeReport(target: request.targetVersion, dryRun: request.dryRun)
             $0.started = job.now()
+            $0.beforeJob = beforeJob
         }
+        if let rollback = request.rollback { return try await beginRollback(rollback, job: job) }
         let nodes = try await cluster.nodes()
         let apiServers = try await apiServers(of: nodes)
         let releases = Set(nodes.compactMap { $0.kubelet?.release } + apiServers.values.map(\.release))
@@ -182,6 +191,10 @@ final class UpgradePipeline: Pipeline {
         let report = job.state.withLock { run in
             run.report.totalSeconds = job.now() - run.started
             return run.report
+        }
+        if let rollback = job.request.rollback {
+            endRollback(rollback, job: job, state: final, reason: reason, report: report)
+            return report.json
         }
         let (clear, write) = clearsMark(job, final: final)
         if write {

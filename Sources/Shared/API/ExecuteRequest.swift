@@ -7,7 +7,27 @@ public import FoundationEssentials
 /// ```
 /// `target_version` and `kind` are required; `dry_run` defaults to `false`
 /// and `stages` to `"all"`. Unknown fields and wrong types are refused.
+///
+/// A rollback job's request (made by `POST /jobs/{id}/rollback`, never
+/// taken by `/execute`) also names the node and the job it undoes:
+/// `"rollback": {"job": 3, "node": "worker-2"}`, with the node's release
+/// before that job as `target_version`.
 public struct ExecuteRequest: Sendable, Equatable {
+    /// One node taken back to its release before an upgrade job.
+    public struct Rollback: Sendable, Equatable {
+        /// The upgrade job whose change of the node is undone.
+        public var job: Int64
+        public var node: String
+
+        public init(job: Int64, node: String) {
+            self.job = job
+            self.node = node
+        }
+
+        /// `{"job": 3, "node": "worker-2"}`.
+        public var json: JSONValue { .object(["job": .number(Double(job)), "node": .string(node)]) }
+    }
+
     /// The release to reach; always exactly `X.Y.Z`.
     public var targetVersion: KubeVersion
     /// Patch (same minor) or minor (next minor, with the repository rewrite).
@@ -16,16 +36,28 @@ public struct ExecuteRequest: Sendable, Equatable {
     public var dryRun: Bool
     /// The stages to run.
     public var stages: StageSelection
+    /// Set for a rollback job: the node it takes back, and the job it undoes.
+    public var rollback: Rollback?
 
-    public init(targetVersion: KubeVersion, kind: UpgradeKind, dryRun: Bool = false, stages: StageSelection = .all) {
+    public init(
+        targetVersion: KubeVersion, kind: UpgradeKind, dryRun: Bool = false, stages: StageSelection = .all,
+        rollback: Rollback? = nil
+    ) {
         self.targetVersion = targetVersion
         self.kind = kind
         self.dryRun = dryRun
         self.stages = stages
+        self.rollback = rollback
+    }
+
+    /// `patch upgrade to 1.34.5`, or `rollback of worker-2 to 1.34.3 (undoing job 3)`.
+    public var title: String {
+        guard let rollback else { return "\(kind.rawValue) upgrade to \(targetVersion)" }
+        return "rollback of \(rollback.node) to \(targetVersion) (undoing job \(rollback.job))"
     }
 
     /// The JSON field names, in the order they are documented.
-    public static let fieldNames = ["target_version", "kind", "dry_run", "stages"]
+    public static let fieldNames = ["target_version", "kind", "dry_run", "stages", "rollback"]
 
     /// Decodes and validates a request body.
     ///
@@ -76,6 +108,23 @@ public struct ExecuteRequest: Sendable, Equatable {
         } else {
             stages = .all
         }
+
+        switch fields["rollback"] {
+        case nil: rollback = nil
+        case let .object(rollbackFields)?:
+            if let unknown = rollbackFields.keys.filter({ !["job", "node"].contains($0) }).sorted().first {
+                throw RequestValidationError(field: "rollback.\(unknown)", rule: "unknown field; allowed: job, node")
+            }
+            guard let job = rollbackFields["job"]?.intValue, job > 0 else {
+                throw RequestValidationError(field: "rollback.job", rule: "must be a positive integer job id")
+            }
+            guard case let .string(node)? = rollbackFields["node"], ObjectName.isDNS1123Subdomain(node) else {
+                throw RequestValidationError(field: "rollback.node", rule: "must be a node name (DNS-1123 subdomain)")
+            }
+            rollback = Rollback(job: Int64(job), node: node)
+        case let other?:
+            throw RequestValidationError(field: "rollback", rule: "must be an object, got \(other.typeName)")
+        }
     }
 
     private static func string(
@@ -94,14 +143,17 @@ public struct ExecuteRequest: Sendable, Equatable {
         }
     }
 
-    /// The request as a JSON body, every field written out.
+    /// The request as a JSON body, every field written out (`rollback` only when set).
     public func jsonBody() -> Data {
-        let document: [String: JSONValue] = [
+        var document: [String: JSONValue] = [
             "target_version": .string(targetVersion.description),
             "kind": .string(kind.rawValue),
             "dry_run": .bool(dryRun),
             "stages": .string(stages.description),
         ]
+        if let rollback {
+            document["rollback"] = rollback.json
+        }
         return Data(JSONValue.object(document).jsonBytes)
     }
 }

@@ -64,6 +64,9 @@ public protocol Distribution: Sendable {
     /// `release` after a failed step; `nil` where the distribution has no
     /// revert (the runbook's manual steps apply).
     func revertStep(role: NodeRole, to release: KubeVersion) -> [String]?
+    /// The node script's arguments that take an upgraded worker back to
+    /// `release`, its release before the job (`k8s-upgrade rollback`).
+    func workerRollbackStep(to release: KubeVersion) -> [String]
     /// The API path of the pod whose image names a control plane's API
     /// server version; `nil` when the API server runs inside the kubelet's
     /// process (MicroK8s' kubelite), whose version is then the kubelet's.

@@ -104,6 +104,13 @@ public struct KubeadmApt: Distribution {
     /// etcd come back from the snapshot and the runbook's steps.
     public func revertStep(role: NodeRole, to release: KubeVersion) -> [String]? { nil }
 
+    /// The packages at the older release, with apt's `--allow-downgrades`
+    /// and held again, and the kubelet restarted; `kubeadm upgrade node` is
+    /// not run (the kubelet's configuration is the cluster's, not a release's).
+    public func workerRollbackStep(to release: KubeVersion) -> [String] {
+        ["--role", "worker", "--release", release.description, "--rollback"]
+    }
+
     /// kubeadm's static pod `kube-system/kube-apiserver-<node>`.
     public func apiServerPod(on node: String) -> String? {
         "/api/v1/namespaces/kube-system/pods/kube-apiserver-\(node)"

@@ -143,6 +143,12 @@ public struct MicroK8sSnap: Distribution {
     /// `snap revert`, then the hold again and the old channel, so an
     /// auto-refresh cannot redo the failed refresh.
     public func revertStep(role: NodeRole, to release: KubeVersion) -> [String]? {
+        workerRollbackStep(to: release)
+    }
+
+    /// `snap revert` to the revision before the refresh, held, tracking the
+    /// old channel: the same step as a failed refresh's revert, on any role.
+    public func workerRollbackStep(to release: KubeVersion) -> [String] {
         ["--snap-revert", "microk8s", "--channel", Self.channel(of: release), "--release", release.description]
     }
 

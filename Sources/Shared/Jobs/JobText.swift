@@ -82,8 +82,16 @@ public enum JobText {
         let kind = job[dotted: "request.kind"]?.stringValue ?? "?"
         let target = job[dotted: "request.target_version"]?.stringValue ?? "?"
         var text = "\(kind) upgrade to \(target)"
+        if let node = job[dotted: "request.rollback.node"]?.stringValue {
+            text =
+                "rollback of \(node) to \(target) (undoing job \(job[dotted: "request.rollback.job"]?.intValue ?? 0))"
+        }
         if job[dotted: "request.dry_run"] == .bool(true) { text += " (dry run)" }
-        if let stages = job[dotted: "request.stages"]?.stringValue, stages != "all" { text += " [stages \(stages)]" }
+        if job[dotted: "request.rollback"] == nil, let stages = job[dotted: "request.stages"]?.stringValue,
+            stages != "all"
+        {
+            text += " [stages \(stages)]"
+        }
         return text
     }
 

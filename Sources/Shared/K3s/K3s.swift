@@ -258,6 +258,11 @@ public struct K3s: Distribution {
         ["--k3s-revert", role == .worker ? "agent" : "server", "--release", release.description]
     }
 
+    /// The binary the upgrade kept on the agent put back, and k3s-agent restarted.
+    public func workerRollbackStep(to release: KubeVersion) -> [String] {
+        ["--k3s-revert", "agent", "--release", release.description]
+    }
+
     /// The API server runs inside the `k3s server` process: no pod, and
     /// its version is the kubelet's.
     public func apiServerPod(on node: String) -> String? { nil }

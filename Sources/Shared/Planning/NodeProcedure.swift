@@ -95,4 +95,18 @@ public enum NodeProcedure {
         }
         return [.gate] + (worker ? [] : [.quorum]) + [.start] + work + [.done] + (worker && soaks ? [.soak] : [])
     }
+
+    /// What a rollback does to the worker it takes back (`action` judged
+    /// against the older release): the same steps as an upgrade with the
+    /// distribution's rollback `script`, without the halt-on-alert gate (an
+    /// alert is why one rolls back), the kubelet skew check (an older
+    /// kubelet never gets ahead of the API servers) or a soak.
+    public static func rollbackOperations(action: NodeAction, script: [String], drains: Bool) -> [NodeOperation] {
+        switch action {
+        case .skip: []
+        case .upgrade:
+            [.start, .reach, .cordon] + (drains ? [.drain] : []) + [.script(script), .uncordon, .verify, .done]
+        case .finish: [.start, .uncordon, .verify, .done]
+        }
+    }
 }

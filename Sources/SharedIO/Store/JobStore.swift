@@ -223,8 +223,7 @@ public final class JobStore: Sendable {
                 [.text(body), .real(time), .real(time), .text(try Self.encode(JobProgress()))])
             let id = connection.lastInsertRowID
             let summary =
-                "\(request.kind.rawValue) upgrade to \(request.targetVersion)"
-                + "\(request.dryRun ? " (dry run)" : ""), stages: \(request.stages)"
+                "\(request.title)\(request.dryRun ? " (dry run)" : ""), stages: \(request.stages)"
             let event = JobEvent(time: time, kind: .jobQueued, message: "queued: \(summary)")
             return .success(try Self.append(id, [event], state: nil, result: nil, connection))
         }

@@ -1,0 +1,53 @@
+public import FoundationEssentials
+
+/// The body of `POST /jobs/{id}/rollback`: the node to take back to its
+/// release before job `id`.
+///
+/// ```json
+/// {"node": "worker-2", "dry_run": false}
+/// ```
+/// `node` is required; `dry_run` defaults to `false`. Unknown fields and
+/// wrong types are refused.
+public struct RollbackRequest: Sendable, Equatable {
+    public var node: String
+    public var dryRun: Bool
+
+    public init(node: String, dryRun: Bool = false) {
+        self.node = node
+        self.dryRun = dryRun
+    }
+
+    public static let fieldNames = ["node", "dry_run"]
+
+    /// - Throws: ``RequestValidationError`` naming the field and the rule.
+    public init(json body: Data) throws(RequestValidationError) {
+        guard let document = try? JSONValue(parsing: body) else {
+            throw RequestValidationError(field: "body", rule: "must be valid JSON")
+        }
+        guard case let .object(fields) = document else {
+            throw RequestValidationError(field: "body", rule: "must be a JSON object, got \(document.typeName)")
+        }
+        if let unknown = fields.keys.filter({ !Self.fieldNames.contains($0) }).sorted().first {
+            throw RequestValidationError(
+                field: unknown, rule: "unknown field; allowed: \(Self.fieldNames.joined(separator: ", "))")
+        }
+        switch fields["node"] {
+        case nil: throw RequestValidationError(field: "node", rule: "is required")
+        case let .string(name)? where ObjectName.isDNS1123Subdomain(name): node = name
+        case let .string(name)?:
+            throw RequestValidationError(
+                field: "node", rule: "must be a node name (DNS-1123 subdomain), got \"\(name)\"")
+        case let other?: throw RequestValidationError(field: "node", rule: "must be a string, got \(other.typeName)")
+        }
+        switch fields["dry_run"] {
+        case nil: dryRun = false
+        case let .bool(value)?: dryRun = value
+        case let other?:
+            throw RequestValidationError(field: "dry_run", rule: "must be a boolean, got \(other.typeName)")
+        }
+    }
+
+    public func jsonBody() -> Data {
+        Data(JSONValue.object(["node": .string(node), "dry_run": .bool(dryRun)]).jsonBytes)
+    }
+}
