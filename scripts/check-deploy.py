@@ -186,7 +186,7 @@ EXPECTED_RBAC = {
         ("", "nodes", [], ["get", "list", "patch"]), ("", "pods", [], ["get", "list"]),
         ("", "pods/eviction", [], ["create"]), ("policy", "poddisruptionbudgets", [], ["get", "list"]),
         ("apps", "daemonsets", [], ["get"]), ("", "namespaces", ["k8s-upgrade"], ["get", "patch"]),
-        ("upgrade.cattle.io", "plans", [], ["list"])),
+        ("upgrade.cattle.io", "plans", [], ["list"]), ("k3s.cattle.io", "etcdsnapshotfiles", [], ["list"])),
     # The orchestrator's leader lease (LeaderLease.swift), in its own namespace only.
     ("Role", "k8s-upgrade"): want(
         ("coordination.k8s.io", "leases", [], ["create"]),

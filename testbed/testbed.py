@@ -37,7 +37,8 @@ the node's root; the orchestrator runs with --distribution microk8s.
 
 The K3s scenarios (k3s: 1 server on SQLite + 2 agents; k3s-ha: 3 servers
 with embedded etcd, the bed's real members in K3s' certificate layout under
-var/lib/rancher/k3s/server/tls/etcd, + 2 agents) have no apt packages in
+var/lib/rancher/k3s/server/tls/etcd, + 2 agents, and the API serving K3s'
+ETCDSnapshotFile records, which the bed's `k3s etcd-snapshot save` writes) have no apt packages in
 use: every node runs the k3s binary of its release at
 usr/local/bin/k3s under its root (a stand-in written by
 testbed/k3s_artifacts.py, whose restart through the bed's systemctl
@@ -444,7 +445,9 @@ def up(args):
                                          "--port-file", bed / "sim.port", "--tls-cert", pki / "server.crt",
                                          "--tls-key", pki / "server.key", "--running-version", running,
                                          "--containerd", f"{master}={args.master_containerd}"]
-                + (["--crd", "plans.upgrade.cattle.io"] if args.suc_crd else []))
+                + (["--crd", "plans.upgrade.cattle.io"] if args.suc_crd else [])
+                # K3s with embedded etcd records each snapshot as an ETCDSnapshotFile.
+                + (["--crd", "etcdsnapshotfiles.k3s.cattle.io"] if args.scenario == "k3s-ha" else []))
     repo_url = f"http://127.0.0.1:{wait_for_file(bed / 'repo.port', repo_server, 'the package repository')}"
     if k3s:
         make_k3s_releases(bed, repo_url)

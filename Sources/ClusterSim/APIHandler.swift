@@ -18,8 +18,10 @@ struct APIHandler: Sendable {
     /// cost the API server (`GET /sim/v1/requests`).
     let requests = RequestCounter()
 
-    /// system-upgrade-controller's Plans are served only with their CRD.
-    var servesPlans: Bool { customResources.contains("plans.upgrade.cattle.io") }
+    /// A custom resource is served only with its CRD.
+    func serves(_ resource: Resource) -> Bool {
+        resource.customResourceName.map(customResources.contains) ?? true
+    }
 
     func respond(to request: Request, context: BasicRequestContext) async -> Response {
         do {
@@ -53,10 +55,11 @@ struct APIHandler: Sendable {
 
         switch parts {
         case ["api"]: return json(Discovery.apiVersions)
-        case ["apis"]: return json(Discovery.groupList(withPlans: servesPlans))
-        case ["api", "v1"]: return json(try Discovery.resources(groupVersion: "v1", withPlans: servesPlans))
+        case ["apis"]: return json(Discovery.groupList(customResources: customResources))
+        case ["api", "v1"]: return json(try Discovery.resources(groupVersion: "v1", customResources: customResources))
         case let p where p.count == 3 && p[0] == "apis":
-            return json(try Discovery.resources(groupVersion: "\(p[1])/\(p[2])", withPlans: servesPlans))
+            return json(
+                try Discovery.resources(groupVersion: "\(p[1])/\(p[2])", customResources: customResources))
         case let p where p.count == 4 && p[0] == "sim" && p[1] == "v1" && p[2] == "control-plane" && method == .put:
             let version = try decodeObject(body)[["version"]]?.stringValue ?? ""
             guard (try? KubeVersion(strictRelease: version)) != nil else {
@@ -86,7 +89,7 @@ struct APIHandler: Sendable {
             segments = Array(segments[2...])
         }
         guard let resource = Resource(rawValue: segments[0]), resource.apiVersion == groupVersion,
-            resource != .plans || servesPlans
+            serves(resource)
         else {
             throw APIError(code: 404, reason: "NotFound", message: "the server could not find the requested resource")
         }

@@ -7,8 +7,23 @@ enum Resource: String, CaseIterable, Sendable {
     /// system-upgrade-controller's Plans, served only where its CRD is
     /// installed (`--crd plans.upgrade.cattle.io`).
     case plans
+    /// K3s' record of each etcd snapshot (cluster-scoped), served only
+    /// where K3s installed its CRD (`--crd etcdsnapshotfiles.k3s.cattle.io`).
+    case etcdsnapshotfiles
 
-    var isNamespaced: Bool { self != .nodes && self != .namespaces }
+    var isNamespaced: Bool { ![.nodes, .namespaces, .etcdsnapshotfiles].contains(self) }
+
+    /// `plural.group` of a custom resource, served only with its CRD; `nil` for built-in kinds.
+    var customResourceName: String? {
+        switch self {
+        case .plans: "plans.upgrade.cattle.io"
+        case .etcdsnapshotfiles: "etcdsnapshotfiles.k3s.cattle.io"
+        default: nil
+        }
+    }
+
+    /// The custom resources the simulator can serve, as `--crd` names them.
+    static let customResourceNames = allCases.compactMap(\.customResourceName)
 
     var kind: String {
         switch self {
@@ -20,6 +35,7 @@ enum Resource: String, CaseIterable, Sendable {
         case .replicasets: "ReplicaSet"
         case .leases: "Lease"
         case .plans: "Plan"
+        case .etcdsnapshotfiles: "ETCDSnapshotFile"
         }
     }
 
@@ -30,6 +46,7 @@ enum Resource: String, CaseIterable, Sendable {
         case .daemonsets, .replicasets: "apps/v1"
         case .leases: "coordination.k8s.io/v1"
         case .plans: "upgrade.cattle.io/v1"
+        case .etcdsnapshotfiles: "k3s.cattle.io/v1"
         }
     }
 }

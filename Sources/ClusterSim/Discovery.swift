@@ -13,14 +13,19 @@ enum Discovery {
     private static let groups: [(group: String, version: String)] = [
         ("apps", "v1"), ("policy", "v1"), ("coordination.k8s.io", "v1"),
     ]
-    /// system-upgrade-controller's group, with its CRD installed.
-    private static let plansGroup = (group: "upgrade.cattle.io", version: "v1")
+    /// The groups of custom resources, listed once a CRD of theirs is installed.
+    private static func customGroups(_ customResources: Set<String>) -> [(group: String, version: String)] {
+        Resource.allCases.filter { $0.customResourceName.map(customResources.contains) ?? false }.map {
+            let parts = $0.apiVersion.split(separator: "/")
+            return (String(parts[0]), String(parts[1]))
+        }
+    }
 
-    static func groupList(withPlans: Bool) -> JSONValue {
+    static func groupList(customResources: Set<String>) -> JSONValue {
         .object([
             "kind": .string("APIGroupList"), "apiVersion": .string("v1"),
             "groups": .array(
-                (groups + (withPlans ? [plansGroup] : [])).map { group, version in
+                (groups + customGroups(customResources)).map { group, version in
                     let entry: JSONValue = .object([
                         "groupVersion": .string("\(group)/\(version)"), "version": .string(version),
                     ])
@@ -78,10 +83,17 @@ enum Discovery {
         "upgrade.cattle.io/v1": [
             Entry(name: "plans", singular: "plan", namespaced: true, kind: "Plan", verbs: all)
         ],
+        "k3s.cattle.io/v1": [
+            Entry(
+                name: "etcdsnapshotfiles", singular: "etcdsnapshotfile", namespaced: false, kind: "ETCDSnapshotFile",
+                verbs: all)
+        ],
     ]
 
-    static func resources(groupVersion: String, withPlans: Bool) throws(APIError) -> JSONValue {
-        guard let list = entries[groupVersion], groupVersion != "upgrade.cattle.io/v1" || withPlans else {
+    static func resources(groupVersion: String, customResources: Set<String>) throws(APIError) -> JSONValue {
+        let custom = Set(customGroups(customResources).map { "\($0.group)/\($0.version)" })
+        let builtIn = groups.map { "\($0.group)/\($0.version)" } + ["v1"]
+        guard let list = entries[groupVersion], builtIn.contains(groupVersion) || custom.contains(groupVersion) else {
             throw APIError(code: 404, reason: "NotFound", message: "the server could not find the requested resource")
         }
         return .object([

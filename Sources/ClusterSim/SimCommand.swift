@@ -35,7 +35,7 @@ struct SimCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Serve a custom resource as if its CRD were installed: plans.upgrade.cattle.io (system-upgrade-controller's Plans); repeatable.",
+            "Serve a custom resource as if its CRD were installed: plans.upgrade.cattle.io (system-upgrade-controller's Plans) or etcdsnapshotfiles.k3s.cattle.io (K3s' snapshot records); repeatable.",
             valueName: "plural.group"))
     var crd: [String] = []
 
@@ -76,8 +76,9 @@ struct SimCommand: AsyncParsableCommand {
             in: .whitespacesAndNewlines)
         guard !token.isEmpty else { throw ValidationError("\(tokenFile) is empty") }
         let store = await ClusterStore(scenario: scenario)
-        for name in crd where name != "plans.upgrade.cattle.io" {
-            throw ValidationError("--crd knows plans.upgrade.cattle.io only, got \(name)")
+        for name in crd where !Resource.customResourceNames.contains(name) {
+            throw ValidationError(
+                "--crd knows \(Resource.customResourceNames.joined(separator: " and ")) only, got \(name)")
         }
         let handler = APIHandler(
             store: store, token: token, faults: scenario.faults, customResources: Set(crd))

@@ -289,6 +289,12 @@ extension TestBedSuites {
             #expect(events.contains { $0.message.contains("Snapshot k8s-upgrade-server-1-") })
             let summary = done[dotted: "result.snapshot"]?.stringValue ?? ""
             #expect(summary.hasPrefix("K3s etcd snapshot and server token, "), "\(summary)")
+            // Confirmed through the API: K3s' ETCDSnapshotFile, as kubectl lists it.
+            #expect(summary.contains("; ETCDSnapshotFile local-k8s-upgrade-server-1-"), "\(summary)")
+            #expect(summary.contains(" ready on server-1, size "), "\(summary)")
+            let records = try await bed.kubectl(
+                "get", "etcdsnapshotfiles", "-o", "jsonpath={.items[*].spec.snapshotName}")
+            #expect(records.hasPrefix("k8s-upgrade-server-1-"), "\(records)")
             let path = done[dotted: "result.snapshot_path"]?.stringValue ?? ""
             let unpacked = try TestEnvironment.makeDirectory("k3s-etcd-backup").path
             #expect(
@@ -322,6 +328,20 @@ extension TestBedSuites {
             #expect(!Pipeline.events(failed).contains { $0.kind == "node_started" })
             #expect(
                 try await Pipeline.nodes(bed).values.allSatisfy { !$0.unschedulable && $0.version == "v1.34.3+k3s1" })
+
+            // Two members keep etcd's quorum, so a snapshot is saved; K3s
+            // records it as failed (fault knob): the job fails in the
+            // snapshot stage, before any node.
+            try Data("snapshot upload failed: disk full".utf8).write(
+                to: bed.directory.appendingPathComponent("nodes/server-1/var/lib/testbed/etcd-snapshot-record-error"))
+            try await Pipeline.execute(server, #"{"target_version":"1.34.5+k3s1","kind":"patch","stages":"snapshot"}"#)
+            let unconfirmed = try await server.waitForJob(2, state: "failed", timeout: 90)
+            let reason = unconfirmed[dotted: "error"]?.stringValue ?? ""
+            #expect(reason.contains("snapshot"), "\(reason)")
+            #expect(
+                reason.contains("could not be confirmed: ETCDSnapshotFile local-k8s-upgrade-server-1-"), "\(reason)")
+            #expect(reason.hasSuffix("says: snapshot upload failed: disk full"), "\(reason)")
+            #expect(!Pipeline.events(unconfirmed).contains { $0.kind == "node_started" })
         }
     }
 }

@@ -176,6 +176,60 @@ import Testing
         }
     }
 
+    /// K3s' ETCDSnapshotFile of the snapshot the save named: confirmed
+    /// when ready, failed with its error, missing until it is written.
+    @Test func theSnapshotIsConfirmedByItsETCDSnapshotFile() throws {
+        let saved = "etcd-snapshot k8s-upgrade-server-1-1733443200 listed\n"
+        func record(_ name: String, _ status: String) throws -> JSONValue {
+            try JSONValue(
+                parsing: Data(
+                    (#"{"metadata":{"name":"local-\#(name)"},"spec":{"snapshotName":"\#(name)","nodeName":"server-1"},"#
+                        + #""status":\#(status)}"#).utf8))
+        }
+        let ready = try record("k8s-upgrade-server-1-1733443200", #"{"readyToUse":true,"size":"6148128"}"#)
+        let other = try record("on-demand-server-2-1733443100", #"{"readyToUse":true,"size":"10"}"#)
+        #expect(
+            k3s.snapshotRecord(saveOutput: saved, in: [other, ready])
+                == .confirmed("ETCDSnapshotFile local-k8s-upgrade-server-1-1733443200 ready on server-1, size 6148128"))
+        #expect(
+            k3s.snapshotRecord(saveOutput: saved, in: [other])
+                == .missing("no ETCDSnapshotFile names k8s-upgrade-server-1-1733443200 yet"))
+        let pending = try record("k8s-upgrade-server-1-1733443200", "{}")
+        #expect(
+            k3s.snapshotRecord(saveOutput: saved, in: [pending])
+                == .missing(
+                    "ETCDSnapshotFile local-k8s-upgrade-server-1-1733443200 of k8s-upgrade-server-1-1733443200 "
+                        + "is not ready to use yet"))
+        let failed = try record(
+            "k8s-upgrade-server-1-1733443200", #"{"readyToUse":false,"error":{"message":"disk full"}}"#)
+        #expect(
+            k3s.snapshotRecord(saveOutput: saved, in: [failed])
+                == .failed(
+                    "ETCDSnapshotFile local-k8s-upgrade-server-1-1733443200 of k8s-upgrade-server-1-1733443200 says: "
+                        + "disk full"))
+        // A SQLite copy names no etcd snapshot: nothing to confirm.
+        #expect(k3s.snapshotRecord(saveOutput: "", in: [ready]) == nil)
+        #expect(KubeadmApt().snapshotRecord(saveOutput: saved, in: [ready]) == nil)
+        #expect(KubeadmApt().snapshotRecordsPath == nil)
+    }
+
+    /// Without records (K3s before v1.28.4+k3s2), `k3s etcd-snapshot ls`
+    /// must list the snapshot the save wrote.
+    @Test func anOlderK3sConfirmsTheSnapshotByItsListing() {
+        #expect(
+            (try? k3s.snapshotUnrecorded(saveOutput: "etcd-snapshot k8s-upgrade-server-1-5 listed\n").get())?
+                .hasPrefix("listed by k3s etcd-snapshot ls") == true)
+        guard
+            case let .failure(error) = k3s.snapshotUnrecorded(
+                saveOutput: "etcd-snapshot k8s-upgrade-server-1-5 unlisted")
+        else {
+            Issue.record("an unlisted snapshot is not confirmed")
+            return
+        }
+        #expect(error.description == "k3s etcd-snapshot ls does not list k8s-upgrade-server-1-5, which the save wrote")
+        #expect((try? k3s.snapshotUnrecorded(saveOutput: "").get()) == "")
+    }
+
     /// The archive reader runs for real against archives made here.
     @Test func theBackupsListingReadsARealArchive() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("k3s-\(UUID().uuidString)")

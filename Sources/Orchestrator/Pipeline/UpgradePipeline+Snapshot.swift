@@ -73,10 +73,50 @@ extension UpgradePipeline {
                 "\(datastore) snapshot on \(master.name) failed: \(Self.tail(saved.stderrText + saved.stdoutText))")
         }
         let checked = try await shell.run(status, on: master, onOutput: nil)
+        let summary: String
         do {
             guard checked.succeeded else { throw PlanError(Self.tail(checked.stderrText)) }
-            return try settings.distribution.snapshotSummary(checked.stdoutText)
+            summary = try settings.distribution.snapshotSummary(checked.stdoutText)
         } catch { throw JobFailure("the \(datastore) snapshot \(path) could not be verified: \(error)") }
+        let confirmed = try await confirmSnapshot(saveOutput: saved.stdoutText, path: path, job: job)
+        return confirmed.isEmpty ? summary : "\(summary); \(confirmed)"
+    }
+
+    /// The datastore's own record of the snapshot just saved, where it
+    /// keeps one in the API (K3s' `ETCDSnapshotFile`, written shortly after
+    /// the save: waited for, at most a minute); where the API does not
+    /// serve such records (an older release), the save's own check.
+    func confirmSnapshot(saveOutput: String, path: String, job: JobContext) async throws -> String {
+        let distribution = settings.distribution
+        guard let recordsPath = distribution.snapshotRecordsPath,
+            distribution.snapshotRecord(saveOutput: saveOutput, in: []) != nil
+        else { return "" }
+        let failure = { (reason: String) in
+            JobFailure("the \(distribution.datastore) snapshot \(path) could not be confirmed: \(reason)")
+        }
+        guard try await cluster.client.getIfExists(recordsPath) != nil else {
+            switch distribution.snapshotUnrecorded(saveOutput: saveOutput) {
+            case let .success(text): return text
+            case let .failure(error): throw failure("\(error)")
+            }
+        }
+        let client = cluster.client
+        let read = { @Sendable () async -> SnapshotRecord in
+            do {
+                let items = try await client.list(recordsPath)
+                return distribution.snapshotRecord(saveOutput: saveOutput, in: items) ?? .missing("no record")
+            } catch { return .missing("the records are unreadable: \(error)") }
+        }
+        try await job.wait(
+            for: "the API's record (\(recordsPath)) of the snapshot", stage: .snapshot, timeout: .seconds(60)
+        ) {
+            if case let .missing(reason) = await read() { return reason }
+            return nil
+        }
+        switch await read() {
+        case let .confirmed(text): return text
+        case let .failed(reason), let .missing(reason): throw failure(reason)
+        }
     }
 
     /// Retention: the newest `snapshotKeep` snapshots stay, and the rollback

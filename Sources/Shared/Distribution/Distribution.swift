@@ -53,6 +53,16 @@ public protocol Distribution: Sendable {
     func snapshotStatus(of path: String) -> [String]
     /// What the backup holds, or why it is not a backup.
     func snapshotSummary(_ output: String) throws(PlanError) -> String
+    /// The API path listing the records the datastore keeps of its backups
+    /// (K3s' `ETCDSnapshotFile`s); `nil` when it keeps none.
+    var snapshotRecordsPath: String? { get }
+    /// What those records say of the backup whose save printed
+    /// `saveOutput`; `nil` when the save made no backup they record (a
+    /// SQLite copy), or the distribution keeps no records.
+    func snapshotRecord(saveOutput: String, in items: [JSONValue]) -> SnapshotRecord?
+    /// Without records in the API (an older release): whether the save's
+    /// own check confirmed the backup, or why not.
+    func snapshotUnrecorded(saveOutput: String) -> Result<String, PlanError>
 
     // MARK: Nodes
 
@@ -78,6 +88,22 @@ public protocol Distribution: Sendable {
     /// does. Stage names are the API's: a distribution without, say, an apt
     /// repository reports the repo stage as skipped with this reason.
     func notApplicable(_ stage: UpgradeStage) -> String?
+}
+
+/// What the API's record of a backup just saved says.
+public enum SnapshotRecord: Sendable, Equatable {
+    /// Recorded and ready; the text says what the record holds.
+    case confirmed(String)
+    /// Recorded as failed; the text is the record's error.
+    case failed(String)
+    /// Not recorded (yet): the record is written after the save.
+    case missing(String)
+}
+
+extension Distribution {
+    public var snapshotRecordsPath: String? { nil }
+    public func snapshotRecord(saveOutput: String, in items: [JSONValue]) -> SnapshotRecord? { nil }
+    public func snapshotUnrecorded(saveOutput: String) -> Result<String, PlanError> { .success("") }
 }
 
 /// What a package source offers, as the detector decides on it.

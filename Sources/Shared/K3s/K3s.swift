@@ -193,6 +193,10 @@ public struct K3s: Distribution {
               timeout 300 k3s etcd-snapshot save --dir "$work" --name k8s-upgrade >&2
               set -- "$work"/k8s-upgrade-*
               [ -f "$1" ] || { echo "k3s etcd-snapshot save wrote no snapshot in $work" >&2; exit 1; }
+              name=${1##*/} listed=unlisted
+              if timeout 60 k3s etcd-snapshot ls --dir "$work" 2>/dev/null |
+                awk -v n="$name" '$1 == n { found = 1 } END { exit !found }'; then listed=listed; fi
+              echo "etcd-snapshot $name $listed"
               mv "$1" "$work/etcd-snapshot"
               echo etcd >"$work/datastore"
             elif [ -e "$db/state.db" ]; then
@@ -236,6 +240,53 @@ public struct K3s: Distribution {
         }
         return words[1] == "etcd"
             ? "K3s etcd snapshot and server token, \(bytes) bytes" : "K3s SQLite copy and server token, \(bytes) bytes"
+    }
+
+    /// K3s keeps an `ETCDSnapshotFile` (cluster-scoped) of every etcd
+    /// snapshot since v1.28.4+k3s2 / v1.27.8+k3s2.
+    public var snapshotRecordsPath: String? { "/apis/k3s.cattle.io/v1/etcdsnapshotfiles" }
+
+    /// The snapshot the save named (`etcd-snapshot NAME listed|unlisted`
+    /// on its output) and whether `k3s etcd-snapshot ls` listed it.
+    static func savedSnapshot(_ output: String) -> (name: String, listed: Bool)? {
+        for line in output.split(separator: "\n") {
+            let words = line.split(separator: " ")
+            if words.count == 3, words[0] == "etcd-snapshot", ["listed", "unlisted"].contains(words[2]) {
+                return (String(words[1]), words[2] == "listed")
+            }
+        }
+        return nil
+    }
+
+    /// The record whose `spec.snapshotName` is the snapshot just saved:
+    /// confirmed when `status.readyToUse`, failed with `status.error`.
+    public func snapshotRecord(saveOutput: String, in items: [JSONValue]) -> SnapshotRecord? {
+        guard let saved = Self.savedSnapshot(saveOutput) else { return nil }
+        guard let record = items.first(where: { $0[dotted: "spec.snapshotName"]?.stringValue == saved.name }) else {
+            return .missing("no ETCDSnapshotFile names \(saved.name) yet")
+        }
+        let name = record[dotted: "metadata.name"]?.stringValue ?? "?"
+        if let error = record[dotted: "status.error.message"]?.stringValue {
+            return .failed("ETCDSnapshotFile \(name) of \(saved.name) says: \(error)")
+        }
+        guard record[dotted: "status.readyToUse"]?.boolValue == true else {
+            return .missing("ETCDSnapshotFile \(name) of \(saved.name) is not ready to use yet")
+        }
+        let size =
+            record[dotted: "status.size"].flatMap { $0.stringValue ?? $0.intValue.map(String.init) }
+            .map { ", size \($0)" } ?? ""
+        let node = record[dotted: "spec.nodeName"]?.stringValue.map { " on \($0)" } ?? ""
+        return .confirmed("ETCDSnapshotFile \(name) ready\(node)\(size)")
+    }
+
+    /// An older K3s keeps no records: `k3s etcd-snapshot ls` must have
+    /// listed the snapshot the save wrote.
+    public func snapshotUnrecorded(saveOutput: String) -> Result<String, PlanError> {
+        guard let saved = Self.savedSnapshot(saveOutput) else { return .success("") }
+        guard saved.listed else {
+            return .failure(PlanError("k3s etcd-snapshot ls does not list \(saved.name), which the save wrote"))
+        }
+        return .success("listed by k3s etcd-snapshot ls (no ETCDSnapshotFile records: K3s before v1.28.4+k3s2)")
     }
 
     // MARK: Nodes
