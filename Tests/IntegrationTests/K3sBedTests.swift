@@ -124,8 +124,10 @@ extension TestBedSuites {
         /// no agent is touched. Once the release is published right, the
         /// resume upgrades the server, but agent-1 never comes back from its
         /// restart: its kept binary is put back, it returns at its old
-        /// release and agent-2 is not touched. The last resume finishes.
-        /// With `--patch-drain false`, nodes are cordoned, never drained.
+        /// release and agent-2 is not touched; a rollback of agent-1 then
+        /// has nothing to do. The last resume finishes, and a rollback of
+        /// agent-2 puts back the binary its upgrade kept. With
+        /// `--patch-drain false`, nodes are cordoned, never drained.
         @Test func aBadChecksumInstallsNothingAnAgentThatNeverReturnsIsRevertedAndResumeFinishes() async throws {
             let bed = try await TestBed.start(scenario: "k3s")
             let server = try await OrchestratorFixture(
@@ -169,6 +171,13 @@ extension TestBedSuites {
             #expect(nodesNow["agent-2"]?.version == "v1.34.3+k3s1")
             #expect(try await Self.k3s(bed, "agent-1").running == "v1.34.3+k3s1")
             #expect(try await Self.k3s(bed, "agent-2").kept.isEmpty)
+            // `k8s-upgrade rollback` of the agent that never returned: the
+            // revert already took it back, so its rollback job does nothing.
+            #expect(try await server.request("POST", "/jobs/1/rollback", body: #"{"node":"agent-1"}"#).status == 202)
+            let nothing = try await server.waitForJob(2, state: "succeeded", timeout: 60)
+            #expect(
+                Pipeline.events(nothing).contains { $0.message == "agent-1 was already at 1.34.3+k3s1" },
+                "\(Pipeline.events(nothing).map(\.message))")
 
             #expect(try await server.request("POST", "/jobs/1/resume").status == 202)
             let done = try await server.waitForJob(1, state: "succeeded", timeout: 120)
@@ -187,7 +196,7 @@ extension TestBedSuites {
             let rollback = try await server.request(
                 "POST", "/jobs/1/rollback", body: #"{"node":"agent-2"}"#)
             #expect(rollback.status == 202, "\(rollback.text)")
-            let back = try await server.waitForJob(2, state: "succeeded", timeout: 120)
+            let back = try await server.waitForJob(3, state: "succeeded", timeout: 120)
             #expect(back[dotted: "request.rollback.node"]?.stringValue == "agent-2")
             #expect(back[dotted: "result.nodes"]?.arrayValue?.first?[dotted: "outcome"]?.stringValue == "rolled back")
             #expect(

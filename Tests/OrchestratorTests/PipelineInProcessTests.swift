@@ -114,6 +114,44 @@ import Testing
         }
     }
 
+    /// `--canary-rollback`: the alert during worker-1's soak takes worker-1
+    /// back to 1.34.3 before the job stops (without the gate, which is
+    /// closed), uncordoned; the job's failure says both. Resumed once the
+    /// alert clears, the job upgrades worker-1 again.
+    @Test func aCanaryWhoseSoakFindsARegressionIsRolledBackBeforeTheJobStops() async throws {
+        var options = InProcessOrchestrator.Options()
+        options.canaryRollback = true
+        try await InProcessOrchestrator.with(scenario: Self.cluster(), options: options) { orchestrator in
+            let nodes = orchestrator.nodes
+            let alerts = orchestrator.alerts
+            orchestrator.once(when: { nodes.scriptRuns.count == 2 }) { alerts.fire("NodeLatencyHigh") }
+            let id = try await orchestrator.execute()
+            let failed = try await orchestrator.waitFor(.failed, id)
+            let failure = try await orchestrator.failure(id)
+            #expect(failure.hasPrefix("soak of worker-1 stopped after "), "\(failure)")
+            #expect(
+                failure.hasSuffix(
+                    "halt-on-alert gate closed: firing: NodeLatencyHigh; canary rollback: worker-1 was reverted to "
+                        + "1.34.3 (update_k8s.sh --role worker --release 1.34.3 --rollback)"), "\(failure)")
+            #expect(
+                try await orchestrator.nodeStates() == [
+                    "master": "1.34.5", "worker-1": "1.34.3", "worker-2": Self.untouched, "worker-3": Self.untouched,
+                ])
+            #expect(nodes.scriptRuns.last == "worker-1: --role worker --release 1.34.3 --rollback")
+            let line = failed.result?[dotted: "nodes"]?.arrayValue?.first {
+                $0[dotted: "name"]?.stringValue == "worker-1"
+            }
+            #expect(line?[dotted: "after"]?.stringValue == "1.34.3")
+            #expect(line?[dotted: "outcome"]?.stringValue == "upgraded, then rolled back: its soak found a regression")
+
+            alerts.clear()
+            #expect(try await orchestrator.coordinator.resume(id) != nil)
+            _ = try await orchestrator.waitFor(.succeeded, id)
+            #expect(try await orchestrator.nodeStates().values.allSatisfy { $0 == "1.34.5" })
+            #expect(nodes.scriptRuns.filter { $0 == "worker-1: --role worker --release 1.34.5" }.count == 2)
+        }
+    }
+
     /// A gate closed before a node is waited out; one that stays closed
     /// fails the job at the gate's deadline, with the node untouched.
     @Test func aClosedGateIsWaitedForAndOneThatNeverOpensFailsAtItsDeadline() async throws {

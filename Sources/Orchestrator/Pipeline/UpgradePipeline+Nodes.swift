@@ -165,7 +165,11 @@ extension UpgradePipeline {
                 node: node.name)
             notify(job, .success, "\(node.name) done", [line.outcome])
         case .soak:
-            try await soak(node.name, job: job)
+            do { try await soak(node.name, job: job) } catch let failure as JobFailure
+                where settings.canaryRollback && !job.request.dryRun && job.request.rollback == nil
+            {
+                throw JobFailure("\(failure); \(await rollBackCanary(work, after: failure, job: job))")
+            }
         }
     }
 

@@ -76,4 +76,43 @@ extension UpgradePipeline {
         default: notify(job, .failure, "\(title) failed", [reason ?? ""])
         }
     }
+
+    /// `--canary-rollback`: the worker whose soak found a regression goes
+    /// back to its release before the job (cordoned, drained, the
+    /// distribution's rollback step, Ready at that release, uncordoned)
+    /// before the job stops, so the cluster is at one version again. What
+    /// happened, for the job's failure; a worker that does not come back
+    /// stays cordoned.
+    func rollBackCanary(_ work: NodeWork, after failure: JobFailure, job: JobContext) async -> String {
+        let name = work.node.name
+        guard let release = work.node.kubelet else {
+            return "\(name) was not rolled back: its release before the job is unknown"
+        }
+        do {
+            try await cordon(try await cluster.node(name), job: job, stage: work.stage)
+            _ = try await drain(name, job: job, stage: work.stage)
+        } catch {
+            return "\(name) was not rolled back: \(error)"
+        }
+        let arguments = settings.distribution.workerRollbackStep(to: release)
+        let reverted = await revert(work, to: release, arguments: arguments, after: failure, job: job)
+        guard let now = try? await cluster.node(name), now.isReady, now.kubelet?.release == release.release else {
+            return "canary rollback: \(reverted); \(name) stays cordoned"
+        }
+        if now.cordonedBy != nil {
+            do {
+                try await write(job, "uncordon \(name)", stage: work.stage, node: name) {
+                    try await cluster.uncordon(name)
+                }
+                setGauges(job) { $0.cordonedSince[name] = nil }
+            } catch { return "canary rollback: \(reverted); \(name) could not be uncordoned: \(error)" }
+        }
+        job.state.withLock { run in
+            if let index = run.report.nodes.firstIndex(where: { $0.name == name }) {
+                run.report.nodes[index].after = release.description
+                run.report.nodes[index].outcome = "upgraded, then rolled back: its soak found a regression"
+            }
+        }
+        return "canary rollback: \(reverted)"
+    }
 }

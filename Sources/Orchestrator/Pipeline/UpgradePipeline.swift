@@ -15,6 +15,8 @@ struct PipelineSettings: Sendable {
     var soak: Duration
     /// Drain each node for a patch too (a minor always drains).
     var patchDrain: Bool = true
+    /// A worker whose soak finds a regression is rolled back before the job stops.
+    var canaryRollback: Bool = false
     /// system-upgrade-controller Plans selecting the nodes are a warning, not a failure.
     var allowSUCPlans: Bool = false
     var nodeReadyTimeout: Duration

@@ -103,6 +103,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp(ServeOptions.patchDrain.help))
     var patchDrain: Bool?
 
+    @Option(help: ArgumentHelp(ServeOptions.canaryRollback.help))
+    var canaryRollback: Bool?
+
     @Option(help: ArgumentHelp(ServeOptions.allowSucPlans.help))
     var allowSucPlans: Bool?
 

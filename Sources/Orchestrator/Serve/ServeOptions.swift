@@ -89,6 +89,10 @@ enum ServeOptions {
         "patch-drain",
         "Drain each node for a patch upgrade (true or false); false only cordons it and keeps its pods running through the restart, which K3s, MicroK8s and kubeadm's kubelet make without stopping containers. A minor upgrade always drains.",
         default: true)
+    static let canaryRollback = Define.boolean(
+        "canary-rollback",
+        "When a worker's soak finds a regression, roll that worker back to its release before the job (true or false) before the job stops, so the cluster is again at one version.",
+        default: false)
     static let allowSucPlans = Define.boolean(
         "allow-suc-plans",
         "Start a job although system-upgrade-controller Plans select some of the nodes (true or false): two upgraders may then race on a node; pre-flight warns instead of failing.",

@@ -34,6 +34,7 @@ struct ServeSettings: Sendable {
     var workerOrder: WorkerOrder
     var soak: Duration
     var patchDrain: Bool
+    var canaryRollback: Bool
     var allowSUCPlans: Bool
     var drainTimeout: Duration
     var drainExclusion: DrainExclusion
@@ -89,6 +90,7 @@ struct ServeSettings: Sendable {
         workerOrder = try ServeOptions.workerOrder.read(flags.workerOrder, reader)
         soak = try ServeOptions.soak.read(flags.soak, reader)
         patchDrain = try ServeOptions.patchDrain.read(flags.patchDrain, reader)
+        canaryRollback = try ServeOptions.canaryRollback.read(flags.canaryRollback, reader)
         allowSUCPlans = try ServeOptions.allowSucPlans.read(flags.allowSucPlans, reader)
         drainTimeout = try ServeOptions.drainTimeout.read(flags.drainTimeout, reader)
         drainExclusion = try Self.drainExclusion(flags.drainExclude, reader, environment: environment)

@@ -231,6 +231,7 @@ struct InProcessOrchestrator {
 
     struct Options {
         var soak: Duration = .seconds(300)
+        var canaryRollback = false
         var nodeReadyTimeout: Duration = .seconds(600)
         var gateWait: Duration = .seconds(1800)
         var drainTimeout: Duration = .seconds(600)
@@ -294,6 +295,7 @@ struct InProcessOrchestrator {
             settings: PipelineSettings(
                 nodeScript: Data("#!/usr/bin/env bash\n".utf8), backupDir: "/var/backups/k8s-upgrade",
                 expectedNodes: nil, masterNode: nil, workerOrder: .ascending, soak: options.soak,
+                canaryRollback: options.canaryRollback,
                 nodeReadyTimeout: options.nodeReadyTimeout, scriptTimeout: options.scriptTimeout, podReadyRatio: 0.9,
                 quietPeriodHours: 0, repoBase: "https://pkgs.k8s.io/core:/stable:", distribution: options.distribution),
             cluster: cluster, shell: nodes, drainer: drainer,
