@@ -9,6 +9,8 @@
 #include <netinet/tcp.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <string.h>
+#include <sys/stat.h>
 
 /* Function-like macros in libssh2.h are not imported into Swift; these
    shims expose the ones the adapter needs with their real types. */
@@ -25,6 +27,15 @@ static inline LIBSSH2_CHANNEL *clibssh2_channel_open_session(LIBSSH2_SESSION *se
 
 static inline int clibssh2_channel_exec(LIBSSH2_CHANNEL *channel, const char *command, unsigned int length) {
     return libssh2_channel_process_startup(channel, "exec", sizeof("exec") - 1, command, length);
+}
+
+/* SCP: a channel carrying `path`'s contents; its length in `size`. */
+static inline LIBSSH2_CHANNEL *clibssh2_scp_recv(LIBSSH2_SESSION *session, const char *path, long long *size) {
+    libssh2_struct_stat info;
+    memset(&info, 0, sizeof info);
+    LIBSSH2_CHANNEL *channel = libssh2_scp_recv2(session, path, &info);
+    if (channel) *size = (long long)info.st_size;
+    return channel;
 }
 
 static inline int clibssh2_session_disconnect(LIBSSH2_SESSION *session, const char *description) {

@@ -148,6 +148,38 @@ struct SSHClientTests {
         #expect(result.stdout == input)
     }
 
+    /// SCP: a file of 3 MiB and 1 byte (not a multiple of any buffer)
+    /// arrives whole, hashed as the host's sha256sum hashes it; an empty
+    /// file arrives empty; a missing one is an error and leaves nothing.
+    @Test func aFileIsCopiedOverSCPWithItsHashAndAMissingOneLeavesNothing() async throws {
+        let client = SSHClient(configuration: sshd.configuration())
+        let folder = try TestEnvironment.makeDirectory("scp")
+        let remote = folder.appendingPathComponent("remote.db").path
+        let made = try await client.run(
+            "head -c 3145729 /dev/urandom >\(remote) && : >\(remote).empty && sha256sum \(remote)")
+        #expect(made.exitStatus == 0, "\(made.stderrText)")
+        let local = folder.appendingPathComponent("copy.db").path
+        let copied = try await client.download(remote, to: local)
+        #expect(copied.bytes == 3_145_729)
+        #expect(made.stdoutText.hasPrefix(copied.sha256 + " "), "\(made.stdoutText) vs \(copied.sha256)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: local)) == Data(contentsOf: URL(fileURLWithPath: remote)))
+        #expect(!FileManager.default.fileExists(atPath: local + ".partial"))
+        let empty = try await client.download(remote + ".empty", to: local + ".empty")
+        #expect(
+            empty == SSHDownload(bytes: 0, sha256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"))
+        // The connection is kept and used again after a copy.
+        #expect(try await client.run("echo after").stdoutText == "after\n")
+        do {
+            _ = try await client.download(remote + ".missing", to: local + ".missing")
+            Issue.record("a missing file was copied")
+        } catch let error as SSHError {
+            #expect(error.kind == .channelFailed, "\(error)")
+            #expect("\(error)".contains("copying \(remote).missing"), "\(error)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: local + ".missing"))
+        #expect(!FileManager.default.fileExists(atPath: local + ".missing.partial"))
+    }
+
     @Test func scriptPipedToBashWithArguments() async throws {
         let script = Data(
             """

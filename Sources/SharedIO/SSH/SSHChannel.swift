@@ -6,6 +6,8 @@ import FoundationEssentials
 final class SSHChannel {
     private let raw: OpaquePointer
     private let session: SSHSession
+    /// The length of the file an SCP channel carries; `nil` for a command's channel.
+    let fileSize: Int?
 
     /// Opens a `session` channel; nothing runs on it yet. Failing here
     /// (a kept connection the server closed), nothing was asked of the host.
@@ -23,6 +25,27 @@ final class SSHChannel {
             }
         }
         raw = opened!
+        fileSize = nil
+    }
+
+    /// Opens an SCP channel that carries `path`'s contents (the host runs
+    /// `scp -f`); ``fileSize`` is their length.
+    init(session: SSHSession, receiving path: String, until deadline: ContinuousClock.Instant) throws {
+        self.session = session
+        var size: Int64 = -1
+        var opened: OpaquePointer?
+        while opened == nil {
+            opened = clibssh2_scp_recv(session.raw, path, &size)
+            if opened == nil {
+                let code = libssh2_session_last_errno(session.raw)
+                guard code == LIBSSH2_ERROR_EAGAIN else {
+                    throw session.error(.channelFailed, code, prefix: "copying \(path): ")
+                }
+                try session.waitForSocket(until: deadline, timeoutKind: .commandTimedOut)
+            }
+        }
+        raw = opened!
+        fileSize = Int(size)
     }
 
     /// Starts `command` on the open channel.

@@ -1,5 +1,7 @@
 import CLibSSH2
+import Crypto
 public import FoundationEssentials
+import Glibc
 
 /// Runs commands on a remote host over SSH (libssh2): public-key
 /// authentication, strict host-key checking against known_hosts, standard
@@ -41,7 +43,120 @@ public struct SSHClient: Sendable {
         }
     }
 
+    /// Copies the host's file `remotePath` to `localPath` over SCP, on the
+    /// same kind of connection as ``run(_:stdin:timeout:onOutput:)``: the
+    /// bytes go to `localPath.partial`, which is renamed only once all of
+    /// them arrived, and are hashed (SHA-256) as they are written.
+    ///
+    /// - Throws: ``SSHError`` (a missing file: `channelFailed`; a copy cut
+    ///   short: `connectionLost`), an error from writing here, or
+    ///   `CancellationError`. Nothing is left at `localPath` then.
+    public func download(
+        _ remotePath: String, to localPath: String, timeout: Duration = .seconds(1800)
+    ) async throws -> SSHDownload {
+        let configuration = configuration
+        return try await BlockingWork.run(named: "scp \(configuration.host)") { cancellation in
+            let key = SSHSessionPool.Key(configuration)
+            let deadline = ContinuousClock.now + timeout
+            if let kept = SSHSessionPool.shared.take(key) {
+                kept.cancellation = cancellation
+                do {
+                    let copied = try Self.receive(
+                        remotePath, to: localPath, deadline: deadline, configuration: configuration, on: kept)
+                    SSHSessionPool.shared.put(kept, for: key)
+                    return copied
+                } catch is ChannelNotOpened {
+                    if cancellation.isCancelled { throw CancellationError() }
+                }
+            }
+            let session = try Self.connect(configuration, cancellation: cancellation)
+            let copied: SSHDownload
+            do {
+                copied = try Self.receive(
+                    remotePath, to: localPath, deadline: deadline, configuration: configuration, on: session)
+            } catch let error as ChannelNotOpened { throw error.underlying }
+            SSHSessionPool.shared.put(session, for: key)
+            return copied
+        }
+    }
+
     // MARK: - On the I/O thread
+
+    /// One SCP copy on a channel of `session`.
+    private static func receive(
+        _ remotePath: String, to localPath: String, deadline: ContinuousClock.Instant,
+        configuration: SSHConfiguration, on session: SSHSession
+    ) throws -> SSHDownload {
+        let channel: SSHChannel
+        do {
+            channel = try SSHChannel(
+                session: session, receiving: remotePath,
+                until: min(deadline, ContinuousClock.now + configuration.connectTimeout))
+        } catch { throw ChannelNotOpened(underlying: error) }
+        let size = channel.fileSize ?? 0
+        let partial = localPath + ".partial"
+        let fd = open(partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            _ = channel.close()
+            throw SSHError(
+                kind: .transport, destination: configuration.destination,
+                detail: "cannot write \(partial): \(String(cString: strerror(errno)))")
+        }
+        var closed = false
+        defer {
+            if !closed { close(fd) }
+            unlink(partial)
+        }
+        var hasher = SHA256()
+        var received = 0
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while received < size {
+            let count = channel.read(stream: 0, into: &buffer)
+            if count > 0 {
+                let taken = min(count, size - received)
+                var written = 0
+                while written < taken {
+                    let rc = buffer.withUnsafeBytes { write(fd, $0.baseAddress! + written, taken - written) }
+                    guard rc > 0 else {
+                        _ = channel.close()
+                        throw SSHError(
+                            kind: .transport, destination: configuration.destination,
+                            detail: "writing \(partial): \(String(cString: strerror(errno)))")
+                    }
+                    written += rc
+                }
+                hasher.update(data: buffer[0..<taken])
+                received += taken
+            } else if count == Int(LIBSSH2_ERROR_EAGAIN) {
+                try session.waitForSocket(until: deadline, timeoutKind: .commandTimedOut)
+            } else if count == 0 && channel.isAtEOF {
+                throw SSHError(
+                    kind: .connectionLost, destination: configuration.destination,
+                    detail: "the copy of \(remotePath) ended after \(received) of \(size) bytes")
+            } else if count < 0 {
+                throw session.error(.transport, Int32(count), prefix: "copying \(remotePath): ")
+            }
+        }
+        guard fsync(fd) == 0, close(fd) == 0 else {
+            closed = true
+            throw SSHError(
+                kind: .transport, destination: configuration.destination,
+                detail: "writing \(partial): \(String(cString: strerror(errno)))")
+        }
+        closed = true
+        guard rename(partial, localPath) == 0 else {
+            throw SSHError(
+                kind: .transport, destination: configuration.destination,
+                detail: "renaming \(partial): \(String(cString: strerror(errno)))")
+        }
+        let closeDeadline = ContinuousClock.now + .seconds(5)
+        _ = try session.retry(until: closeDeadline, timeoutKind: .transport) { channel.sendEOF() }
+        _ = try session.retry(until: closeDeadline, timeoutKind: .transport) { channel.close() }
+        _ = try session.retry(until: closeDeadline, timeoutKind: .transport) { channel.waitClosed() }
+        return SSHDownload(
+            bytes: received,
+            sha256: hasher.finalize().map { String($0 >> 4, radix: 16) + String($0 & 0xF, radix: 16) }.joined())
+    }
 
     private static func execute(
         _ command: String, stdin: Data, timeout: Duration, configuration: SSHConfiguration,

@@ -64,6 +64,18 @@ public struct SSHOutputLine: Sendable, Equatable {
     }
 }
 
+/// A file copied from a host: its length and the SHA-256 of what was written here.
+public struct SSHDownload: Sendable, Equatable {
+    public let bytes: Int
+    /// Lower-case hex, as `sha256sum` prints it.
+    public let sha256: String
+
+    public init(bytes: Int, sha256: String) {
+        self.bytes = bytes
+        self.sha256 = sha256
+    }
+}
+
 /// How a remote command ended and what it printed.
 public struct SSHCommandResult: Sendable {
     /// The exit status; `nil` when the command was killed by a signal.
