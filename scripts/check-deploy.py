@@ -140,8 +140,24 @@ container = pod_spec(deployment)["containers"][0]
 for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
     if container.get(probe, {}).get("httpGet", {}).get("path") != path:
         problem(f"the orchestrator's {probe} must GET {path}")
-if not any(v.get("persistentVolumeClaim") for v in pod_spec(deployment)["volumes"]):
+# The job store and the snapshot copies each on a PersistentVolumeClaim of its own.
+env = {e["name"]: e.get("value") for e in container.get("env", [])}
+claims = {v["name"]: v["persistentVolumeClaim"]["claimName"]
+          for v in pod_spec(deployment)["volumes"] if v.get("persistentVolumeClaim")}
+
+
+def claim_of(path):
+    mounts = [m for m in container.get("volumeMounts", []) if path and path.startswith(m["mountPath"].rstrip("/") + "/")]
+    deepest = max(mounts, key=lambda m: len(m["mountPath"]), default=None)
+    return claims.get(deepest["name"]) if deepest else None
+
+
+store_claim = claim_of(env.get("K8SUP_STORE"))
+copy_claim = claim_of((env.get("K8SUP_BACKUP_COPY_DIR") or "") + "/x")
+if not store_claim:
     problem("the orchestrator's job store is not on a PersistentVolumeClaim")
+if not copy_claim or copy_claim == store_claim:
+    problem("the snapshot copies (K8SUP_BACKUP_COPY_DIR) are not on a PersistentVolumeClaim of their own")
 
 kustomization = (DEPLOY / "kustomization.yaml").read_text()
 declared = set(re.search(r"^# secrets: (.*)$", kustomization, re.M).group(1).split())

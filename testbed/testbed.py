@@ -593,6 +593,7 @@ def up(args):
         "--ssh-user", user, "--ssh-key-file", str(bed / "id_ed25519"), "--known-hosts-file", str(bed / "known_hosts"),
         *[arg for name, port in ports.items() for arg in ("--node-address", f"{name}=127.0.0.1:{port}")],
         "--node-script", str(REPO_ROOT / "scripts" / "update_k8s.sh"), "--backup-dir", env["TESTBED_BACKUP_DIR"],
+        "--backup-copy-dir", str(bed / "backup-copies"),
         "--repo-base", env["TESTBED_REPO_BASE"], "--expected-nodes", str(len(ports)),
         "--poll-interval", "0.2", "--soak", str(args.soak), "--gate-wait", "60", "--node-ready-timeout", "20",
         "--drain-timeout", "60",

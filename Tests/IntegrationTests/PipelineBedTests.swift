@@ -159,6 +159,20 @@ extension TestBedSuites {
             let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
             #expect(size > 0)
             #expect(done[dotted: "result.snapshot"]?.stringValue?.contains("keys") == true)
+            // Copied off the master (over SCP) to the orchestrator's folder,
+            // the same bytes under the same sha256 at both ends.
+            let copy = done[dotted: "result.snapshot_copy"]?.stringValue ?? ""
+            #expect(
+                copy == bed.directory.appendingPathComponent("backup-copies").path + "/"
+                    + (path.split(separator: "/").last.map(String.init) ?? ""))
+            let copied = try Data(contentsOf: URL(fileURLWithPath: copy))
+            #expect(copied == (try Data(contentsOf: URL(fileURLWithPath: path))))
+            let sha256 = try TestEnvironment.execute("/usr/bin/sha256sum", [copy]).stdout.prefix(64)
+            #expect(done[dotted: "result.snapshot_sha256"]?.stringValue == String(sha256))
+            #expect(
+                Self.events(done).contains {
+                    $0.message.hasPrefix("snapshot copied off master to \(copy): sha256 \(sha256) on both ends")
+                })
             let reported = done[dotted: "result.nodes"]?.arrayValue ?? []
             #expect(reported.map { $0[dotted: "name"]?.stringValue ?? "" } == ["master"] + Self.workers)
             #expect(reported.allSatisfy { $0[dotted: "outcome"]?.stringValue == "upgraded" })
@@ -470,6 +484,9 @@ extension TestBedSuites {
                 "k8s-upgrade-pre-1.34.4-1700000200.db.part", "notes.txt",
             ]
             for name in old { try Data("old".utf8).write(to: folder.appendingPathComponent(name)) }
+            let copies = bed.directory.appendingPathComponent("backup-copies")
+            try FileManager.default.createDirectory(at: copies, withIntermediateDirectories: true)
+            for name in old { try Data("old".utf8).write(to: copies.appendingPathComponent(name)) }
             let server = try await OrchestratorFixture(bed: bed, extra: ["--snapshot-keep", "2"]).launch()
             try await Self.execute(server, #"{"target_version":"1.34.5","kind":"patch","stages":"preflight,snapshot"}"#)
             let done = try await server.waitForJob(1, state: "succeeded", timeout: 60)
@@ -492,6 +509,28 @@ extension TestBedSuites {
                     $0.message.hasSuffix(
                         "removed k8s-upgrade-pre-1.34.4-1700000200.db.part, k8s-upgrade-pre-1.34.3-1700000000.db")
                 })
+            // The copies off the master follow the same retention.
+            let copiesLeft = try FileManager.default.contentsOfDirectory(atPath: copies.path).sorted()
+            #expect(copiesLeft == left, "\(copiesLeft)")
+
+            // A snapshot cut short on the master (fault knob): its check
+            // refuses it, the job fails in the snapshot stage, nothing is
+            // copied off and no node is touched.
+            try Data().write(to: bed.directory.appendingPathComponent("nodes/master/var/lib/testbed/snapshot-truncate"))
+            try await Self.execute(
+                server, #"{"target_version":"1.34.5","kind":"patch","stages":"snapshot,master,workers"}"#)
+            let truncated = try await server.waitForJob(2, state: "failed", timeout: 60)
+            let error = truncated[dotted: "error"]?.stringValue ?? ""
+            #expect(error.contains("etcd snapshot \(folder.path)/k8s-upgrade-pre-1.34.5-"), "\(error)")
+            #expect(error.contains("could not be verified"), "\(error)")
+            let stages = truncated[dotted: "stages"]?.arrayValue ?? []
+            #expect(
+                stages.first { $0[dotted: "status"]?.stringValue == "failed" }?[dotted: "name"]?.stringValue
+                    == "snapshot", "\(stages)")
+            #expect(!Self.events(truncated).contains { $0.kind == "node_started" || $0.message.hasPrefix("cordon ") })
+            #expect(try FileManager.default.contentsOfDirectory(atPath: copies.path).sorted() == copiesLeft)
+            let nodes = try await Self.nodes(bed)
+            #expect(nodes.values.allSatisfy { $0 == NodeState(version: "v1.34.3", unschedulable: false) }, "\(nodes)")
             _ = try await server.stop(signal: SIGTERM)
         }
 

@@ -30,6 +30,12 @@ protocol RemoteShell: Sendable {
     ) async throws -> SSHCommandResult
     /// The command line `run` sends, for what a dry run would do.
     func render(_ command: RemoteCommand) -> String
+    /// Copies the node's file at `path` (readable by root) to `localPath`
+    /// here: its length and the SHA-256 of what was written.
+    func download(
+        _ path: String, from node: NodeFacts, to localPath: String, timeout: Duration
+    ) async throws
+        -> SSHDownload
 }
 
 /// SSH to a node: its mapped address, else its InternalIP on the default
@@ -61,6 +67,33 @@ struct SSHRemoteShell: RemoteShell {
                 hostKeyAlias: node.name))
         return try await client.run(
             render(command), stdin: command.stdin, timeout: command.timeout, onOutput: onOutput)
+    }
+
+    /// Over SCP. A user other than root copies a private copy of the
+    /// file that root made for it (`install -m 0600`), removed afterwards.
+    func download(
+        _ path: String, from node: NodeFacts, to localPath: String, timeout: Duration
+    ) async throws -> SSHDownload {
+        let (host, port) = try endpoint(of: node)
+        let client = SSHClient(
+            configuration: SSHConfiguration(
+                host: host, port: port, user: user, privateKeyFile: keyFile, knownHostsFile: knownHostsFile,
+                hostKeyAlias: node.name))
+        guard user != "root" else { return try await client.download(path, to: localPath, timeout: timeout) }
+        let staged = "/tmp/k8s-upgrade-copy-\(UInt64.random(in: 0...UInt64.max))"
+        let stage = RemoteCommand(["install", "-m", "0600", "-o", user, "--", path, staged])
+        let made = try await run(stage, on: node)
+        guard made.succeeded else {
+            throw JobFailure("\(path) could not be made readable for \(user) on \(node.name): \(made.stderrText)")
+        }
+        do {
+            let copied = try await client.download(staged, to: localPath, timeout: timeout)
+            _ = try? await run(RemoteCommand(["rm", "-f", "--", staged], asRoot: false), on: node)
+            return copied
+        } catch {
+            _ = try? await run(RemoteCommand(["rm", "-f", "--", staged], asRoot: false), on: node)
+            throw error
+        }
     }
 
     /// Each step through ``Shell``, as root through `sudo -n` unless the SSH

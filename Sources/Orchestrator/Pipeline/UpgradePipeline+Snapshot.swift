@@ -47,9 +47,73 @@ extension UpgradePipeline {
             $0.report.snapshotPath = path
             $0.report.snapshot = verified
         }
+        if let copy = try await copyOff(path, from: master, job: job) {
+            try await cluster.annotateNamespace(["snapshot-copy": copy.path, "snapshot-sha256": copy.sha256])
+            job.state.withLock {
+                $0.report.snapshotCopy = copy.path
+                $0.report.snapshotSHA256 = copy.sha256
+            }
+        }
         try await pruneSnapshots(job, on: master, keeping: [path])
         setGauges(job) { $0.snapshotTaken = true }
         return .done("saved \(path): \(verified)")
+    }
+
+    /// The snapshot copied off the master to `--backup-copy-dir` (the
+    /// orchestrator's backup volume), so that a broken master does not take
+    /// the rollback point with it: its SHA-256 computed on the master and
+    /// on the copy as it was written, and compared; a copy that differs is
+    /// removed and fails the job before any node. Older copies beyond the
+    /// retention are removed as on the master.
+    func copyOff(
+        _ path: String, from master: NodeFacts, job: JobContext
+    ) async throws -> (path: String, sha256: String)? {
+        guard let folder = settings.backupCopyDir else {
+            try await job.record(
+                .warning, "the snapshot stays on \(master.name) alone: no --backup-copy-dir to copy it to",
+                stage: .snapshot)
+            return nil
+        }
+        let hashed = try await shell.run(
+            RemoteCommand(["sha256sum", "--", path], timeout: .seconds(600)), on: master, onOutput: nil)
+        let remote = hashed.stdoutText.split(separator: " ").first.map(String.init) ?? ""
+        guard hashed.succeeded, remote.count == 64, remote.allSatisfy(\.isHexDigit) else {
+            throw JobFailure(
+                "the snapshot \(path) could not be hashed on \(master.name): "
+                    + Self.tail(hashed.stderrText + hashed.stdoutText))
+        }
+        let name = path.split(separator: "/").last.map(String.init) ?? path
+        let local = folder + "/" + name
+        let started = job.now()
+        let copied: SSHDownload
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            copied = try await shell.download(path, from: master, to: local, timeout: settings.scriptTimeout)
+        } catch { throw JobFailure("the snapshot \(path) could not be copied off \(master.name): \(error)") }
+        guard copied.sha256 == remote else {
+            try? FileManager.default.removeItem(atPath: local)
+            throw JobFailure(
+                "the copy of the snapshot \(path) differs from the one on \(master.name) (sha256 \(copied.sha256) "
+                    + "here, \(remote) there), so it was removed; no node was touched")
+        }
+        try await job.record(
+            .info,
+            "snapshot copied off \(master.name) to \(local): sha256 \(remote) on both ends, \(copied.bytes) bytes, in "
+                + JobContext.format(job.now() - started), stage: .snapshot)
+        pruneCopies(in: folder, keeping: [name], job: job)
+        return (local, remote)
+    }
+
+    /// Retention of the copies, as on the master: the newest
+    /// `--snapshot-keep` and the rollback point in flight.
+    private func pruneCopies(in folder: String, keeping protected: Set<String>, job: JobContext) {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [])
+            .filter { $0.hasPrefix("k8s-upgrade-pre-") && !$0.hasSuffix(".partial") }
+        let first = job.state.withLock { $0.firstSnapshot?.path }.flatMap { $0.split(separator: "/").last }.map(
+            String.init)
+        let doomed = SnapshotRetention.prune(
+            names, keep: settings.snapshotKeep, protected: protected.union(first.map { [$0] } ?? []))
+        for name in doomed { try? FileManager.default.removeItem(atPath: folder + "/" + name) }
     }
 
     /// Saves the snapshot after a health check, and verifies it.

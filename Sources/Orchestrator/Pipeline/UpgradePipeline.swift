@@ -7,6 +7,9 @@ import Synchronization
 struct PipelineSettings: Sendable {
     var nodeScript: Data
     var backupDir: String
+    /// Where each new snapshot is copied off the master (the orchestrator's
+    /// backup volume); `nil` leaves it on the master alone.
+    var backupCopyDir: String? = nil
     /// Snapshots kept in `backupDir` after a new one (the rollback point in flight always).
     var snapshotKeep: Int = 5
     var expectedNodes: Int?

@@ -85,6 +85,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp(ServeOptions.backupDir.help))
     var backupDir: String?
 
+    @Option(help: ArgumentHelp(ServeOptions.backupCopyDir.help))
+    var backupCopyDir: String?
+
     @Option(help: ArgumentHelp(ServeOptions.snapshotKeep.help))
     var snapshotKeep: Int?
 

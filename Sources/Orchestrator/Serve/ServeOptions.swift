@@ -59,6 +59,11 @@ enum ServeOptions {
     static let backupDir = Define.text(
         "backup-dir", "Folder on the master for etcd snapshots.", default: "/var/lib/etcd-backups"
     ) { folder in folder.hasPrefix("/") && !folder.contains("\n") ? nil : "must be an absolute path, got \(folder)" }
+    static let backupCopyDir = Define.optionalText(
+        "backup-copy-dir",
+        "Folder here (the orchestrator's backup volume) that each new snapshot is copied to over SCP, its sha256 compared with the master's; none leaves it on the master alone.",
+        absent: "none"
+    ) { folder in folder.hasPrefix("/") && !folder.contains("\n") ? nil : "must be an absolute path, got \(folder)" }
     static let snapshotKeep = Define.integer(
         "snapshot-keep",
         "Pre-upgrade snapshots kept in --backup-dir after a new one; the one of an upgrade in flight is never removed, nor are files that are not snapshots.",

@@ -28,6 +28,7 @@ struct ServeSettings: Sendable {
     var distribution: any Distribution
     var slackWebhookFile: String?
     var backupDir: String
+    var backupCopyDir: String?
     var snapshotKeep: Int
     var expectedNodes: Int?
     var masterNode: String?
@@ -84,6 +85,7 @@ struct ServeSettings: Sendable {
             flags.distribution, k3sChannelURL: flags.k3sChannelURL, k3sArtifactURL: flags.k3sArtifactURL, reader)
         slackWebhookFile = try ServeOptions.slackWebhookFile.read(flags.slackWebhookFile, reader)
         backupDir = try ServeOptions.backupDir.read(flags.backupDir, reader)
+        backupCopyDir = try ServeOptions.backupCopyDir.read(flags.backupCopyDir, reader)
         snapshotKeep = try ServeOptions.snapshotKeep.read(flags.snapshotKeep, reader)
         expectedNodes = try ServeOptions.expectedNodes.read(flags.expectedNodes, reader)
         masterNode = try ServeOptions.masterNode.read(flags.masterNode, reader)

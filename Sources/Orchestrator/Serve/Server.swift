@@ -50,7 +50,8 @@ struct Server {
         }
         let pipeline = UpgradePipeline(
             settings: PipelineSettings(
-                nodeScript: nodeScript, backupDir: settings.backupDir, snapshotKeep: settings.snapshotKeep,
+                nodeScript: nodeScript, backupDir: settings.backupDir, backupCopyDir: settings.backupCopyDir,
+                snapshotKeep: settings.snapshotKeep,
                 expectedNodes: settings.expectedNodes,
                 masterNode: settings.masterNode, workerOrder: settings.workerOrder, soak: settings.soak,
                 patchDrain: settings.patchDrain, canaryRollback: settings.canaryRollback,

@@ -28,7 +28,9 @@ public struct InFlightMark: Sendable, Equatable {
     }
 
     /// The annotation keys a finished upgrade removes.
-    public static let keys = ["in-flight", "job", "target", "request", "snapshot-path"]
+    public static let keys = [
+        "in-flight", "job", "target", "request", "snapshot-path", "snapshot-copy", "snapshot-sha256",
+    ]
 
     /// Reads the mark out of the namespace annotations (prefix removed):
     /// nil when no upgrade is in flight; an error when one is but the mark

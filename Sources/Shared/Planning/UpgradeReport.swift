@@ -28,6 +28,9 @@ public struct UpgradeReport: Sendable, Equatable {
     public var dryRun: Bool
     public var snapshotPath: String?
     public var snapshot: String?
+    /// The snapshot's copy off the master, and the SHA-256 both ends agreed on.
+    public var snapshotCopy: String?
+    public var snapshotSHA256: String?
     public var nodes: [NodeReport] = []
     public var totalSeconds: Double = 0
 
@@ -51,6 +54,8 @@ public struct UpgradeReport: Sendable, Equatable {
             "dry_run": .bool(dryRun),
             "snapshot_path": snapshotPath.map(JSONValue.string) ?? .null,
             "snapshot": snapshot.map(JSONValue.string) ?? .null,
+            "snapshot_copy": snapshotCopy.map(JSONValue.string) ?? .null,
+            "snapshot_sha256": snapshotSHA256.map(JSONValue.string) ?? .null,
             "total_seconds": .number(Self.rounded(totalSeconds)),
             "nodes": .array(
                 nodes.map { node in
@@ -83,6 +88,9 @@ public struct UpgradeReport: Sendable, Equatable {
             return line
         }
         if let snapshotPath { lines.append("snapshot: \(snapshotPath)\(snapshot.map { " (\($0))" } ?? "")") }
+        if let snapshotCopy, let snapshotSHA256 {
+            lines.append("copied off the master: \(snapshotCopy) (sha256 \(snapshotSHA256))")
+        }
         lines.append("total: \(Self.seconds(totalSeconds))\(dryRun ? " (dry run: nothing was changed)" : "")")
         return lines
     }

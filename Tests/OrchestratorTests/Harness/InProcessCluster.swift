@@ -101,6 +101,13 @@ final class SimulatedNodes: RemoteShell {
 
     var commands: [Sent] { sent.withLock { $0 } }
 
+    /// No file is copied off a simulated node (no in-process test sets a copy folder).
+    func download(
+        _ path: String, from node: NodeFacts, to localPath: String, timeout: Duration
+    ) async throws
+        -> SSHDownload
+    { throw FixtureError("simulated nodes hold no files to copy (\(path) on \(node.name))") }
+
     /// The node script runs (real and dry), as `node: arguments`.
     var scriptRuns: [String] {
         commands.compactMap { sent in
