@@ -24,6 +24,22 @@ RUN swift build -c release --static-swift-stdlib --product k8s-version-check \
        "$(swift build -c release --show-bin-path)/k8s-upgrade" /out/ \
  && strip /out/*
 
+# etcd, etcdutl and etcdctl for the restore rehearsal of each copied snapshot
+# (--restore-rehearsal): the release's tarball, checked against the
+# release's SHA256SUMS. Keep it at the etcd minor the clusters run (or newer).
+FROM debian:bookworm-slim AS etcd
+ARG ETCD_VERSION=v3.6.5
+ARG TARGETARCH=amd64
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
+ && cd /tmp \
+ && base="https://github.com/etcd-io/etcd/releases/download/${ETCD_VERSION}" \
+ && name="etcd-${ETCD_VERSION}-linux-${TARGETARCH}" \
+ && curl -fsSLO "${base}/${name}.tar.gz" && curl -fsSLO "${base}/SHA256SUMS" \
+ && grep " ${name}.tar.gz\$" SHA256SUMS | sha256sum -c - \
+ && tar -xzf "${name}.tar.gz" \
+ && mkdir /out && cp "${name}/etcd" "${name}/etcdutl" "${name}/etcdctl" /out/
+
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libcurl4 libssh2-1 libsqlite3-0 ca-certificates \
@@ -31,6 +47,7 @@ RUN apt-get update \
  && groupadd --gid 65532 k8s-upgrade \
  && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin k8s-upgrade
 COPY --from=build /out/k8s-version-check /out/k8s-upgrade /usr/local/bin/
+COPY --from=etcd /out/etcd /out/etcdutl /out/etcdctl /usr/local/bin/
 COPY scripts/update_k8s.sh /usr/share/k8s-upgrade/update_k8s.sh
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/k8s-upgrade"]

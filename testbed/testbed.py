@@ -268,6 +268,15 @@ def wait_for_published_members(pki, urls, processes, timeout=30):
                      f" {log_tail(processes[name].log_name)}")
 
 
+def seed_etcd(pki, url):
+    """What a Kubernetes cluster's etcd holds at least, so that a snapshot
+    and its restore have something to show: the cluster's namespaces."""
+    for namespace in ("default", "kube-node-lease", "kube-public", "kube-system", "k8s-upgrade"):
+        run("etcdctl", "--endpoints", url, "--cacert", pki / "ca.crt", "--cert", pki / "healthcheck-client.crt",
+            "--key", pki / "healthcheck-client.key", "put", f"/registry/namespaces/{namespace}",
+            json.dumps({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": namespace}}))
+
+
 def make_pki(bed):
     pki = bed / "pki"
     pki.mkdir()
@@ -552,6 +561,7 @@ def up(args):
         wait_for_port(client, etcds[name], f"etcd member {name}")
     if members:
         wait_for_published_members(etcd_pki, etcd_urls, etcds)
+        seed_etcd(etcd_pki, next(iter(etcd_urls.values())))
     wait_for_port(push_port, pushgateway, "the Pushgateway")
     wait_for_port(prom_port, prometheus, "Prometheus")
 

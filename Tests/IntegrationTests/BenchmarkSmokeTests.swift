@@ -18,6 +18,7 @@ extension TestBedSuites {
             ("patch-run.sh", ["default: patch job", "s per node"]),
             ("drain.sh", ["kubectl drain", "k8s-upgrade drain", "(target <= 0.80)", "orchestration overhead"]),
             ("scale.sh", ["simulator alone", "detector: median", "pre-flight stage", "plan (GET /plan", "peak RSS"]),
+            ("rehearsal.sh", ["restore rehearsal (", "    8 MB of values (snapshot ", "etcd peak RSS"]),
         ]
 
         @Test(arguments: benchmarks.map(\.script))

@@ -167,7 +167,11 @@ enum OpenAPIDocument {
                       required: [node]
                       additionalProperties: false
                       properties:
-                        node: {type: string, description: the worker, a DNS-1123 subdomain}
+                        node:
+                          type: string
+                          description: the worker, a DNS-1123 subdomain
+                          maxLength: 253
+                          pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"
                         dry_run: {type: boolean, default: false}
               responses:
                 "202":

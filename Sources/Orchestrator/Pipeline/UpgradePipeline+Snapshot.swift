@@ -53,6 +53,12 @@ extension UpgradePipeline {
                 $0.report.snapshotCopy = copy.path
                 $0.report.snapshotSHA256 = copy.sha256
             }
+            if let rehearsed = try await rehearseRestore(of: copy.path, job: job) {
+                job.state.withLock { $0.report.snapshotRehearsal = rehearsed }
+            }
+            if let folder = settings.backupCopyDir {
+                pruneCopies(in: folder, keeping: [URL(fileURLWithPath: copy.path).lastPathComponent], job: job)
+            }
         }
         try await pruneSnapshots(job, on: master, keeping: [path])
         setGauges(job) { $0.snapshotTaken = true }
@@ -63,8 +69,7 @@ extension UpgradePipeline {
     /// orchestrator's backup volume), so that a broken master does not take
     /// the rollback point with it: its SHA-256 computed on the master and
     /// on the copy as it was written, and compared; a copy that differs is
-    /// removed and fails the job before any node. Older copies beyond the
-    /// retention are removed as on the master.
+    /// removed and fails the job before any node.
     func copyOff(
         _ path: String, from master: NodeFacts, job: JobContext
     ) async throws -> (path: String, sha256: String)? {
@@ -100,13 +105,13 @@ extension UpgradePipeline {
             .info,
             "snapshot copied off \(master.name) to \(local): sha256 \(remote) on both ends, \(copied.bytes) bytes, in "
                 + JobContext.format(job.now() - started), stage: .snapshot)
-        pruneCopies(in: folder, keeping: [name], job: job)
         return (local, remote)
     }
 
     /// Retention of the copies, as on the master: the newest
-    /// `--snapshot-keep` and the rollback point in flight.
-    private func pruneCopies(in folder: String, keeping protected: Set<String>, job: JobContext) {
+    /// `--snapshot-keep` and the rollback point in flight; run once the new
+    /// copy proved itself, so a bad one never pushes a good one out.
+    func pruneCopies(in folder: String, keeping protected: Set<String>, job: JobContext) {
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [])
             .filter { $0.hasPrefix("k8s-upgrade-pre-") && !$0.hasSuffix(".partial") }
         let first = job.state.withLock { $0.firstSnapshot?.path }.flatMap { $0.split(separator: "/").last }.map(

@@ -10,6 +10,8 @@ struct PipelineSettings: Sendable {
     /// Where each new snapshot is copied off the master (the orchestrator's
     /// backup volume); `nil` leaves it on the master alone.
     var backupCopyDir: String? = nil
+    /// How each copy's restore is rehearsed; `nil` turns the rehearsal off.
+    var restoreRehearsal: RestoreRehearsal? = nil
     /// Snapshots kept in `backupDir` after a new one (the rollback point in flight always).
     var snapshotKeep: Int = 5
     var expectedNodes: Int?

@@ -88,6 +88,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp(ServeOptions.backupCopyDir.help))
     var backupCopyDir: String?
 
+    @Option(help: ArgumentHelp(ServeOptions.restoreRehearsal.help))
+    var restoreRehearsal: Bool?
+
     @Option(help: ArgumentHelp(ServeOptions.snapshotKeep.help))
     var snapshotKeep: Int?
 

@@ -64,6 +64,10 @@ enum ServeOptions {
         "Folder here (the orchestrator's backup volume) that each new snapshot is copied to over SCP, its sha256 compared with the master's; none leaves it on the master alone.",
         absent: "none"
     ) { folder in folder.hasPrefix("/") && !folder.contains("\n") ? nil : "must be an absolute path, got \(folder)" }
+    static let restoreRehearsal = Define.boolean(
+        "restore-rehearsal",
+        "Restore each copied etcd snapshot into a throw-away etcd here before the first node (true or false): etcd, and etcdutl or etcdctl, on PATH; a snapshot that does not restore fails the job.",
+        default: true)
     static let snapshotKeep = Define.integer(
         "snapshot-keep",
         "Pre-upgrade snapshots kept in --backup-dir after a new one; the one of an upgrade in flight is never removed, nor are files that are not snapshots.",

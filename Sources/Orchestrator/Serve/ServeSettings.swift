@@ -29,6 +29,7 @@ struct ServeSettings: Sendable {
     var slackWebhookFile: String?
     var backupDir: String
     var backupCopyDir: String?
+    var restoreRehearsal: Bool
     var snapshotKeep: Int
     var expectedNodes: Int?
     var masterNode: String?
@@ -86,6 +87,7 @@ struct ServeSettings: Sendable {
         slackWebhookFile = try ServeOptions.slackWebhookFile.read(flags.slackWebhookFile, reader)
         backupDir = try ServeOptions.backupDir.read(flags.backupDir, reader)
         backupCopyDir = try ServeOptions.backupCopyDir.read(flags.backupCopyDir, reader)
+        restoreRehearsal = try ServeOptions.restoreRehearsal.read(flags.restoreRehearsal, reader)
         snapshotKeep = try ServeOptions.snapshotKeep.read(flags.snapshotKeep, reader)
         expectedNodes = try ServeOptions.expectedNodes.read(flags.expectedNodes, reader)
         masterNode = try ServeOptions.masterNode.read(flags.masterNode, reader)

@@ -51,6 +51,8 @@ struct Server {
         let pipeline = UpgradePipeline(
             settings: PipelineSettings(
                 nodeScript: nodeScript, backupDir: settings.backupDir, backupCopyDir: settings.backupCopyDir,
+                restoreRehearsal: settings.restoreRehearsal
+                    ? RestoreRehearsal(restorer: LocalProcess.find("etcdutl") != nil ? "etcdutl" : "etcdctl") : nil,
                 snapshotKeep: settings.snapshotKeep,
                 expectedNodes: settings.expectedNodes,
                 masterNode: settings.masterNode, workerOrder: settings.workerOrder, soak: settings.soak,

@@ -56,6 +56,9 @@ public protocol Distribution: Sendable {
     /// The API path listing the records the datastore keeps of its backups
     /// (K3s' `ETCDSnapshotFile`s); `nil` when it keeps none.
     var snapshotRecordsPath: String? { get }
+    /// The backup is a plain etcd snapshot file, which the orchestrator can
+    /// restore into a throw-away etcd of its own (``RestoreRehearsal``).
+    var backupIsEtcdSnapshot: Bool { get }
     /// What those records say of the backup whose save printed
     /// `saveOutput`; `nil` when the save made no backup they record (a
     /// SQLite copy), or the distribution keeps no records.
@@ -102,6 +105,7 @@ public enum SnapshotRecord: Sendable, Equatable {
 
 extension Distribution {
     public var snapshotRecordsPath: String? { nil }
+    public var backupIsEtcdSnapshot: Bool { false }
     public func snapshotRecord(saveOutput: String, in items: [JSONValue]) -> SnapshotRecord? { nil }
     public func snapshotUnrecorded(saveOutput: String) -> Result<String, PlanError> { .success("") }
 }

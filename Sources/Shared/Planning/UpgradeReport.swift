@@ -31,6 +31,8 @@ public struct UpgradeReport: Sendable, Equatable {
     /// The snapshot's copy off the master, and the SHA-256 both ends agreed on.
     public var snapshotCopy: String?
     public var snapshotSHA256: String?
+    /// What the restore rehearsal of the copy found.
+    public var snapshotRehearsal: String?
     public var nodes: [NodeReport] = []
     public var totalSeconds: Double = 0
 
@@ -56,6 +58,7 @@ public struct UpgradeReport: Sendable, Equatable {
             "snapshot": snapshot.map(JSONValue.string) ?? .null,
             "snapshot_copy": snapshotCopy.map(JSONValue.string) ?? .null,
             "snapshot_sha256": snapshotSHA256.map(JSONValue.string) ?? .null,
+            "snapshot_rehearsal": snapshotRehearsal.map(JSONValue.string) ?? .null,
             "total_seconds": .number(Self.rounded(totalSeconds)),
             "nodes": .array(
                 nodes.map { node in

@@ -1,0 +1,88 @@
+import FoundationEssentials
+import Shared
+import SharedIO
+
+// Stage 2, after the copy: the copy restored into a throw-away etcd here.
+extension UpgradePipeline {
+    /// Restores the copy of an etcd snapshot into a temporary data folder
+    /// beside it, starts a one-member etcd on loopback over it, counts its
+    /// keys, reads a sample and compares its revision with the snapshot's;
+    /// then stops it and removes the folder. A snapshot that does not
+    /// restore fails the job before any node. What was found, or `nil` when
+    /// nothing was rehearsed (turned off, or a backup that is not an etcd
+    /// snapshot file).
+    func rehearseRestore(of copy: String, job: JobContext) async throws -> String? {
+        guard let rehearsal = settings.restoreRehearsal else { return nil }
+        guard settings.distribution.backupIsEtcdSnapshot else {
+            try await job.record(
+                .info, "restore not rehearsed: the \(settings.distribution.name) backup is not an etcd snapshot file",
+                stage: .snapshot)
+            return nil
+        }
+        let missing = [rehearsal.etcd, rehearsal.restorer, rehearsal.etcdctl].filter { LocalProcess.find($0) == nil }
+        guard missing.isEmpty else {
+            throw JobFailure(
+                "the restore rehearsal needs \(missing.joined(separator: ", ")) here (on PATH; the image ships them), "
+                    + "so no node was touched; or turn it off with --restore-rehearsal false")
+        }
+        let started = job.now()
+        let folder = copy + ".rehearsal"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        // A copy that does not restore is no rollback point: it goes.
+        let failure = { (reason: String) in
+            try? FileManager.default.removeItem(atPath: copy)
+            return JobFailure(
+                "the snapshot \(copy) does not restore, so it was removed and no node was touched: \(reason)")
+        }
+        do {
+            try? FileManager.default.removeItem(atPath: folder)
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            let log = folder + "/steps.log"
+            let status = try await LocalProcess.run(rehearsal.status(of: copy), logFile: log, timeout: .seconds(120))
+            guard status.succeeded else { throw failure("snapshot status: \(Self.tail(status.output))") }
+            let snapshot = try SnapshotStatus(json: status.output)
+            let peer = "http://127.0.0.1:\(try LocalProcess.freeLoopbackPort())"
+            let client = "http://127.0.0.1:\(try LocalProcess.freeLoopbackPort())"
+            let data = folder + "/data"
+            let restored = try await LocalProcess.run(
+                rehearsal.restore(copy, into: data, peerURL: peer), logFile: log, timeout: .seconds(600))
+            guard restored.succeeded else { throw failure("snapshot restore: \(Self.tail(restored.output))") }
+            let server = try LocalProcess.start(
+                rehearsal.server(dataDir: data, clientURL: client, peerURL: peer), logFile: folder + "/etcd.log")
+            let figures: Result<(keys: Int, revision: Int, sample: [String]), PlanError>
+            do {
+                var healthy = false
+                let deadline = ContinuousClock.now + .seconds(60)
+                while !healthy && ContinuousClock.now < deadline {
+                    healthy =
+                        (try? await LocalProcess.run(rehearsal.health(client), logFile: log, timeout: .seconds(10)))?
+                        .succeeded ?? false
+                    if !healthy { try await Task.sleep(for: .milliseconds(200)) }
+                }
+                guard healthy else {
+                    let said = (try? String(contentsOfFile: folder + "/etcd.log", encoding: .utf8)) ?? ""
+                    throw failure("the restored etcd did not become healthy within 60 s: \(Self.tail(said))")
+                }
+                let count = try await LocalProcess.run(rehearsal.count(client), logFile: log, timeout: .seconds(300))
+                let sample = try await LocalProcess.run(rehearsal.sample(client), logFile: log, timeout: .seconds(60))
+                figures = RestoreRehearsal.verdict(
+                    countOutput: count.output, sampleOutput: sample.output, snapshot: snapshot)
+            } catch {
+                await server.stop()
+                throw error
+            }
+            await server.stop()
+            switch figures {
+            case let .failure(error): throw failure("\(error)")
+            case let .success((keys, revision, sample)):
+                let text =
+                    "restore rehearsed: \(keys) keys, revision \(revision), in "
+                    + JobContext.format(job.now() - started) + " (sample: \(sample.joined(separator: ", ")))"
+                try await job.record(.info, text, stage: .snapshot)
+                return text
+            }
+        } catch let error as JobFailure {
+            throw error
+        } catch { throw failure("\(error)") }
+    }
+}

@@ -1,0 +1,77 @@
+/// The restore rehearsal of an etcd snapshot on the orchestrator's side:
+/// the commands (a one-member throw-away cluster on loopback) and the
+/// judgement of what the restored etcd answers. No I/O.
+public struct RestoreRehearsal: Sendable, Equatable {
+    /// `etcdutl` (etcd 3.5 on), else `etcdctl` (3.4 restores with it).
+    public var restorer: String
+    public var etcd: String
+    public var etcdctl: String
+
+    public init(restorer: String, etcd: String = "etcd", etcdctl: String = "etcdctl") {
+        self.restorer = restorer
+        self.etcd = etcd
+        self.etcdctl = etcdctl
+    }
+
+    static let member = "rehearsal"
+
+    /// What the copied snapshot says of itself, read here again.
+    public func status(of snapshot: String) -> [String] { [restorer, "snapshot", "status", "-w", "json", snapshot] }
+
+    /// The snapshot restored into `dataDir` as a one-member cluster.
+    public func restore(_ snapshot: String, into dataDir: String, peerURL: String) -> [String] {
+        [
+            restorer, "snapshot", "restore", snapshot, "--data-dir", dataDir, "--name", Self.member,
+            "--initial-cluster", "\(Self.member)=\(peerURL)", "--initial-advertise-peer-urls", peerURL,
+        ]
+    }
+
+    /// etcd over the restored data, on loopback only.
+    public func server(dataDir: String, clientURL: String, peerURL: String) -> [String] {
+        [
+            etcd, "--name", Self.member, "--data-dir", dataDir, "--listen-client-urls", clientURL,
+            "--advertise-client-urls", clientURL, "--listen-peer-urls", peerURL, "--initial-advertise-peer-urls",
+            peerURL, "--initial-cluster", "\(Self.member)=\(peerURL)", "--log-level", "warn",
+        ]
+    }
+
+    public func health(_ clientURL: String) -> [String] {
+        [etcdctl, "--endpoints", clientURL, "--command-timeout", "2s", "endpoint", "health"]
+    }
+
+    /// Every key counted, with the store's revision: a range's `count` is
+    /// all of its keys whatever the limit (etcd 3.4 has no --count-only).
+    public func count(_ clientURL: String) -> [String] {
+        [etcdctl, "--endpoints", clientURL, "get", "", "--prefix", "--keys-only", "--limit", "1", "-w", "json"]
+    }
+
+    /// A few keys the cluster cannot be without: its namespaces.
+    public func sample(_ clientURL: String) -> [String] {
+        [etcdctl, "--endpoints", clientURL, "get", "/registry/namespaces/", "--prefix", "--keys-only", "--limit", "3"]
+    }
+
+    /// The restored etcd's figures against the snapshot's own: the same
+    /// revision, keys at all, and the namespaces among them.
+    ///
+    /// - Parameters:
+    ///   - countOutput: the JSON that ``count(_:)`` printed.
+    ///   - sampleOutput: the keys ``sample(_:)`` printed.
+    ///   - snapshot: the copy's status, read before the restore.
+    public static func verdict(
+        countOutput: String, sampleOutput: String, snapshot: SnapshotStatus
+    ) -> Result<(keys: Int, revision: Int, sample: [String]), PlanError> {
+        guard let value = try? JSONValue.parse(countOutput), let revision = value[["header", "revision"]]?.intValue
+        else { return .failure(PlanError("the restored etcd printed no revision: \(countOutput.prefix(200))")) }
+        let keys = value[["count"]]?.intValue ?? 0
+        guard keys > 0 else { return .failure(PlanError("the restored etcd holds no keys")) }
+        guard revision == snapshot.revision else {
+            return .failure(
+                PlanError("the restored etcd is at revision \(revision), the snapshot at \(snapshot.revision)"))
+        }
+        let sample = sampleOutput.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+        guard sample.contains(where: { $0.hasPrefix("/registry/namespaces/") }) else {
+            return .failure(PlanError("the restored etcd holds no namespaces (/registry/namespaces/)"))
+        }
+        return .success((keys, revision, sample))
+    }
+}
