@@ -233,6 +233,42 @@ extension TestBedSuites {
             _ = try await server.stop(signal: SIGTERM)
         }
 
+        /// `--canary-rollback`: the gate's alert fires during the first
+        /// worker's soak; that worker goes back to 1.34.3 (held packages,
+        /// Ready, uncordoned) before the job fails, so every worker runs one
+        /// version again; the others were never touched.
+        @Test func aCanaryWhoseSoakSeesAnAlertIsRolledBackBeforeTheJobFails() async throws {
+            let bed = try await TestBed.start()
+            let server = try await OrchestratorFixture(
+                bed: bed, extra: ["--soak", "60", "--canary-rollback", "true"]
+            ).launch()
+            try await Self.execute(server, #"{"target_version":"1.34.5","kind":"patch","stages":"master,workers"}"#)
+            try await Self.waitFor(server, wait: "soak of worker-1", timeout: 90)
+            try await bed.setGateBlocker(true)
+            let failed = try await server.waitForJob(1, state: "failed", timeout: 90)
+            try await bed.setGateBlocker(false)
+            let error = failed[dotted: "error"]?.stringValue ?? ""
+            #expect(error.hasPrefix("soak of worker-1 stopped after "), "\(error)")
+            #expect(
+                error.contains("halt-on-alert gate closed: firing: TestbedGateBlocker; canary rollback: "), "\(error)")
+            #expect(
+                error.hasSuffix(
+                    "worker-1 was reverted to 1.34.3 (update_k8s.sh --role worker --release 1.34.3 --rollback)"),
+                "\(error)")
+            let nodes = try await Self.nodes(bed)
+            #expect(nodes["master"]?.version == "v1.34.5")
+            for worker in Self.workers {
+                #expect(nodes[worker] == NodeState(version: "v1.34.3", unschedulable: false), "\(worker)")
+            }
+            let held = try await bed.ssh("worker-1").run("apt-mark showhold; dpkg-query -W kubelet")
+            #expect(held.stdoutText.hasPrefix("kubeadm\nkubectl\nkubelet\nkubelet\t1.34.3-"), "\(held.stdoutText)")
+            let line = failed[dotted: "result.nodes"]?.arrayValue?.first {
+                $0[dotted: "name"]?.stringValue == "worker-1"
+            }
+            #expect(line?[dotted: "outcome"]?.stringValue == "upgraded, then rolled back: its soak found a regression")
+            _ = try await server.stop(signal: SIGTERM)
+        }
+
         // MARK: - 2. Minor upgrade with the repository rewrite
 
         @Test func aMinorUpgradePointsEveryNodeAtTheNextRepositoryFirst() async throws {
