@@ -57,15 +57,19 @@ struct SSHRemoteShell: RemoteShell {
         return (address, port)
     }
 
-    func run(
-        _ command: RemoteCommand, on node: NodeFacts, onOutput: (@Sendable (SSHOutputLine) -> Void)? = nil
-    ) async throws -> SSHCommandResult {
+    /// The node's SSH client, its host key looked up under its name.
+    private func client(for node: NodeFacts) throws -> SSHClient {
         let (host, port) = try endpoint(of: node)
-        let client = SSHClient(
+        return SSHClient(
             configuration: SSHConfiguration(
                 host: host, port: port, user: user, privateKeyFile: keyFile, knownHostsFile: knownHostsFile,
                 hostKeyAlias: node.name))
-        return try await client.run(
+    }
+
+    func run(
+        _ command: RemoteCommand, on node: NodeFacts, onOutput: (@Sendable (SSHOutputLine) -> Void)? = nil
+    ) async throws -> SSHCommandResult {
+        try await client(for: node).run(
             render(command), stdin: command.stdin, timeout: command.timeout, onOutput: onOutput)
     }
 
@@ -74,11 +78,7 @@ struct SSHRemoteShell: RemoteShell {
     func download(
         _ path: String, from node: NodeFacts, to localPath: String, timeout: Duration
     ) async throws -> SSHDownload {
-        let (host, port) = try endpoint(of: node)
-        let client = SSHClient(
-            configuration: SSHConfiguration(
-                host: host, port: port, user: user, privateKeyFile: keyFile, knownHostsFile: knownHostsFile,
-                hostKeyAlias: node.name))
+        let client = try client(for: node)
         guard user != "root" else { return try await client.download(path, to: localPath, timeout: timeout) }
         let staged = "/tmp/k8s-upgrade-copy-\(UInt64.random(in: 0...UInt64.max))"
         let stage = RemoteCommand(["install", "-m", "0600", "-o", user, "--", path, staged])

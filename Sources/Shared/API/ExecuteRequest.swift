@@ -65,19 +65,7 @@ public struct ExecuteRequest: Sendable, Equatable {
     ///   for malformed JSON, a body that is not an object, unknown fields,
     ///   wrong types, a version that is not `X.Y.Z`, an unknown kind or stage.
     public init(json body: Data) throws(RequestValidationError) {
-        let document: JSONValue
-        do {
-            document = try JSONValue(parsing: body)
-        } catch {
-            throw RequestValidationError(field: "body", rule: "must be valid JSON")
-        }
-        guard case let .object(fields) = document else {
-            throw RequestValidationError(field: "body", rule: "must be a JSON object, got \(document.typeName)")
-        }
-        if let unknown = fields.keys.filter({ !Self.fieldNames.contains($0) }).sorted().first {
-            throw RequestValidationError(
-                field: unknown, rule: "unknown field; allowed: \(Self.fieldNames.joined(separator: ", "))")
-        }
+        let fields = try RequestValidationError.fields(of: body, allowed: Self.fieldNames)
 
         let versionText = try Self.string(fields, "target_version", required: true)!
         do {

@@ -21,16 +21,7 @@ public struct RollbackRequest: Sendable, Equatable {
 
     /// - Throws: ``RequestValidationError`` naming the field and the rule.
     public init(json body: Data) throws(RequestValidationError) {
-        guard let document = try? JSONValue(parsing: body) else {
-            throw RequestValidationError(field: "body", rule: "must be valid JSON")
-        }
-        guard case let .object(fields) = document else {
-            throw RequestValidationError(field: "body", rule: "must be a JSON object, got \(document.typeName)")
-        }
-        if let unknown = fields.keys.filter({ !Self.fieldNames.contains($0) }).sorted().first {
-            throw RequestValidationError(
-                field: unknown, rule: "unknown field; allowed: \(Self.fieldNames.joined(separator: ", "))")
-        }
+        let fields = try RequestValidationError.fields(of: body, allowed: Self.fieldNames)
         switch fields["node"] {
         case nil: throw RequestValidationError(field: "node", rule: "is required")
         case let .string(name)? where ObjectName.isDNS1123Subdomain(name): node = name

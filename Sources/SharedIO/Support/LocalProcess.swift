@@ -7,7 +7,7 @@ import Glibc
 /// output in files, waited for on a thread of its own, off Swift's
 /// cooperative pool.
 public struct LocalProcess: Sendable {
-    let pid: pid_t
+    public let pid: Int32
     /// Where its standard output and error go.
     public let logFile: String
 
@@ -23,14 +23,28 @@ public struct LocalProcess: Sendable {
         public let description: String
     }
 
-    /// Starts `arguments[0]` (a path, or a name looked up in `PATH`).
+    /// Starts `arguments[0]` (a path, or a name looked up in `PATH`), its
+    /// output and errors in `logFile`, written anew.
     public static func start(_ arguments: [String], logFile: String) throws -> LocalProcess {
+        try start(arguments, stdout: logFile, stderr: nil, appending: false)
+    }
+
+    /// Starts `arguments[0]` with its output in `stdout` and its errors in
+    /// `stderr` (`nil`: in `stdout` too), appended to or written anew.
+    public static func start(
+        _ arguments: [String], stdout: String, stderr: String?, appending: Bool
+    ) throws -> LocalProcess {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
+        let mode = O_WRONLY | O_CREAT | (appending ? O_APPEND : O_TRUNC)
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, logFile, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        posix_spawn_file_actions_addopen(&actions, 1, stdout, mode, 0o644)
+        if let stderr {
+            posix_spawn_file_actions_addopen(&actions, 2, stderr, mode, 0o644)
+        } else {
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
         // No blocked signals and default handlers: this process's threads
         // block some, and a child inheriting that would ignore SIGTERM.
         var attributes = posix_spawnattr_t()
@@ -51,7 +65,7 @@ public struct LocalProcess: Sendable {
         guard rc == 0 else {
             throw Failure(description: "cannot start \(arguments[0]): \(String(cString: strerror(rc)))")
         }
-        return LocalProcess(pid: pid, logFile: logFile)
+        return LocalProcess(pid: pid, logFile: stdout)
     }
 
     /// How a process ended.
