@@ -278,13 +278,27 @@ extension TestBedSuites {
             let server = try await OrchestratorFixture(
                 bed: bed, extra: ["--soak", "0", "--allow-minor", "true", "--patch-drain", "false"]
             ).launch()
+            // First, K3s records the snapshot as failed (fault knob): a job of
+            // the snapshot stage fails there with the record's error.
+            let fault = bed.directory.appendingPathComponent(
+                "nodes/server-1/var/lib/testbed/etcd-snapshot-record-error")
+            try Data("snapshot upload failed: disk full".utf8).write(to: fault)
+            try await Pipeline.execute(server, #"{"target_version":"1.35.2+k3s1","kind":"minor","stages":"snapshot"}"#)
+            let unconfirmed = try await server.waitForJob(1, state: "failed", timeout: 90)
+            let reason = unconfirmed[dotted: "error"]?.stringValue ?? ""
+            #expect(
+                reason.contains("could not be confirmed: ETCDSnapshotFile local-k8s-upgrade-server-1-"), "\(reason)")
+            #expect(reason.hasSuffix("says: snapshot upload failed: disk full"), "\(reason)")
+            #expect(!Pipeline.events(unconfirmed).contains { $0.kind == "node_started" })
+            try FileManager.default.removeItem(at: fault)
+
             try await Pipeline.detect(
                 bed, dispatchingTo: server, master: "server-1",
                 extra: [
                     "--distribution", "k3s", "--k3s-channel-url", bed.environment["TESTBED_K3S_CHANNEL_URL"] ?? "",
                     "--allow-minor", "true",
                 ])
-            let done = try await server.waitForJob(1, state: "succeeded", timeout: 180)
+            let done = try await server.waitForJob(2, state: "succeeded", timeout: 180)
             #expect(done[dotted: "request.target_version"]?.stringValue == "1.35.2+k3s1")
             #expect(done[dotted: "request.kind"]?.stringValue == "minor")
             let events = Pipeline.events(done)
@@ -337,20 +351,6 @@ extension TestBedSuites {
             #expect(!Pipeline.events(failed).contains { $0.kind == "node_started" })
             #expect(
                 try await Pipeline.nodes(bed).values.allSatisfy { !$0.unschedulable && $0.version == "v1.34.3+k3s1" })
-
-            // Two members keep etcd's quorum, so a snapshot is saved; K3s
-            // records it as failed (fault knob): the job fails in the
-            // snapshot stage, before any node.
-            try Data("snapshot upload failed: disk full".utf8).write(
-                to: bed.directory.appendingPathComponent("nodes/server-1/var/lib/testbed/etcd-snapshot-record-error"))
-            try await Pipeline.execute(server, #"{"target_version":"1.34.5+k3s1","kind":"patch","stages":"snapshot"}"#)
-            let unconfirmed = try await server.waitForJob(2, state: "failed", timeout: 90)
-            let reason = unconfirmed[dotted: "error"]?.stringValue ?? ""
-            #expect(reason.contains("snapshot"), "\(reason)")
-            #expect(
-                reason.contains("could not be confirmed: ETCDSnapshotFile local-k8s-upgrade-server-1-"), "\(reason)")
-            #expect(reason.hasSuffix("says: snapshot upload failed: disk full"), "\(reason)")
-            #expect(!Pipeline.events(unconfirmed).contains { $0.kind == "node_started" })
         }
     }
 }

@@ -57,7 +57,7 @@ extension UpgradePipeline {
                     healthy =
                         (try? await LocalProcess.run(rehearsal.health(client), logFile: log, timeout: .seconds(10)))?
                         .succeeded ?? false
-                    if !healthy { try await Task.sleep(for: .milliseconds(200)) }
+                    if !healthy { try await Task.sleep(for: .milliseconds(50)) }
                 }
                 guard healthy else {
                     let said = (try? String(contentsOfFile: folder + "/etcd.log", encoding: .utf8)) ?? ""
