@@ -84,6 +84,7 @@ let package = Package(
             name: "ClusterSim",
             dependencies: [
                 "Shared",
+                "SharedIO",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),

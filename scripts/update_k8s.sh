@@ -7,6 +7,7 @@
 # Usage:
 #   update_k8s.sh --role master|control-plane|worker --release X.Y.Z [--dry-run]
 #   update_k8s.sh --role worker --release X.Y.Z --rollback [--dry-run]
+#   update_k8s.sh --role master --release X.Y.Z --restore-snapshot PATH [--sha256 HEX] [--dry-run]
 #   update_k8s.sh --repo-minor X.Y [--dry-run]
 #   update_k8s.sh --containerd X.Y.Z [--dry-run]
 #   update_k8s.sh --snap microk8s --channel X.Y/stable --release X.Y.Z [--dry-run]
@@ -27,6 +28,21 @@
 #                         kubeadm upgrade node is not run (the kubelet's
 #                         configuration is the cluster's). A --release newer than
 #                         the installed kubelet is refused
+#   --restore-snapshot PATH  (with --role master, a cluster with this one control
+#                         plane) take the control plane back to the older --release
+#                         through the etcd snapshot PATH taken before the upgrade:
+#                         the snapshot checked (--sha256, then snapshot status) and
+#                         kubeadm's backup of the --release manifests found (the
+#                         oldest /etc/kubernetes/tmp/kubeadm-backup-manifests-* newer
+#                         than the snapshot) before anything changes; the static pods
+#                         stopped (their manifests moved aside) and waited for
+#                         (crictl); etcd restored with etcd.yaml's name and peer URL
+#                         into a new folder that replaces its data folder (the old
+#                         one kept beside it); the packages at --release with apt's
+#                         --allow-downgrades, held; the backed-up manifests put back;
+#                         the kubelet restarted; etcd waited for. Every change to the
+#                         cluster since the snapshot is lost
+#   --sha256 HEX          the snapshot's SHA-256, as the orchestrator recorded it
 #   --repo-minor X.Y      point the apt source at the X.Y repository and refresh it
 #                         (before a minor upgrade); nothing else changes
 #   --containerd X.Y.Z    bring the installed containerd package (containerd.io or
@@ -126,7 +142,7 @@ fail_usage() {
 }
 
 role="" release="" repo_minor="" containerd="" snap="" snap_revert="" channel="" dry_run=0
-k3s="" k3s_revert="" artifacts="" rollback=0
+k3s="" k3s_revert="" artifacts="" rollback=0 restore_snapshot="" sha256=""
 run_id="" from="" in_run="" forget_run=""
 # The arguments a detached run is started with: all but the run's own.
 run_args=()
@@ -144,6 +160,8 @@ while [[ $# -gt 0 ]]; do
     --artifacts) [[ $# -ge 2 ]] || fail_usage "--artifacts needs a value"; artifacts=$2; run_args+=("$1" "$2"); shift ;;
     --dry-run) dry_run=1 ;;
     --rollback) rollback=1; run_args+=("$1") ;;
+    --restore-snapshot) [[ $# -ge 2 ]] || fail_usage "--restore-snapshot needs a value"; restore_snapshot=$2; run_args+=("$1" "$2"); shift ;;
+    --sha256) [[ $# -ge 2 ]] || fail_usage "--sha256 needs a value"; sha256=$2; run_args+=("$1" "$2"); shift ;;
     --run-id) [[ $# -ge 2 ]] || fail_usage "--run-id needs a value"; run_id=$2; shift ;;
     --from) [[ $# -ge 2 ]] || fail_usage "--from needs a value"; from=$2; shift ;;
     --forget-run) [[ $# -ge 2 ]] || fail_usage "--forget-run needs a value"; forget_run=$2; shift ;;
@@ -217,6 +235,15 @@ fi
 if ((rollback)) && [[ $role != worker ]]; then
   fail_usage "--rollback goes with --role worker only (a control plane goes back through a datastore snapshot restore)"
 fi
+if [[ -n $restore_snapshot ]]; then
+  [[ $role == master ]] ||
+    fail_usage "--restore-snapshot goes with --role master only (with several control planes, every etcd member is restored by hand: see the runbook)"
+  ((!rollback)) || fail_usage "--restore-snapshot and --rollback do not go together"
+  [[ $restore_snapshot =~ ^/[A-Za-z0-9._/+-]+$ && $restore_snapshot != *..* ]] ||
+    fail_usage "--restore-snapshot must be an absolute path (letters, digits, . _ / + -, no ..), got '$restore_snapshot'"
+fi
+[[ -z $sha256 || $sha256 =~ ^[0-9a-f]{64}$ ]] || fail_usage "--sha256 must be 64 lowercase hex digits, got '$sha256'"
+[[ -z $sha256 || -n $restore_snapshot ]] || fail_usage "--sha256 goes with --restore-snapshot"
 
 step() { printf '==> %s\n' "$*"; }
 
@@ -828,6 +855,137 @@ restart_pending() {
   fi
 }
 
+apiserver_at_target() {
+  grep -q "image: .*kube-apiserver:v$release\$" "$MANIFESTS/kube-apiserver.yaml" 2>/dev/null
+}
+
+# ---- control plane restore (--restore-snapshot) ----------------------------
+if [[ -n $restore_snapshot ]]; then
+  STOPPED="$ROOT/etc/kubernetes/manifests.k8s-upgrade-stopped"
+  RESTORED_MARK="$STATE_DIR/restored-${restore_snapshot##*/}"
+  fail() {
+    echo "update_k8s.sh: $*" >&2
+    exit 1
+  }
+  kubelet_now=$(installed kubelet)
+  if [[ -n $kubelet_now && $kubelet_now != "$revision" &&
+    $(printf '%s\n' "$kubelet_now" "$revision" | sort -V | tail -n 1) == "$revision" ]]; then
+    fail "kubelet is at $kubelet_now, older than $revision: a restore only goes back; nothing was changed"
+  fi
+  # Done before: the packages, the API server and the restore all at the older release.
+  if [[ -f $RESTORED_MARK && ! -d $STOPPED && $(installed kubeadm) == "$revision" && $kubelet_now == "$revision" ]] &&
+    apiserver_at_target; then
+    step "already restored from $restore_snapshot and at $release"
+    exit 0
+  fi
+  # Everything is checked before the first change.
+  manifest="$MANIFESTS/etcd.yaml"
+  [[ -f $manifest ]] || manifest="$STOPPED/etcd.yaml"
+  [[ -f $manifest ]] ||
+    fail "no etcd static pod manifest in $MANIFESTS: not a control plane with a stacked etcd; nothing was changed"
+  flag() { sed -n "s/^[[:space:]]*- --$1=//p" "$manifest" | head -n 1; }
+  member=$(flag name) peer=$(flag initial-advertise-peer-urls) data_dir=$(flag data-dir)
+  [[ -n $member && -n $peer && -n $data_dir ]] ||
+    fail "$manifest names no --name, --initial-advertise-peer-urls or --data-dir; nothing was changed"
+  data="$ROOT$data_dir"
+  [[ -f $restore_snapshot ]] ||
+    fail "the snapshot $restore_snapshot is not on this node (the orchestrator keeps a copy: see the runbook's rollback section); nothing was changed"
+  if command -v etcdutl >/dev/null; then
+    restore_tool=(etcdutl)
+  elif command -v etcdctl >/dev/null; then
+    restore_tool=(env ETCDCTL_API=3 etcdctl)
+  else
+    fail "neither etcdutl nor etcdctl is installed; nothing was changed"
+  fi
+  command -v crictl >/dev/null || fail "crictl is not installed (cri-tools), so the static pods' end cannot be seen; nothing was changed"
+  if [[ ! -f $RESTORED_MARK ]]; then
+    if [[ -n $sha256 ]]; then
+      actual=$(sha256sum "$restore_snapshot" | cut -d' ' -f1)
+      [[ $actual == "$sha256" ]] ||
+        fail "the snapshot's SHA-256 is $actual, not $sha256 as recorded: it changed since the job; nothing was changed"
+      step "snapshot SHA-256 $sha256, as recorded"
+    fi
+    status=$("${restore_tool[@]}" snapshot status "$restore_snapshot" -w table 2>&1) ||
+      fail "the snapshot does not read: $status; nothing was changed"
+    step "snapshot status: $(printf '%s\n' "$status" | tail -n 2 | head -n 1)"
+  fi
+  backup=""
+  while IFS= read -r candidate; do
+    if grep -q "image: .*kube-apiserver:v$release\$" "$candidate/kube-apiserver.yaml" 2>/dev/null; then
+      backup=$candidate
+      break
+    fi
+  done < <(find "$ROOT/etc/kubernetes/tmp" -mindepth 1 -maxdepth 1 -type d -name 'kubeadm-backup-manifests-*' \
+    -newer "$restore_snapshot" -printf '%T@ %p\n' 2>/dev/null | sort -n | cut -d' ' -f2-)
+  [[ -n $backup ]] ||
+    fail "no kubeadm backup of the v$release manifests newer than the snapshot under /etc/kubernetes/tmp; nothing was changed"
+  step "the v$release manifests: ${backup#"$ROOT"}"
+
+  restart_pending
+  if compgen -G "$MANIFESTS/*.yaml" >/dev/null; then
+    step "stopping the control plane's static pods (their manifests moved to ${STOPPED#"$ROOT"})"
+    change mkdir -p "$STOPPED"
+    for file in "$MANIFESTS"/*.yaml; do change mv "$file" "$STOPPED/"; done
+  fi
+  if ((!dry_run)); then
+    step "waiting up to 120 s for etcd and the API server to stop"
+    waited=0
+    while [[ -n $(crictl ps -q --name '^etcd$') || -n $(crictl ps -q --name '^kube-apiserver$') ]]; do
+      ((waited < 1200)) || fail "etcd or the API server still runs 120 s after its manifest went"
+      sleep 0.1
+      waited=$((waited + 1))
+    done
+  fi
+  if [[ -f $RESTORED_MARK ]]; then
+    step "etcd already restored from $restore_snapshot"
+  else
+    step "restoring etcd member $member from $restore_snapshot"
+    change rm -rf "$data.k8s-upgrade-restoring"
+    change "${restore_tool[@]}" snapshot restore "$restore_snapshot" --data-dir "$data.k8s-upgrade-restoring" \
+      --name "$member" --initial-cluster "$member=$peer" --initial-advertise-peer-urls "$peer"
+    if [[ -d $data ]]; then change mv "$data" "$data.before-restore-$(date +%Y%m%d-%H%M%S)"; fi
+    change mv "$data.k8s-upgrade-restoring" "$data"
+    ((dry_run)) || echo "$restore_snapshot" >"$RESTORED_MARK"
+  fi
+  downgrade=(--allow-downgrades)
+  if [[ $(installed kubeadm) != "$revision" || $(installed kubelet) != "$revision" ||
+    $(installed kubectl) != "$revision" ]]; then
+    step "installing kubeadm, kubelet and kubectl $revision"
+    install_held "kubeadm=$revision" "kubelet=$revision" "kubectl=$revision"
+  fi
+  for pkg in "${PACKAGES[@]}"; do
+    if ! is_held "$pkg"; then locked_change apt-mark hold "$pkg"; fi
+  done
+  step "putting back the v$release manifests"
+  for file in "$backup"/*.yaml; do change cp "$file" "$MANIFESTS/"; done
+  if [[ -d $STOPPED ]]; then
+    for file in "$STOPPED"/*.yaml; do
+      [[ -e $file && ! -e $MANIFESTS/${file##*/} ]] || continue
+      change mv "$file" "$MANIFESTS/"
+    done
+    change mv "$STOPPED" "$ROOT/etc/kubernetes/manifests.before-restore-$(date +%Y%m%d-%H%M%S)"
+  fi
+  step "restarting kubelet"
+  change systemctl daemon-reload
+  change systemctl restart kubelet
+  ((dry_run)) || rm -f "$RESTART_PENDING"
+  if ((dry_run)); then
+    step "dry run: nothing was changed"
+    exit 0
+  fi
+  step "waiting up to 120 s for etcd to answer"
+  waited=0
+  until ETCDCTL_API=3 etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt \
+    --cert /etc/kubernetes/pki/etcd/healthcheck-client.crt --key /etc/kubernetes/pki/etcd/healthcheck-client.key \
+    --command-timeout 2s endpoint health >/dev/null 2>&1; do
+    ((waited < 240)) || fail "etcd does not answer 120 s after the restore; its log: crictl logs \$(crictl ps -aq --name '^etcd\$' | head -n 1)"
+    sleep 0.5
+    waited=$((waited + 1))
+  done
+  step "done: master at $release, etcd restored from $restore_snapshot"
+  exit 0
+fi
+
 if [[ $(installed kubeadm) != "$revision" ]]; then
   restart_pending
   step "installing kubeadm $revision"
@@ -836,10 +994,6 @@ if [[ $(installed kubeadm) != "$revision" ]]; then
 else
   step "kubeadm already at $revision"
 fi
-
-apiserver_at_target() {
-  grep -q "image: .*kube-apiserver:v$release\$" "$MANIFESTS/kube-apiserver.yaml" 2>/dev/null
-}
 
 case $role in
   master)

@@ -447,30 +447,6 @@ def up(args):
     repo = make_repository(bed)
     repo_server = start(bed, "repo", [sys.executable, REPO_ROOT / "testbed" / "repo_server.py", "--root", repo,
                                       "--port-file", bed / "repo.port"])
-    sim_binary = pathlib.Path(args.bin_dir) / "k8s-cluster-sim"
-    if not sim_binary.exists():
-        raise SystemExit(f"testbed: {sim_binary} is missing; run `swift build` first")
-    sim = start(bed, "k8s-cluster-sim", [sim_binary, "--scenario", scenario, "--token-file", bed / "token",
-                                         "--port-file", bed / "sim.port", "--tls-cert", pki / "server.crt",
-                                         "--tls-key", pki / "server.key", "--running-version", running,
-                                         "--containerd", f"{master}={args.master_containerd}"]
-                + (["--crd", "plans.upgrade.cattle.io"] if args.suc_crd else [])
-                # K3s with embedded etcd records each snapshot as an ETCDSnapshotFile.
-                + (["--crd", "etcdsnapshotfiles.k3s.cattle.io"] if args.scenario == "k3s-ha" else []))
-    repo_url = f"http://127.0.0.1:{wait_for_file(bed / 'repo.port', repo_server, 'the package repository')}"
-    if k3s:
-        make_k3s_releases(bed, repo_url)
-        (bed / "k3s-token").write_text(f"K10{os.urandom(16).hex()}::server:{os.urandom(8).hex()}\n")
-    sim_port = wait_for_file(bed / 'sim.port', sim, 'k8s-cluster-sim')
-    sim_url = f"https://127.0.0.1:{sim_port}"
-    # Clients reach the API through a proxy that refuses connections while
-    # kubeadm restarts the API server (testbed/api_proxy.py); the nodes' own
-    # tools and the bed's controllers talk to the simulator directly.
-    proxy = start(bed, "api-proxy", [sys.executable, REPO_ROOT / "testbed" / "api_proxy.py",
-                                     "--target", f"127.0.0.1:{sim_port}", "--port-file", bed / "api-proxy.port",
-                                     "--outage-file", bed / "api-outage"])
-    api_url = f"https://127.0.0.1:{wait_for_file(bed / 'api-proxy.port', proxy, 'the API proxy')}"
-
     # etcd: one member per control plane, named after its node as kubeadm
     # names them, with kubeadm's certificate layout under each node's root
     # (one CA); each node's etcdctl talks to its own member, as on a stacked
@@ -496,14 +472,50 @@ def up(args):
         (bed / "dqlite" / "leader").write_text(addresses[0] + "\n")
         dqlite_yaml = "".join(f"- Address: {address}\n  ID: {3297041220608546238 + index}\n  Role: 0\n"
                               for index, address in enumerate(addresses))
+    # kubeadm: each member's data in its node's var/lib/etcd, where a restore puts it,
+    # and the API simulator keeps its ConfigMaps in the master's member, as an API server
+    # keeps its objects in etcd.
+    kubeadm = not microk8s and not k3s
+    etcd_client_urls = {name: f"https://127.0.0.1:{client}" for name, (client, _) in members.items()}
+    sim_etcd = (["--etcd-endpoint", etcd_client_urls[control_planes[0]], "--etcd-tls",
+                 f"{etcd_pki / 'ca.crt'},{etcd_pki.parent / 'apiserver-etcd-client.crt'},"
+                 f"{etcd_pki.parent / 'apiserver-etcd-client.key'}"] if kubeadm and members else [])
+    sim_binary = pathlib.Path(args.bin_dir) / "k8s-cluster-sim"
+    if not sim_binary.exists():
+        raise SystemExit(f"testbed: {sim_binary} is missing; run `swift build` first")
+    sim = start(bed, "k8s-cluster-sim", [sim_binary, "--scenario", scenario, "--token-file", bed / "token",
+                                         "--port-file", bed / "sim.port", "--tls-cert", pki / "server.crt",
+                                         "--tls-key", pki / "server.key", "--running-version", running,
+                                         "--containerd", f"{master}={args.master_containerd}"]
+                + (["--crd", "plans.upgrade.cattle.io"] if args.suc_crd else [])
+                # K3s with embedded etcd records each snapshot as an ETCDSnapshotFile.
+                + (["--crd", "etcdsnapshotfiles.k3s.cattle.io"] if args.scenario == "k3s-ha" else [])
+                + sim_etcd)
+    repo_url = f"http://127.0.0.1:{wait_for_file(bed / 'repo.port', repo_server, 'the package repository')}"
+    if k3s:
+        make_k3s_releases(bed, repo_url)
+        (bed / "k3s-token").write_text(f"K10{os.urandom(16).hex()}::server:{os.urandom(8).hex()}\n")
+    sim_port = wait_for_file(bed / 'sim.port', sim, 'k8s-cluster-sim')
+    sim_url = f"https://127.0.0.1:{sim_port}"
+    # Clients reach the API through a proxy that refuses connections while
+    # kubeadm restarts the API server (testbed/api_proxy.py); the nodes' own
+    # tools and the bed's controllers talk to the simulator directly.
+    proxy = start(bed, "api-proxy", [sys.executable, REPO_ROOT / "testbed" / "api_proxy.py",
+                                     "--target", f"127.0.0.1:{sim_port}", "--port-file", bed / "api-proxy.port",
+                                     "--outage-file", bed / "api-outage"])
+    api_url = f"https://127.0.0.1:{wait_for_file(bed / 'api-proxy.port', proxy, 'the API proxy')}"
+
     initial = ",".join(f"{name}=http://127.0.0.1:{peer}" for name, (_, peer) in members.items())
     etcd_urls = {name: f"https://127.0.0.1:{client}" for name, (client, _) in members.items()}
     etcds = {}
+    etcd_commands = {}
     for name, (client, peer) in members.items():
         url = etcd_urls[name]
+        data = bed / "nodes" / name / "var/lib/etcd" if kubeadm else bed / f"etcd-data-{name}"
+        data.parent.mkdir(parents=True, exist_ok=True)
         # The single member keeps the pid file name "etcd"; HA members are "etcd-<node>".
-        etcds[name] = start(bed, "etcd" if len(members) == 1 else f"etcd-{name}", [
-            "etcd", "--name", name, "--data-dir", bed / f"etcd-data-{name}",
+        etcd_commands[name] = [str(part) for part in [
+            "etcd", "--name", name, "--data-dir", data,
             "--listen-client-urls", url, "--advertise-client-urls", url,
             "--listen-peer-urls", f"http://127.0.0.1:{peer}",
             "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
@@ -511,7 +523,8 @@ def up(args):
             "--initial-cluster-token", f"testbed-{bed.name}",
             "--cert-file", etcd_pki / "server.crt", "--key-file", etcd_pki / "server.key",
             "--client-cert-auth", "--trusted-ca-file", etcd_pki / "ca.crt",
-            "--listen-metrics-urls", f"http://127.0.0.1:{free_port()}", "--log-level", "warn"])
+            "--listen-metrics-urls", f"http://127.0.0.1:{free_port()}", "--log-level", "warn"]]
+        etcds[name] = start(bed, "etcd" if len(members) == 1 else f"etcd-{name}", etcd_commands[name])
     etcd_url = etcd_urls.get(control_planes[0], "")
 
     # Pushgateway, Prometheus scraping it every second with the gate rules, the Slack stand-in.
@@ -562,6 +575,29 @@ def up(args):
     if members:
         wait_for_published_members(etcd_pki, etcd_urls, etcds)
         seed_etcd(etcd_pki, next(iter(etcd_urls.values())))
+    if kubeadm and members:
+        # Each control plane's etcd static pod manifest, with its member's
+        # flags as kubeadm writes them; testbed/static_pods.py stops and
+        # starts the member and the API as the manifests come and go.
+        specs = []
+        for name, (_, peer) in members.items():
+            root = bed / "nodes" / name
+            (root / "etc/kubernetes/manifests/etcd.yaml").write_text(
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: etcd\n  namespace: kube-system\nspec:\n"
+                "  containers:\n  - command:\n    - etcd\n"
+                f"    - --name={name}\n    - --data-dir=/var/lib/etcd\n"
+                f"    - --initial-advertise-peer-urls=http://127.0.0.1:{peer}\n"
+                f"    - --initial-cluster={initial}\n"
+                f"    - --listen-client-urls={etcd_urls[name]}\n"
+                "    image: registry.k8s.io/etcd:3.6.5-0\n    name: etcd\n")
+            pid_name = "etcd" if len(members) == 1 else f"etcd-{name}"
+            specs.append({"node": name, "root": str(root), "pid_file": str(bed / "pids" / f"{pid_name}.pid"),
+                          "etcd": etcd_commands[name]})
+        (bed / "static-pods.json").write_text(json.dumps(specs, indent=1))
+        start(bed, "static-pods", [sys.executable, REPO_ROOT / "testbed" / "static_pods.py",
+                                   "--config", bed / "static-pods.json", "--outage-file", bed / "api-outage",
+                                   "--restart-seconds", str(args.api_outage), "--sim-url", sim_url,
+                                   "--sim-ca", pki / "ca.crt", "--token-file", bed / "token"])
     wait_for_port(push_port, pushgateway, "the Pushgateway")
     wait_for_port(prom_port, prometheus, "Prometheus")
 

@@ -14,6 +14,8 @@ struct APIHandler: Sendable {
     let faults: Scenario.Faults
     /// Custom resources whose CRD is installed, as `plural.group`.
     var customResources: Set<String> = []
+    /// Where ConfigMaps live, when the simulator has an etcd.
+    var etcd: EtcdObjects? = nil
     /// Every authorised request outside /sim/, by method: what a client
     /// cost the API server (`GET /sim/v1/requests`).
     let requests = RequestCounter()
@@ -99,6 +101,22 @@ struct APIHandler: Sendable {
         let name = segments.count > 1 ? segments[1] : nil
         let subresource = segments.count > 2 ? segments[2] : nil
 
+        if resource == .configmaps, [.post, .put].contains(method), let type = request.headers[.contentType],
+            !type.hasPrefix("application/json")
+        {
+            // kubectl's typed create sends protobuf, which the simulator does not
+            // decode: `kubectl create -f` (JSON or YAML) does.
+            throw APIError(
+                code: 415, reason: "UnsupportedMediaType",
+                message: "the body of the request was in an unknown format - accepted media types include: "
+                    + "application/json")
+        }
+        if resource == .configmaps, let etcd {
+            return try await configMap(
+                method, namespace: namespace, name: name, subresource: subresource, body: body, etcd: etcd,
+                query: query,
+                accept: request.headers[.accept] ?? "")
+        }
         switch (method, name, subresource) {
         case (.get, nil, nil):
             if query["watch"] == "true" || query["watch"] == "1" {
@@ -150,6 +168,37 @@ struct APIHandler: Sendable {
         default:
             throw APIError(
                 code: 405, reason: "MethodNotAllowed", message: "\(method) is not supported on \(request.uri.path)")
+        }
+    }
+
+    /// ConfigMaps with an etcd: read from it before every read, written to
+    /// it after every write, so the store only mirrors what etcd holds.
+    private func configMap(
+        _ method: HTTPRequest.Method, namespace: String?, name: String?, subresource: String?, body: Data,
+        etcd: EtcdObjects, query: Parameters, accept: String
+    ) async throws -> Response {
+        await store.replaceAll(.configmaps, with: try await etcd.load())
+        switch (method, name, subresource) {
+        case (.get, nil, nil):
+            return try await list(.configmaps, namespace: namespace, query: query, accept: accept)
+        case (.get, let name?, nil):
+            return json(try await store.get(.configmaps, namespace: namespace, name: name))
+        case (.post, nil, nil):
+            let object = try await store.create(.configmaps, namespace: namespace, object: try decodeObject(body))
+            try await etcd.save(object)
+            return json(object, status: .created)
+        case (.put, let name?, nil):
+            let object = try await store.replace(
+                .configmaps, namespace: namespace, name: name, object: try decodeObject(body))
+            try await etcd.save(object)
+            return json(object)
+        case (.delete, let name?, nil):
+            let object = try await store.remove(.configmaps, namespace: namespace, name: name)
+            try await etcd.delete(object)
+            return json(object)
+        default:
+            throw APIError(
+                code: 405, reason: "MethodNotAllowed", message: "\(method) is not supported on configmaps here")
         }
     }
 

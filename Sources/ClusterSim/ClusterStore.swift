@@ -4,6 +4,9 @@ import Shared
 /// The resources the simulator serves.
 enum Resource: String, CaseIterable, Sendable {
     case nodes, pods, namespaces, poddisruptionbudgets, daemonsets, replicasets, leases
+    /// Kept in etcd when the simulator is given one (`--etcd-endpoint`),
+    /// as an API server keeps its objects: what a snapshot restore changes.
+    case configmaps
     /// system-upgrade-controller's Plans, served only where its CRD is
     /// installed (`--crd plans.upgrade.cattle.io`).
     case plans
@@ -34,6 +37,7 @@ enum Resource: String, CaseIterable, Sendable {
         case .daemonsets: "DaemonSet"
         case .replicasets: "ReplicaSet"
         case .leases: "Lease"
+        case .configmaps: "ConfigMap"
         case .plans: "Plan"
         case .etcdsnapshotfiles: "ETCDSnapshotFile"
         }
@@ -41,7 +45,7 @@ enum Resource: String, CaseIterable, Sendable {
 
     var apiVersion: String {
         switch self {
-        case .nodes, .pods, .namespaces: "v1"
+        case .nodes, .pods, .namespaces, .configmaps: "v1"
         case .poddisruptionbudgets: "policy/v1"
         case .daemonsets, .replicasets: "apps/v1"
         case .leases: "coordination.k8s.io/v1"
@@ -106,6 +110,26 @@ actor ClusterStore {
     }
 
     var currentResourceVersion: String { String(resourceVersion) }
+
+    /// Every object of `resource` becomes `objects` (what the datastore
+    /// holds, read again), keeping their own resource versions.
+    func replaceAll(_ resource: Resource, with objects: [JSONValue]) {
+        var fresh: [String: JSONValue] = [:]
+        for object in objects {
+            guard let name = object[["metadata", "name"]]?.stringValue else { continue }
+            fresh[Self.key(object[["metadata", "namespace"]]?.stringValue, name)] = object
+        }
+        self.objects[resource] = fresh
+    }
+
+    /// Deletes an object at once (no grace period); 404 when it is not there.
+    func remove(_ resource: Resource, namespace: String?, name: String) throws(APIError) -> JSONValue {
+        guard let object = objects[resource]?.removeValue(forKey: Self.key(namespace, name)) else {
+            throw .notFound(resource, name)
+        }
+        bump()
+        return object
+    }
 
     /// The API server version clients see: the first control plane's.
     var apiServerVersion: String {

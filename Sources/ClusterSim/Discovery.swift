@@ -63,6 +63,9 @@ enum Discovery {
             Entry(
                 name: "namespaces", singular: "namespace", namespaced: false, kind: "Namespace", verbs: all,
                 shortNames: ["ns"]),
+            Entry(
+                name: "configmaps", singular: "configmap", namespaced: true, kind: "ConfigMap", verbs: all,
+                shortNames: ["cm"]),
         ],
         "apps/v1": [
             Entry(

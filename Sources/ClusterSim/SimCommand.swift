@@ -39,6 +39,15 @@ struct SimCommand: AsyncParsableCommand {
             valueName: "plural.group"))
     var crd: [String] = []
 
+    @Option(
+        help:
+            "Keep ConfigMaps in this etcd (https://HOST:PORT), as an API server keeps its objects: every write goes through to it and every read comes from it."
+    )
+    var etcdEndpoint: String?
+
+    @Option(help: "With --etcd-endpoint: the etcd CA, client certificate and key (PEM files), comma-separated.")
+    var etcdTLS: String?
+
     @Option(help: "Address to listen on.")
     var address = "127.0.0.1"
 
@@ -80,8 +89,16 @@ struct SimCommand: AsyncParsableCommand {
             throw ValidationError(
                 "--crd knows \(Resource.customResourceNames.joined(separator: " and ")) only, got \(name)")
         }
+        var etcd: EtcdObjects?
+        if let etcdEndpoint {
+            let files = (etcdTLS ?? "").split(separator: ",").map(String.init)
+            guard files.count == 3 else {
+                throw ValidationError("--etcd-endpoint needs --etcd-tls CA,CERT,KEY")
+            }
+            etcd = EtcdObjects(endpoint: etcdEndpoint, caFile: files[0], certificateFile: files[1], keyFile: files[2])
+        }
         let handler = APIHandler(
-            store: store, token: token, faults: scenario.faults, customResources: Set(crd))
+            store: store, token: token, faults: scenario.faults, customResources: Set(crd), etcd: etcd)
         let portFile = portFile
         let server: HTTPServerBuilder
         switch (tlsCert, tlsKey) {

@@ -145,6 +145,18 @@ extension TestBedSuites {
                     "--snap microk8s --channel 1.34/stable --release 1.34.3 --rollback",
                     "--rollback goes with --role worker"
                 ),
+                (
+                    "--role worker --release 1.34.3 --restore-snapshot /s.db",
+                    "--restore-snapshot goes with --role master"
+                ),
+                (
+                    "--role master --release 1.34.3 --restore-snapshot s.db",
+                    "--restore-snapshot must be an absolute path"
+                ),
+                ("--role master --release 1.34.3 --restore-snapshot '/s.db;reboot'", "must be an absolute path"),
+                ("--role master --release 1.34.3 --restore-snapshot /var/../s.db", "must be an absolute path"),
+                ("--role master --release 1.34.3 --restore-snapshot /s.db --sha256 ABC", "--sha256 must be 64"),
+                ("--role master --release 1.34.3 --sha256 \(String(repeating: "a", count: 64))", "goes with --restore"),
             ]
             for (arguments, message) in cases {
                 let result = try await Self.run(bed, "worker-1", arguments)

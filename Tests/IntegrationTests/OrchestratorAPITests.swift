@@ -160,7 +160,10 @@ struct OrchestratorAPITests {
         for (path, body, status, message) in [
             ("/jobs/7/rollback", #"{"node":"worker-1"}"#, 404, "job 7 does not exist"),
             ("/jobs/1/rollback", #"{"node":"worker 1"}"#, 400, "node: must be a node name"),
-            ("/jobs/1/rollback", #"{"node":"worker-1","all":true}"#, 400, "all: unknown field; allowed: node, dry_run"),
+            (
+                "/jobs/1/rollback", #"{"node":"worker-1","all":true}"#, 400,
+                "all: unknown field; allowed: node, dry_run, confirm_restore"
+            ),
             ("/jobs/1/rollback", "{}", 400, "node: is required"),
         ] {
             let refused = try await api.call("POST", path, route: rollbackRoute, body: body)

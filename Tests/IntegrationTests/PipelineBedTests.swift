@@ -586,6 +586,78 @@ extension TestBedSuites {
             _ = try await server.stop(signal: SIGTERM)
         }
 
+        /// `k8s-upgrade rollback JOB --node master` on the bed's single
+        /// master: refused until confirmed, then the job's snapshot restored
+        /// into the master's real etcd (the static pods stopped, the member
+        /// restarted on the restored data), the packages and manifests back
+        /// at 1.34.3: a ConfigMap created before the upgrade is there, one
+        /// created after it is gone (the simulator keeps ConfigMaps in etcd).
+        @Test func theSingleMasterGoesBackThroughItsSnapshotOnceConfirmed() async throws {
+            let bed = try await TestBed.start()
+            func configMap(_ name: String) async throws {
+                let file = bed.directory.appendingPathComponent("\(name).json")
+                try Data(
+                    #"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"\#(name)","namespace":"default"},"data":{"a":"1"}}"#
+                        .utf8
+                ).write(to: file)
+                _ = try await bed.kubectl("create", "--validate=false", "-f", file.path)
+            }
+            func configMaps() async throws -> String {
+                try await bed.kubectl("get", "configmaps", "-o", "jsonpath={.items[*].metadata.name}")
+            }
+            try await configMap("before-upgrade")
+            let server = try await OrchestratorFixture(bed: bed, extra: ["--soak", "0"]).launch()
+            try await Self.execute(
+                server, #"{"target_version":"1.34.5","kind":"patch","stages":"preflight,snapshot,master"}"#)
+            let upgrade = try await server.waitForJob(1, state: "succeeded", timeout: 60)
+            let snapshot = upgrade[dotted: "result.snapshot_path"]?.stringValue ?? ""
+            try await configMap("after-upgrade")
+            #expect(try await configMaps() == "after-upgrade before-upgrade")
+
+            let unconfirmed = try await server.request("POST", "/jobs/1/rollback", body: #"{"node":"master"}"#)
+            #expect(unconfirmed.status == 422)
+            #expect(
+                unconfirmed.text.contains(
+                    "taking master back to 1.34.3 restores job 1's etcd snapshot \(snapshot): every change made to "
+                        + "the cluster since that snapshot is lost"), "\(unconfirmed.text)")
+            let confirmed = try await server.request(
+                "POST", "/jobs/1/rollback", body: #"{"node":"master","confirm_restore":true}"#)
+            #expect(confirmed.status == 202, "\(confirmed.text)")
+            let restore = try await server.waitForJob(2, state: "succeeded", timeout: 90)
+            let output = Self.events(restore).filter { $0.kind == "output" }.map(\.message)
+            #expect(output.contains { $0.hasPrefix("==> snapshot SHA-256 ") && $0.hasSuffix(", as recorded") })
+            #expect(output.contains("==> waiting up to 120 s for etcd and the API server to stop"), "\(output)")
+            #expect(output.contains("==> done: master at 1.34.3, etcd restored from \(snapshot)"), "\(output)")
+            #expect(!Self.events(restore).contains { $0.message.hasPrefix("cordon ") }, "a restore cordons nothing")
+
+            #expect(try await configMaps() == "before-upgrade")
+            let nodes = try await Self.nodes(bed)
+            #expect(nodes.values.allSatisfy { $0 == NodeState(version: "v1.34.3", unschedulable: false) }, "\(nodes)")
+            let version = try await bed.kubectl("version", "-o", "json")
+            #expect(version.contains(#""gitVersion": "v1.34.3""#), "\(version)")
+            let master = bed.directory.appendingPathComponent("nodes/master")
+            for package in ["kubeadm", "kubelet", "kubectl"] {
+                let installed = try String(
+                    contentsOf: master.appendingPathComponent("var/lib/testbed/installed/\(package)"), encoding: .utf8)
+                #expect(installed == "1.34.3-1.1\n", "\(package)")
+                #expect(
+                    FileManager.default.fileExists(
+                        atPath: master.appendingPathComponent("var/lib/testbed/holds/\(package)").path))
+            }
+            let kept = try FileManager.default.contentsOfDirectory(
+                atPath: master.appendingPathComponent("var/lib").path)
+            #expect(kept.contains { $0.hasPrefix("etcd.before-restore-") }, "the replaced data folder is kept: \(kept)")
+
+            // Again: nothing left to do, and nothing is stopped.
+            let again = try await server.request(
+                "POST", "/jobs/1/rollback", body: #"{"node":"master","confirm_restore":true}"#)
+            #expect(again.status == 202, "\(again.text)")
+            let skipped = try await server.waitForJob(3, state: "succeeded", timeout: 30)
+            #expect(!Self.events(skipped).contains { $0.kind == "output" }, "no node script ran")
+            #expect(try await configMaps() == "before-upgrade")
+            _ = try await server.stop(signal: SIGTERM)
+        }
+
         /// A new job on a cluster another job left mid-upgrade keeps that
         /// job's pre-upgrade snapshot as the rollback point: a snapshot of
         /// the mixed state is not one.

@@ -111,8 +111,9 @@ extension TestBedSuites {
             let bed = try await TestBed.start(scenario: "ha")
             #expect(bed.nodes == ["cp-1", "cp-2", "cp-3", "worker-1", "worker-2", "worker-3"])
             let pids = bed.pids()
-            // simulator, API proxy, repository, three etcd members, Pushgateway, Prometheus, webhook receiver, six sshd
-            #expect(pids.count == 15)
+            // simulator, API proxy, repository, three etcd members, the static pods' watcher, Pushgateway,
+            // Prometheus, webhook receiver, six sshd
+            #expect(pids.count == 16)
             #expect(pids.allSatisfy(Self.isRunning))
             try await bed.down()
             #expect(!pids.contains(where: Self.isRunning))

@@ -423,6 +423,7 @@ import Testing
         func nodeStep(role: NodeRole, target: KubeVersion) -> [String] { base.nodeStep(role: role, target: target) }
         func revertStep(role: NodeRole, to release: KubeVersion) -> [String]? { nil }
         func workerRollbackStep(to release: KubeVersion) -> [String] { base.workerRollbackStep(to: release) }
+        func controlPlaneRestoreGuidance(_ point: RestorePoint) -> [String] { base.controlPlaneRestoreGuidance(point) }
         func apiServerPod(on node: String) -> String? { base.apiServerPod(on: node) }
         var hold: UpdaterHold? { nil }
         func notApplicable(_ stage: UpgradeStage) -> String? {

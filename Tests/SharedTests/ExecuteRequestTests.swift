@@ -54,7 +54,7 @@ import Testing
             ("[]", "body", "a JSON object"), ("{", "body", "valid JSON"), ("{}", "node", "is required"),
             (#"{"node":7}"#, "node", "must be a string, got a number"),
             (#"{"node":"Worker 2"}"#, "node", "DNS-1123"), (#"{"node":"w","dry_run":"no"}"#, "dry_run", "boolean"),
-            (#"{"node":"w","force":true}"#, "force", "unknown field; allowed: node, dry_run"),
+            (#"{"node":"w","force":true}"#, "force", "unknown field; allowed: node, dry_run, confirm_restore"),
         ] {
             #expect {
                 try RollbackRequest(json: Data(body.utf8))

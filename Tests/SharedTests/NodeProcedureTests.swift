@@ -69,4 +69,16 @@ import Testing
         #expect(text(.finish, drains: true) == "start, uncordon, verify, done")
         #expect(text(.skip("already at 1.34.3"), drains: true) == "")
     }
+
+    @Test func aControlPlaneRestoreNeitherCordonsNorDrains() {
+        let script = ["--role", "master", "--release", "1.34.3", "--restore-snapshot", "/s.db"]
+        func text(_ action: NodeAction) -> String {
+            NodeProcedure.restoreOperations(action: action, script: script).map(\.description).joined(separator: ", ")
+        }
+        #expect(
+            text(.upgrade)
+                == "start, reach, script --role master --release 1.34.3 --restore-snapshot /s.db, verify, done")
+        #expect(text(.finish) == "start, verify, done")
+        #expect(text(.skip("already at 1.34.3")) == "")
+    }
 }

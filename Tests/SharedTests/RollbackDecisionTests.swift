@@ -27,6 +27,95 @@ import Testing
         RollbackDecision.decide(job: 4, state: state, request: request, result: result, node: node, dryRun: dryRun)
     }
 
+    /// The report of a job that took a snapshot, with `controlPlanes` control planes.
+    static func withSnapshot(controlPlanes: Int = 1, sha256: Bool = true) -> JSONValue {
+        let planes = (1...controlPlanes).map { index in
+            let name = index == 1 ? "master" : "cp-\(index)"
+            let role = index == 1 ? "master" : "control-plane"
+            return #"{"name":"\#(name)","role":"\#(role)","before":"1.34.3"}"#
+        }
+        let worker = #"{"name":"worker-1","role":"worker","before":"1.34.3"}"#
+        let hash = sha256 ? #","snapshot_sha256":"\#(String(repeating: "ab", count: 32))""# : ""
+        return try! JSONValue(
+            parsing: Data(
+                #"{"snapshot_path":"/var/backups/k8s-upgrade-pre-1.34.5-1.db"\#(hash),"nodes":[\#((planes + [worker]).joined(separator: ","))]}"#
+                    .utf8))
+    }
+
+    @Test func theSingleKubeadmControlPlaneGoesBackThroughItsSnapshotOnceConfirmed() throws {
+        let result = Self.withSnapshot()
+        guard case let .refused(unconfirmed) = Self.decide(result: result, node: "master") else {
+            Issue.record("a restore is not run without confirmation")
+            return
+        }
+        #expect(
+            unconfirmed.hasPrefix(
+                "taking master back to 1.34.3 restores job 4's etcd snapshot /var/backups/k8s-upgrade-pre-1.34.5-1.db: "
+                    + "every change made to the cluster since that snapshot is lost"), "\(unconfirmed)")
+        #expect(unconfirmed.contains("First roll back each upgraded worker"), "\(unconfirmed)")
+        #expect(unconfirmed.contains("k8s-upgrade rollback 4 --node worker-1;") == false)
+        #expect(
+            unconfirmed.hasSuffix(
+                "k8s-upgrade rollback 4 --node master --confirm-restore (API: \"confirm_restore\": true)"))
+        let accepted = ExecuteRequest(
+            targetVersion: KubeVersion(major: 1, minor: 34, patch: 3), kind: .patch, stages: .only([.master]),
+            rollback: .init(job: 4, node: "master"))
+        #expect(
+            RollbackDecision.decide(
+                job: 4, state: .failed, request: Self.upgrade, result: result, node: "master", dryRun: false,
+                confirmRestore: true) == .accepted(accepted))
+        // A dry run changes nothing: no confirmation needed.
+        guard case let .accepted(dry) = Self.decide(result: result, node: "master", dryRun: true) else {
+            Issue.record("a dry run of a restore is accepted")
+            return
+        }
+        #expect(dry.dryRun && dry.stages == .only([.master]))
+        // The node script's restore, with the SHA-256 when the job kept a copy.
+        let point = RestorePoint(
+            job: 4, snapshot: "/var/backups/s.db", sha256: nil, release: KubeVersion(major: 1, minor: 34, patch: 3),
+            controlPlanes: ["master"], workers: [])
+        #expect(
+            KubeadmApt().controlPlaneRestoreStep(point)
+                == ["--role", "master", "--release", "1.34.3", "--restore-snapshot", "/var/backups/s.db"])
+        var hashed = point
+        hashed.sha256 = "ff"
+        #expect(KubeadmApt().controlPlaneRestoreStep(hashed)?.suffix(2) == ["--sha256", "ff"])
+    }
+
+    @Test func severalControlPlanesOrAnotherDistributionGetTheExactStepsInstead() throws {
+        guard
+            case let .refused(ha) = RollbackDecision.decide(
+                job: 4, state: .succeeded, request: Self.upgrade, result: Self.withSnapshot(controlPlanes: 3),
+                node: "master", dryRun: false, confirmRestore: true)
+        else {
+            Issue.record("an HA control plane is not restored by the tool")
+            return
+        }
+        #expect(
+            ha.hasPrefix(
+                "job 4's cluster has 3 control planes (master, cp-2, cp-3): every etcd member must be restored from "
+                    + "the same snapshot before any of them starts"), "\(ha)")
+        #expect(ha.contains("\n1. First roll back each upgraded worker"))
+        #expect(
+            ha.contains(
+                "echo '\(String(repeating: "ab", count: 32))  /var/backups/k8s-upgrade-pre-1.34.5-1.db' | sha256sum -c")
+        )
+        #expect(
+            ha.contains("etcdutl snapshot restore /var/backups/k8s-upgrade-pre-1.34.5-1.db --data-dir /var/lib/etcd"))
+        #expect(ha.contains("kubeadm=$v kubelet=$v kubectl=$v"))
+        let k3s = try K3s()
+        guard
+            case let .refused(other) = RollbackDecision.decide(
+                job: 4, state: .succeeded, request: Self.upgrade, result: Self.withSnapshot(sha256: false),
+                node: "master", dryRun: false, confirmRestore: true, distribution: k3s)
+        else {
+            Issue.record("a K3s server is not restored by the tool")
+            return
+        }
+        #expect(other.hasPrefix("the tool does not restore a k3s control plane itself. By hand"), "\(other)")
+        #expect(other.contains("--cluster-reset-restore-path=/var/backups/k8s-upgrade-pre-1.34.5-1.db"))
+    }
+
     @Test func anUpgradedWorkerGoesBackToItsReleaseBeforeTheJobThroughTheWorkersStage() {
         #expect(
             Self.decide()
@@ -57,7 +146,7 @@ import Testing
         (.interrupted, "worker-1", "job 4 is interrupted and would be resumed; abort it first (DELETE /jobs/4)"),
         (
             .aborted, "master",
-            "master is a control plane (master) in job 4: taking a control plane back is a datastore snapshot restore"
+            "master is a control plane, which goes back through a restore of its etcd snapshot, and job 4 kept no snapshot"
         ),
         (.succeeded, "worker-2", "job 4 did not change worker-2: it was at 1.34.5 before the job"),
         (.succeeded, "worker-3", "job 4 did not record worker-3's version before it (\"?\")"),

@@ -148,16 +148,22 @@ enum OpenAPIDocument {
               - {$ref: "#/components/parameters/JobID"}
             post:
               operationId: rollbackNode
-              summary: Queue a rollback job that takes one worker of job {id} back to its release before that job.
+              summary: Queue a rollback job that takes one node of job {id} back to its release before that job.
               description: >-
                 The release comes from the job's report (the node's version before its first run). The
                 rollback is a job of its own: the worker is cordoned and drained, the distribution's
                 rollback runs on it (kubeadm: the older packages with apt's --allow-downgrades, held
                 again; MicroK8s: snap revert; K3s: the binary the upgrade kept), the kubelet must report
                 the older release, and the worker is uncordoned unless someone else had cordoned it. It
-                does not wait for the halt-on-alert gate and does not soak. A job that is still active
-                or interrupted, a dry run, a rollback, a control plane (a datastore snapshot restore,
-                see the runbook) or a node the job did not change answers 422.
+                does not wait for the halt-on-alert gate and does not soak. A control plane goes back
+                through the job's datastore snapshot: on a kubeadm cluster with one control plane and
+                confirm_restore true, the snapshot is checked, the static pods stopped, etcd restored
+                from it (the old data folder kept), the older packages installed and held, kubeadm's
+                backup of the older manifests put back and the kubelet restarted; every change since
+                the snapshot is lost, and workers newer than the older release must go back first.
+                Without confirm_restore, or with several control planes (the answer then lists the
+                exact steps with the job's values), it answers 422. So do a job that is still active
+                or interrupted, a dry run, a rollback, or a node the job did not change.
               requestBody:
                 required: true
                 content:
@@ -169,10 +175,14 @@ enum OpenAPIDocument {
                       properties:
                         node:
                           type: string
-                          description: the worker, a DNS-1123 subdomain
+                          description: the node, a DNS-1123 subdomain
                           maxLength: 253
                           pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"
                         dry_run: {type: boolean, default: false}
+                        confirm_restore:
+                          type: boolean
+                          default: false
+                          description: a control plane's rollback restores the job's snapshot, losing every change since
               responses:
                 "202":
                   description: the rollback job, queued

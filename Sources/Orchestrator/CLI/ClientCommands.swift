@@ -189,24 +189,33 @@ struct ResumeCommand: AsyncParsableCommand {
 struct RollbackCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rollback",
-        abstract: "Take one worker of an upgrade job back to its release before that job (POST /jobs/{id}/rollback).",
+        abstract: "Take one node of an upgrade job back to its release before that job (POST /jobs/{id}/rollback).",
         discussion: """
             The rollback is a job of its own, with events, notices and a report: the worker is cordoned \
             and drained, the distribution's rollback runs on it (kubeadm: the packages at the older \
             release with apt's --allow-downgrades, held again; MicroK8s: snap revert, held, the old \
             channel; K3s: the binary the upgrade kept), the kubelet must report the older release, then \
-            the worker is uncordoned. Control planes go back through a datastore snapshot restore \
-            instead: see the runbook. With --follow, the job is watched until it ends, as status --follow.
+            the worker is uncordoned. A control plane goes back through the job's datastore snapshot: \
+            on a kubeadm cluster with one control plane, with --confirm-restore, the tool checks the \
+            snapshot, stops the static pods, restores etcd from it (the old data folder kept), installs \
+            the older packages, puts back kubeadm's backup of the older manifests and restarts the \
+            kubelet; every change since the snapshot is lost. Workers go back first. With several \
+            control planes, the refusal lists the exact steps with the job's values. With --follow, the \
+            job is watched until it ends, as status --follow.
             """)
 
     @Argument(help: "The upgrade job's id.")
     var id: Int64
 
-    @Option(help: "The worker to take back. (required)")
+    @Option(help: "The node to take back. (required)")
     var node: String
 
     @Flag(help: "Perform every read, record every write instead of making it.")
     var dryRun = false
+
+    @Flag(
+        help: "Agree that a control plane's rollback restores the job's datastore snapshot, losing every change since.")
+    var confirmRestore = false
 
     @Flag(help: "Watch the rollback job until it ends.")
     var follow = false
@@ -217,7 +226,7 @@ struct RollbackCommand: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
-        let body = RollbackRequest(node: node, dryRun: dryRun).jsonBody()
+        let body = RollbackRequest(node: node, dryRun: dryRun, confirmRestore: confirmRestore).jsonBody()
         let job = try await client.client().call("POST", "/jobs/\(id)/rollback", body: body, expect: [202])
         let rollbackID = Int64(job[dotted: "id"]?.intValue ?? 0)
         print(client.json ? JobText.json(job) : "job \(rollbackID) \(JobText.summaryLine(job))")

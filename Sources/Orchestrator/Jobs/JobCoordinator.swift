@@ -69,12 +69,15 @@ actor JobCoordinator: Service {
     var running: (id: Int64, control: JobControl)?
     let wakeups: AsyncStream<Void>
     let wake: AsyncStream<Void>.Continuation
+    /// Whose control-plane restore a rollback decides on.
+    let distribution: any Distribution
 
     init(
         store: JobStore, pipeline: any Pipeline, admit: @escaping @Sendable (ExecuteRequest) async throws -> Admission,
         log: Logger, pollInterval: Duration, lease: LeaderLease? = nil, clock: any JobClock = SystemJobClock(),
-        progressed: @escaping @Sendable (Double) -> Void = { _ in }
+        progressed: @escaping @Sendable (Double) -> Void = { _ in }, distribution: any Distribution = KubeadmApt()
     ) {
+        self.distribution = distribution
         self.clock = clock
         self.store = store
         self.admit = admit
@@ -126,14 +129,15 @@ actor JobCoordinator: Service {
         }
     }
 
-    /// Queues a rollback job that takes one worker of job `id` back to its
-    /// release before that job, as the job's record says.
+    /// Queues a rollback job that takes one node of job `id` back to its
+    /// release before that job, as the job's record says (a control plane
+    /// through the job's snapshot, once confirmed).
     func rollback(_ id: Int64, _ rollback: RollbackRequest) async throws -> RollbackOutcome {
         try await requireLeading()
         guard let source = try await store.job(id) else { return .notFound }
         let decision = RollbackDecision.decide(
             job: id, state: source.state, request: source.request, result: source.result, node: rollback.node,
-            dryRun: rollback.dryRun)
+            dryRun: rollback.dryRun, confirmRestore: rollback.confirmRestore, distribution: distribution)
         switch decision {
         case let .refused(reason):
             log.warning("rollback refused", ["job": String(id), "node": rollback.node, "reason": reason])

@@ -10,6 +10,13 @@ extension UpgradePipeline {
     func controlPlanes(_ job: JobContext) async throws -> StageOutcome {
         let steps = job.state.withLock { $0.plan.controlPlanes }
         let upgraded = try await nodes(steps, stage: .master, job: job)
+        if let rollback = job.request.rollback {
+            return upgraded == 0
+                ? .skipped("\(rollback.node) was already at \(job.request.targetVersion)")
+                : .done(
+                    "\(rollback.node) \(wouldBe(job)) back at \(job.request.targetVersion), its datastore restored "
+                        + "from job \(rollback.job)'s snapshot")
+        }
         return .done("\(upgraded) of \(steps.count) control planes upgraded; the others were already done")
     }
 
@@ -34,14 +41,19 @@ extension UpgradePipeline {
             guard let (node, action) = try await liveStep(step, job: job, stage: stage) else { continue }
             let drains = NodeProcedure.drains(kind: job.request.kind, patchDrain: settings.patchDrain)
             let target = job.request.targetVersion
-            let operations =
-                job.request.rollback == nil
-                ? NodeProcedure.operations(
+            let operations: [NodeOperation]
+            if job.request.rollback == nil {
+                operations = NodeProcedure.operations(
                     role: step.role, action: action,
                     script: settings.distribution.nodeStep(role: step.role, target: target),
                     soaks: settings.soak > .zero, drains: drains)
-                : NodeProcedure.rollbackOperations(
+            } else if step.role == .worker {
+                operations = NodeProcedure.rollbackOperations(
                     action: action, script: settings.distribution.workerRollbackStep(to: target), drains: drains)
+            } else {
+                let script = job.state.withLock { $0.restoreStep } ?? []
+                operations = NodeProcedure.restoreOperations(action: action, script: script)
+            }
             let before = job.state.withLock { $0.beforeJob[node.name] } ?? node.kubelet?.description ?? "?"
             var work = NodeWork(
                 node: node, step: step, action: action, stage: stage,

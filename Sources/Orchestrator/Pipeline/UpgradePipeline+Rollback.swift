@@ -3,7 +3,9 @@ import SharedIO
 
 // A rollback job (`POST /jobs/{id}/rollback`): one worker taken back to its
 // release before an upgrade job, through the workers stage with the
-// distribution's rollback step (``NodeProcedure/rollbackOperations(action:script:drains:)``).
+// distribution's rollback step (``NodeProcedure/rollbackOperations(action:script:drains:)``);
+// or the single control plane, through the master stage with the
+// distribution's restore of the job's snapshot (``NodeProcedure/restoreOperations(action:script:)``).
 extension UpgradePipeline {
     /// Each node's version before this job, from the report an earlier run
     /// of it kept; empty on a first run.
@@ -27,6 +29,9 @@ extension UpgradePipeline {
         let node: NodeFacts
         do { node = try await cluster.node(rollback.node) } catch {
             throw JobFailure("\(rollback.node) cannot be read, so nothing was changed: \(error)")
+        }
+        if node.isControlPlane, job.request.stages.includes(.master) {
+            return try await beginRestore(rollback, node: node, job: job)
         }
         guard !node.isControlPlane else {
             throw JobFailure(
@@ -55,6 +60,72 @@ extension UpgradePipeline {
         notify(
             job, .info,
             "\(job.request.dryRun ? "Dry run of the rollback" : "Rollback") of \(node.name) to \(target) started",
+            lines)
+    }
+
+    /// Stage 0 of a control plane's rollback, checked again against the
+    /// live cluster (the decision read only the job's record): one control
+    /// plane, no kubelet newer than the older release, and the job's
+    /// snapshot still on record. Nothing is changed when a check fails.
+    private func beginRestore(_ rollback: ExecuteRequest.Rollback, node: NodeFacts, job: JobContext) async throws {
+        let target = job.request.targetVersion
+        let result = try await job.store.job(rollback.job)?.result
+        guard let snapshot = result?[dotted: "snapshot_path"]?.stringValue, !snapshot.isEmpty else {
+            throw JobFailure("job \(rollback.job)'s record holds no snapshot, so nothing was changed")
+        }
+        let nodes = try await cluster.nodes()
+        let controlPlanes = nodes.filter(\.isControlPlane).map(\.name)
+        let point = RestorePoint(
+            job: rollback.job, snapshot: snapshot, sha256: result?[dotted: "snapshot_sha256"]?.stringValue,
+            release: target, controlPlanes: [node.name] + controlPlanes.filter { $0 != node.name },
+            workers: nodes.filter { !$0.isControlPlane }.map(\.name))
+        guard let script = settings.distribution.controlPlaneRestoreStep(point) else {
+            throw JobFailure(
+                "the cluster has \(controlPlanes.count) control planes now (\(controlPlanes.joined(separator: ", "))), "
+                    + "so nothing was changed: the tool restores a single control plane only; see the runbook's "
+                    + "rollback section")
+        }
+        let newer = nodes.filter { other in
+            other.name != node.name && (other.kubelet.map { $0.release > target.release } ?? false)
+        }
+        guard newer.isEmpty else {
+            throw JobFailure(
+                "nothing was changed: "
+                    + newer.map { "\($0.name) runs kubelet \($0.kubelet?.description ?? "?")" }.joined(separator: ", ")
+                    + ", newer than \(target), and a kubelet may not be newer than its API server; roll "
+                    + (newer.count == 1 ? "it" : "them") + " back first ("
+                    + newer.map { "k8s-upgrade rollback \(rollback.job) --node \($0.name)" }.joined(separator: "; ")
+                    + ")")
+        }
+        let apiServer = try await cluster.apiServerVersion(on: node.name)
+        let action = UpgradePlan.action(for: node, apiServer: apiServer, target: target, isControlPlane: true)
+        job.state.withLock {
+            $0.plan = UpgradePlan(
+                controlPlanes: [NodeStep(node: node.name, role: .master, action: action, from: node.kubelet)],
+                workers: [])
+            $0.restoreStep = script
+            $0.report.snapshotPath = snapshot
+        }
+        let what: String
+        switch action {
+        case .upgrade:
+            what =
+                "\(node.kubelet?.description ?? "?") → \(target), the \(settings.distribution.datastore) snapshot "
+                + "\(snapshot) restored (update_k8s.sh \(Shell.command(script)))"
+        case .finish: what = "at \(target); verify"
+        case let .skip(reason): what = "skip: \(reason)"
+        }
+        let lines = [
+            "\(node.name), undoing job \(rollback.job): \(what)",
+            "every change to the cluster since that snapshot is lost; the API is away while the control plane "
+                + "restarts",
+            "no halt-on-alert gate: an alert is what a rollback answers",
+        ]
+        try await job.record(.info, "rollback plan: " + lines.joined(separator: "; "))
+        notify(
+            job, .warning,
+            "\(job.request.dryRun ? "Dry run of the restore" : "Restore") of \(node.name) to \(target) from job "
+                + "\(rollback.job)'s snapshot started",
             lines)
     }
 

@@ -75,6 +75,8 @@ final class UpgradePipeline: Pipeline {
         /// reported: a resume's report (and a rollback of the job) keeps
         /// the release a node had before the first run changed it.
         var beforeJob: [String: String] = [:]
+        /// A control plane's rollback: the node script's restore arguments.
+        var restoreStep: [String]?
     }
 
     init(

@@ -88,7 +88,7 @@ struct Server {
         let coordinator = JobCoordinator(
             store: store, pipeline: pipeline, admit: { try await admitter.admit($0) }, log: log,
             pollInterval: settings.pollInterval, lease: lease, clock: clock,
-            progressed: { time in gauges.update { $0.lastProgress = time } })
+            progressed: { time in gauges.update { $0.lastProgress = time } }, distribution: settings.distribution)
         await coordinator.whenLeading {
             await takeOver(
                 store: store, cluster: cluster, coordinator: coordinator, notifier: notifier, gauges: gauges, log: log)

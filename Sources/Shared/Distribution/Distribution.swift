@@ -80,6 +80,16 @@ public protocol Distribution: Sendable {
     /// The node script's arguments that take an upgraded worker back to
     /// `release`, its release before the job (`k8s-upgrade rollback`).
     func workerRollbackStep(to release: KubeVersion) -> [String]
+    /// The node script's arguments that take the single control plane back
+    /// to `point`: its datastore restored from the job's snapshot, its
+    /// packages and control plane at the release before the job; `nil`
+    /// where the tool does not run that restore (``controlPlaneRestoreGuidance(_:)``
+    /// says how by hand).
+    func controlPlaneRestoreStep(_ point: RestorePoint) -> [String]?
+    /// The exact commands, with this job's values, that restore `point` by
+    /// hand: on a cluster with several control planes, or where the tool
+    /// does not run the restore.
+    func controlPlaneRestoreGuidance(_ point: RestorePoint) -> [String]
     /// The API path of the pod whose image names a control plane's API
     /// server version; `nil` when the API server runs inside the kubelet's
     /// process (MicroK8s' kubelite), whose version is then the kubelet's.

@@ -109,4 +109,17 @@ public enum NodeProcedure {
         case .finish: [.start, .uncordon, .verify, .done]
         }
     }
+
+    /// What a control plane's rollback does (`action` judged against the
+    /// older release): the distribution's restore `script` (which stops the
+    /// control plane's static pods itself), then Ready at the older release.
+    /// Neither cordon nor drain: a single control plane's pods have nowhere
+    /// else to go, and the orchestrator may be one of them.
+    public static func restoreOperations(action: NodeAction, script: [String]) -> [NodeOperation] {
+        switch action {
+        case .skip: []
+        case .upgrade: [.start, .reach, .script(script), .verify, .done]
+        case .finish: [.start, .verify, .done]
+        }
+    }
 }

@@ -314,7 +314,7 @@ struct InProcessOrchestrator {
         let jobs = try await JobStore(path: path)
         let coordinator = JobCoordinator(
             store: jobs, pipeline: pipeline, admit: { _ in .accepted }, log: log, pollInterval: .seconds(5),
-            clock: clock)
+            clock: clock, distribution: options.distribution)
         return InProcessOrchestrator(
             clock: clock, store: store, nodes: nodes, alerts: alerts, notices: notices, jobs: jobs,
             coordinator: coordinator, cluster: cluster, gauges: gauges)
