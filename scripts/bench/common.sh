@@ -75,3 +75,28 @@ bench_serve() {
   # shellcheck disable=SC2034 # for the caller
   SERVE_URL="http://127.0.0.1:$(cat "$dir/port")"
 }
+
+# bench_smoke_cluster FILE: writes the scenario (testbed.sh up --scenario
+# FILE) that --smoke's patch jobs run on instead of the default cluster's
+# 1 master + 4 workers: the default cluster's workloads (ClusterSim's
+# Scenario.standard: the kube-proxy DaemonSet; web, 4 replicas under
+# web-pdb, which needs 3 healthy, so its evictions wait for replacements;
+# cache, 2 replicas with an emptyDir) on a master and 2 workers, the fewest
+# a drain finishes on (the master is tainted, so a worker's pods move to the
+# other one); pods Ready 0.2 s after scheduling and a 1 s grace period. Sets
+# SMOKE_CLUSTER, the shape to print.
+bench_smoke_cluster() {
+  cat >"$1" <<'JSON'
+{"nodes": [{"name": "master", "roles": ["control-plane"], "kubeletVersion": "1.34.3"},
+           {"name": "worker-1", "kubeletVersion": "1.34.3"},
+           {"name": "worker-2", "kubeletVersion": "1.34.3"}],
+ "workloads": [{"kind": "DaemonSet", "namespace": "kube-system", "name": "kube-proxy", "labels": {"k8s-app": "kube-proxy"}},
+               {"kind": "ReplicaSet", "namespace": "default", "name": "web", "replicas": 4, "labels": {"app": "web"}},
+               {"kind": "ReplicaSet", "namespace": "default", "name": "cache", "replicas": 2, "labels": {"app": "cache"},
+                "emptyDir": true}],
+ "budgets": [{"namespace": "default", "name": "web-pdb", "minAvailable": 3, "selector": {"app": "web"}}],
+ "readyAfterSeconds": 0.2, "defaultGracePeriodSeconds": 1}
+JSON
+  # shellcheck disable=SC2034 # for the caller
+  SMOKE_CLUSTER="1 master + 2 workers, the default cluster's workloads, pods Ready 0.2 s after scheduling, 1 s grace periods"
+}

@@ -2,11 +2,12 @@
 # Drain: kubectl against the product, on identical simulated nodes.
 #
 # The cluster: 2 x RUNS drain targets and 3 spare workers that take the
-# replacements. Every target holds 110 pods (the kubelet's default maximum):
-# 2 DaemonSet pods, 18 pods of 6 ReplicaSets each under a budget of
-# maxUnavailable 1 (an eviction is refused until the replacement of the
-# last one is Ready, 1 s after it is scheduled), and 90 pods of 9 plain
-# ReplicaSets, 2 of them with an emptyDir; every pod has a 2 s grace period.
+# replacements (1 with --smoke). Every target holds 110 pods (the kubelet's
+# default maximum): 2 DaemonSet pods, 18 pods of 6 ReplicaSets each under a
+# budget of maxUnavailable 1 (an eviction is refused until the replacement
+# of the last one is Ready, 1 s after it is scheduled), and 90 pods of 9
+# plain ReplicaSets, 2 of them with an emptyDir; every pod has a 2 s grace
+# period.
 # The targets are cordoned first, so replacements land on the spares and
 # each drain starts from the same state.
 #
@@ -27,33 +28,49 @@
 # product no more than kubectl).
 #   scripts/bench/drain.sh [runs]   (default 3)
 #   scripts/bench/drain.sh --smoke [runs]   (default 1; 11 pods a target and no budget, Ready
-#     0.2 s after scheduling, a 1 s grace period, the API away 1 s, no soak; the
-#     debug build, or K8SUP_BENCH_BIN)
+#     0.2 s after scheduling, a 1 s grace period, 1 spare; the patch upgrade on a
+#     master and 2 workers holding the default cluster's workloads (Ready 0.2 s
+#     after scheduling, 1 s grace periods), the API away 1 s, no soak; the debug
+#     build, or K8SUP_BENCH_BIN)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/bench/common.sh
 bench_init "$@"
 set -- "${ARGS[@]+"${ARGS[@]}"}"
 runs=${1:-3}
-guarded=6 plain=9 plain_replicas=10 ready=1 grace=2 outage=20 soak=2
+guarded=6 plain=9 plain_replicas=10 ready=1 grace=2 spares=3 outage=20 soak=2 poll=0.5
 if ((SMOKE)); then
   (($# > 0)) || runs=1
-  guarded=0 plain=3 plain_replicas=3 ready=0.2 grace=1 outage=1 soak=0
+  guarded=0 plain=3 plain_replicas=3 ready=0.2 grace=1 spares=1 outage=1 soak=0 poll=0.2
 fi
 pods=$((2 + 3 * guarded + plain * plain_replicas))
 
 work=$(mktemp -d)
 bed="$work/bed"
-trap './scripts/testbed.sh down --dir "$bed" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+# The bed's orchestrator pod goes first, while the API still answers: its
+# k8s-upgrade releases the leader lease as it stops, and with the API gone
+# as well it outlasts `testbed.sh down`'s 5 s wait for a SIGKILL.
+teardown() {
+  local pid state
+  if pid=$(cat "$bed/pids/orchestrator-pod.pid" 2>/dev/null) && kill -TERM "$pid" 2>/dev/null; then
+    for _ in $(seq 200); do
+      state=$(ps -o stat= -p "$pid") || break
+      [[ $state != Z* ]] || break
+      sleep 0.05
+    done
+  fi
+  ./scripts/testbed.sh down --dir "$bed" >/dev/null 2>&1 || true
+}
+trap 'teardown; rm -rf "$work"' EXIT
 bench_binaries k8s-upgrade k8s-cluster-sim
 bin=$BIN
 
-python3 - "$runs" "$guarded" "$plain" "$plain_replicas" "$ready" "$grace" >"$work/scenario.json" <<'PY'
+python3 - "$runs" "$guarded" "$plain" "$plain_replicas" "$ready" "$grace" "$spares" >"$work/scenario.json" <<'PY'
 import json, sys
 runs, guarded, plain, plain_replicas = map(int, sys.argv[1:5])
-ready, grace = float(sys.argv[5]), int(sys.argv[6])
+ready, grace, spares = float(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
 targets = [f"drain-{i}" for i in range(1, 2 * runs + 1)]
-spares = [f"spare-{i}" for i in range(1, 4)]
+spares = [f"spare-{i}" for i in range(1, spares + 1)]
 nodes = [{"name": "master", "roles": ["control-plane"], "kubeletVersion": "1.34.3"}]
 nodes += [{"name": n, "kubeletVersion": "1.34.3"} for n in targets + spares]
 workloads = [{"kind": "DaemonSet", "namespace": "kube-system", "name": ds, "labels": {"app": ds}}
@@ -72,7 +89,9 @@ print(json.dumps({"nodes": nodes, "workloads": workloads, "budgets": budgets,
                   "readyAfterSeconds": ready, "defaultGracePeriodSeconds": grace}))
 PY
 
-echo "bringing up the drain cluster ($((2 * runs)) targets x $pods pods, 3 spares; binaries: $bin) ..."
+spare_text="$spares spares"
+((spares > 1)) || spare_text="$spares spare"
+echo "bringing up the drain cluster ($((2 * runs)) targets x $pods pods, $spare_text; binaries: $bin) ..."
 ./scripts/testbed.sh up --dir "$bed" --bin-dir "$bin" --scenario "$work/scenario.json" >"$work/up.log" 2>&1 ||
   { cat "$work/up.log" >&2; exit 1; }
 # shellcheck source=/dev/null
@@ -172,20 +191,25 @@ awk -v k="$mk" -v p="$mp" -v l="$lower" -v rk="$(bench_median "${kubectl_request
 ./scripts/testbed.sh down --dir "$bed" >/dev/null 2>&1
 
 echo
-echo "full patch upgrade of the default cluster (1 + 4, ${soak} s soaks, the API away ${outage} s at the master's restart) ..."
-./scripts/testbed.sh up --dir "$bed" --bin-dir "$bin" --orchestrator --soak "$soak" --api-outage "$outage" \
-  >"$work/up.log" 2>&1 || { cat "$work/up.log" >&2; exit 1; }
+cluster=() shape="the default cluster (1 + 4"
+if ((SMOKE)); then
+  bench_smoke_cluster "$work/cluster.json"
+  cluster=(--scenario "$work/cluster.json") shape="a smaller cluster ($SMOKE_CLUSTER"
+fi
+echo "full patch upgrade of $shape, ${soak} s soaks, the API away ${outage} s at the master's restart) ..."
+./scripts/testbed.sh up --dir "$bed" --bin-dir "$bin" ${cluster[@]+"${cluster[@]}"} --orchestrator --soak "$soak" \
+  --api-outage "$outage" >"$work/up.log" 2>&1 || { cat "$work/up.log" >&2; exit 1; }
 # shellcheck source=/dev/null
 source "$bed/env"
 token=$(cat "$TESTBED_ORCHESTRATOR_TOKEN_FILE")
 curl -sf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
   -d '{"target_version":"1.34.5","kind":"patch"}' "$TESTBED_ORCHESTRATOR_URL/execute" >/dev/null
-state=""
-for _ in $(seq 600); do
+state="" deadline=$((SECONDS + 300))
+while ((SECONDS < deadline)); do
   curl -sf -H "Authorization: Bearer $token" "$TESTBED_ORCHESTRATOR_URL/jobs/1" >"$work/job.json"
   state=$(jq -r .state "$work/job.json")
   [[ $state == running || $state == queued ]] || break
-  sleep 0.5
+  sleep "$poll"
 done
 [[ $state == succeeded ]] || { echo "the job ended $state: $(jq -r .error "$work/job.json")" >&2; exit 1; }
 curl -sf -H "Authorization: Bearer $token" "$TESTBED_ORCHESTRATOR_URL/jobs/1?events_limit=1000" >"$work/job.json"

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Times a real patch job (1.34.3 → 1.34.5, or 1.34.3+k3s1 → 1.34.5+k3s1 on
 # K3s; soak 0) on the test bed, N runs of each scenario named (default:
-# microk8s-ha ha; also microk8s, k3s, default), and prints each one's
-# median job time, from queued to finished, in total and per node.
+# microk8s-ha ha; also microk8s, k3s, default, or a scenario FILE.json,
+# its path from the repository's root, named by its file name) and prints
+# each one's median job time, from queued to finished, in total and per node.
 # Each control plane's restart takes the bed's API away for 20 s, as a real
 # one's does; --smoke makes that 1 s.
 #   scripts/bench/patch-run.sh [runs] [scenario ...]
-#   scripts/bench/patch-run.sh --smoke [runs] [scenario ...]   (default: 1 run of default; the debug build)
+#   scripts/bench/patch-run.sh --smoke [runs] [scenario ...]   (default: 1 run of default, made
+#     smaller: its workloads on a master and 2 workers, pods Ready 0.2 s after
+#     scheduling, 1 s grace periods; the debug build)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/bench/common.sh
@@ -17,14 +20,20 @@ shift || true
 scenarios=("$@")
 (($# > 0)) || scenarios=(microk8s-ha ha)
 outage=20
+work=$(mktemp -d)
+trap './scripts/testbed.sh down --dir "$work/bed" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 if ((SMOKE)); then
   outage=1
-  (($# > 0)) || scenarios=(default)
+  if (($# == 0)); then
+    bench_smoke_cluster "$work/default.json"
+    scenarios=("$work/default.json")
+    echo "default (--smoke): $SMOKE_CLUSTER"
+  fi
   [[ -n ${ARGS[0]:-} ]] || runs=1
 fi
 bench_binaries k8s-upgrade k8s-cluster-sim
-work=$(mktemp -d)
-trap './scripts/testbed.sh down --dir "$work/bed" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+# A scenario's name: a file's without its folder and .json.
+label() { if [[ $1 == *.json ]]; then basename "$1" .json; else echo "$1"; fi; }
 one() {
   local scenario=$1
   ./scripts/testbed.sh up --scenario "$scenario" --dir "$work/bed" --bin-dir "$BIN" --api-outage "$outage" \
@@ -49,14 +58,18 @@ one() {
   kill "$serve"
   wait "$serve" || true
   rm -f "$work/port" "$work"/jobs.sqlite*
-  [[ $(jq -r .state <<<"$job") == succeeded ]] || { echo "$scenario: job $(jq -r .state <<<"$job"): $(jq -r .error <<<"$job")" >&2; exit 1; }
+  [[ $(jq -r .state <<<"$job") == succeeded ]] || { echo "$(label "$scenario"): job $(jq -r .state <<<"$job"): $(jq -r .error <<<"$job")" >&2; exit 1; }
   jq -r '((.finished_at | sub("\\.[0-9]+Z$"; "Z") | fromdate) - (.created_at | sub("\\.[0-9]+Z$"; "Z") | fromdate))' <<<"$job"
   ./scripts/testbed.sh down --dir "$work/bed" >/dev/null 2>&1
 }
 for scenario in "${scenarios[@]}"; do
   times=()
   for _ in $(seq "$runs"); do times+=("$(one "$scenario")"); done
-  nodes=$(python3 -c 'import sys; sys.path.insert(0, "testbed"); import testbed; c, w = testbed.SCENARIOS[sys.argv[1]]; print(len(c) + len(w))' "$scenario")
+  if [[ $scenario == *.json ]]; then
+    nodes=$(jq '.nodes | length' "$scenario")
+  else
+    nodes=$(python3 -c 'import sys; sys.path.insert(0, "testbed"); import testbed; c, w = testbed.SCENARIOS[sys.argv[1]]; print(len(c) + len(w))' "$scenario")
+  fi
   median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  echo "$scenario: patch job (API away ${outage} s per control-plane restart) median ${median} s over $runs runs (${times[*]} s), $nodes nodes, $(awk -v m="$median" -v n="$nodes" 'BEGIN {printf "%.1f", m / n}') s per node"
+  echo "$(label "$scenario"): patch job (API away ${outage} s per control-plane restart) median ${median} s over $runs runs (${times[*]} s), $nodes nodes, $(awk -v m="$median" -v n="$nodes" 'BEGIN {printf "%.1f", m / n}') s per node"
 done
