@@ -325,7 +325,7 @@ import Testing
                 case let .refused(master) = try await orchestrator.coordinator.rollback(
                     id, RollbackRequest(node: "master"))
             else { throw FixtureError("a control plane's rollback was queued") }
-            #expect(master.contains("datastore snapshot restore"), "\(master)")
+            #expect(master.contains("goes back through a restore of its etcd snapshot"), "\(master)")
             guard
                 case .refused = try await orchestrator.coordinator.rollback(
                     rollback.id, RollbackRequest(node: "worker-1"))
