@@ -252,17 +252,26 @@ import Testing
         #expect(try Self.run(k3s.snapshotStatus(of: truncated)).0 != 0)
     }
 
+    /// Runs `words`; its output goes to a file, read once it has exited. A
+    /// pipe read to its end would wait as long as any other process holds
+    /// its write end, and servers that other tests start at the same time
+    /// can inherit it (a whole test run hung on this once).
     static func run(_ words: [String]) throws -> (Int32, String) {
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("k3s-run-\(UUID().uuidString)")
+        guard FileManager.default.createFile(atPath: output.path, contents: nil) else {
+            throw CocoaError(.fileWriteUnknown)
+        }
+        defer { try? FileManager.default.removeItem(at: output) }
+        let handle = try FileHandle(forWritingTo: output)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = words
-        let pipe = Pipe()
-        process.standardOutput = pipe
+        process.standardOutput = handle
         process.standardError = FileHandle.nullDevice
         try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        try handle.close()
+        return (process.terminationStatus, String(decoding: try Data(contentsOf: output), as: UTF8.self))
     }
 
     // MARK: Nodes
