@@ -345,18 +345,42 @@ def make_repository(bed):
 HOST_KEYS = (("rsa", ["-b", "3072"]), ("ecdsa", ["-b", "256"]), ("ed25519", []))
 
 
+# Host keys are made once per node name and kept here, then copied into
+# each bed: a 3072-bit RSA key takes about half a second, and a test run
+# brings a bed up some sixty times. Every node still has keys of its own.
+HOST_KEY_CACHE = REPO_ROOT / ".build" / "testbed-host-keys"
+
+
 def make_host_keys(bed, names):
-    """Every node's host keys, generated side by side (RSA takes a while)."""
+    """Every node's host keys (a stock set: RSA, ECDSA, ed25519), from the
+    cache, the missing ones generated side by side and kept there."""
     processes = []
+    made = []
     for name in names:
-        folder = bed / "nodes" / name / "ssh"
-        folder.mkdir(parents=True, exist_ok=True)
+        cached = HOST_KEY_CACHE / name
+        if all((cached / f"host_{kind}").exists() for kind, _ in HOST_KEYS):
+            continue
+        fresh = HOST_KEY_CACHE / f".{name}.{os.getpid()}"
+        shutil.rmtree(fresh, ignore_errors=True)
+        fresh.mkdir(parents=True)
+        made.append((fresh, cached))
         for kind, extra in HOST_KEYS:
             processes.append(subprocess.Popen(["ssh-keygen", "-q", "-t", kind, *extra, "-N", "", "-f",
-                                               folder / f"host_{kind}", "-C", f"host {name}"],
+                                               fresh / f"host_{kind}", "-C", f"host {name}"],
                                               stdin=subprocess.DEVNULL))
     if any(process.wait() != 0 for process in processes):
         raise SystemExit("testbed: ssh-keygen failed")
+    for fresh, cached in made:
+        try:
+            fresh.rename(cached)  # another bed may have kept its own first: then use that one
+        except OSError:
+            shutil.rmtree(fresh, ignore_errors=True)
+    for name in names:
+        folder = bed / "nodes" / name / "ssh"
+        folder.mkdir(parents=True, exist_ok=True)
+        for kind, _ in HOST_KEYS:
+            for suffix in ("", ".pub"):
+                shutil.copy(HOST_KEY_CACHE / name / f"host_{kind}{suffix}", folder / f"host_{kind}{suffix}")
 
 
 def make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url, running, containerd, api_outage,
