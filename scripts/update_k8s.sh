@@ -11,9 +11,11 @@
 #   update_k8s.sh --repo-minor X.Y [--dry-run]
 #   update_k8s.sh --containerd X.Y.Z [--dry-run]
 #   update_k8s.sh --snap microk8s --channel X.Y/stable --release X.Y.Z [--dry-run]
-#   update_k8s.sh --snap-revert microk8s --channel X.Y/stable --release X.Y.Z [--dry-run]
+#   update_k8s.sh --snap-revert microk8s --channel X.Y/stable --release X.Y.Z
+#                 [--restore-snapshot PATH [--sha256 HEX]] [--dry-run]
 #   update_k8s.sh --k3s server|agent --release X.Y.Z+k3sN --artifacts URL [--dry-run]
 #   update_k8s.sh --k3s-revert server|agent --release X.Y.Z+k3sN [--dry-run]
+#   update_k8s.sh --k3s-revert server --release X.Y.Z+k3sN --restore-snapshot PATH [--sha256 HEX] [--dry-run]
 #   update_k8s.sh --run-id ID [--from ATTEMPT:LINES] ARGS...
 #   update_k8s.sh --forget-run ID
 #
@@ -42,6 +44,22 @@
 #                         --allow-downgrades, held; the backed-up manifests put back;
 #                         the kubelet restarted; etcd waited for. Every change to the
 #                         cluster since the snapshot is lost
+#                         With --snap-revert microk8s (the single control plane):
+#                         PATH is the job's `microk8s dbctl backup` archive, checked
+#                         (--sha256, then listed: it must hold the folder dbctl
+#                         restores from) before anything changes; then the revert
+#                         (snapd brings back the revision's data as it was at the
+#                         refresh), and once the API answers, `microk8s dbctl
+#                         restore PATH`.
+#                         With --k3s-revert server (the single server): PATH is the
+#                         job's archive of the K3s datastore and token, checked
+#                         (--sha256, its listing, the datastore it holds is this
+#                         server's, the token is this server's) before anything
+#                         changes; then k3s stopped, the kept binary of --release put
+#                         back, the datastore restored (SQLite: the copy replaces
+#                         state.db, the old files kept beside it in
+#                         db/before-restore-<time>; embedded etcd: k3s server
+#                         --cluster-reset --cluster-reset-restore-path), k3s started
 #   --sha256 HEX          the snapshot's SHA-256, as the orchestrator recorded it
 #   --repo-minor X.Y      point the apt source at the X.Y repository and refresh it
 #                         (before a minor upgrade); nothing else changes
@@ -129,8 +147,9 @@ usage() {
   echo "       update_k8s.sh --repo-minor X.Y [--dry-run]" >&2
   echo "       update_k8s.sh --containerd X.Y.Z [--dry-run]" >&2
   echo "       update_k8s.sh --snap|--snap-revert microk8s --channel X.Y/stable --release X.Y.Z [--dry-run]" >&2
+  echo "       update_k8s.sh --snap-revert microk8s ... --restore-snapshot PATH [--sha256 HEX]" >&2
   echo "       update_k8s.sh --k3s server|agent --release X.Y.Z+k3sN --artifacts URL [--dry-run]" >&2
-  echo "       update_k8s.sh --k3s-revert server|agent --release X.Y.Z+k3sN [--dry-run]" >&2
+  echo "       update_k8s.sh --k3s-revert server|agent --release X.Y.Z+k3sN [--restore-snapshot PATH [--sha256 HEX]] [--dry-run]" >&2
   echo "       update_k8s.sh --run-id ID [--from ATTEMPT:LINES] ARGS..." >&2
   echo "       update_k8s.sh --forget-run ID" >&2
 }
@@ -236,8 +255,8 @@ if ((rollback)) && [[ $role != worker ]]; then
   fail_usage "--rollback goes with --role worker only (a control plane goes back through a datastore snapshot restore)"
 fi
 if [[ -n $restore_snapshot ]]; then
-  [[ $role == master ]] ||
-    fail_usage "--restore-snapshot goes with --role master only (with several control planes, every etcd member is restored by hand: see the runbook)"
+  [[ $role == master || -n $snap_revert || $k3s_revert == server ]] ||
+    fail_usage "--restore-snapshot goes with --role master, --snap-revert microk8s or --k3s-revert server only (with several control planes, every datastore member is restored by hand: see the runbook)"
   ((!rollback)) || fail_usage "--restore-snapshot and --rollback do not go together"
   [[ $restore_snapshot =~ ^/[A-Za-z0-9._/+-]+$ && $restore_snapshot != *..* ]] ||
     fail_usage "--restore-snapshot must be an absolute path (letters, digits, . _ / + -, no ..), got '$restore_snapshot'"
@@ -246,6 +265,31 @@ fi
 [[ -z $sha256 || -n $restore_snapshot ]] || fail_usage "--sha256 goes with --restore-snapshot"
 
 step() { printf '==> %s\n' "$*"; }
+
+fail() {
+  echo "update_k8s.sh: $*" >&2
+  exit 1
+}
+
+# A restore (--restore-snapshot) leaves this mark once the datastore is
+# back, so that a run killed after it does not restore a second time over
+# what the cluster wrote since.
+RESTORED_MARK=""
+[[ -z $restore_snapshot ]] || RESTORED_MARK="$STATE_DIR/restored-${restore_snapshot##*/}"
+
+# The job's snapshot, checked before the first change of a restore: on this
+# node, and with --sha256 the very bytes the orchestrator recorded.
+check_snapshot() {
+  [[ -f $restore_snapshot ]] ||
+    fail "the snapshot $restore_snapshot is not on this node (the orchestrator keeps a copy: see the runbook's rollback section); nothing was changed"
+  if [[ -n $sha256 ]]; then
+    local actual
+    actual=$(sha256sum "$restore_snapshot" | cut -d' ' -f1)
+    [[ $actual == "$sha256" ]] ||
+      fail "the snapshot's SHA-256 is $actual, not $sha256 as recorded: it changed since the job; nothing was changed"
+    step "snapshot SHA-256 $sha256, as recorded"
+  fi
+}
 
 # One run of this script changes a node at a time, detached or not: the
 # node lock is taken before the first change (a run that changes nothing
@@ -545,10 +589,38 @@ snap_follow() {
   done
 }
 
+# How long `microk8s dbctl restore` waits for the API (its kine socket)
+# after the revert restarted MicroK8s.
+DBCTL_API_TIMEOUT=${K8S_UPGRADE_DBCTL_API_TIMEOUT:-300}
+
+# `microk8s dbctl restore` reads the folder named after the archive (its
+# name without .tar.gz), as `dbctl backup -o NAME` wrote it.
+check_dbctl_archive() {
+  local name listing
+  name=${restore_snapshot##*/}
+  name=${name%.tar.gz}
+  listing=$(tar -tzf "$restore_snapshot" 2>&1) ||
+    fail "the backup does not read as a gzipped tar archive: ${listing:0:300}; nothing was changed"
+  awk -v n="$name/" 'index($0, n) == 1 || index($0, "./" n) == 1 { found = 1 } END { exit !found }' <<<"$listing" ||
+    fail "the backup holds no folder $name, which microk8s dbctl restore reads; nothing was changed"
+  step "the backup lists $(grep -c . <<<"$listing") entries under $name/"
+}
+
 if [[ -n $snap_revert ]]; then
   snap=$snap_revert
   [[ -n $(snap_field "$snap" 2) ]] || { echo "update_k8s.sh: the $snap snap is not installed" >&2; exit 1; }
   current=$(snap_field "$snap" 2)
+  if [[ -n $restore_snapshot ]]; then
+    if [[ -f $RESTORED_MARK && ${current#v} == "$release" && $(snap_field "$snap" 4) == "$channel" ]]; then
+      step "already restored from $restore_snapshot and at $release"
+      exit 0
+    fi
+    if [[ ! -f $RESTORED_MARK ]]; then
+      check_snapshot
+      check_dbctl_archive
+      command -v microk8s >/dev/null || fail "the microk8s command is not on PATH; nothing was changed"
+    fi
+  fi
   if [[ ${current#v} == "$release" ]]; then
     step "$snap already runs $release"
   else
@@ -558,7 +630,35 @@ if [[ -n $snap_revert ]]; then
   change snap refresh --hold "$snap"
   change snap switch "$snap" --channel="$channel"
   snap_verify "$snap"
-  if ((dry_run)); then step "dry run: nothing was changed"; else step "done: $snap reverted to $release, held on $channel"; fi
+  if [[ -n $restore_snapshot && -f $RESTORED_MARK ]]; then
+    step "the datastore was already restored from $restore_snapshot"
+  elif [[ -n $restore_snapshot ]]; then
+    step "restoring the datastore from $restore_snapshot (microk8s dbctl restore, once the API answers)"
+    if ((dry_run)); then
+      printf 'would run: %s\n' "microk8s dbctl restore $restore_snapshot"
+    else
+      take_node_lock
+      started=$SECONDS
+      while :; do
+        printf '+ %s\n' "microk8s dbctl restore $restore_snapshot"
+        status=0
+        microk8s dbctl restore "$restore_snapshot" 7>&- 8>&- 9>&- || status=$?
+        # 10: the API server (its kine socket) is not up yet after the revert.
+        ((status == 10 && SECONDS - started < DBCTL_API_TIMEOUT)) || break
+        sleep "$SNAP_POLL"
+      done
+      ((status == 0)) ||
+        fail "microk8s dbctl restore exited $status; the snap is at $release, its datastore as snapd's revert left it"
+      echo "$restore_snapshot" >"$RESTORED_MARK"
+    fi
+  fi
+  if ((dry_run)); then
+    step "dry run: nothing was changed"
+  elif [[ -n $restore_snapshot ]]; then
+    step "done: $snap reverted to $release, held on $channel, its datastore restored from $restore_snapshot"
+  else
+    step "done: $snap reverted to $release, held on $channel"
+  fi
   exit 0
 fi
 
@@ -667,6 +767,91 @@ k3s_restart() {
   change systemctl restart "$service"
   ((dry_run)) || rm -f "$K3S_PENDING"
 }
+
+# ---- K3s: the single server's datastore restored (--restore-snapshot) --------
+# The job's archive (K3s.snapshotSave): ./datastore (etcd or sqlite), the
+# copy (./etcd-snapshot or ./state.db) and ./token.
+K3S_SERVER="$ROOT/var/lib/rancher/k3s/server"
+K3S_RESTORE="$STATE_DIR/k3s-restore"
+K3S_RESET_TIMEOUT=${K8S_UPGRADE_K3S_RESET_TIMEOUT:-600}
+
+if [[ -n $k3s_revert && -n $restore_snapshot ]]; then
+  bin=$(k3s_binary)
+  current=$(k3s_version "$bin")
+  [[ -n $current ]] || fail "$bin --version names no K3s release; nothing was changed"
+  if [[ -f $RESTORED_MARK && $current == "$release" ]] && systemctl is-active --quiet k3s 2>/dev/null; then
+    step "already restored from $restore_snapshot and at $release"
+    exit 0
+  fi
+  # A restore cut off mid-way left its new database beside the old one, or
+  # k3s' reset moved etcd's folder aside: the same datastore all the same.
+  if [[ -d $K3S_SERVER/db/etcd ]] || compgen -G "$K3S_SERVER/db/etcd-old-*" >/dev/null; then
+    kind=etcd
+  elif [[ -e $K3S_SERVER/db/state.db || -e $K3S_SERVER/db/state.db.k8s-upgrade-restoring ]]; then
+    kind=sqlite
+  else
+    fail "neither embedded etcd ($K3S_SERVER/db/etcd) nor SQLite ($K3S_SERVER/db/state.db) on this server; nothing was changed"
+  fi
+  kept="$K3S_KEPT/k3s-$release"
+  if [[ $current != "$release" ]] && [[ ! -x $kept || $(k3s_version "$kept") != "$release" ]]; then
+    fail "no kept k3s $release on this node to put back (kept: $(find "$K3S_KEPT" -mindepth 1 -maxdepth 1 -printf '%f ' 2>/dev/null)); nothing was changed"
+  fi
+  if [[ ! -f $RESTORED_MARK ]]; then
+    check_snapshot
+    listing=$(tar -tzf "$restore_snapshot" 2>&1) ||
+      fail "the backup does not read as a gzipped tar archive: ${listing:0:300}; nothing was changed"
+    copy=state.db
+    [[ $kind == sqlite ]] || copy=etcd-snapshot
+    for entry in datastore token "$copy"; do
+      grep -qxF -e "$entry" -e "./$entry" <<<"$listing" || fail "the backup holds no $entry; nothing was changed"
+    done
+    held=$(tar -xzOf "$restore_snapshot" ./datastore 2>/dev/null || tar -xzOf "$restore_snapshot" datastore)
+    [[ $held == "$kind" ]] || fail "the backup holds a $held datastore and this server runs $kind; nothing was changed"
+    # K3s refuses a restore without the token the datastore was written with.
+    token=$(tar -xzOf "$restore_snapshot" ./token 2>/dev/null || tar -xzOf "$restore_snapshot" token)
+    [[ -f $K3S_SERVER/token && $token == "$(cat "$K3S_SERVER/token")" ]] ||
+      fail "the backup's server token is not this server's ($K3S_SERVER/token); nothing was changed"
+    step "the backup holds the $kind datastore and this server's token"
+  fi
+  step "stopping k3s"
+  change systemctl stop k3s
+  if [[ $current != "$release" ]]; then
+    step "putting back the kept k3s $release in place of $current"
+    k3s_install "$kept" "$bin"
+  fi
+  if [[ -f $RESTORED_MARK ]]; then
+    step "the datastore was already restored from $restore_snapshot"
+  else
+    change rm -rf "$K3S_RESTORE"
+    change mkdir -p "$K3S_RESTORE"
+    change tar -xzf "$restore_snapshot" -C "$K3S_RESTORE"
+    if [[ $kind == sqlite ]]; then
+      aside="$K3S_SERVER/db/before-restore-$(date +%Y%m%d-%H%M%S)"
+      step "restoring the SQLite datastore from $restore_snapshot (the old files kept in ${aside#"$ROOT"})"
+      change cp "$K3S_RESTORE/state.db" "$K3S_SERVER/db/state.db.k8s-upgrade-restoring"
+      change mkdir -p "$aside"
+      for file in "$K3S_SERVER"/db/state.db "$K3S_SERVER"/db/state.db-wal "$K3S_SERVER"/db/state.db-shm; do
+        if [[ -e $file ]]; then change mv "$file" "$aside/"; fi
+      done
+      change mv "$K3S_SERVER/db/state.db.k8s-upgrade-restoring" "$K3S_SERVER/db/state.db"
+    else
+      step "restoring embedded etcd from $restore_snapshot (k3s server --cluster-reset)"
+      change timeout "$K3S_RESET_TIMEOUT" "$bin" server --cluster-reset \
+        --cluster-reset-restore-path="$K3S_RESTORE/etcd-snapshot" --token-file "$K3S_SERVER/token"
+    fi
+    ((dry_run)) || echo "$restore_snapshot" >"$RESTORED_MARK"
+    change rm -rf "$K3S_RESTORE"
+  fi
+  step "starting k3s"
+  change systemctl start k3s
+  ((dry_run)) || rm -f "$K3S_PENDING"
+  if ((dry_run)); then
+    step "dry run: nothing was changed"
+  else
+    step "done: k3s at $release, its $kind datastore restored from $restore_snapshot"
+  fi
+  exit 0
+fi
 
 if [[ -n $k3s || -n $k3s_revert ]]; then
   service="k3s"
@@ -862,11 +1047,6 @@ apiserver_at_target() {
 # ---- control plane restore (--restore-snapshot) ----------------------------
 if [[ -n $restore_snapshot ]]; then
   STOPPED="$ROOT/etc/kubernetes/manifests.k8s-upgrade-stopped"
-  RESTORED_MARK="$STATE_DIR/restored-${restore_snapshot##*/}"
-  fail() {
-    echo "update_k8s.sh: $*" >&2
-    exit 1
-  }
   kubelet_now=$(installed kubelet)
   if [[ -n $kubelet_now && $kubelet_now != "$revision" &&
     $(printf '%s\n' "$kubelet_now" "$revision" | sort -V | tail -n 1) == "$revision" ]]; then
@@ -899,12 +1079,7 @@ if [[ -n $restore_snapshot ]]; then
   fi
   command -v crictl >/dev/null || fail "crictl is not installed (cri-tools), so the static pods' end cannot be seen; nothing was changed"
   if [[ ! -f $RESTORED_MARK ]]; then
-    if [[ -n $sha256 ]]; then
-      actual=$(sha256sum "$restore_snapshot" | cut -d' ' -f1)
-      [[ $actual == "$sha256" ]] ||
-        fail "the snapshot's SHA-256 is $actual, not $sha256 as recorded: it changed since the job; nothing was changed"
-      step "snapshot SHA-256 $sha256, as recorded"
-    fi
+    check_snapshot
     status=$("${restore_tool[@]}" snapshot status "$restore_snapshot" -w table 2>&1) ||
       fail "the snapshot does not read: $status; nothing was changed"
     step "snapshot status: $(printf '%s\n' "$status" | tail -n 2 | head -n 1)"

@@ -18,10 +18,12 @@ import re
 K3S = """#!/bin/sh
 # Test-bed k3s v{release}: prints its version as k3s does; the bed's
 # systemctl reports it as the node's kubelet version when k3s restarts;
-# etcd-snapshot is the bed's (testbed/node-tools/k3s-etcd-snapshot).
+# etcd-snapshot is the bed's (testbed/node-tools/k3s-etcd-snapshot), and
+# so is server --cluster-reset (testbed/node-tools/k3s-server).
 case "${{1:-}}" in
   --version | -v | version) echo "k3s version v{release} ({commit})"; echo "go version go1.24.4" ;;
   etcd-snapshot) shift; exec k3s-etcd-snapshot "$@" ;;
+  server) shift; exec k3s-server "$@" ;;
   *) echo "k3s (test bed) v{release}: $*" >&2; exit 1 ;;
 esac
 """

@@ -137,7 +137,9 @@ def make_k3s(bed, root, role, running, etcd_pki=None):
             connection.execute("CREATE TABLE kine (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, value BLOB)")
             connection.executemany("INSERT INTO kine (name, value) VALUES (?, ?)",
                                    [(f"/registry/test-bed/{i}", os.urandom(64)) for i in range(50)])
-        start(bed, f"kine-{root.name}", [sys.executable, REPO_ROOT / "testbed" / "k3s_kine.py", "--db", db / "state.db"])
+        state = root / "var/lib/testbed"
+        start(bed, f"kine-{root.name}", [sys.executable, REPO_ROOT / "testbed" / "k3s_kine.py", "--db", db / "state.db",
+                                         "--running", state / "k3s-running", "--closed", state / "k3s-datastore-closed"])
 
 
 def snap_revision(version):

@@ -116,6 +116,54 @@ extension TestBedSuites {
                 "sqlite3 \(unpacked)/state.db 'PRAGMA integrity_check; SELECT count(*) FROM kine;'"
             ).split(separator: "\n")
             #expect(checked.first == "ok" && (Int(checked.last ?? "") ?? 0) > 50, "\(checked)")
+
+            // Then back: the agents, and the single server through that
+            // backup, which removes what was written after it.
+            let db = bed.directory.appendingPathComponent("nodes/server-1/var/lib/rancher/k3s/server/db").path
+            func rows(_ name: String, in file: String = "\(db)/state.db") throws -> String {
+                try Self.local(
+                    "sqlite3 -cmd '.timeout 5000' \(file) \"SELECT count(*) FROM kine WHERE name = '\(name)'\"")
+            }
+            _ = try Self.local(
+                "sqlite3 -cmd '.timeout 5000' \(db)/state.db "
+                    + "\"INSERT INTO kine (name, value) VALUES ('/registry/after-upgrade', x'00')\"")
+            #expect(try rows("/registry/after-upgrade") == "1\n")
+            for (job, agent) in [(3, "agent-1"), (4, "agent-2")] {
+                let back = try await server.request("POST", "/jobs/2/rollback", body: #"{"node":"\#(agent)"}"#)
+                #expect(back.status == 202, "\(back.text)")
+                _ = try await server.waitForJob(job, state: "succeeded", timeout: 60)
+            }
+            let unconfirmed = try await server.request("POST", "/jobs/2/rollback", body: #"{"node":"server-1"}"#)
+            #expect(unconfirmed.status == 422)
+            #expect(unconfirmed.text.contains("restores job 2's K3s datastore snapshot \(path)"), "\(unconfirmed.text)")
+            let confirmed = try await server.request(
+                "POST", "/jobs/2/rollback", body: #"{"node":"server-1","confirm_restore":true}"#)
+            #expect(confirmed.status == 202, "\(confirmed.text)")
+            let restore = try await server.waitForJob(5, state: "succeeded", timeout: 90)
+            let output = Pipeline.events(restore).filter { $0.kind == "output" }.map(\.message)
+            for line in [
+                "==> the backup holds the sqlite datastore and this server's token", "==> stopping k3s",
+                "==> putting back the kept k3s 1.34.3+k3s1 in place of 1.34.5+k3s1",
+                "==> done: k3s at 1.34.3+k3s1, its sqlite datastore restored from \(path)",
+            ] {
+                #expect(output.contains(line), "\(line): \(output)")
+            }
+            #expect(output.contains { $0.hasPrefix("==> snapshot SHA-256 ") }, "\(output)")
+            let back = try await Pipeline.nodes(bed)
+            #expect(back.values.allSatisfy { $0.version == "v1.34.3+k3s1" && !$0.unschedulable }, "\(back)")
+            #expect(try await Self.k3s(bed, "server-1").running == "v1.34.3+k3s1")
+            #expect(try rows("/registry/after-upgrade") == "0\n")
+            #expect(try rows("/registry/test-bed/0") == "1\n")
+            let aside = try FileManager.default.contentsOfDirectory(atPath: db).filter {
+                $0.hasPrefix("before-restore-")
+            }
+            #expect(aside.count == 1, "the replaced database is kept: \(aside)")
+            #expect(try rows("/registry/after-upgrade", in: "\(db)/\(aside.first ?? "")/state.db") == "1\n")
+            // k3s writes to the restored database again.
+            let count = "sqlite3 -cmd '.timeout 5000' \(db)/state.db 'SELECT count(*) FROM kine'"
+            let restored = Int(try Self.local(count).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+            try await Task.sleep(for: .seconds(1.2))
+            #expect((Int(try Self.local(count).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) > restored)
         }
 
         // MARK: - 2. A binary that fails its checksum; an agent that never returns
@@ -330,6 +378,34 @@ extension TestBedSuites {
                     node == Pipeline.NodeState(version: "v1.35.2+k3s1", unschedulable: false, cordonedBy: nil),
                     "\(name)")
             }
+            // A refusal for three servers (every one must go back), then the
+            // node script's embedded-etcd restore run by hand on server-1, as
+            // on a cluster with that one server: k3s stopped, the kept binary
+            // back, k3s server --cluster-reset from the archive's snapshot with
+            // the server's token, k3s started.
+            let refusal = try await server.request(
+                "POST", "/jobs/2/rollback", body: #"{"node":"server-1","confirm_restore":true}"#)
+            #expect(refusal.status == 422)
+            #expect(refusal.text.contains("job 2's cluster has 3 control planes"), "\(refusal.text)")
+            let restore = try await TestBedSuites.NodeScriptTests.run(
+                bed, "server-1", "--k3s-revert server --release 1.34.5+k3s1 --restore-snapshot \(Shell.quote(path))")
+            #expect(restore.exitStatus == 0, "\(restore.stderrText)")
+            for line in [
+                "==> the backup holds the etcd datastore and this server's token", "==> stopping k3s",
+                "==> putting back the kept k3s 1.34.5+k3s1 in place of 1.35.2+k3s1",
+                "==> restoring embedded etcd from \(path) (k3s server --cluster-reset)",
+                "==> done: k3s at 1.34.5+k3s1, its etcd datastore restored from \(path)",
+            ] {
+                #expect(restore.stdoutText.contains(line + "\n"), "\(line): \(restore.stdoutText)")
+            }
+            #expect(restore.stderrText.contains("Managed etcd cluster membership has been reset"))
+            let db = bed.directory.appendingPathComponent("nodes/server-1/var/lib/rancher/k3s/server/db").path
+            #expect(try FileManager.default.contentsOfDirectory(atPath: db).contains { $0.hasPrefix("etcd-old-") })
+            #expect(FileManager.default.fileExists(atPath: db + "/etcd/member/snap/db"), "the restored member")
+            #expect(try await Self.k3s(bed, "server-1").running == "v1.34.5+k3s1")
+            let again = try await TestBedSuites.NodeScriptTests.run(
+                bed, "server-1", "--k3s-revert server --release 1.34.5+k3s1 --restore-snapshot \(Shell.quote(path))")
+            #expect(again.stdoutText == "==> already restored from \(path) and at 1.34.5+k3s1\n", "\(again.stdoutText)")
         }
 
         /// server-3's etcd member is down: a job that skips pre-flight is

@@ -248,6 +248,45 @@ extension TestBedSuites {
             }
             let nodes = try await Pipeline.nodes(bed)
             #expect(nodes.values.allSatisfy { $0.version == "v1.34.5" && !$0.unschedulable }, "\(nodes)")
+
+            // Then back: the workers, and the single control plane through
+            // the job's dbctl backup. A file written after the backup into the
+            // data snapd's revert brings back (its copy at the refresh) shows
+            // that the restore ran: only the backup's files remain.
+            let snapshot = done[dotted: "result.snapshot_path"]?.stringValue ?? ""
+            let backend = bed.directory.appendingPathComponent(
+                "nodes/cp-1/var/snap/microk8s/34003/var/kubernetes/backend")
+            let late = backend.appendingPathComponent("written-after-the-backup")
+            try Data("late\n".utf8).write(to: late)
+            for (job, worker) in [(2, "worker-1"), (3, "worker-2")] {
+                let back = try await server.request("POST", "/jobs/1/rollback", body: #"{"node":"\#(worker)"}"#)
+                #expect(back.status == 202, "\(back.text)")
+                _ = try await server.waitForJob(job, state: "succeeded", timeout: 60)
+            }
+            let unconfirmed = try await server.request("POST", "/jobs/1/rollback", body: #"{"node":"cp-1"}"#)
+            #expect(unconfirmed.status == 422)
+            #expect(unconfirmed.text.contains("restores job 1's dqlite snapshot \(snapshot)"), "\(unconfirmed.text)")
+            let confirmed = try await server.request(
+                "POST", "/jobs/1/rollback", body: #"{"node":"cp-1","confirm_restore":true}"#)
+            #expect(confirmed.status == 202, "\(confirmed.text)")
+            let restore = try await server.waitForJob(4, state: "succeeded", timeout: 90)
+            let output = Pipeline.events(restore).filter { $0.kind == "output" }.map(\.message)
+            for line in [
+                "==> reverting microk8s (v1.34.5) to its previous revision",
+                "==> restoring the datastore from \(snapshot) (microk8s dbctl restore, once the API answers)",
+                "+ microk8s dbctl restore \(snapshot)",
+                "==> done: microk8s reverted to 1.34.3, held on 1.34/stable, its datastore restored from \(snapshot)",
+            ] {
+                #expect(output.contains(line), "\(line): \(output)")
+            }
+            #expect(!Pipeline.events(restore).contains { $0.message.hasPrefix("cordon ") }, "a restore cordons nothing")
+            for node in bed.nodes {
+                #expect(try Self.snap(bed, node) == SnapState(version: "v1.34.3", tracking: "1.34/stable", held: true))
+            }
+            let back = try await Pipeline.nodes(bed)
+            #expect(back.values.allSatisfy { $0.version == "v1.34.3" && !$0.unschedulable }, "\(back)")
+            #expect(!FileManager.default.fileExists(atPath: late.path), "the restore left the late file")
+            #expect(FileManager.default.fileExists(atPath: backend.appendingPathComponent("cluster.yaml").path))
             _ = try await server.stop(signal: SIGTERM)
         }
 

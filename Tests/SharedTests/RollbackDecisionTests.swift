@@ -82,7 +82,7 @@ import Testing
         #expect(KubeadmApt().controlPlaneRestoreStep(hashed)?.suffix(2) == ["--sha256", "ff"])
     }
 
-    @Test func severalControlPlanesOrAnotherDistributionGetTheExactStepsInstead() throws {
+    @Test func severalControlPlanesGetTheExactStepsInstead() throws {
         guard
             case let .refused(ha) = RollbackDecision.decide(
                 job: 4, state: .succeeded, request: Self.upgrade, result: Self.withSnapshot(controlPlanes: 3),
@@ -105,15 +105,76 @@ import Testing
         #expect(ha.contains("kubeadm=$v kubelet=$v kubectl=$v"))
         let k3s = try K3s()
         guard
-            case let .refused(other) = RollbackDecision.decide(
-                job: 4, state: .succeeded, request: Self.upgrade, result: Self.withSnapshot(sha256: false),
+            case let .refused(servers) = RollbackDecision.decide(
+                job: 4, state: .succeeded, request: Self.upgrade, result: Self.withSnapshot(controlPlanes: 3),
                 node: "master", dryRun: false, confirmRestore: true, distribution: k3s)
         else {
-            Issue.record("a K3s server is not restored by the tool")
+            Issue.record("K3s servers are not restored by the tool")
             return
         }
-        #expect(other.hasPrefix("the tool does not restore a k3s control plane itself. By hand"), "\(other)")
-        #expect(other.contains("--cluster-reset-restore-path=/var/backups/k8s-upgrade-pre-1.34.5-1.db"))
+        #expect(servers.hasPrefix("job 4's cluster has 3 control planes (master, cp-2, cp-3)"), "\(servers)")
+        #expect(servers.contains("--cluster-reset-restore-path=/var/backups/k8s-upgrade-pre-1.34.5-1.db"))
+        guard
+            case let .refused(voters) = RollbackDecision.decide(
+                job: 4, state: .succeeded, request: Self.upgrade, result: Self.withSnapshot(controlPlanes: 3),
+                node: "master", dryRun: false, confirmRestore: true, distribution: MicroK8sSnap())
+        else {
+            Issue.record("MicroK8s voters are not restored by the tool")
+            return
+        }
+        #expect(voters.contains("microk8s dbctl restore /var/backups/k8s-upgrade-pre-1.34.5-1.db"), "\(voters)")
+    }
+
+    /// A single MicroK8s control plane or K3s server is restored by the
+    /// tool, as kubeadm's master is: once confirmed, with its own step.
+    @Test func theSingleMicroK8sControlPlaneAndK3sServerAreRestoredByTheTool() throws {
+        let k3s = try K3s()
+        let distributions: [any Distribution] = [MicroK8sSnap(), k3s]
+        for distribution in distributions {
+            guard
+                case let .refused(unconfirmed) = RollbackDecision.decide(
+                    job: 4, state: .succeeded, request: Self.upgrade, result: Self.withSnapshot(), node: "master",
+                    dryRun: false, confirmRestore: false, distribution: distribution)
+            else {
+                Issue.record("\(distribution.name): a restore is not run without confirmation")
+                continue
+            }
+            #expect(
+                unconfirmed.hasPrefix(
+                    "taking master back to 1.34.3 restores job 4's \(distribution.datastore) snapshot"),
+                "\(unconfirmed)")
+            guard
+                case let .accepted(request) = RollbackDecision.decide(
+                    job: 4, state: .succeeded, request: Self.upgrade, result: Self.withSnapshot(), node: "master",
+                    dryRun: false, confirmRestore: true, distribution: distribution)
+            else {
+                Issue.record("\(distribution.name): the single control plane is restored once confirmed")
+                continue
+            }
+            #expect(request.stages == .only([.master]) && request.rollback == .init(job: 4, node: "master"))
+        }
+        let point = RestorePoint(
+            job: 4, snapshot: "/var/backups/b.tar.gz", sha256: "ff",
+            release: KubeVersion(major: 1, minor: 34, patch: 3),
+            controlPlanes: ["cp-1"], workers: ["worker-1"])
+        #expect(
+            MicroK8sSnap().controlPlaneRestoreStep(point)
+                == [
+                    "--snap-revert", "microk8s", "--channel", "1.34/stable", "--release", "1.34.3",
+                    "--restore-snapshot", "/var/backups/b.tar.gz", "--sha256", "ff",
+                ])
+        var server = point
+        server.release = KubeVersion(major: 1, minor: 34, patch: 3, k3sBuild: 1)
+        server.sha256 = nil
+        #expect(
+            k3s.controlPlaneRestoreStep(server)
+                == [
+                    "--k3s-revert", "server", "--release", "1.34.3+k3s1", "--restore-snapshot", "/var/backups/b.tar.gz",
+                ])
+        var several = point
+        several.controlPlanes = ["cp-1", "cp-2", "cp-3"]
+        #expect(MicroK8sSnap().controlPlaneRestoreStep(several) == nil)
+        #expect(k3s.controlPlaneRestoreStep(several) == nil)
     }
 
     @Test func anUpgradedWorkerGoesBackToItsReleaseBeforeTheJobThroughTheWorkersStage() {

@@ -159,8 +159,11 @@ enum OpenAPIDocument {
                 through the job's datastore snapshot: on a kubeadm cluster with one control plane and
                 confirm_restore true, the snapshot is checked, the static pods stopped, etcd restored
                 from it (the old data folder kept), the older packages installed and held, kubeadm's
-                backup of the older manifests put back and the kubelet restarted; every change since
-                the snapshot is lost, and workers newer than the older release must go back first.
+                backup of the older manifests put back and the kubelet restarted; on a single MicroK8s
+                control plane, the snap reverted, then microk8s dbctl restore of the job's backup; on a
+                single K3s server, k3s stopped, the kept binary put back, the SQLite copy or etcd
+                snapshot restored (k3s server --cluster-reset), k3s started. Every change since the
+                snapshot is lost, and workers newer than the older release must go back first.
                 Without confirm_restore, or with several control planes (the answer then lists the
                 exact steps with the job's values), it answers 422. So do a job that is still active
                 or interrupted, a dry run, a rollback, or a node the job did not change.

@@ -88,6 +88,18 @@ extension KubeadmApt {
 }
 
 extension MicroK8sSnap {
+    /// `update_k8s.sh --snap-revert microk8s --channel OLD --release OLD
+    /// --restore-snapshot PATH [--sha256 HEX]`: the `dbctl backup` archive
+    /// checked, the snap reverted (snapd brings back the revision's data as
+    /// it was at the refresh), held on the old channel, then `microk8s
+    /// dbctl restore` of the job's backup once the API answers. One control
+    /// plane only: with several dqlite voters, every one must go back.
+    public func controlPlaneRestoreStep(_ point: RestorePoint) -> [String]? {
+        guard point.controlPlanes.count == 1 else { return nil }
+        return workerRollbackStep(to: point.release) + ["--restore-snapshot", point.snapshot]
+            + (point.sha256.map { ["--sha256", $0] } ?? [])
+    }
+
     public func controlPlaneRestoreGuidance(_ point: RestorePoint) -> [String] {
         [
             point.workersFirst,
@@ -100,6 +112,19 @@ extension MicroK8sSnap {
 }
 
 extension K3s {
+    /// `update_k8s.sh --k3s-revert server --release OLD --restore-snapshot
+    /// PATH [--sha256 HEX]`: the archive checked (its datastore is the
+    /// server's, its token the server's), k3s stopped, the kept binary of
+    /// OLD put back, the datastore restored (SQLite: the copy in place of
+    /// state.db; embedded etcd: `k3s server --cluster-reset
+    /// --cluster-reset-restore-path`), k3s started. One server only: with
+    /// several, the others' datastores must be emptied and rejoin.
+    public func controlPlaneRestoreStep(_ point: RestorePoint) -> [String]? {
+        guard point.controlPlanes.count == 1 else { return nil }
+        return ["--k3s-revert", "server", "--release", point.release.description, "--restore-snapshot", point.snapshot]
+            + (point.sha256.map { ["--sha256", $0] } ?? [])
+    }
+
     public func controlPlaneRestoreGuidance(_ point: RestorePoint) -> [String] {
         let first = point.controlPlanes.first ?? "the first server"
         return [

@@ -66,7 +66,7 @@ public enum RollbackDecision: Sendable, Equatable {
     }
 
     /// A control plane goes back through its datastore: the job's snapshot
-    /// restored, which the tool runs on a single control plane (kubeadm)
+    /// restored, which the tool runs on a single control plane
     /// once confirmed; otherwise the refusal carries the exact steps.
     private static func controlPlane(
         _ node: String, before: KubeVersion, job: Int64, request: ExecuteRequest, result: JSONValue?,
