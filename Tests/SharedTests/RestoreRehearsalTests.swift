@@ -19,6 +19,7 @@ import Testing
                 ])
         let server = rehearsal.server(dataDir: "/d", clientURL: "http://127.0.0.1:1", peerURL: "http://127.0.0.1:2")
         #expect(server.first == "etcd" && server.contains("--listen-client-urls"))
+        #expect(server.joined(separator: " ").contains("--heartbeat-interval 10 --election-timeout 100"), "on loopback")
         #expect(!server.joined(separator: " ").contains("0.0.0.0"), "loopback only")
         #expect(rehearsal.count("http://127.0.0.1:1").contains("--limit"), "no --count-only: etcd 3.4 lacks it")
     }

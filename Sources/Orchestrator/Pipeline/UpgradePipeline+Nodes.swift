@@ -89,9 +89,23 @@ extension UpgradePipeline {
     /// One node's procedure, as the core decided it. A failure between
     /// `start` and `done` fails the node (its report line, an event, a notice).
     func carryOut(_ operations: [NodeOperation], _ work: inout NodeWork, job: JobContext) async throws {
-        for operation in operations {
+        for (index, operation) in operations.enumerated() {
+            // Reached side by side with the kubelet skew check, just before.
+            if operation == .reach, index > 0, operations[index - 1] == .kubeletSkew { continue }
             do {
-                try await perform(operation, &work, job: job)
+                if operation == .kubeletSkew, operations.dropFirst(index + 1).first == .reach {
+                    // Two reads that do not depend on each other (the API
+                    // servers' versions, the node over SSH), at the same time;
+                    // a skew refusal is the one reported when both fail.
+                    async let reached: Void = reach(work.node, job: job, stage: work.stage)
+                    do { try await checkKubeletSkew(work.node, job: job, stage: work.stage) } catch {
+                        _ = try? await reached
+                        throw error
+                    }
+                    try await reached
+                } else {
+                    try await perform(operation, &work, job: job)
+                }
             } catch {
                 var error = error
                 if operation.revertsOnFailure, !(error is JobStop), !job.request.dryRun, job.request.rollback == nil,
