@@ -136,14 +136,23 @@ extension TestBedSuites {
             let unconfirmed = try await server.request("POST", "/jobs/2/rollback", body: #"{"node":"server-1"}"#)
             #expect(unconfirmed.status == 422)
             #expect(unconfirmed.text.contains("restores job 2's K3s datastore snapshot \(path)"), "\(unconfirmed.text)")
+            // The restore's first run is killed once the datastore is back,
+            // before k3s starts: the run is started again and restores nothing twice.
+            try Data("before systemctl start k3s".utf8).write(
+                to: bed.directory.appendingPathComponent("nodes/server-1/var/lib/testbed/die-at"))
             let confirmed = try await server.request(
                 "POST", "/jobs/2/rollback", body: #"{"node":"server-1","confirm_restore":true}"#)
             #expect(confirmed.status == 202, "\(confirmed.text)")
             let restore = try await server.waitForJob(5, state: "succeeded", timeout: 90)
+            #expect(
+                Pipeline.events(restore).contains {
+                    $0.kind == "warning" && $0.message.contains("stopped without an exit status")
+                }, "the killed run was started again")
             let output = Pipeline.events(restore).filter { $0.kind == "output" }.map(\.message)
             for line in [
                 "==> the backup holds the sqlite datastore and this server's token", "==> stopping k3s",
                 "==> putting back the kept k3s 1.34.3+k3s1 in place of 1.34.5+k3s1",
+                "==> the datastore was already restored from \(path)",
                 "==> done: k3s at 1.34.3+k3s1, its sqlite datastore restored from \(path)",
             ] {
                 #expect(output.contains(line), "\(line): \(output)")

@@ -35,7 +35,12 @@ extension UpgradePipeline {
     /// job skips what is done); the number carried out.
     private func nodes(_ steps: [NodeStep], stage: UpgradeStage, job: JobContext) async throws -> Int {
         var carried = 0
-        for step in steps {
+        // After the control planes come the workers: the first of them is next.
+        let following = stage == .master ? job.state.withLock { $0.plan.workers.first?.node } : nil
+        for (index, step) in steps.enumerated() {
+            // The next node's SSH connection is made while this one is worked
+            // on, so that its reach finds one kept by the session pool.
+            if let next = index + 1 < steps.count ? steps[index + 1].node : following { warmConnection(to: next) }
             try job.checkpoint()
             try await checkHoldDrift(job: job, stage: stage)
             guard let (node, action) = try await liveStep(step, job: job, stage: stage) else { continue }
@@ -63,6 +68,19 @@ extension UpgradePipeline {
         }
         if carried > 0 { try await checkHoldDrift(job: job, stage: stage) }
         return carried
+    }
+
+    /// Connects to `name` in the background (its answer is not waited for,
+    /// its failure is the later reach's to report); the session pool keeps
+    /// the connection for that node's steps.
+    func warmConnection(to name: String) {
+        let cluster = cluster
+        let shell = shell
+        Task {
+            guard let node = try? await cluster.node(name) else { return }
+            _ = try? await shell.run(
+                RemoteCommand(["true"], asRoot: false, timeout: .seconds(30)), on: node, onOutput: nil)
+        }
     }
 
     /// Re-reads the node and decides again, so a resumed job skips what is done.

@@ -42,7 +42,8 @@ extension UpgradePipeline {
             guard status.succeeded else { throw failure("snapshot status: \(Self.tail(status.output))") }
             let snapshot = try SnapshotStatus(json: status.output)
             let peer = "http://127.0.0.1:\(try LocalProcess.freeLoopbackPort())"
-            let client = "http://127.0.0.1:\(try LocalProcess.freeLoopbackPort())"
+            let clientPort = try LocalProcess.freeLoopbackPort()
+            let client = "http://127.0.0.1:\(clientPort)"
             let data = folder + "/data"
             let restored = try await LocalProcess.run(
                 rehearsal.restore(copy, into: data, peerURL: peer), logFile: log, timeout: .seconds(600))
@@ -54,10 +55,14 @@ extension UpgradePipeline {
                 var healthy = false
                 let deadline = ContinuousClock.now + .seconds(60)
                 while !healthy && ContinuousClock.now < deadline {
-                    healthy =
-                        (try? await LocalProcess.run(rehearsal.health(client), logFile: log, timeout: .seconds(10)))?
-                        .succeeded ?? false
-                    if !healthy { try await Task.sleep(for: .milliseconds(50)) }
+                    // etcdctl's first dial to a port nobody listens on yet
+                    // backs off for a second: it is asked once etcd listens.
+                    if LocalProcess.acceptsConnections(onLoopbackPort: clientPort) {
+                        healthy =
+                            (try? await LocalProcess.run(rehearsal.health(client), logFile: log, timeout: .seconds(10)))?
+                            .succeeded ?? false
+                    }
+                    if !healthy { try await Task.sleep(for: .milliseconds(20)) }
                 }
                 guard healthy else {
                     let said = (try? String(contentsOfFile: folder + "/etcd.log", encoding: .utf8)) ?? ""
