@@ -40,9 +40,10 @@ RUN apt-get update \
  && tar -xzf "${name}.tar.gz" \
  && mkdir /out && cp "${name}/etcd" "${name}/etcdutl" "${name}/etcdctl" /out/
 
+# sqlite3: the restore rehearsal of a K3s server's SQLite copy.
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libcurl4 libssh2-1 libsqlite3-0 ca-certificates \
+ && apt-get install -y --no-install-recommends libcurl4 libssh2-1 libsqlite3-0 ca-certificates sqlite3 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 65532 k8s-upgrade \
  && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin k8s-upgrade

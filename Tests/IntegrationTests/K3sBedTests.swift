@@ -116,6 +116,12 @@ extension TestBedSuites {
                 "sqlite3 \(unpacked)/state.db 'PRAGMA integrity_check; SELECT count(*) FROM kine;'"
             ).split(separator: "\n")
             #expect(checked.first == "ok" && (Int(checked.last ?? "") ?? 0) > 50, "\(checked)")
+            // Its copy off the server was rehearsed: SQLite's own check, and kine's rows.
+            let copyRehearsal = done[dotted: "result.snapshot_rehearsal"]?.stringValue ?? ""
+            #expect(
+                copyRehearsal.hasPrefix("restore rehearsed: the SQLite copy is intact (integrity_check ok), "),
+                "\(copyRehearsal)")
+            #expect((Int(copyRehearsal.split(separator: " ").dropFirst(9).first ?? "") ?? 0) > 50, "\(copyRehearsal)")
 
             // Then back: the agents, and the single server through that
             // backup, which removes what was written after it.
@@ -382,6 +388,10 @@ extension TestBedSuites {
                     == "datastore\netcd-snapshot\ntoken\n")
             let status = try Self.local("ETCDCTL_API=3 etcdctl snapshot status -w json \(unpacked)/etcd-snapshot")
             #expect(status.contains("\"totalKey\""), "\(status)")
+            // The archive's etcd snapshot was restored into a throw-away etcd.
+            let rehearsed = done[dotted: "result.snapshot_rehearsal"]?.stringValue ?? ""
+            #expect(rehearsed.hasPrefix("restore rehearsed: "), "\(rehearsed)")
+            #expect(rehearsed.contains(" keys, revision "), "\(rehearsed)")
             for (name, node) in try await Pipeline.nodes(bed) {
                 #expect(
                     node == Pipeline.NodeState(version: "v1.35.2+k3s1", unschedulable: false, cordonedBy: nil),

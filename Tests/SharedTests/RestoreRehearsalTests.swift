@@ -50,4 +50,23 @@ import Testing
         }
         #expect(error.description.contains(message), "\(error)")
     }
+
+    /// A K3s SQLite copy: SQLite's own integrity check, then kine's rows.
+    @Test(arguments: [
+        ("ok\n412\n", "412"),
+        ("*** in database main ***\nPage 3: btreeInitPage() returns error code 11\n", "integrity check"),
+        ("ok\n0\n", "holds no rows"),
+        ("ok\n", "could not be counted"),
+        ("Parse error: no such table: kine\n", "integrity check"),
+    ])
+    func aSQLiteCopyIsIntactAndHoldsRows(output: String, expected: String) {
+        switch RestoreRehearsal.sqliteVerdict(output) {
+        case let .success(rows): #expect("\(rows)" == expected)
+        case let .failure(error): #expect(error.description.contains(expected), "\(error)")
+        }
+        #expect(
+            RestoreRehearsal.sqliteCheck("/b/a/state.db")
+                == ["sqlite3", "-readonly", "/b/a/state.db", "PRAGMA integrity_check; SELECT count(*) FROM kine;"])
+        #expect(MicroK8sSnap().backupForm == .opaque && KubeadmApt().backupForm == .etcdSnapshot)
+    }
 }

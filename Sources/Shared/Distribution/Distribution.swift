@@ -56,9 +56,9 @@ public protocol Distribution: Sendable {
     /// The API path listing the records the datastore keeps of its backups
     /// (K3s' `ETCDSnapshotFile`s); `nil` when it keeps none.
     var snapshotRecordsPath: String? { get }
-    /// The backup is a plain etcd snapshot file, which the orchestrator can
-    /// restore into a throw-away etcd of its own (``RestoreRehearsal``).
-    var backupIsEtcdSnapshot: Bool { get }
+    /// What the backup is, so that the orchestrator can rehearse its
+    /// restore on its own side (``RestoreRehearsal``).
+    var backupForm: BackupForm { get }
     /// What those records say of the backup whose save printed
     /// `saveOutput`; `nil` when the save made no backup they record (a
     /// SQLite copy), or the distribution keeps no records.
@@ -115,7 +115,7 @@ public enum SnapshotRecord: Sendable, Equatable {
 
 extension Distribution {
     public var snapshotRecordsPath: String? { nil }
-    public var backupIsEtcdSnapshot: Bool { false }
+    public var backupForm: BackupForm { .opaque }
     public func snapshotRecord(saveOutput: String, in items: [JSONValue]) -> SnapshotRecord? { nil }
     public func snapshotUnrecorded(saveOutput: String) -> Result<String, PlanError> { .success("") }
 }
@@ -223,4 +223,18 @@ extension UpdaterHold {
             "\(Shell.command(self.set)) succeeded but \(Shell.command(self.check)) shows no hold: "
                 + ProbeOutput.tail(check.stdout))
     }
+}
+
+/// What a distribution's pre-upgrade backup is, as far as rehearsing its
+/// restore goes.
+public enum BackupForm: Sendable, Equatable {
+    /// A plain etcd snapshot file: restored into a throw-away etcd.
+    case etcdSnapshot
+    /// A gzipped tar archive (K3s) whose `./datastore` says what it holds:
+    /// `./etcd-snapshot` (restored as above) or `./state.db` (SQLite's own
+    /// integrity check and a count of its rows).
+    case k3sArchive
+    /// Nothing here can restore it (MicroK8s' dqlite backup): its listing
+    /// is all that is checked.
+    case opaque
 }

@@ -67,7 +67,7 @@ public struct KubeadmApt: Distribution {
     }
 
     public var snapshotExtension: String { ".db" }
-    public var backupIsEtcdSnapshot: Bool { true }
+    public var backupForm: BackupForm { .etcdSnapshot }
 
     public func snapshotSave(to path: String) -> [String] {
         Self.etcdctl + ["--dial-timeout=10s", "--command-timeout=300s", "snapshot", "save", path]

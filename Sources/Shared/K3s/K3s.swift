@@ -214,6 +214,10 @@ public struct K3s: Distribution {
         ]
     }
 
+    /// The archive holds an etcd snapshot or a SQLite copy, which the
+    /// orchestrator restores on its side before the first node.
+    public var backupForm: BackupForm { .k3sArchive }
+
     /// Lists the archive (a truncated gzip fails) and prints `BYTES KIND
     /// FILES`: the datastore it holds and whether the token is there.
     public func snapshotStatus(of path: String) -> [String] {

@@ -54,6 +54,30 @@ public struct RestoreRehearsal: Sendable, Equatable {
         [etcdctl, "--endpoints", clientURL, "get", "/registry/namespaces/", "--prefix", "--keys-only", "--limit", "3"]
     }
 
+    /// A K3s archive unpacked into `folder`: its `datastore` note and its copy.
+    public static func unpack(_ archive: String, into folder: String) -> [String] {
+        ["tar", "-xzf", archive, "-C", folder]
+    }
+
+    /// SQLite's own check of a K3s datastore copy, read-only, and the rows
+    /// of kine's table (every object the API stored).
+    public static func sqliteCheck(_ database: String) -> [String] {
+        ["sqlite3", "-readonly", database, "PRAGMA integrity_check; SELECT count(*) FROM kine;"]
+    }
+
+    /// What ``sqliteCheck(_:)`` printed: `ok`, then the row count.
+    public static func sqliteVerdict(_ output: String) -> Result<Int, PlanError> {
+        let lines = output.split(whereSeparator: \.isNewline).map { String($0.filter { !$0.isWhitespace }) }
+        guard lines.first == "ok" else {
+            return .failure(PlanError("SQLite's integrity check of the copy says: \(output.prefix(300))"))
+        }
+        guard lines.count == 2, let rows = Int(lines[1]) else {
+            return .failure(PlanError("the copy's kine table could not be counted: \(output.prefix(300))"))
+        }
+        guard rows > 0 else { return .failure(PlanError("the copy's kine table holds no rows")) }
+        return .success(rows)
+    }
+
     /// The restored etcd's figures against the snapshot's own: the same
     /// revision, keys at all, and the namespaces among them.
     ///
