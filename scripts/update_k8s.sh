@@ -49,8 +49,9 @@
 #                         (--sha256, then listed: it must hold the folder dbctl
 #                         restores from) before anything changes; then the revert
 #                         (snapd brings back the revision's data as it was at the
-#                         refresh), and once the API answers, `microk8s dbctl
-#                         restore PATH`.
+#                         refresh), then once `microk8s status --wait-ready`
+#                         answers, `microk8s dbctl restore PATH` (its exits 10 and
+#                         3, MicroK8s still starting, tried again for 300 s).
 #                         With --k3s-revert server (the single server): PATH is the
 #                         job's archive of the K3s datastore and token, checked
 #                         (--sha256, its listing, the datastore it holds is this
@@ -58,7 +59,7 @@
 #                         changes; then k3s stopped, the kept binary of --release put
 #                         back, the datastore restored (SQLite: the copy replaces
 #                         state.db, the old files kept beside it in
-#                         db/before-restore-<time>; embedded etcd: k3s server
+#                         db/before-restore-<backup name>; embedded etcd: k3s server
 #                         --cluster-reset --cluster-reset-restore-path), k3s started
 #   --sha256 HEX          the snapshot's SHA-256, as the orchestrator recorded it
 #   --repo-minor X.Y      point the apt source at the X.Y repository and refresh it
@@ -266,8 +267,11 @@ fi
 
 step() { printf '==> %s\n' "$*"; }
 
+# What a failure leaves behind beyond its own message (set by a step that
+# stops a service: a K3s restore).
+left_behind=""
 fail() {
-  echo "update_k8s.sh: $*" >&2
+  echo "update_k8s.sh: $*${left_behind:+; $left_behind}" >&2
   exit 1
 }
 
@@ -603,7 +607,7 @@ check_dbctl_archive() {
     fail "the backup does not read as a gzipped tar archive: ${listing:0:300}; nothing was changed"
   awk -v n="$name/" 'index($0, n) == 1 || index($0, "./" n) == 1 { found = 1 } END { exit !found }' <<<"$listing" ||
     fail "the backup holds no folder $name, which microk8s dbctl restore reads; nothing was changed"
-  step "the backup lists $(grep -c . <<<"$listing") entries under $name/"
+  step "the backup lists $(awk -v n="$name/" 'index($0, n) == 1 || index($0, "./" n) == 1' <<<"$listing" | grep -c .) entries under $name/"
 }
 
 if [[ -n $snap_revert ]]; then
@@ -639,12 +643,15 @@ if [[ -n $snap_revert ]]; then
     else
       take_node_lock
       started=$SECONDS
+      change microk8s status --wait-ready --timeout "$DBCTL_API_TIMEOUT" ||
+        fail "MicroK8s is not ready ${DBCTL_API_TIMEOUT}s after the revert; the snap is at $release, its datastore as snapd's revert left it"
       while :; do
         printf '+ %s\n' "microk8s dbctl restore $restore_snapshot"
         status=0
         microk8s dbctl restore "$restore_snapshot" 7>&- 8>&- 9>&- || status=$?
-        # 10: the API server (its kine socket) is not up yet after the revert.
-        ((status == 10 && SECONDS - started < DBCTL_API_TIMEOUT)) || break
+        # 10: no kine socket yet; 3: k8s-dqlite's migrator could not write
+        # (still starting after the revert). Both are tried again in time.
+        if ! (((status == 10 || status == 3) && SECONDS - started < DBCTL_API_TIMEOUT)); then break; fi
         sleep "$SNAP_POLL"
       done
       ((status == 0)) ||
@@ -815,6 +822,10 @@ if [[ -n $k3s_revert && -n $restore_snapshot ]]; then
   fi
   step "stopping k3s"
   change systemctl stop k3s
+  # From here a failure leaves k3s stopped: say so, whatever fails.
+  left_behind="k3s is stopped on this server: run the same command again to finish the restore (it goes on where it stopped), or start k3s as it is (systemctl start k3s)"
+  set -E
+  trap 'echo "update_k8s.sh: $left_behind" >&2' ERR
   if [[ $current != "$release" ]]; then
     step "putting back the kept k3s $release in place of $current"
     k3s_install "$kept" "$bin"
@@ -826,12 +837,19 @@ if [[ -n $k3s_revert && -n $restore_snapshot ]]; then
     change mkdir -p "$K3S_RESTORE"
     change tar -xzf "$restore_snapshot" -C "$K3S_RESTORE"
     if [[ $kind == sqlite ]]; then
-      aside="$K3S_SERVER/db/before-restore-$(date +%Y%m%d-%H%M%S)"
+      # One folder per restore: a run cut off and started again finds the
+      # files it already put there, and does not move its own copy aside.
+      aside="$K3S_SERVER/db/before-restore-${restore_snapshot##*/}"
       step "restoring the SQLite datastore from $restore_snapshot (the old files kept in ${aside#"$ROOT"})"
       change cp "$K3S_RESTORE/state.db" "$K3S_SERVER/db/state.db.k8s-upgrade-restoring"
       change mkdir -p "$aside"
-      for file in "$K3S_SERVER"/db/state.db "$K3S_SERVER"/db/state.db-wal "$K3S_SERVER"/db/state.db-shm; do
-        if [[ -e $file ]]; then change mv "$file" "$aside/"; fi
+      for name in state.db state.db-wal state.db-shm; do
+        [[ -e $K3S_SERVER/db/$name ]] || continue
+        if [[ -e $aside/$name ]]; then
+          change rm -f "$K3S_SERVER/db/$name" # an earlier run of this restore's copy
+        else
+          change mv "$K3S_SERVER/db/$name" "$aside/"
+        fi
       done
       change mv "$K3S_SERVER/db/state.db.k8s-upgrade-restoring" "$K3S_SERVER/db/state.db"
     else
@@ -844,6 +862,9 @@ if [[ -n $k3s_revert && -n $restore_snapshot ]]; then
   fi
   step "starting k3s"
   change systemctl start k3s
+  trap - ERR
+  set +E
+  left_behind=""
   ((dry_run)) || rm -f "$K3S_PENDING"
   if ((dry_run)); then
     step "dry run: nothing was changed"

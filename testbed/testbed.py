@@ -373,6 +373,8 @@ def make_host_keys(bed, names):
     if any(process.wait() != 0 for process in processes):
         raise SystemExit("testbed: ssh-keygen failed")
     for fresh, cached in made:
+        if cached.exists() and not all((cached / f"host_{kind}").exists() for kind, _ in HOST_KEYS):
+            shutil.rmtree(cached, ignore_errors=True)  # left incomplete by a bed that was killed
         try:
             fresh.rename(cached)  # another bed may have kept its own first: then use that one
         except OSError:

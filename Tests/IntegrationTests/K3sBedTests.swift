@@ -142,6 +142,21 @@ extension TestBedSuites {
             let unconfirmed = try await server.request("POST", "/jobs/2/rollback", body: #"{"node":"server-1"}"#)
             #expect(unconfirmed.status == 422)
             #expect(unconfirmed.text.contains("restores job 2's K3s datastore snapshot \(path)"), "\(unconfirmed.text)")
+            // The node script refuses before any change: a backup that is not
+            // the one recorded, and a restore on an agent.
+            let zeros = String(repeating: "0", count: 64)
+            let wrongHash = try await TestBedSuites.NodeScriptTests.run(
+                bed, "server-1",
+                "--k3s-revert server --release 1.34.3+k3s1 --restore-snapshot \(Shell.quote(path)) --sha256 \(zeros)")
+            #expect(wrongHash.exitStatus == 1)
+            #expect(
+                wrongHash.stderrText.contains("not \(zeros) as recorded: it changed since the job; nothing was changed")
+            )
+            let onAgent = try await TestBedSuites.NodeScriptTests.run(
+                bed, "agent-1", "--k3s-revert agent --release 1.34.3+k3s1 --restore-snapshot \(Shell.quote(path))")
+            #expect(onAgent.exitStatus == 2, "\(onAgent.stderrText)")
+            #expect(try await Self.k3s(bed, "server-1").running == "v1.34.5+k3s1")
+            #expect(try rows("/registry/after-upgrade") == "1\n")
             // The restore's first run is killed once the datastore is back,
             // before k3s starts: the run is started again and restores nothing twice.
             try Data("before systemctl start k3s".utf8).write(
@@ -172,7 +187,7 @@ extension TestBedSuites {
             let aside = try FileManager.default.contentsOfDirectory(atPath: db).filter {
                 $0.hasPrefix("before-restore-")
             }
-            #expect(aside.count == 1, "the replaced database is kept: \(aside)")
+            #expect(aside == ["before-restore-" + URL(fileURLWithPath: path).lastPathComponent], "kept: \(aside)")
             #expect(try rows("/registry/after-upgrade", in: "\(db)/\(aside.first ?? "")/state.db") == "1\n")
             // k3s writes to the restored database again.
             let count = "sqlite3 -cmd '.timeout 5000' \(db)/state.db 'SELECT count(*) FROM kine'"

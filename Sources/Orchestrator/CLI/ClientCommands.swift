@@ -202,7 +202,7 @@ struct RollbackCommand: AsyncParsableCommand {
             kubelet; on MicroK8s it reverts the snap, then runs microk8s dbctl restore of the job's \
             backup; on K3s it stops k3s, puts back the kept binary and restores the SQLite copy or \
             the etcd snapshot (k3s server --cluster-reset), then starts k3s. Every change since the \
-            snapshot is lost. Workers go back first. With several \
+            snapshot is lost (on MicroK8s, treat it as lost). Workers go back first. With several \
             control planes, the refusal lists the exact steps with the job's values. With --follow, the \
             job is watched until it ends, as status --follow.
             """)

@@ -35,12 +35,7 @@ extension UpgradePipeline {
     /// job skips what is done); the number carried out.
     private func nodes(_ steps: [NodeStep], stage: UpgradeStage, job: JobContext) async throws -> Int {
         var carried = 0
-        // After the control planes come the workers: the first of them is next.
-        let following = stage == .master ? job.state.withLock { $0.plan.workers.first?.node } : nil
-        for (index, step) in steps.enumerated() {
-            // The next node's SSH connection is made while this one is worked
-            // on, so that its reach finds one kept by the session pool.
-            if let next = index + 1 < steps.count ? steps[index + 1].node : following { warmConnection(to: next) }
+        for step in steps {
             try job.checkpoint()
             try await checkHoldDrift(job: job, stage: stage)
             guard let (node, action) = try await liveStep(step, job: job, stage: stage) else { continue }
@@ -70,24 +65,14 @@ extension UpgradePipeline {
         return carried
     }
 
-    /// Connects to `name` in the background (its answer is not waited for,
-    /// its failure is the later reach's to report); the session pool keeps
-    /// the connection for that node's steps.
-    func warmConnection(to name: String) {
-        let cluster = cluster
-        let shell = shell
-        Task {
-            guard let node = try? await cluster.node(name) else { return }
-            _ = try? await shell.run(
-                RemoteCommand(["true"], asRoot: false, timeout: .seconds(30)), on: node, onOutput: nil)
-        }
-    }
-
     /// Re-reads the node and decides again, so a resumed job skips what is done.
     func liveStep(
         _ step: NodeStep, job: JobContext, stage: UpgradeStage
     ) async throws -> (NodeFacts, NodeAction)? {
         let node = try await cluster.node(step.node)
+        // A control plane's restore runs whatever release the node is at
+        // (``beginRestore``): its script knows what it already did.
+        if job.request.rollback != nil, step.role != .worker { return (node, .upgrade) }
         let apiServer = step.role == .worker ? nil : try await cluster.apiServerVersion(on: step.node)
         let action = UpgradePlan.action(
             for: node, apiServer: apiServer, target: job.request.targetVersion, isControlPlane: step.role != .worker)

@@ -98,22 +98,23 @@ extension UpgradePipeline {
                     + ")")
         }
         let apiServer = try await cluster.apiServerVersion(on: node.name)
-        let action = UpgradePlan.action(for: node, apiServer: apiServer, target: target, isControlPlane: true)
+        let judged = UpgradePlan.action(for: node, apiServer: apiServer, target: target, isControlPlane: true)
+        // The datastore goes back even where the node already runs the older
+        // release (a failed step's revert took it there): the script runs
+        // all the same, and being convergent says what was already done.
         job.state.withLock {
             $0.plan = UpgradePlan(
-                controlPlanes: [NodeStep(node: node.name, role: .master, action: action, from: node.kubelet)],
+                controlPlanes: [NodeStep(node: node.name, role: .master, action: .upgrade, from: node.kubelet)],
                 workers: [])
             $0.restoreStep = script
             $0.report.snapshotPath = snapshot
         }
+        let restored =
+            "the \(settings.distribution.datastore) snapshot \(snapshot) restored (update_k8s.sh \(Shell.command(script)))"
         let what: String
-        switch action {
-        case .upgrade:
-            what =
-                "\(node.kubelet?.description ?? "?") → \(target), the \(settings.distribution.datastore) snapshot "
-                + "\(snapshot) restored (update_k8s.sh \(Shell.command(script)))"
-        case .finish: what = "at \(target); verify"
-        case let .skip(reason): what = "skip: \(reason)"
+        switch judged {
+        case .upgrade: what = "\(node.kubelet?.description ?? "?") → \(target), \(restored)"
+        case .finish, .skip: what = "already at \(target); \(restored) unless that was done"
         }
         let lines = [
             "\(node.name), undoing job \(rollback.job): \(what)",

@@ -176,7 +176,9 @@ public struct K3s: Distribution {
     public var snapshotExtension: String { ".tar.gz" }
 
     /// Embedded etcd: `k3s etcd-snapshot save` into a scratch folder
-    /// (its file is `<name>-<node>-<time>`); SQLite: `sqlite3 .backup`, a
+    /// (its file is `<name>-<node>-<time>`), never compressed whatever
+    /// config.yaml says (a zipped snapshot would need its `.zip` name to
+    /// restore, and this side could not rehearse it); SQLite: `sqlite3 .backup`, a
     /// consistent copy of the live database, where copying the files of a
     /// WAL database is only crash-consistent. Then the token, a note of
     /// which datastore it is, and the archive, written under another name
@@ -190,7 +192,7 @@ public struct K3s: Distribution {
             work=$(mktemp -d "${out%/*}/.k3s-backup.XXXXXX")
             trap 'rm -rf "$work"' EXIT
             if [ -d "$db/etcd" ]; then
-              timeout 300 k3s etcd-snapshot save --dir "$work" --name k8s-upgrade >&2
+              timeout 300 k3s etcd-snapshot save --dir "$work" --name k8s-upgrade --etcd-snapshot-compress=false >&2
               set -- "$work"/k8s-upgrade-*
               [ -f "$1" ] || { echo "k3s etcd-snapshot save wrote no snapshot in $work" >&2; exit 1; }
               name=${1##*/} listed=unlisted
