@@ -155,8 +155,30 @@ extension TestBedSuites {
             let onAgent = try await TestBedSuites.NodeScriptTests.run(
                 bed, "agent-1", "--k3s-revert agent --release 1.34.3+k3s1 --restore-snapshot \(Shell.quote(path))")
             #expect(onAgent.exitStatus == 2, "\(onAgent.stderrText)")
+            // A server whose token is not the backup's (K3s would refuse the
+            // restore), and a dry run, which prints every change and makes none.
+            let tokenFile = bed.directory.appendingPathComponent("nodes/server-1/var/lib/rancher/k3s/server/token")
+            let serverToken = try Data(contentsOf: tokenFile)
+            try Data("K10other::server:other\n".utf8).write(to: tokenFile)
+            let otherToken = try await TestBedSuites.NodeScriptTests.run(
+                bed, "server-1", "--k3s-revert server --release 1.34.3+k3s1 --restore-snapshot \(Shell.quote(path))")
+            try serverToken.write(to: tokenFile)
+            #expect(otherToken.exitStatus == 1)
+            #expect(
+                otherToken.stderrText.contains("the backup's server token is not this server's"),
+                "\(otherToken.stderrText)")
+            let dry = try await TestBedSuites.NodeScriptTests.run(
+                bed, "server-1",
+                "--k3s-revert server --release 1.34.3+k3s1 --restore-snapshot \(Shell.quote(path)) --dry-run")
+            #expect(dry.exitStatus == 0, "\(dry.stderrText)")
+            for line in [
+                "would run: systemctl stop k3s", "would run: systemctl start k3s", "==> dry run: nothing was changed",
+            ] {
+                #expect(dry.stdoutText.contains(line + "\n"), "\(line): \(dry.stdoutText)")
+            }
             #expect(try await Self.k3s(bed, "server-1").running == "v1.34.5+k3s1")
             #expect(try rows("/registry/after-upgrade") == "1\n")
+            #expect(try await bed.ssh("server-1").run("systemctl is-active k3s").stdoutText == "active\n")
             // The restore's first run is killed once the datastore is back,
             // before k3s starts: the run is started again and restores nothing twice.
             try Data("before systemctl start k3s".utf8).write(

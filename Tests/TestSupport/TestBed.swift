@@ -12,7 +12,7 @@ public final class TestBed: Sendable {
 
     /// Brings a bed up (`scripts/testbed.sh up`).
     /// `extra` are further `testbed.sh up` options (`--orchestrator`, …).
-    /// Every bed's API goes away for 2 s whenever kubeadm restarts a
+    /// Every bed's API goes away for 1 s whenever kubeadm restarts a
     /// control plane's API server, so every upgrade test rides through an
     /// outage; a test that studies outages passes its own `--api-outage`.
     public static func start(
@@ -32,7 +32,7 @@ public final class TestBed: Sendable {
             [
                 "up", "--dir", directory.path, "--scenario", scenario, "--bin-dir",
                 TestEnvironment.productsDirectory.path, "--running-version", runningVersion,
-                "--master-containerd", masterContainerd, "--api-outage", "2",
+                "--master-containerd", masterContainerd, "--api-outage", "1",
             ] + extra)
         guard result.status == 0 else { throw FixtureError("testbed up failed: \(result.stderr)") }
         let text = try String(contentsOf: directory.appendingPathComponent("env"), encoding: .utf8)
