@@ -40,10 +40,10 @@ RUN apt-get update \
  && tar -xzf "${name}.tar.gz" \
  && mkdir /out && cp "${name}/etcd" "${name}/etcdutl" "${name}/etcdctl" /out/
 
-# sqlite3: the restore rehearsal of a K3s server's SQLite copy.
+# sqlite3: the restore rehearsal of a K3s server's SQLite copy; tzdata: the time zones of maintenance windows.
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libcurl4 libssh2-1 libsqlite3-0 ca-certificates sqlite3 \
+ && apt-get install -y --no-install-recommends libcurl4 libssh2-1 libsqlite3-0 ca-certificates sqlite3 tzdata \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 65532 k8s-upgrade \
  && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin k8s-upgrade

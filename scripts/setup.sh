@@ -12,6 +12,8 @@ APT_PACKAGES=(
   prometheus prometheus-pushgateway python3 python3-pip
   # a K3s server's SQLite datastore, checked and backed up with the real sqlite3
   sqlite3
+  # maintenance windows are read in their time zones, as the C library reads them
+  tzdata
   # the real-apt node: a Debian root (debootstrap), a signed repository (apt-ftparchive, gpg)
   debootstrap apt-utils gpg
   # checks and benchmarks

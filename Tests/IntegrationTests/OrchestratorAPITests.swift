@@ -41,8 +41,10 @@ struct OrchestratorAPITests {
 
     @Test func everyRouteAndErrorCodeAnswersAsTheOpenAPIDocumentSays() async throws {
         let simulator = try await SimulatorFixture.start()
+        // A window that is always open, in a zone read from tzdata: the plan shows it.
         let fixture = try OrchestratorFixture(
-            prometheusURL: Self.unreachablePrometheus, kubeconfig: simulator.kubeconfig)
+            prometheusURL: Self.unreachablePrometheus, kubeconfig: simulator.kubeconfig,
+            extra: ["--maintenance-window", "daily 00:00 168h Europe/Berlin", "--maintenance-exclude", "2099-12-24"])
         let server = try await fixture.launch()
         let api = Recorder(server)
 
@@ -205,6 +207,11 @@ struct OrchestratorAPITests {
         #expect(asked[dotted: "why"]?.stringValue == "asked for")
         #expect(asked[dotted: "order"]?.arrayValue?.count == 5)
         #expect(asked[dotted: "ready"] == .bool(false))
+        #expect(asked[dotted: "maintenance.starts_now"] == .bool(true))
+        #expect(
+            asked[dotted: "maintenance.windows"]?.stringValue == "daily 00:00 168h Europe/Berlin; not on 2099-12-24")
+        let lines = asked[dotted: "lines"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        #expect(lines.contains("maintenance windows: daily 00:00 168h Europe/Berlin; not on 2099-12-24"), "\(lines)")
         let bad = try await api.call("GET", "/plan?target=1.34.x", route: "/plan")
         #expect(bad.status == 400)
         #expect(try api.json(bad)[dotted: "error"]?.stringValue == "target: must be X.Y.Z or X.Y.Z+k3sN, got 1.34.x")
@@ -280,6 +287,37 @@ struct OrchestratorAPITests {
         }
         #expect(refused.status != 0)
         #expect(refused.stderr.contains("the Slack webhook file \(empty.path) is empty"), "\(refused.stderr)")
+    }
+
+    /// A maintenance window or date that cannot be read stops serve at
+    /// start, naming it.
+    @Test(arguments: [
+        (
+            ["--maintenance-window", "Sat 02:00 4h Mars/Olympus"],
+            "maintenance-window: time zone Mars/Olympus: cannot read /usr/share/zoneinfo/Mars/Olympus (is the tzdata package installed?)"
+        ),
+        (
+            ["--maintenance-window", "Sat 2am 4h UTC"],
+            "maintenance-window: start time must be HH:MM from 00:00 to 23:59, got '2am'"
+        ),
+        (["--maintenance-exclude", "2027-01-01"], "maintenance-exclude needs at least one maintenance-window"),
+        (
+            ["--maintenance-window", "daily 02:00 4h UTC", "--maintenance-exclude", "2027-02-30"],
+            "maintenance-exclude must be a date YYYY-MM-DD, got 2027-02-30"
+        ),
+    ])
+    func aMaintenanceWindowThatCannotBeReadStopsServe(arguments: [String], message: String) async throws {
+        let fixture = try OrchestratorFixture(prometheusURL: Self.unreachablePrometheus)
+        let refused = try await offThePool {
+            try TestEnvironment.execute(
+                OrchestratorFixture.binary,
+                [
+                    "serve", "--listen", "127.0.0.1:0", "--store", fixture.storePath, "--api-token-file",
+                    fixture.tokenFile,
+                ] + arguments + fixture.arguments)
+        }
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains(message), "\(refused.stderr)")
     }
 
     /// The cluster cannot be read: the request cannot be checked, so it is not queued.

@@ -31,9 +31,9 @@ extension OpenAPIDocument {
           schemas:
             Forecast:
               type: object
-              required: [distribution, nodes, offered, decision, target_version, kind, why, order, stages, preflight, quorum, ready, lines]
+              required: [distribution, nodes, offered, decision, target_version, kind, why, order, stages, preflight, quorum, maintenance, ready, lines]
               properties:
-                distribution: {type: string, enum: [kubeadm, microk8s]}
+                distribution: {type: string, enum: [kubeadm, microk8s, k3s]}
                 nodes:
                   type: array
                   items:
@@ -79,7 +79,19 @@ extension OpenAPIDocument {
                       node: {type: string}
                       passes: {type: boolean}
                       verdict: {type: string}
-                ready: {type: boolean}
+                maintenance:
+                  description: "When a job dispatched now would start under the maintenance windows (--maintenance-window); null without windows. A job waits for a window with room for one node at --node-estimate; each node then starts only if its forecast fits before the window closes, else the job parks until the next."
+                  oneOf:
+                    - type: "null"
+                    - type: object
+                      required: [windows, verdict, starts_now, opens, closes]
+                      properties:
+                        windows: {type: string, description: "the windows and excluded dates, as configured"}
+                        verdict: {type: string}
+                        starts_now: {type: boolean}
+                        opens: {type: [number, "null"], description: "seconds since 1970 when the job would start; null if now or never"}
+                        closes: {type: [number, "null"], description: "seconds since 1970 when that window closes"}
+                ready: {type: boolean, description: "false when a check, a quorum gate, or the maintenance windows (no window long enough) would stop a job"}
                 lines: {type: array, items: {type: string}, description: the same for people, as k8s-upgrade plan prints it}
             Status:
               type: object

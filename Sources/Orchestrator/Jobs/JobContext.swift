@@ -171,13 +171,15 @@ struct JobContext: Sendable {
         }
     }
 
-    /// Sleeps, waking every 100 ms to honour an abort (and a shutdown,
-    /// unless `finishingOnShutdown`).
-    func sleep(_ duration: Duration, finishingOnShutdown: Bool = false) async throws {
+    /// Sleeps, waking every `slice` (100 ms) to honour an abort (and a
+    /// shutdown, unless `finishingOnShutdown`).
+    func sleep(
+        _ duration: Duration, finishingOnShutdown: Bool = false, slice longest: Duration = .milliseconds(100)
+    ) async throws {
         var left = duration
         while left > .zero {
             try checkpoint(finishingOnShutdown: finishingOnShutdown)
-            let slice = min(left, .milliseconds(100))
+            let slice = min(left, longest)
             try await clock.sleep(for: slice)
             left -= slice
         }

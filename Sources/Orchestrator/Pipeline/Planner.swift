@@ -100,6 +100,12 @@ struct Planner: Sendable {
         }
         forecast.preflight = Preflight.evaluate(facts)
         forecast.quorum = await gates
+        if !settings.maintenance.isAlways {
+            // As the job's first stage decides it (``UpgradePipeline/waitForWindow``).
+            forecast.maintenance = UpgradeForecast.Maintenance(
+                schedule: settings.maintenance, now: Int64(now), needs: Int64(settings.nodeEstimate.seconds),
+                basis: "--node-estimate")
+        }
         return forecast
     }
 

@@ -39,6 +39,9 @@ extension UpgradePipeline {
             try job.checkpoint()
             try await checkHoldDrift(job: job, stage: stage)
             guard let (node, action) = try await liveStep(step, job: job, stage: stage) else { continue }
+            if job.request.rollback == nil {
+                try await waitForWindow(job, stage: stage, node: step.node, role: step.role)
+            }
             let drains = NodeProcedure.drains(kind: job.request.kind, patchDrain: settings.patchDrain)
             let target = job.request.targetVersion
             let operations: [NodeOperation]
@@ -141,6 +144,7 @@ extension UpgradePipeline {
         case .quorum:
             try await checkQuorum(without: node.name, job: job)
         case .start:
+            work.started = job.now()
             setGauges(job) { $0.node = node.name }
             let what =
                 work.action == .finish ? "finishing" : job.request.rollback == nil ? "upgrading" : "rolling back"
@@ -184,7 +188,11 @@ extension UpgradePipeline {
                 node.name, role: work.step.role, finishing: work.action == .finish, job: job, stage: work.stage)
         case .done:
             let line = work.line
-            job.state.withLock { $0.report.record(line) }
+            let (role, seconds) = (work.step.role, job.now() - (work.started ?? job.now()))
+            job.state.withLock {
+                $0.report.record(line)
+                if !job.request.dryRun { $0.timings.timed(role, seconds: seconds) }
+            }
             let timings =
                 line.drainSeconds + line.scriptSeconds > 0
                 ? " (drain \(UpgradeReport.seconds(line.drainSeconds)), \(line.podsEvicted) pods evicted, "
@@ -364,4 +372,6 @@ struct NodeWork {
     let action: NodeAction
     let stage: UpgradeStage
     var line: UpgradeReport.NodeReport
+    /// When its `start` ran: the node's time, for the window forecast.
+    var started: Double?
 }

@@ -32,6 +32,10 @@ struct PipelineSettings: Sendable {
     var repoBase: String
     /// What is specific to the way this cluster installs Kubernetes.
     var distribution: any Distribution = KubeadmApt()
+    /// When nodes may be changed; empty: any time.
+    var maintenance = MaintenanceSchedule()
+    /// A node's time before the run has timed one of its kind (`--node-estimate`).
+    var nodeEstimate: Duration = .seconds(1200)
 }
 
 /// The upgrade itself: stages 0–7 over live cluster state. Every decision
@@ -77,6 +81,13 @@ final class UpgradePipeline: Pipeline {
         var beforeJob: [String: String] = [:]
         /// A control plane's rollback: the node script's restore arguments.
         var restoreStep: [String]?
+        /// The nodes timed so far (its `longest`), for the maintenance window's forecast.
+        var timings = NodeTimeForecast(estimate: 0, soak: 0)
+        /// A dry run's forecast of the job's time: where a real run would
+        /// be, given the windows and each node's forecast (nil until set).
+        var dryRunTime: Double?
+        /// The job waited for its first window (or found it open).
+        var windowChecked = false
     }
 
     init(
@@ -103,8 +114,13 @@ final class UpgradePipeline: Pipeline {
 
     func beforeStage(_ stage: UpgradeStage, job: JobContext) async throws {
         setGauges(job) { $0.stage = stage }
-        // An alert is what a rollback answers: its gate is not waited for.
+        // An alert is what a rollback answers: its gate is not waited for,
+        // nor a maintenance window.
         if job.request.rollback != nil { return }
+        if !job.state.withLock({ $0.windowChecked }) {
+            try await waitForWindow(job, stage: stage, node: nil, role: nil)
+            job.state.withLock { $0.windowChecked = true }
+        }
         try await waitForGate(job, stage: stage, node: nil)
     }
 

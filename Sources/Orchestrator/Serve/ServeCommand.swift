@@ -139,6 +139,15 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp(ServeOptions.quietPeriod.help))
     var quietPeriod: Int?
 
+    @Option(help: ArgumentHelp(ServeOptions.maintenanceWindow.help, valueName: "days hh:mm duration zone"))
+    var maintenanceWindow: [String] = []
+
+    @Option(help: ArgumentHelp(ServeOptions.maintenanceExclude.help, valueName: "yyyy-mm-dd"))
+    var maintenanceExclude: [String] = []
+
+    @Option(help: ArgumentHelp(ServeOptions.nodeEstimate.help))
+    var nodeEstimate: Double?
+
     @Option(help: ArgumentHelp(SharedOptions.repoBase.help))
     var repoBase: String?
 

@@ -46,6 +46,8 @@ struct ServeSettings: Sendable {
     var namespace: String
     var podReadyRatio: Double
     var quietPeriodHours: Int
+    var maintenance: MaintenanceSchedule
+    var nodeEstimate: Duration
     var repoBase: String
     var policy: DetectionPolicy
     var autoResume: Bool
@@ -104,6 +106,17 @@ struct ServeSettings: Sendable {
         namespace = try ServeOptions.namespace.read(flags.namespace, reader)
         podReadyRatio = try ServeOptions.podReadyRatio.read(flags.podReadyRatio, reader)
         quietPeriodHours = try ServeOptions.quietPeriod.read(flags.quietPeriod, reader)
+        maintenance = MaintenanceSchedule(
+            windows: try ServeOptions.maintenanceWindow.read(flags.maintenanceWindow, reader).map { text in
+                do {
+                    return try MaintenanceWindow.parse(text) { try ZoneInfo.rules(named: $0, environment: environment) }
+                } catch { throw SettingsError("maintenance-window: \(error)") }
+            },
+            exclusions: Set(try ServeOptions.maintenanceExclude.read(flags.maintenanceExclude, reader)))
+        if maintenance.isAlways, !maintenance.exclusions.isEmpty {
+            throw SettingsError("maintenance-exclude needs at least one maintenance-window")
+        }
+        nodeEstimate = try ServeOptions.nodeEstimate.read(flags.nodeEstimate, reader)
         repoBase = try SharedOptions.repoBase.read(flags.repoBase, reader)
         policy = try SharedOptions.policy(allowMinor: flags.allowMinor, minorMinPatch: flags.minorMinPatch, reader)
         autoResume = try ServeOptions.autoResume.read(flags.autoResume, reader)

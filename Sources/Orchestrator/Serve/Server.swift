@@ -60,7 +60,8 @@ struct Server {
                 allowSUCPlans: settings.allowSUCPlans,
                 nodeReadyTimeout: settings.nodeReadyTimeout, scriptTimeout: settings.scriptTimeout,
                 podReadyRatio: settings.podReadyRatio, quietPeriodHours: settings.quietPeriodHours,
-                repoBase: settings.repoBase, distribution: settings.distribution),
+                repoBase: settings.repoBase, distribution: settings.distribution, maintenance: settings.maintenance,
+                nodeEstimate: settings.nodeEstimate),
             cluster: cluster,
             shell: SSHRemoteShell(
                 user: settings.sshUser, port: settings.sshPort, keyFile: settings.sshKeyFile,

@@ -63,6 +63,41 @@ public struct UpgradeForecast: Sendable, Equatable {
     public var stages: [Stage] = []
     public var preflight: [CheckResult] = []
     public var quorum: [Quorum] = []
+    /// When a job dispatched now would start, under the maintenance windows (nil without windows).
+    public var maintenance: Maintenance?
+
+    /// The maintenance windows as they read at the plan's time.
+    public struct Maintenance: Sendable, Equatable {
+        public var windows: String
+        /// When a job would start: now, at `opens`, or never.
+        public var verdict: String
+        public var startsNow: Bool
+        public var opens: Int64?
+        public var closes: Int64?
+        public var possible: Bool
+
+        /// A job dispatched at `now` needs room for one node of `needs` seconds (`basis` says whence).
+        public init(schedule: MaintenanceSchedule, now: Int64, needs: Int64, basis: String) {
+            windows = schedule.summary
+            let need = "room for one node (\(MaintenanceSchedule.minutes(needs)), \(basis))"
+            switch schedule.decide(now: now, needs: needs) {
+            case let .go(closes):
+                (startsNow, opens, self.closes, possible) = (true, nil, closes, true)
+                let zone = schedule.spans(from: now).first?.zone ?? .utc
+                verdict =
+                    "a job dispatched now starts at once: the window is open until "
+                    + "\(closes.map { MaintenanceSchedule.local($0, zone) } ?? "?") with \(need)"
+            case let .wait(span, reason):
+                (startsNow, opens, closes, possible) = (false, span.start, span.end, true)
+                verdict =
+                    "a job dispatched now waits until \(MaintenanceSchedule.local(span.start, span.zone)) "
+                    + "(\(reason)), the first window with \(need)"
+            case let .never(reason):
+                (startsNow, opens, closes, possible) = (false, nil, nil, false)
+                verdict = "a job dispatched now would fail: \(reason)"
+            }
+        }
+    }
 
     public init(distribution: String, nodes: [Node], offered: String, decision: String, why: String) {
         self.distribution = distribution
@@ -79,6 +114,7 @@ public struct UpgradeForecast: Sendable, Equatable {
     /// Would a job start and get through its gates as things are now?
     public var ready: Bool {
         target != nil && !preflight.contains { $0.outcome == .failed } && quorum.allSatisfy(\.passes)
+            && maintenance?.possible != false
     }
 
     /// The stages a job of `kind` runs, each with why it runs or is skipped;
@@ -141,6 +177,14 @@ public struct UpgradeForecast: Sendable, Equatable {
                 quorum.map {
                     .object(["node": .string($0.node), "passes": .bool($0.passes), "verdict": .string($0.verdict)])
                 }),
+            "maintenance": maintenance.map { window in
+                .object([
+                    "windows": .string(window.windows), "verdict": .string(window.verdict),
+                    "starts_now": .bool(window.startsNow),
+                    "opens": window.opens.map { .number(Double($0)) } ?? .null,
+                    "closes": window.closes.map { .number(Double($0)) } ?? .null,
+                ])
+            } ?? .null,
             "ready": .bool(ready), "lines": .array(lines.map(JSONValue.string)),
         ])
     }
@@ -171,6 +215,10 @@ public struct UpgradeForecast: Sendable, Equatable {
         if !quorum.isEmpty {
             out.append("quorum gate before each control plane:")
             out += quorum.map { "  \($0.node): \($0.passes ? "passes" : "stops the job"): \($0.verdict)" }
+        }
+        if let maintenance {
+            out.append("maintenance windows: \(maintenance.windows)")
+            out.append("  \(maintenance.verdict)")
         }
         out.append(
             ready

@@ -244,6 +244,8 @@ struct InProcessOrchestrator {
         var drainTimeout: Duration = .seconds(600)
         var scriptTimeout: Duration = .seconds(1800)
         var distribution: any Distribution = KubeadmApt()
+        var maintenance = MaintenanceSchedule()
+        var nodeEstimate: Duration = .seconds(1200)
     }
 
     /// Runs `body` with an orchestrator over `scenario` (a scenario document).
@@ -304,7 +306,8 @@ struct InProcessOrchestrator {
                 expectedNodes: nil, masterNode: nil, workerOrder: .ascending, soak: options.soak,
                 canaryRollback: options.canaryRollback,
                 nodeReadyTimeout: options.nodeReadyTimeout, scriptTimeout: options.scriptTimeout, podReadyRatio: 0.9,
-                quietPeriodHours: 0, repoBase: "https://pkgs.k8s.io/core:/stable:", distribution: options.distribution),
+                quietPeriodHours: 0, repoBase: "https://pkgs.k8s.io/core:/stable:", distribution: options.distribution,
+                maintenance: options.maintenance, nodeEstimate: options.nodeEstimate),
             cluster: cluster, shell: nodes, drainer: drainer,
             gate: GateCheck(
                 alerts: alerts, selector: try GateSelector(parsing: GateSelector.defaultSelector),

@@ -1,0 +1,139 @@
+import Foundation
+import Shared
+import SharedIO
+import TestSupport
+import Testing
+
+@testable import Orchestrator
+
+/// Maintenance windows on the job's clock, in process: the simulated
+/// cluster's time starts on Friday 2027-01-15 at 08:00 UTC, and a wait of
+/// an hour passes in a moment.
+@Suite struct MaintenanceWindowJobTests {
+    static let friday = Int64(1_800_000_000)
+
+    static func options(_ windows: String..., estimate: Int = 60) throws -> InProcessOrchestrator.Options {
+        var options = InProcessOrchestrator.Options()
+        options.maintenance = MaintenanceSchedule(
+            windows: try windows.map { try MaintenanceWindow.parse($0) { _ in .utc } })
+        options.nodeEstimate = .seconds(estimate)
+        return options
+    }
+
+    static func started(_ events: [JobEvent]) -> [String: Double] {
+        Dictionary(
+            events.filter { $0.kind == .nodeStarted }.compactMap { event in event.node.map { ($0, event.time) } }
+        ) { first, _ in first }
+    }
+
+    /// A 12-minute window fits the master and two workers (each soaked
+    /// 5 min, their work a few simulated seconds); worker-3's forecast (the
+    /// longest worker so far and its soak) does not fit in the 2 minutes
+    /// left, so the job parks after worker-2 and goes on when the 09:00
+    /// window opens.
+    @Test func aWindowThatClosesParksTheJobAfterTheLastFinishedNodeUntilTheNext() async throws {
+        let options = try Self.options("Fri 08:00 12m UTC", "Fri 09:00 1h UTC")
+        try await InProcessOrchestrator.with(scenario: PipelineInProcessTests.cluster(), options: options) {
+            orchestrator in
+            let id = try await orchestrator.execute()
+            _ = try await orchestrator.waitFor(.succeeded, id)
+            let events = try await orchestrator.events(id)
+            let parks = events.filter { $0.kind == .waitStarted && $0.message.hasPrefix("maintenance window") }
+            #expect(parks.count == 1, "\(parks.map(\.message))")
+            let park = try #require(parks.first)
+            #expect(park.node == "worker-3")
+            #expect(park.deadline == Double(Self.friday + 3600))
+            #expect(
+                park.message.hasPrefix(
+                    "maintenance window to open: parked after worker-2: worker-3 does not fit (its forecast is the longest worker so far and the soak): it needs 6 min and the window closes at Fri 2027-01-15 08:12 UTC ("
+                ), "\(park.message)")
+            #expect(
+                park.message.hasSuffix("it continues when the next window opens at Fri 2027-01-15 09:00 UTC"),
+                "\(park.message)")
+            let starts = Self.started(events)
+            #expect(starts["worker-2"]! < Double(Self.friday + 720))
+            #expect(starts["worker-3"]! >= Double(Self.friday + 3600))
+            #expect(
+                events.contains {
+                    $0.kind == .waitEnded && $0.node == "worker-3"
+                        && $0.message.hasSuffix("of waiting, until Fri 2027-01-15 10:00 UTC")
+                })
+            #expect(try await orchestrator.nodeStates().values.allSatisfy { $0 == "1.34.5" })
+            let titles = orchestrator.notices.all.map(\.title)
+            #expect(titles.contains("Parked until the next maintenance window"))
+            #expect(titles.contains("Maintenance window open: the job continues"))
+        }
+    }
+
+    /// Dispatched at 08:00 with the window at 10:00: the job waits, seen as
+    /// a wait with its end, then runs; nothing is read or changed before.
+    @Test func aJobDispatchedOutsideTheWindowsWaitsForTheNext() async throws {
+        let options = try Self.options("Fri 10:00 2h UTC")
+        try await InProcessOrchestrator.with(scenario: PipelineInProcessTests.cluster(), options: options) {
+            orchestrator in
+            let id = try await orchestrator.execute()
+            _ = try await orchestrator.waitFor(.succeeded, id)
+            let events = try await orchestrator.events(id)
+            let wait = try #require(events.first { $0.kind == .waitStarted })
+            #expect(wait.stage == .master && wait.node == nil)
+            #expect(
+                wait.message
+                    == "maintenance window to open: waiting for a maintenance window (outside the maintenance windows); the job starts at Fri 2027-01-15 10:00 UTC"
+            )
+            #expect(wait.deadline == Double(Self.friday + 7200))
+            #expect(Self.started(events).values.allSatisfy { $0 >= Double(Self.friday + 7200) })
+            #expect(events.contains { $0.message == "maintenance window open until Fri 2027-01-15 12:00 UTC" })
+        }
+    }
+
+    /// An abort while the job waits for its window ends it at once, with
+    /// nothing changed.
+    @Test func anAbortWhileWaitingForTheWindowStopsTheJob() async throws {
+        let options = try Self.options("Sat 02:00 4h UTC")
+        try await InProcessOrchestrator.with(scenario: PipelineInProcessTests.cluster(), options: options) {
+            orchestrator in
+            let notices = orchestrator.notices
+            let coordinator = orchestrator.coordinator
+            orchestrator.once(when: { notices.all.contains { $0.title == "Waiting for the maintenance window" } }) {
+                _ = try? await coordinator.abort(1)
+            }
+            let id = try await orchestrator.execute()
+            _ = try await orchestrator.waitFor(.aborted, id)
+            #expect(orchestrator.nodes.scriptRuns.isEmpty)
+            #expect(orchestrator.clock.slept < .seconds(60))
+            #expect(try await orchestrator.nodeStates().values.allSatisfy { $0 == PipelineInProcessTests.untouched })
+        }
+    }
+
+    /// A dry run waits for nothing: it forecasts each node (the estimate,
+    /// the soak) on its own clock and says where a real run would wait.
+    @Test func aDryRunSaysWhereARealRunWouldWaitWithoutWaiting() async throws {
+        let options = try Self.options("Fri 08:00 15m UTC", "Fri 09:00 1h UTC")
+        try await InProcessOrchestrator.with(scenario: PipelineInProcessTests.cluster(), options: options) {
+            orchestrator in
+            let id = try await orchestrator.execute(dryRun: true)
+            _ = try await orchestrator.waitFor(.succeeded, id)
+            let would = try await orchestrator.events(id).filter { $0.message.hasPrefix("a real run would wait") }
+            #expect(
+                would.map(\.message) == [
+                    "a real run would wait here: parked after worker-2: worker-3 does not fit (its forecast is --node-estimate and the soak): it needs 6 min and the window closes at Fri 2027-01-15 08:15 UTC (2 min left); it continues when the next window opens at Fri 2027-01-15 09:00 UTC"
+                ])
+            #expect(orchestrator.clock.slept < .seconds(300))
+        }
+    }
+
+    /// A node that fits in no window fails the job before anything changes.
+    @Test func aWindowShorterThanOneNodeFailsTheJobBeforeAnyChange() async throws {
+        let options = try Self.options("daily 02:00 10m UTC", estimate: 1200)
+        try await InProcessOrchestrator.with(scenario: PipelineInProcessTests.cluster(), options: options) {
+            orchestrator in
+            let id = try await orchestrator.execute()
+            _ = try await orchestrator.waitFor(.failed, id)
+            #expect(
+                try await orchestrator.failure(id)
+                    == "the job cannot start in any maintenance window: it needs 20 min, longer than any maintenance window in the next 400 days (the longest lasts 10 min); lengthen a window (--maintenance-window) or correct --node-estimate"
+            )
+            #expect(orchestrator.nodes.scriptRuns.isEmpty)
+        }
+    }
+}
