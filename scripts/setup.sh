@@ -18,6 +18,8 @@ APT_PACKAGES=(
   debootstrap apt-utils gpg
   # checks and benchmarks
   shellcheck jq wrk curl procps time
+  # the CLI's question and live view under a real terminal
+  tmux
 )
 # deploy/ validation (Kubernetes schemas offline, JSON Schema); the API fuzzer for the OpenAPI document
 PIP_PACKAGES=(pyyaml kubernetes-validate==1.37.0 jsonschema==4.26.0 schemathesis==4.32.5)

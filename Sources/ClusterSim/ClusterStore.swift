@@ -388,19 +388,30 @@ actor ClusterStore {
         }
         guard !pending.isEmpty else { return }
         for (key, var pod) in pending.sorted(by: { $0.key < $1.key }) {
-            guard let node = chooseNode() else { return }
+            // A pod with no node that has room stays Pending; the next may fit.
+            guard let node = chooseNode(for: pod) else { continue }
             pod[["spec", "nodeName"]] = .string(node)
             store(.pods, key, pod)
             readyAt[key] = now.addingTimeInterval(scenario.readyAfterSeconds)
         }
     }
 
-    private func chooseNode() -> String? {
-        let counts = Dictionary(
-            grouping: (objects[.pods] ?? [:]).values.compactMap { $0[["spec", "nodeName"]]?.stringValue }, by: { $0 }
-        ).mapValues(\.count)
-        return list(.nodes, namespace: nil).filter { _, node in
-            node[["spec", "unschedulable"]]?.boolValue != true && !Self.isTainted(node) && Self.isNodeReady(node)
+    /// The schedulable, Ready, untainted node with the fewest pods that has
+    /// room for `pod`'s requests (a node without allocatable has room for any).
+    private func chooseNode(for pod: JSONValue) -> String? {
+        let placed = (objects[.pods] ?? [:]).values.filter { pod in
+            !["Succeeded", "Failed"].contains(pod[["status", "phase"]]?.stringValue ?? "")
+        }
+        let counts = Dictionary(grouping: placed.compactMap { $0[["spec", "nodeName"]]?.stringValue }, by: { $0 })
+            .mapValues(\.count)
+        let wanted = Resources(podSpec: pod[["spec"]])
+        return list(.nodes, namespace: nil).filter { name, node in
+            guard node[["spec", "unschedulable"]]?.boolValue != true && !Self.isTainted(node) && Self.isNodeReady(node)
+            else { return false }
+            guard let allocatable = NodeRoom(node: node).allocatable else { return true }
+            let used = placed.filter { $0[["spec", "nodeName"]]?.stringValue == name }
+                .map { Resources(podSpec: $0[["spec"]]) }.reduce(Resources(), +)
+            return (allocatable - used).covers(wanted)
         }.min { (counts[$0.key] ?? 0, $0.key) < (counts[$1.key] ?? 0, $1.key) }?.key
     }
 
@@ -500,30 +511,46 @@ actor ClusterStore {
                     labels["node-role.kubernetes.io/\(role)"] = ""
                 }
             }
+            // kubeadm taints its control planes; MicroK8s and K3s do not.
+            let taints: [String: JSONValue] =
+                node.roles.contains("control-plane")
+                ? [
+                    "taints": .array([
+                        .object([
+                            "key": .string("node-role.kubernetes.io/control-plane"), "effect": .string("NoSchedule"),
+                        ])
+                    ])
+                ] : [:]
+            var status: [String: JSONValue] = [:]
+            if let allocatable = node.allocatable {
+                status["allocatable"] = .object(allocatable.mapValues(JSONValue.string))
+                status["capacity"] = .object(allocatable.mapValues(JSONValue.string))
+            }
             let object: JSONValue = .object([
                 "metadata": .object([
                     "name": .string(node.name), "labels": .object(labels.mapValues(JSONValue.string)),
                     "annotations": .object([:]),
                 ]),
-                "spec": .object([:]),
-                "status": .object([
-                    "conditions": .array([
-                        Self.condition("Ready", "True", "KubeletReady", "kubelet is posting ready status", now)
-                    ]),
-                    "addresses": .array([
-                        .object(["type": .string("InternalIP"), "address": .string(node.internalIP)]),
-                        .object(["type": .string("Hostname"), "address": .string(node.name)]),
-                    ]),
-                    "nodeInfo": .object([
-                        "kubeletVersion": .string("v" + node.kubeletVersion),
-                        "containerRuntimeVersion": .string(node.containerRuntimeVersion),
-                        "kubeProxyVersion": .string(""),
-                        "osImage": .string("Debian GNU/Linux 12 (bookworm)"), "kernelVersion": .string("6.1.0-sim"),
-                        "operatingSystem": .string("linux"), "architecture": .string("amd64"),
-                        "machineID": .string(Self.newUID()), "systemUUID": .string(Self.newUID()),
-                        "bootID": .string(Self.newUID()),
-                    ]),
-                ]),
+                "spec": .object(taints),
+                "status": .object(
+                    status.merging([
+                        "conditions": .array([
+                            Self.condition("Ready", "True", "KubeletReady", "kubelet is posting ready status", now)
+                        ]),
+                        "addresses": .array([
+                            .object(["type": .string("InternalIP"), "address": .string(node.internalIP)]),
+                            .object(["type": .string("Hostname"), "address": .string(node.name)]),
+                        ]),
+                        "nodeInfo": .object([
+                            "kubeletVersion": .string("v" + node.kubeletVersion),
+                            "containerRuntimeVersion": .string(node.containerRuntimeVersion),
+                            "kubeProxyVersion": .string(""),
+                            "osImage": .string("Debian GNU/Linux 12 (bookworm)"), "kernelVersion": .string("6.1.0-sim"),
+                            "operatingSystem": .string("linux"), "architecture": .string("amd64"),
+                            "machineID": .string(Self.newUID()), "systemUUID": .string(Self.newUID()),
+                            "bootID": .string(Self.newUID()),
+                        ]),
+                    ]) { $1 }),
             ])
             _ = try? create(.nodes, namespace: nil, object: object)
             if node.roles.contains("control-plane") {
@@ -635,7 +662,11 @@ actor ClusterStore {
             }
         }
         var spec = Self.template(workload)[["spec"]]?.objectValue ?? [:]
-        spec["containers"] = .array([.object(["name": .string("main"), "image": .string(image)])])
+        var container: [String: JSONValue] = ["name": .string("main"), "image": .string(image)]
+        if let requests = workload.requests {
+            container["resources"] = .object(["requests": .object(requests.mapValues(JSONValue.string))])
+        }
+        spec["containers"] = .array([.object(container)])
         if let node { spec["nodeName"] = .string(node) }
         var pod: JSONValue = .object([
             "metadata": .object(metadata), "spec": .object(spec),
@@ -658,6 +689,14 @@ actor ClusterStore {
         if let grace = workload.terminationGracePeriodSeconds {
             spec["terminationGracePeriodSeconds"] = .number(Double(grace))
         }
+        if let requests = workload.requests {
+            spec["containers"] = .array([
+                .object([
+                    "name": .string("main"), "image": .string("registry.k8s.io/pause:3.10"),
+                    "resources": .object(["requests": .object(requests.mapValues(JSONValue.string))]),
+                ])
+            ])
+        }
         return .object([
             "metadata": .object(["labels": .object(workload.labels.mapValues(JSONValue.string))]),
             "spec": .object(spec),
@@ -671,6 +710,8 @@ actor ClusterStore {
         let spec = owner[["spec", "template", "spec"]]
         workload.emptyDir = spec?[["volumes"]]?.arrayValue?.contains { $0[["emptyDir"]] != nil } ?? false
         workload.terminationGracePeriodSeconds = spec?[["terminationGracePeriodSeconds"]]?.intValue
+        workload.requests = spec?[["containers"]]?.arrayValue?.first?.stringMap("resources.requests")
+        if workload.requests?.isEmpty == true { workload.requests = nil }
         return workload
     }
 

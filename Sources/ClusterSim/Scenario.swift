@@ -14,6 +14,9 @@ struct Scenario: Codable, Sendable {
         var containerRuntimeVersion: String = "containerd://1.7.24"
         var internalIP: String = "127.0.0.1"
         var labels: [String: String] = [:]
+        /// `status.allocatable` (`cpu`, `memory`, `pods`); none: the
+        /// simulated scheduler places any number of pods on the node.
+        var allocatable: [String: String]? = nil
     }
 
     /// A workload: `ReplicaSet` pods are recreated elsewhere when evicted;
@@ -29,6 +32,8 @@ struct Scenario: Codable, Sendable {
         var nodes: [String]? = nil
         var emptyDir: Bool = false
         var terminationGracePeriodSeconds: Int? = nil
+        /// The container's `resources.requests` (`cpu`, `memory`).
+        var requests: [String: String]? = nil
     }
 
     struct Budget: Codable, Sendable {
@@ -202,6 +207,7 @@ extension Scenario.Node {
         containerRuntimeVersion = try c.value(.containerRuntimeVersion, default: "containerd://1.7.24")
         internalIP = try c.value(.internalIP, default: "127.0.0.1")
         labels = try c.value(.labels, default: [:])
+        allocatable = try c.decodeIfPresent([String: String].self, forKey: .allocatable)
     }
 }
 
@@ -216,6 +222,7 @@ extension Scenario.Workload {
         nodes = try c.decodeIfPresent([String].self, forKey: .nodes)
         emptyDir = try c.value(.emptyDir, default: false)
         terminationGracePeriodSeconds = try c.decodeIfPresent(Int.self, forKey: .terminationGracePeriodSeconds)
+        requests = try c.decodeIfPresent([String: String].self, forKey: .requests)
     }
 }
 

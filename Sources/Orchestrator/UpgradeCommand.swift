@@ -19,7 +19,7 @@ struct UpgradeCommand: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             ServeCommand.self, ExecuteCommand.self, JobsCommand.self, StatusCommand.self, AbortCommand.self,
-            ResumeCommand.self, RollbackCommand.self, PlanCommand.self, DrainCommand.self,
+            ResumeCommand.self, RollbackCommand.self, PlanCommand.self, UpgradeJobCommand.self, DrainCommand.self,
         ]
     )
 }

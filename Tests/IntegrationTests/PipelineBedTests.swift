@@ -441,9 +441,24 @@ extension TestBedSuites {
             """.write(to: second, atomically: true, encoding: .utf8)
             _ = try await bed.kubectl("create", "--validate=false", "-f", second.path)
             let server = try await OrchestratorFixture(bed: bed, extra: ["--soak", "0"]).launch()
-            let started = Date()
+            // The drain forecast sees it first: pre-flight refuses, nothing is touched.
             try await Self.execute(server, #"{"target_version":"1.34.5","kind":"patch"}"#)
-            let failed = try await server.waitForJob(1, state: "failed", timeout: 60)
+            let refused = try await server.waitForJob(1, state: "failed", timeout: 60)
+            let reason = refused[dotted: "error"]?.stringValue ?? ""
+            #expect(
+                reason.hasPrefix(
+                    "preflight failed: drain forecast: failed: 1 blockers on worker-1: worker-1: default/db-")
+                    && reason.contains(
+                        ": covered by PodDisruptionBudgets default/db-pdb and default/db-tier; the eviction API refuses it; clear them, or accept them with accept_blockers (--accept-blockers)"
+                    ), "\(reason)")
+            #expect(
+                try await Self.nodes(bed).values.allSatisfy {
+                    $0 == NodeState(version: "v1.34.3", unschedulable: false)
+                })
+            // Accepted, the job meets it at worker-1's drain.
+            let started = Date()
+            try await Self.execute(server, #"{"target_version":"1.34.5","kind":"patch","accept_blockers":true}"#)
+            let failed = try await server.waitForJob(2, state: "failed", timeout: 60)
             #expect(Date().timeIntervalSince(started) < 90, "failed at once, not after the 120 s API retry budget")
             let error = failed[dotted: "error"]?.stringValue ?? ""
             #expect(
@@ -451,8 +466,75 @@ extension TestBedSuites {
                     && error.contains("PodDisruptionBudget default/db-pdb and PodDisruptionBudget default/db-tier"),
                 "\(error)")
             let nodes = try await Self.nodes(bed)
-            #expect(nodes["worker-1"] == NodeState(version: "v1.34.3", unschedulable: true, cordonedBy: "job-1"))
+            #expect(nodes["worker-1"] == NodeState(version: "v1.34.3", unschedulable: true, cordonedBy: "job-2"))
             #expect(nodes["worker-2"] == NodeState(version: "v1.34.3", unschedulable: false))
+            _ = try await server.stop(signal: SIGTERM)
+        }
+
+        // MARK: - The drain forecast against the drain
+
+        /// A budget that allows no disruption and a pod whose replacement has
+        /// no room: `GET /plan` names both on worker-1; a job refuses at
+        /// pre-flight before touching anything; with `accept_blockers` it
+        /// meets exactly them: the drain times out on the budget's pod, and
+        /// the big pod's replacement is Pending.
+        @Test func thePlanNamesTheBlockersARunThenMeets() async throws {
+            let allocatable = #""allocatable":{"cpu":"2","memory":"4Gi","pods":"110"}"#
+            let text = """
+                {"nodes":[{"name":"master","roles":["control-plane"],"kubeletVersion":"1.34.3"},
+                          {"name":"worker-1","kubeletVersion":"1.34.3",\(allocatable)},
+                          {"name":"worker-2","kubeletVersion":"1.34.3",\(allocatable)}],
+                 "workloads":[{"kind":"DaemonSet","namespace":"kube-system","name":"kube-proxy","labels":{"k8s-app":"kube-proxy"}},
+                              {"kind":"ReplicaSet","name":"big","replicas":2,"labels":{"app":"big"},
+                               "nodes":["worker-1","worker-2"],"requests":{"cpu":"1500m","memory":"1Gi"}},
+                              {"kind":"ReplicaSet","name":"db","replicas":1,"labels":{"app":"db"},"nodes":["worker-1"]}],
+                 "budgets":[{"name":"db-pdb","minAvailable":1,"selector":{"app":"db"}}]}
+                """
+            let file = try TestEnvironment.makeDirectory("scenario").appendingPathComponent("scenario.json")
+            try text.write(to: file, atomically: true, encoding: .utf8)
+            let bed = try await TestBed.start(scenario: file.path)
+            let server = try await OrchestratorFixture(bed: bed, extra: ["--soak", "0", "--drain-timeout", "5"])
+                .launch()
+
+            let plan = try await server.json("/plan?target=1.34.5")
+            #expect(plan[dotted: "ready"] == .bool(false))
+            let nodes = plan[dotted: "drain.nodes"]?.arrayValue ?? []
+            #expect(nodes.compactMap { $0[dotted: "name"]?.stringValue } == ["master", "worker-1", "worker-2"])
+            let blockers =
+                nodes.first { $0[dotted: "name"]?.stringValue == "worker-1" }?[dotted: "blockers"]?.arrayValue ?? []
+            #expect(blockers.count == 2, "\(JobText.json(plan))")
+            let room = blockers.first { $0[dotted: "budget"] == .null }
+            let budget = blockers.first { $0[dotted: "budget"]?.stringValue == "default/db-pdb" }
+            #expect(
+                room?[dotted: "text"]?.stringValue?.contains(
+                    "(cpu 1500m, memory 1Gi) fits on no other schedulable node (master: taint node-role.kubernetes.io/control-plane:NoSchedule not tolerated; worker-2: cpu 500m, memory 3Gi free, 108 pods); its replacement would stay Pending"
+                ) == true, "\(blockers)")
+            let heldPod = try #require(budget?[dotted: "pod"]?.stringValue)
+            #expect(heldPod.hasPrefix("default/db-"))
+            let lines = plan[dotted: "lines"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            #expect(lines.contains("drain forecast (each node in turn):"), "\(lines)")
+
+            // Without consent: refused at pre-flight, nothing touched.
+            try await Self.execute(server, #"{"target_version":"1.34.5","kind":"patch"}"#)
+            let refused = try await server.waitForJob(1, state: "failed", timeout: 60)
+            #expect(
+                refused[dotted: "error"]?.stringValue?.hasPrefix(
+                    "preflight failed: drain forecast: failed: 3 blockers on worker-1, worker-2: ") == true,
+                "\(refused[dotted: "error"] ?? .null)")
+            #expect(try await Self.nodes(bed).values.allSatisfy { $0.version == "v1.34.3" && !$0.unschedulable })
+
+            // With consent: the drain of worker-1 meets the budget the plan named.
+            try await Self.execute(server, #"{"target_version":"1.34.5","kind":"patch","accept_blockers":true}"#)
+            let failed = try await server.waitForJob(2, state: "failed", timeout: 120)
+            let error = failed[dotted: "error"]?.stringValue ?? ""
+            #expect(error.hasPrefix("drain of worker-1 timed out after 5 s; still on the node: \(heldPod)"), "\(error)")
+            #expect(error.contains("held by PodDisruptionBudget default/db-pdb"), "\(error)")
+            let pods = try JSONValue(
+                parsing: Array(try await bed.kubectl("get", "pods", "-l", "app=big", "-o", "json").utf8))
+            let phases = (pods[dotted: "items"]?.arrayValue ?? []).compactMap {
+                $0[dotted: "status.phase"]?.stringValue
+            }
+            #expect(phases.sorted() == ["Pending", "Running"], "the replacement the plan said has no room: \(phases)")
             _ = try await server.stop(signal: SIGTERM)
         }
 

@@ -137,3 +137,74 @@ import Testing
         }
     }
 }
+
+/// `--max-unavailable-workers`: workers in batches, in process.
+@Suite struct WorkerBatchJobTests {
+    /// Four workers, `web` with one pod on each of the first two: two
+    /// workers at a time while the budget allows two disruptions.
+    static func cluster(maxUnavailable: Int) -> String {
+        """
+        {"nodes":[{"name":"master","roles":["control-plane"],"kubeletVersion":"1.34.3"},
+                  {"name":"worker-1","kubeletVersion":"1.34.3"},{"name":"worker-2","kubeletVersion":"1.34.3"},
+                  {"name":"worker-3","kubeletVersion":"1.34.3"},{"name":"worker-4","kubeletVersion":"1.34.3"}],
+         "workloads":[{"kind":"ReplicaSet","name":"web","replicas":2,"labels":{"app":"web"},"nodes":["worker-1","worker-2"]}],
+         "budgets":[{"name":"web-pdb","maxUnavailable":\(maxUnavailable),"selector":{"app":"web"}}]}
+        """
+    }
+
+    /// `start worker-1`, `done worker-1`, … in the order the workers' node events were written.
+    static func workerOrder(_ events: [JobEvent]) -> [String] {
+        events.compactMap { event -> String? in
+            guard event.stage == .workers, let node = event.node else { return nil }
+            switch event.kind {
+            case .nodeStarted: return "start \(node)"
+            case .nodeSucceeded: return "done \(node)"
+            default: return nil
+            }
+        }
+    }
+
+    static func options() -> InProcessOrchestrator.Options {
+        var options = InProcessOrchestrator.Options()
+        options.maxUnavailableWorkers = 2
+        return options
+    }
+
+    /// Each batch's two workers start before either is done, and are soaked together.
+    @Test func aBatchOfTwoUpgradesTwoWorkersAtOnceWhileTheBudgetHolds() async throws {
+        try await InProcessOrchestrator.with(scenario: Self.cluster(maxUnavailable: 2), options: Self.options()) {
+            orchestrator in
+            let id = try await orchestrator.execute()
+            _ = try await orchestrator.waitFor(.succeeded, id)
+            let events = try await orchestrator.events(id)
+            let order = Self.workerOrder(events)
+            #expect(Array(order.prefix(2)).sorted() == ["start worker-1", "start worker-2"], "\(order)")
+            #expect(Array(order[4..<6]).sorted() == ["start worker-3", "start worker-4"], "\(order)")
+            #expect(events.contains { $0.message == "batch of 2: worker-1, worker-2, at the same time" })
+            let soaks = events.filter { $0.kind == .waitEnded && $0.message.hasPrefix("soak of") }.map(\.message)
+            #expect(
+                soaks == ["soak of worker-1, worker-2: clean for 5 min", "soak of worker-3, worker-4: clean for 5 min"])
+            #expect(try await orchestrator.nodeStates().values.allSatisfy { $0 == "1.34.5" })
+        }
+    }
+
+    /// A budget allowing one disruption keeps worker-2 out of worker-1's
+    /// batch (both hold a web pod), and says so.
+    @Test func aBudgetThatAllowsOneKeepsTheBatchToOne() async throws {
+        try await InProcessOrchestrator.with(scenario: Self.cluster(maxUnavailable: 1), options: Self.options()) {
+            orchestrator in
+            let id = try await orchestrator.execute()
+            _ = try await orchestrator.waitFor(.succeeded, id)
+            let events = try await orchestrator.events(id)
+            #expect(
+                events.contains {
+                    $0.node == "worker-2"
+                        && $0.message
+                            == "worker-2 waits for the next batch: with worker-1 PodDisruptionBudget default/web-pdb allows 1 disruption, the batch would need 2"
+                }, "\(events.map(\.message))")
+            let order = Self.workerOrder(events)
+            #expect(Array(order.prefix(2)) == ["start worker-1", "done worker-1"], "\(order)")
+            #expect(try await orchestrator.nodeStates().values.allSatisfy { $0 == "1.34.5" })
+        }
+    }
+}

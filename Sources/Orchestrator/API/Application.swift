@@ -121,11 +121,20 @@ struct PlanController {
                 }
                 target = version
             }
+            let accept: Bool
+            switch query["accept_blockers"].map(String.init) {
+            case nil, "false": accept = false
+            case "true": accept = true
+            case let other?:
+                throw Problem(
+                    status: .badRequest, message: "accept_blockers: must be true or false, got \(other.prefix(40))")
+            }
             guard let planner else {
                 throw Problem(status: .serviceUnavailable, message: "this server has no cluster to plan for")
             }
             do {
-                let forecast = try await planner.forecast(target: target, now: SystemJobClock().now())
+                let forecast = try await planner.forecast(
+                    target: target, now: SystemJobClock().now(), acceptBlockers: accept)
                 return APIResponse.json(forecast.json)
             } catch let refused as Planner.Failure {
                 throw Problem(status: .unprocessableContent, message: refused.description)

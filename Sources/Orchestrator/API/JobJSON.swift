@@ -16,6 +16,7 @@ enum JobJSON {
         var fields: [String: JSONValue] = [
             "target_version": .string(request.targetVersion.description), "kind": .string(request.kind.rawValue),
             "dry_run": .bool(request.dryRun), "stages": .string(request.stages.description),
+            "accept_blockers": .bool(request.acceptBlockers),
         ]
         if let rollback = request.rollback { fields["rollback"] = rollback.json }
         return .object(fields)

@@ -31,7 +31,7 @@ extension OpenAPIDocument {
           schemas:
             Forecast:
               type: object
-              required: [distribution, nodes, offered, decision, target_version, kind, why, order, stages, preflight, quorum, maintenance, ready, lines]
+              required: [distribution, nodes, offered, decision, target_version, kind, why, order, stages, preflight, quorum, drain, maintenance, ready, lines]
               properties:
                 distribution: {type: string, enum: [kubeadm, microk8s, k3s]}
                 nodes:
@@ -79,6 +79,33 @@ extension OpenAPIDocument {
                       node: {type: string}
                       passes: {type: boolean}
                       verdict: {type: string}
+                drain:
+                  description: "The drain rehearsal of every node the job would drain, in its order (null when it drains none): kubectl's rules, the budgets one node at a time, and whether each evicted pod's replacement fits on the nodes that stay schedulable (requests against allocatable, taints and tolerations, node selectors). Pre-flight's drain forecast check fails on a blocker unless accept_blockers."
+                  oneOf:
+                    - type: "null"
+                    - type: object
+                      required: [summary, nodes]
+                      properties:
+                        summary: {type: string}
+                        nodes:
+                          type: array
+                          items:
+                            type: object
+                            required: [name, evicted, kept, notes, blockers]
+                            properties:
+                              name: {type: string}
+                              evicted: {type: integer, minimum: 0}
+                              kept: {type: integer, minimum: 0}
+                              notes: {type: array, items: {type: string}}
+                              blockers:
+                                type: array
+                                items:
+                                  type: object
+                                  required: [pod, budget, text]
+                                  properties:
+                                    pod: {type: [string, "null"]}
+                                    budget: {type: [string, "null"], description: the budget the eviction would wait on}
+                                    text: {type: string}
                 maintenance:
                   description: "When a job dispatched now would start under the maintenance windows (--maintenance-window); null without windows. A job waits for a window with room for one node at --node-estimate; each node then starts only if its forecast fits before the window closes, else the job parks until the next."
                   oneOf:
@@ -120,6 +147,10 @@ extension OpenAPIDocument {
                   default: all
                   description: all, or a comma list of distinct stages among preflight, snapshot, containerd, repo, master, workers, postflight
                   pattern: "^ *(all|(?!.*\\b(\\w+)\\b.*,\\s*\\2\\b)(preflight|snapshot|containerd|repo|master|workers|postflight)( *, *(preflight|snapshot|containerd|repo|master|workers|postflight))*) *$"
+                accept_blockers:
+                  type: boolean
+                  default: false
+                  description: run although pre-flight's drain forecast found blockers (a budget that allows no disruption, a pod whose replacement has nowhere to go, a pod kubectl drain refuses); pre-flight then warns instead of failing, and the job meets them when it gets there
             Time:
               type: [string, "null"]
               format: date-time
@@ -142,12 +173,13 @@ extension OpenAPIDocument {
                 request:
                   type: object
                   additionalProperties: false
-                  required: [target_version, kind, dry_run, stages]
+                  required: [target_version, kind, dry_run, stages, accept_blockers]
                   properties:
                     target_version: {type: string}
                     kind: {type: string, enum: [patch, minor]}
                     dry_run: {type: boolean}
                     stages: {type: string}
+                    accept_blockers: {type: boolean}
                     rollback:
                       description: a rollback job's node and the upgrade job it undoes
                       type: object

@@ -209,13 +209,20 @@ enum OpenAPIDocument {
                 The running versions per node, what the package source offers, the detector's decision,
                 the target (the one asked for, else the decision's) and why, the node order with each
                 node's step, the stages that would run or be skipped and why, the pre-flight verdicts
-                (holds read, not set) and the quorum gate before each control plane. A target that is a
+                (holds read, not set), the drain rehearsal of every node the job would drain (the pods
+                evicted and left, the budgets, whether each replacement has room elsewhere), the quorum
+                gate before each control plane and the maintenance windows. A target that is a
                 minor while the server does not allow minors answers 422; a cluster that cannot be read, 503.
               parameters:
                 - name: target
                   in: query
                   required: false
                   schema: {type: string, pattern: "^(0|[1-9][0-9]{0,8})\\.(0|[1-9][0-9]{0,8})\\.(0|[1-9][0-9]{0,8})(\\+k3s[1-9][0-9]{0,5})?$"}
+                - name: accept_blockers
+                  in: query
+                  required: false
+                  description: judge the drain forecast's blockers as accepted (a warning, not a failed check), as a job with accept_blockers would
+                  schema: {type: string, enum: ["true", "false"], default: "false"}
               responses:
                 "200": {description: the forecast, content: {application/json: {schema: {$ref: "#/components/schemas/Forecast"}}}}
                 "400": {$ref: "#/components/responses/Problem"}

@@ -45,12 +45,15 @@ struct ExecuteCommand: AsyncParsableCommand {
         help: "all, or a comma list of preflight,snapshot,containerd,repo,master,workers,postflight. (default: all)")
     var stages = "all"
 
+    @Flag(help: "Run although the drain forecast found blockers: pre-flight warns instead of failing.")
+    var acceptBlockers = false
+
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
         let object: [String: JSONValue] = [
             "target_version": .string(target), "kind": .string(kind), "dry_run": .bool(dryRun),
-            "stages": .string(stages),
+            "stages": .string(stages), "accept_blockers": .bool(acceptBlockers),
         ]
         // The server is the one judge of the request; validating here too would only drift.
         let body = try JSONEncoder().encode(JSONValue.object(object))
@@ -107,7 +110,20 @@ struct StatusCommand: AsyncParsableCommand {
             print(client.json ? JobText.json(job) : JobText.render(job, now: SystemJobClock().now()))
             return
         }
-        let terminal = isatty(1) == 1 && !client.json
+        try await JobFollower(api: api, json: client.json, interval: interval).follow(id)
+    }
+}
+
+/// Follows a job until it finishes: on a terminal a view redrawn in
+/// place, else one line per event; the exit status says how it ended
+/// (`status --follow`, `upgrade`, `rollback --follow`).
+struct JobFollower {
+    let api: APIClient
+    let json: Bool
+    let interval: Double
+
+    func follow(_ id: Int64) async throws {
+        let terminal = isatty(1) == 1 && !json
         var lastSequence = 0
         var recent: [JSONValue] = []
         var drawnLines = 0
@@ -118,7 +134,7 @@ struct StatusCommand: AsyncParsableCommand {
             if terminal {
                 recent = Array((recent + events).suffix(8))
                 let lines = JobText.fitted(
-                    JobText.render(job, events: recent, now: SystemJobClock().now()), width: Self.columns())
+                    JobText.render(job, events: recent, now: SystemJobClock().now()), width: StatusCommand.columns())
                 // Move up over the previous drawing, clear it, draw again. Lines
                 // are cut to the terminal's width: a wrapped line would take two
                 // rows and the next redraw would leave its first row behind.
@@ -126,14 +142,14 @@ struct StatusCommand: AsyncParsableCommand {
                 print(clear + lines.joined(separator: "\n"))
                 drawnLines = lines.count
             } else {
-                for event in events { print(client.json ? JobText.json(event) : JobText.eventLine(event)) }
+                for event in events { print(json ? JobText.json(event) : JobText.eventLine(event)) }
             }
             fflush(nil)
             lastSequence = events.last?[dotted: "seq"]?.intValue ?? lastSequence
             let state = job[dotted: "state"]?.stringValue ?? ""
             if let finished = JobState(rawValue: state), finished.isFinished, job[dotted: "events.next_after"] == .null
             {
-                if !client.json {
+                if !json {
                     if !terminal { print("job \(id) \(state)") }
                     let summary = job[dotted: "result.summary"]?.arrayValue?.compactMap(\.stringValue) ?? []
                     if !summary.isEmpty { print("summary:\n" + summary.map { "  " + $0 }.joined(separator: "\n")) }
@@ -295,39 +311,130 @@ struct PlanCommand: AsyncParsableCommand {
     @Flag(help: "With --execute: start without asking.")
     var yes = false
 
+    @Flag(help: "Judge the drain forecast's blockers as accepted, and with --execute start the job with them.")
+    var acceptBlockers = false
+
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
         let api = try client.client()
-        let query = target.map { "?target=" + ($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0) }
-        let plan = try await api.call("GET", "/plan" + (query ?? ""), expect: [200])
-        print(
-            client.json
-                ? JobText.json(plan)
-                : (plan[dotted: "lines"]?.arrayValue ?? []).compactMap(\.stringValue).joined(separator: "\n"))
+        let plan = try await Confirmation.plan(api, target: target, acceptBlockers: acceptBlockers)
+        print(client.json ? JobText.json(plan) : Confirmation.lines(plan))
         guard execute else { return }
+        guard
+            let job = try await Confirmation.start(
+                plan, api, yes: yes, acceptBlockers: acceptBlockers, unasked: "--execute asks on a terminal")
+        else { return }
+        print("job \(job[dotted: "id"]?.intValue ?? 0) \(JobText.summaryLine(job))")
+    }
+}
+
+/// The plan, then the question, then the job: `plan --execute` and `upgrade`.
+enum Confirmation {
+    /// `GET /plan[?target=…][&accept_blockers=true]`.
+    static func plan(_ api: APIClient, target: String?, acceptBlockers: Bool) async throws -> JSONValue {
+        var query =
+            target.map { ["target=" + ($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0)] }
+            ?? []
+        if acceptBlockers { query.append("accept_blockers=true") }
+        return try await api.call(
+            "GET", "/plan" + (query.isEmpty ? "" : "?" + query.joined(separator: "&")), expect: [200])
+    }
+
+    static func lines(_ plan: JSONValue) -> String {
+        (plan[dotted: "lines"]?.arrayValue ?? []).compactMap(\.stringValue).joined(separator: "\n")
+    }
+
+    /// Asks on the terminal (unless `yes`; `unasked` says why nothing
+    /// starts without one), then `POST /execute`; the job, or nil when the
+    /// answer was no or there was nothing to do.
+    static func start(
+        _ plan: JSONValue, _ api: APIClient, yes: Bool, acceptBlockers: Bool, dryRun: Bool = false,
+        unasked: String
+    ) async throws -> JSONValue? {
         guard let version = plan[dotted: "target_version"]?.stringValue, let kind = plan[dotted: "kind"]?.stringValue
         else { throw ValidationError("there is nothing to start: \(plan[dotted: "why"]?.stringValue ?? "no target")") }
         guard plan[dotted: "ready"]?.boolValue == true else {
             throw ValidationError("not started: a job would stop at a failed check of the plan above")
         }
         if !yes {
-            guard isatty(0) == 1 else {
-                throw ValidationError("--execute asks on a terminal; give --yes to start without")
-            }
+            guard isatty(0) == 1 else { throw ValidationError("\(unasked); give --yes to start without") }
             let count = plan[dotted: "order"]?.arrayValue?.count ?? 0
-            let question = Array("Start the \(kind) upgrade to \(version) of \(count) nodes? [y/N] ".utf8)
+            let what = dryRun ? "a dry run of the \(kind) upgrade" : "the \(kind) upgrade"
+            let question = Array("Start \(what) to \(version) of \(count) nodes? [y/N] ".utf8)
             _ = question.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
             guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else {
-                return print("not started")
+                print("not started")
+                return nil
             }
         }
         let body = try JSONEncoder().encode(
-            JSONValue.object(["target_version": .string(version), "kind": .string(kind)]))
+            JSONValue.object([
+                "target_version": .string(version), "kind": .string(kind), "accept_blockers": .bool(acceptBlockers),
+                "dry_run": .bool(dryRun),
+            ]))
         let job = try await api.call("POST", "/execute", body: body, expect: [200, 202])
         if job[dotted: "outcome"]?.stringValue == "nothing_to_do" {
-            return print(job[dotted: "reason"]?.stringValue ?? "nothing to do")
+            print(job[dotted: "reason"]?.stringValue ?? "nothing to do")
+            return nil
         }
-        print("job \(job[dotted: "id"]?.intValue ?? 0) \(JobText.summaryLine(job))")
+        return job
+    }
+}
+
+struct UpgradeJobCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "upgrade",
+        abstract: "Show the plan, ask, start the job, and follow it to its end.",
+        discussion: """
+            The plan of GET /plan for --target (or, with --kind, what the detector would dispatch, \
+            which must be of that kind), then a question on the terminal (--yes answers it; without a \
+            terminal and without --yes nothing starts), then POST /execute, then the job followed as \
+            status --follow shows it. The exit status is 0 when the job succeeded, 1 otherwise.
+            """)
+
+    @Option(help: "The release to reach, X.Y.Z.")
+    var target: String?
+
+    @Option(help: "patch or minor: take the detector's choice, which must be of this kind.")
+    var kind: String?
+
+    @Flag(help: "Start without asking.")
+    var yes = false
+
+    @Flag(help: "Start although the drain forecast found blockers.")
+    var acceptBlockers = false
+
+    @Flag(help: "Perform every read, record every write instead of making it.")
+    var dryRun = false
+
+    @Option(help: "Seconds between refreshes while following. (default: 1)")
+    var interval: Double = 1
+
+    @OptionGroup var client: ClientOptions
+
+    func validate() throws {
+        guard (target == nil) != (kind == nil) else { throw ValidationError("give exactly one of --target and --kind") }
+        if let kind, UpgradeKind(rawValue: kind) == nil {
+            throw ValidationError("--kind must be patch or minor, got \(kind)")
+        }
+    }
+
+    func run() async throws {
+        let api = try client.client()
+        let plan = try await Confirmation.plan(api, target: target, acceptBlockers: acceptBlockers)
+        print(Confirmation.lines(plan))
+        if let kind, let planned = plan[dotted: "kind"]?.stringValue, planned != kind {
+            throw ValidationError("not started: the detector would dispatch a \(planned) upgrade, not a \(kind) one")
+        }
+        guard
+            let job = try await Confirmation.start(
+                plan, api, yes: yes, acceptBlockers: acceptBlockers, dryRun: dryRun,
+                unasked: "upgrade asks on a terminal"),
+            let id = job[dotted: "id"]?.intValue
+        else { return }
+        print("job \(id) \(JobText.summaryLine(job))")
+        fflush(nil)
+        try await JobFollower(api: api, json: client.json, interval: interval).follow(Int64(id))
     }
 }

@@ -81,6 +81,34 @@ struct Cluster: Sendable {
         try await client.list("/api/v1/pods?fieldSelector=" + KubernetesClient.percentEncoded("spec.nodeName=\(node)"))
     }
 
+    /// Every node as the scheduler sees it (allocatable, taints, labels).
+    func rooms() async throws -> [NodeRoom] {
+        var rooms: [NodeRoom] = []
+        try await client.forEachPage("/api/v1/nodes") { page in rooms += page.map(NodeRoom.init(node:)) }
+        return rooms
+    }
+
+    /// Every pod on a node, with what placing it again needs; each page is
+    /// reduced before the next is read.
+    func placements() async throws -> [PodPlacement] {
+        var pods: [PodPlacement] = []
+        try await client.forEachPage("/api/v1/pods") { page in pods += page.compactMap(PodPlacement.init(pod:)) }
+        return pods
+    }
+
+    /// `namespace/name` of every DaemonSet.
+    func daemonSetNames() async throws -> Set<String> {
+        var names = Set<String>()
+        try await client.forEachPage("/apis/apps/v1/daemonsets") { page in
+            for set in page {
+                names.insert(
+                    "\(set[["metadata", "namespace"]]?.stringValue ?? "")/\(set[["metadata", "name"]]?.stringValue ?? "")"
+                )
+            }
+        }
+        return names
+    }
+
     func budgets() async throws -> [BudgetFacts] {
         try await client.list("/apis/policy/v1/poddisruptionbudgets").map(BudgetFacts.init(budget:))
     }

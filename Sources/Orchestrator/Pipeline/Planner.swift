@@ -20,7 +20,8 @@ struct Planner: Sendable {
         }
     }
 
-    func forecast(target asked: KubeVersion?, now: Double) async throws -> UpgradeForecast {
+    func forecast(target asked: KubeVersion?, now: Double, acceptBlockers: Bool = false) async throws -> UpgradeForecast
+    {
         let settings = pipeline.settings
         let distribution = settings.distribution
         let cluster = pipeline.cluster
@@ -77,8 +78,10 @@ struct Planner: Sendable {
             return forecast
         }
         forecast.target = (chosen.0, chosen.1)
-        let request = ExecuteRequest(targetVersion: chosen.0, kind: chosen.1, dryRun: true)
+        let request = ExecuteRequest(
+            targetVersion: chosen.0, kind: chosen.1, dryRun: true, acceptBlockers: acceptBlockers)
         var controlPlanes: [NodeStep] = []
+        var made: UpgradePlan?
         do {
             let plan = try UpgradePlan.make(
                 nodes: nodes, apiServers: apiServers, target: chosen.0, master: settings.masterNode,
@@ -87,6 +90,7 @@ struct Planner: Sendable {
                 Shell.command(distribution.nodeStep(role: $0, target: chosen.0))
             }
             controlPlanes = plan.controlPlanes.filter { $0.action == .upgrade }
+            made = plan
         } catch {
             forecast.order = ["no plan: \(error)"]
         }
@@ -94,11 +98,13 @@ struct Planner: Sendable {
         forecast.stages = UpgradeForecast.stages(
             kind: chosen.1, notApplicable: distribution.notApplicable,
             containerd: ContainerdFix.decide(master: master, workers: nodes.filter { !$0.isControlPlane }))
-        var facts = try await pipeline.preflightFacts(request, nodes: nodes, master: master, createdAt: now)
+        var facts = try await pipeline.preflightFacts(
+            request, nodes: nodes, master: master, createdAt: now, plan: made)
         if let hold = distribution.hold {
             facts.holds = (hold.what, await pipeline.holds(hold, on: nodes, set: false).mapValues(\.now))
         }
         forecast.preflight = Preflight.evaluate(facts)
+        if case let .success(drain)? = facts.drain { forecast.drain = drain }
         forecast.quorum = await gates
         if !settings.maintenance.isAlways {
             // As the job's first stage decides it (``UpgradePipeline/waitForWindow``).

@@ -22,7 +22,9 @@ extension UpgradePipeline {
 
     func workers(_ job: JobContext) async throws -> StageOutcome {
         let steps = job.state.withLock { $0.plan.workers }
-        let upgraded = try await nodes(steps, stage: .workers, job: job)
+        let upgraded =
+            settings.maxUnavailableWorkers > 1 && job.request.rollback == nil
+            ? try await workerBatches(steps, job: job) : try await nodes(steps, stage: .workers, job: job)
         if let rollback = job.request.rollback {
             return upgraded == 0
                 ? .skipped("\(rollback.node) was already at \(job.request.targetVersion)")
@@ -42,30 +44,40 @@ extension UpgradePipeline {
             if job.request.rollback == nil {
                 try await waitForWindow(job, stage: stage, node: step.node, role: step.role)
             }
-            let drains = NodeProcedure.drains(kind: job.request.kind, patchDrain: settings.patchDrain)
-            let target = job.request.targetVersion
-            let operations: [NodeOperation]
-            if job.request.rollback == nil {
-                operations = NodeProcedure.operations(
-                    role: step.role, action: action,
-                    script: settings.distribution.nodeStep(role: step.role, target: target),
-                    soaks: settings.soak > .zero, drains: drains)
-            } else if step.role == .worker {
-                operations = NodeProcedure.rollbackOperations(
-                    action: action, script: settings.distribution.workerRollbackStep(to: target), drains: drains)
-            } else {
-                let script = job.state.withLock { $0.restoreStep } ?? []
-                operations = NodeProcedure.restoreOperations(action: action, script: script)
-            }
-            let before = job.state.withLock { $0.beforeJob[node.name] } ?? node.kubelet?.description ?? "?"
-            var work = NodeWork(
-                node: node, step: step, action: action, stage: stage,
-                line: UpgradeReport.NodeReport(name: node.name, role: step.role, before: before))
+            var (work, operations) = nodeWork(step, node: node, action: action, stage: stage, job: job)
             try await carryOut(operations, &work, job: job)
             carried += 1
         }
         if carried > 0 { try await checkHoldDrift(job: job, stage: stage) }
         return carried
+    }
+
+    /// A node's work and the operations the core decides for it; `soaks`
+    /// false leaves a worker's soak to the caller (a batch soaks together).
+    func nodeWork(
+        _ step: NodeStep, node: NodeFacts, action: NodeAction, stage: UpgradeStage, job: JobContext,
+        soaks: Bool = true
+    ) -> (NodeWork, [NodeOperation]) {
+        let drains = NodeProcedure.drains(kind: job.request.kind, patchDrain: settings.patchDrain)
+        let target = job.request.targetVersion
+        let operations: [NodeOperation]
+        if job.request.rollback == nil {
+            operations = NodeProcedure.operations(
+                role: step.role, action: action,
+                script: settings.distribution.nodeStep(role: step.role, target: target),
+                soaks: soaks && settings.soak > .zero, drains: drains)
+        } else if step.role == .worker {
+            operations = NodeProcedure.rollbackOperations(
+                action: action, script: settings.distribution.workerRollbackStep(to: target), drains: drains)
+        } else {
+            let script = job.state.withLock { $0.restoreStep } ?? []
+            operations = NodeProcedure.restoreOperations(action: action, script: script)
+        }
+        let before = job.state.withLock { $0.beforeJob[node.name] } ?? node.kubelet?.description ?? "?"
+        let work = NodeWork(
+            node: node, step: step, action: action, stage: stage,
+            line: UpgradeReport.NodeReport(name: node.name, role: step.role, before: before))
+        return (work, operations)
     }
 
     /// Re-reads the node and decides again, so a resumed job skips what is done.
@@ -202,7 +214,7 @@ extension UpgradePipeline {
                 node: node.name)
             notify(job, .success, "\(node.name) done", [line.outcome])
         case .soak:
-            do { try await soak(node.name, job: job) } catch let failure as JobFailure
+            do { try await soak([node.name], job: job) } catch let failure as JobFailure
                 where settings.canaryRollback && !job.request.dryRun && job.request.rollback == nil
             {
                 throw JobFailure("\(failure); \(await rollBackCanary(work, after: failure, job: job))")
@@ -327,41 +339,47 @@ extension UpgradePipeline {
         }
     }
 
-    /// Watches the gate and the node's Ready state for the soak time; a
-    /// regression fails the job before the next node.
-    func watchSoak(_ node: String, job: JobContext) async throws {
+    /// Watches the gate and the nodes' Ready state for the soak time (one
+    /// worker, or a batch together); a regression fails the job before the
+    /// next node.
+    func watchSoak(_ nodes: [String], job: JobContext) async throws {
         let started = job.now()
         let end = started + settings.soak.seconds
+        let names = nodes.joined(separator: ", ")
+        let node = nodes.count == 1 ? nodes[0] : nil
         try await job.store.append(
             job.id,
             [
                 JobEvent(
                     time: started, kind: .waitStarted, stage: .workers, node: node,
-                    message: "soak of \(node): watching the gate and the node", deadline: end)
+                    message: "soak of \(names): watching the gate and the node\(nodes.count == 1 ? "" : "s")",
+                    deadline: end)
             ])
         while job.now() < end {
             try await job.sleep(min(job.pollInterval, .seconds(max(0.01, end - job.now()))))
             var problem: String?
             let verdict = await gate.verdict()
             if verdict != .open { problem = "halt-on-alert gate closed: \(verdict.summary)" }
-            if problem == nil, let facts = try? await cluster.node(node), !facts.isReady {
-                problem = "\(node) is no longer Ready: \(facts.readiness)"
+            for name in nodes where problem == nil {
+                if let facts = try? await cluster.node(name), !facts.isReady {
+                    problem = "\(name) is no longer Ready: \(facts.readiness)"
+                }
             }
             if let problem {
-                let text = "soak of \(node) stopped after \(JobContext.format(job.now() - started)): \(problem)"
+                let text = "soak of \(names) stopped after \(JobContext.format(job.now() - started)): \(problem)"
                 try await job.record(.waitEnded, text, stage: .workers, node: node)
-                notify(job, .failure, "Blocked: soak of \(node) found a regression", [problem])
+                notify(job, .failure, "Blocked: soak of \(names) found a regression", [problem])
                 throw JobFailure(text)
             }
         }
         let seconds = job.now() - started
         job.state.withLock { run in
-            if let index = run.report.nodes.firstIndex(where: { $0.name == node }) {
+            for index in run.report.nodes.indices where nodes.contains(run.report.nodes[index].name) {
                 run.report.nodes[index].soakSeconds = seconds
             }
         }
         try await job.record(
-            .waitEnded, "soak of \(node): clean for \(JobContext.format(seconds))", stage: .workers, node: node)
+            .waitEnded, "soak of \(names): clean for \(JobContext.format(seconds))", stage: .workers, node: node)
     }
 }
 

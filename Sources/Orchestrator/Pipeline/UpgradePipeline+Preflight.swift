@@ -12,7 +12,8 @@ extension UpgradePipeline {
         let master = try masterNode(nodes, job: job)
         let created = (try? await job.store.job(job.id))?.createdAt ?? job.now()
         async let holds = holdsAtStart(nodes, job: job)
-        var facts = try await preflightFacts(request, nodes: nodes, master: master, createdAt: created)
+        let plan = job.state.withLock { $0.plan }
+        var facts = try await preflightFacts(request, nodes: nodes, master: master, createdAt: created, plan: plan)
         facts.holds = try await holds
         let results = Preflight.evaluate(facts)
         for result in results {
@@ -31,7 +32,7 @@ extension UpgradePipeline {
     /// Every pre-flight fact but the holds (which a job sets and a plan
     /// only reads), read from live state; nothing is changed.
     func preflightFacts(
-        _ request: ExecuteRequest, nodes: [NodeFacts], master: NodeFacts, createdAt: Double
+        _ request: ExecuteRequest, nodes: [NodeFacts], master: NodeFacts, createdAt: Double, plan: UpgradePlan?
     ) async throws -> PreflightFacts {
         let apiServers = try await cluster.runningAPIServers(of: nodes)
         let verdict = await gate.verdict()
@@ -44,6 +45,7 @@ extension UpgradePipeline {
         async let certificates = certificateExpiry(on: master)
         async let disk = diskSpace(on: master, kind: request.kind)
         async let plans = sucPlans(selecting: nodes)
+        async let drain = drainForecast(request, plan: plan)
         var facts = PreflightFacts(
             target: request.targetVersion, expectedNodes: settings.expectedNodes, nodes: nodes,
             apiServers: apiServers, gate: verdict, quietWindow: quiet, offered: await offered, etcd: await etcd,
@@ -54,6 +56,8 @@ extension UpgradePipeline {
         facts.sucPlans = await plans
         facts.allowSUCPlans = settings.allowSUCPlans
         facts.dryRun = request.dryRun
+        facts.drain = await drain
+        facts.acceptBlockers = request.acceptBlockers
         return facts
     }
 

@@ -57,14 +57,15 @@ extension UpgradePipeline {
     }
 
     /// A worker's soak, or in a dry run a note of it.
-    func soak(_ node: String, job: JobContext) async throws {
+    func soak(_ nodes: [String], job: JobContext) async throws {
         if job.request.dryRun {
             try await job.record(
-                .wouldChange, "would soak \(node) for \(JobContext.format(settings.soak.seconds))", stage: .workers,
-                node: node)
+                .wouldChange,
+                "would soak \(nodes.joined(separator: ", ")) for \(JobContext.format(settings.soak.seconds))",
+                stage: .workers, node: nodes.count == 1 ? nodes[0] : nil)
             return
         }
-        try await watchSoak(node, job: job)
+        try await watchSoak(nodes, job: job)
     }
 
     /// After its script, the node at the target: waited for; a dry run

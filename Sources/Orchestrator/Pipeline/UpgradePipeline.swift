@@ -36,6 +36,8 @@ struct PipelineSettings: Sendable {
     var maintenance = MaintenanceSchedule()
     /// A node's time before the run has timed one of its kind (`--node-estimate`).
     var nodeEstimate: Duration = .seconds(1200)
+    /// Workers worked on at the same time, at most (`--max-unavailable-workers`).
+    var maxUnavailableWorkers = 1
 }
 
 /// The upgrade itself: stages 0–7 over live cluster state. Every decision

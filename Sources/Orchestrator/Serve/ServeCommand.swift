@@ -148,6 +148,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp(ServeOptions.nodeEstimate.help))
     var nodeEstimate: Double?
 
+    @Option(help: ArgumentHelp(ServeOptions.maxUnavailableWorkers.help))
+    var maxUnavailableWorkers: Int?
+
     @Option(help: ArgumentHelp(SharedOptions.repoBase.help))
     var repoBase: String?
 

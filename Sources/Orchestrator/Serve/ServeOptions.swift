@@ -164,6 +164,10 @@ enum ServeOptions {
         }
         return flag
     }
+    static let maxUnavailableWorkers = Define.integer(
+        "max-unavailable-workers",
+        "Workers upgraded at the same time, at most: each batch only as large as the budgets and the room outside it allow for the batch as a whole, soaked together; control planes always one at a time.",
+        default: 1, range: 1...100)
     static let nodeEstimate = Define.seconds(
         "node-estimate",
         "Seconds a node is expected to take (drain, node script, verification; a worker's soak is added), until the job has timed one of its kind: with maintenance windows, a node starts only if this fits before the window closes.",

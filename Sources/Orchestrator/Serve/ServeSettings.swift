@@ -48,6 +48,7 @@ struct ServeSettings: Sendable {
     var quietPeriodHours: Int
     var maintenance: MaintenanceSchedule
     var nodeEstimate: Duration
+    var maxUnavailableWorkers: Int
     var repoBase: String
     var policy: DetectionPolicy
     var autoResume: Bool
@@ -117,6 +118,7 @@ struct ServeSettings: Sendable {
             throw SettingsError("maintenance-exclude needs at least one maintenance-window")
         }
         nodeEstimate = try ServeOptions.nodeEstimate.read(flags.nodeEstimate, reader)
+        maxUnavailableWorkers = try ServeOptions.maxUnavailableWorkers.read(flags.maxUnavailableWorkers, reader)
         repoBase = try SharedOptions.repoBase.read(flags.repoBase, reader)
         policy = try SharedOptions.policy(allowMinor: flags.allowMinor, minorMinPatch: flags.minorMinPatch, reader)
         autoResume = try ServeOptions.autoResume.read(flags.autoResume, reader)

@@ -61,7 +61,7 @@ struct Server {
                 nodeReadyTimeout: settings.nodeReadyTimeout, scriptTimeout: settings.scriptTimeout,
                 podReadyRatio: settings.podReadyRatio, quietPeriodHours: settings.quietPeriodHours,
                 repoBase: settings.repoBase, distribution: settings.distribution, maintenance: settings.maintenance,
-                nodeEstimate: settings.nodeEstimate),
+                nodeEstimate: settings.nodeEstimate, maxUnavailableWorkers: settings.maxUnavailableWorkers),
             cluster: cluster,
             shell: SSHRemoteShell(
                 user: settings.sshUser, port: settings.sshPort, keyFile: settings.sshKeyFile,

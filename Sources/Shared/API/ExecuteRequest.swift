@@ -38,16 +38,20 @@ public struct ExecuteRequest: Sendable, Equatable {
     public var stages: StageSelection
     /// Set for a rollback job: the node it takes back, and the job it undoes.
     public var rollback: Rollback?
+    /// Run although the drain forecast found blockers (pre-flight warns
+    /// instead of failing); the job meets them when it gets there.
+    public var acceptBlockers: Bool
 
     public init(
         targetVersion: KubeVersion, kind: UpgradeKind, dryRun: Bool = false, stages: StageSelection = .all,
-        rollback: Rollback? = nil
+        rollback: Rollback? = nil, acceptBlockers: Bool = false
     ) {
         self.targetVersion = targetVersion
         self.kind = kind
         self.dryRun = dryRun
         self.stages = stages
         self.rollback = rollback
+        self.acceptBlockers = acceptBlockers
     }
 
     /// `patch upgrade to 1.34.5`, or `rollback of worker-2 to 1.34.3 (undoing job 3)`.
@@ -57,7 +61,7 @@ public struct ExecuteRequest: Sendable, Equatable {
     }
 
     /// The JSON field names, in the order they are documented.
-    public static let fieldNames = ["target_version", "kind", "dry_run", "stages", "rollback"]
+    public static let fieldNames = ["target_version", "kind", "dry_run", "stages", "rollback", "accept_blockers"]
 
     /// Decodes and validates a request body.
     ///
@@ -89,6 +93,13 @@ public struct ExecuteRequest: Sendable, Equatable {
         case let .bool(value)?: dryRun = value
         case let other?:
             throw RequestValidationError(field: "dry_run", rule: "must be a boolean, got \(other.typeName)")
+        }
+
+        switch fields["accept_blockers"] {
+        case nil: acceptBlockers = false
+        case let .bool(value)?: acceptBlockers = value
+        case let other?:
+            throw RequestValidationError(field: "accept_blockers", rule: "must be a boolean, got \(other.typeName)")
         }
 
         if let stagesText = try Self.string(fields, "stages", required: false) {
@@ -142,6 +153,7 @@ public struct ExecuteRequest: Sendable, Equatable {
         if let rollback {
             document["rollback"] = rollback.json
         }
+        if acceptBlockers { document["accept_blockers"] = .bool(true) }
         return Data(JSONValue.object(document).jsonBytes)
     }
 }

@@ -50,6 +50,10 @@ public struct PreflightFacts: Sendable {
     public var sucPlans: Result<[PlanSelection]?, PlanError>?
     /// `--allow-suc-plans`: such Plans are a warning, not a failure.
     public var allowSUCPlans = false
+    /// The drain rehearsal of the nodes the job drains; `nil` when it drains none.
+    public var drain: Result<DrainForecast, PlanError>?
+    /// `accept_blockers`: blockers the rehearsal found are a warning, not a failure.
+    public var acceptBlockers = false
 
     public init(
         target: KubeVersion, expectedNodes: Int?, nodes: [NodeFacts], apiServers: [KubeVersion], gate: GateVerdict,
@@ -140,6 +144,7 @@ public enum Preflight {
         }
         if let holds = facts.holds { results.append(holdCheck(holds.what, holds.verdicts, dryRun: facts.dryRun)) }
         if let plans = facts.sucPlans { results.append(OtherUpgraders.check(plans, allowed: facts.allowSUCPlans)) }
+        if let drain = facts.drain { results.append(drainCheck(drain, accepted: facts.acceptBlockers)) }
         switch facts.certificates {
         case .success([]): break  // not the distribution's to check (MicroK8s: microk8s refresh-certs)
         case let .success(certificates):
@@ -187,6 +192,22 @@ public enum Preflight {
                     + unset.joined(separator: ", "))
         }
         return CheckResult("updater hold", .passed, "\(what) is on all \(sorted.count) nodes")
+    }
+
+    /// The drain rehearsal: nothing blocks, or what would and where.
+    static func drainCheck(_ drain: Result<DrainForecast, PlanError>, accepted: Bool) -> CheckResult {
+        switch drain {
+        case let .failure(error): return CheckResult("drain forecast", .warning, "could not be rehearsed: \(error)")
+        case let .success(forecast) where forecast.blockers.isEmpty:
+            return CheckResult("drain forecast", .passed, forecast.summary)
+        case let .success(forecast) where accepted:
+            return CheckResult(
+                "drain forecast", .warning, forecast.summary + " (accepted: the job runs and meets them there)")
+        case let .success(forecast):
+            return CheckResult(
+                "drain forecast", .failed,
+                forecast.summary + "; clear them, or accept them with accept_blockers (--accept-blockers)")
+        }
     }
 
     static func humanDays(_ seconds: Int) -> String {

@@ -65,6 +65,8 @@ public struct UpgradeForecast: Sendable, Equatable {
     public var quorum: [Quorum] = []
     /// When a job dispatched now would start, under the maintenance windows (nil without windows).
     public var maintenance: Maintenance?
+    /// The drain rehearsal of every node the job would drain (nil: it drains none, or it could not be read).
+    public var drain: DrainForecast?
 
     /// The maintenance windows as they read at the plan's time.
     public struct Maintenance: Sendable, Equatable {
@@ -185,6 +187,26 @@ public struct UpgradeForecast: Sendable, Equatable {
                     "closes": window.closes.map { .number(Double($0)) } ?? .null,
                 ])
             } ?? .null,
+            "drain": drain.map { forecast in
+                .object([
+                    "summary": .string(forecast.summary),
+                    "nodes": .array(
+                        forecast.nodes.map { node in
+                            .object([
+                                "name": .string(node.name), "evicted": .number(Double(node.evicted)),
+                                "kept": .number(Double(node.kept)), "notes": .array(node.notes.map(JSONValue.string)),
+                                "blockers": .array(
+                                    node.blockers.map { blocker in
+                                        .object([
+                                            "pod": blocker.pod.map(JSONValue.string) ?? .null,
+                                            "budget": blocker.budget.map(JSONValue.string) ?? .null,
+                                            "text": .string(blocker.description),
+                                        ])
+                                    }),
+                            ])
+                        }),
+                ])
+            } ?? .null,
             "ready": .bool(ready), "lines": .array(lines.map(JSONValue.string)),
         ])
     }
@@ -215,6 +237,10 @@ public struct UpgradeForecast: Sendable, Equatable {
         if !quorum.isEmpty {
             out.append("quorum gate before each control plane:")
             out += quorum.map { "  \($0.node): \($0.passes ? "passes" : "stops the job"): \($0.verdict)" }
+        }
+        if let drain {
+            out.append("drain forecast (each node in turn):")
+            out += drain.nodes.map { "  \($0.line)" }
         }
         if let maintenance {
             out.append("maintenance windows: \(maintenance.windows)")

@@ -246,6 +246,7 @@ struct InProcessOrchestrator {
         var distribution: any Distribution = KubeadmApt()
         var maintenance = MaintenanceSchedule()
         var nodeEstimate: Duration = .seconds(1200)
+        var maxUnavailableWorkers = 1
     }
 
     /// Runs `body` with an orchestrator over `scenario` (a scenario document).
@@ -307,7 +308,8 @@ struct InProcessOrchestrator {
                 canaryRollback: options.canaryRollback,
                 nodeReadyTimeout: options.nodeReadyTimeout, scriptTimeout: options.scriptTimeout, podReadyRatio: 0.9,
                 quietPeriodHours: 0, repoBase: "https://pkgs.k8s.io/core:/stable:", distribution: options.distribution,
-                maintenance: options.maintenance, nodeEstimate: options.nodeEstimate),
+                maintenance: options.maintenance, nodeEstimate: options.nodeEstimate,
+                maxUnavailableWorkers: options.maxUnavailableWorkers),
             cluster: cluster, shell: nodes, drainer: drainer,
             gate: GateCheck(
                 alerts: alerts, selector: try GateSelector(parsing: GateSelector.defaultSelector),
