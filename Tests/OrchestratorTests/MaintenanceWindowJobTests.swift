@@ -208,3 +208,32 @@ import Testing
         }
     }
 }
+
+/// The plan's duration forecast against the run it forecasts.
+@Suite struct DurationForecastTests {
+    /// Node scripts that take 90 s each and 2-minute soaks: after one
+    /// upgrade, the plan of the next forecasts its time within a quarter of
+    /// what the run then takes.
+    @Test func thePlansDurationIsWithinAQuarterOfTheRunsTime() async throws {
+        var options = InProcessOrchestrator.Options()
+        options.soak = .seconds(120)
+        try await InProcessOrchestrator.with(scenario: PipelineInProcessTests.cluster(), options: options) {
+            orchestrator in
+            orchestrator.nodes.scriptDuration.withLock { $0 = .seconds(90) }
+            let first = try await orchestrator.execute("1.34.4")
+            _ = try await orchestrator.waitFor(.succeeded, first)
+            let planner = Planner(pipeline: orchestrator.pipeline, policy: DetectionPolicy(), store: orchestrator.jobs)
+            let plan = try await planner.forecast(
+                target: try KubeVersion(strictRelease: "1.34.5"), now: orchestrator.clock.now())
+            let duration = try #require(plan.duration)
+            #expect(duration.basis.contains("a worker 4 min from job 1's longest worker and the soak"), "\(duration)")
+            let second = try await orchestrator.execute("1.34.5")
+            let done = try await orchestrator.waitFor(.succeeded, second)
+            let measured = try #require(done.result?[dotted: "total_seconds"]?.doubleValue)
+            #expect(measured > 600, "four nodes of 90 s and three soaks of 2 min: \(measured) s")
+            #expect(
+                abs(duration.seconds - measured) <= 0.25 * measured,
+                "forecast \(duration.seconds) s, the run \(measured) s")
+        }
+    }
+}

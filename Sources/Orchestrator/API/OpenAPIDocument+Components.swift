@@ -31,7 +31,7 @@ extension OpenAPIDocument {
           schemas:
             Forecast:
               type: object
-              required: [distribution, nodes, offered, decision, target_version, kind, why, order, stages, preflight, quorum, drain, maintenance, ready, lines]
+              required: [distribution, nodes, offered, decision, target_version, kind, why, order, stages, preflight, quorum, drain, duration, maintenance, ready, lines]
               properties:
                 distribution: {type: string, enum: [kubeadm, microk8s, k3s]}
                 nodes:
@@ -79,6 +79,15 @@ extension OpenAPIDocument {
                       node: {type: string}
                       passes: {type: boolean}
                       verdict: {type: string}
+                duration:
+                  description: "How long the job would take: its nodes with work left, each at the last succeeded upgrade's longest node of its kind (else --node-estimate), the workers' soaks and batches, and that job's time outside its nodes; null without a target."
+                  oneOf:
+                    - type: "null"
+                    - type: object
+                      required: [seconds, basis]
+                      properties:
+                        seconds: {type: number, minimum: 0}
+                        basis: {type: string}
                 drain:
                   description: "The drain rehearsal of every node the job would drain, in its order (null when it drains none): kubectl's rules, the budgets one node at a time, and whether each evicted pod's replacement fits on the nodes that stay schedulable (requests against allocatable, taints and tolerations, node selectors). Pre-flight's drain forecast check fails on a blocker unless accept_blockers."
                   oneOf:

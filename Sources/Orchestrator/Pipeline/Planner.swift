@@ -9,6 +9,8 @@ import SharedIO
 struct Planner: Sendable {
     let pipeline: UpgradePipeline
     let policy: DetectionPolicy
+    /// Where the last upgrade's timings are read for the duration forecast.
+    var store: JobStore?
 
     enum Failure: Error, CustomStringConvertible {
         /// The target asked for is not one this service would take.
@@ -103,6 +105,9 @@ struct Planner: Sendable {
         if let hold = distribution.hold {
             facts.holds = (hold.what, await pipeline.holds(hold, on: nodes, set: false).mapValues(\.now))
         }
+        if let made {
+            forecast.duration = await duration(of: made, stages: request.stages)
+        }
         forecast.preflight = Preflight.evaluate(facts)
         if case let .success(drain)? = facts.drain { forecast.drain = drain }
         forecast.quorum = await gates
@@ -113,6 +118,37 @@ struct Planner: Sendable {
                 basis: "--node-estimate")
         }
         return forecast
+    }
+
+    /// The job's time: its nodes with work left, each at the last succeeded
+    /// upgrade's longest node of its kind (else `--node-estimate`), the
+    /// workers' soaks and batches, and that job's time outside its nodes.
+    private func duration(of plan: UpgradePlan, stages: StageSelection) async -> (seconds: Double, basis: String) {
+        let settings = pipeline.settings
+        var steps: [NodeStep] = []
+        if stages.includes(.master) { steps += plan.controlPlanes }
+        if stages.includes(.workers) { steps += plan.workers }
+        let roles = steps.filter { step in
+            if case .skip = step.action { return false }
+            return true
+        }.map(\.role)
+        let last = try? await store?.lastUpgradeResult()
+        let timings = last.map { NodeTimeForecast.timings(of: $0.result) }
+        let forecast = NodeTimeForecast(
+            estimate: settings.nodeEstimate.seconds, soak: settings.soak.seconds,
+            history: last.flatMap { last in timings.map { (last.id, $0.longest) } })
+        let total = forecast.total(
+            roles: roles, batch: settings.maxUnavailableWorkers, overhead: timings?.overhead ?? 0)
+        let parts = [
+            roles.contains { $0 != .worker }
+                ? "a control plane \(JobContext.format(forecast.seconds(for: .master))) from \(forecast.basis(for: .master))"
+                : nil,
+            roles.contains(.worker)
+                ? "a worker \(JobContext.format(forecast.seconds(for: .worker))) from \(forecast.basis(for: .worker))"
+                : nil,
+            timings.map { "\(JobContext.format($0.overhead)) outside the nodes, as job \(last!.id) took" },
+        ].compactMap { $0 }
+        return (total, "\(roles.count) nodes: " + parts.joined(separator: "; "))
     }
 
     /// The detector's decision over what the master's package source offers

@@ -199,8 +199,9 @@ extension UpgradePipeline {
             work.line.outcome = try await verify(
                 node.name, role: work.step.role, finishing: work.action == .finish, job: job, stage: work.stage)
         case .done:
-            let line = work.line
             let (role, seconds) = (work.step.role, job.now() - (work.started ?? job.now()))
+            work.line.workSeconds = seconds
+            let line = work.line
             job.state.withLock {
                 $0.report.record(line)
                 if !job.request.dryRun { $0.timings.timed(role, seconds: seconds) }

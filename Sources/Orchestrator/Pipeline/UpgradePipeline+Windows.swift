@@ -4,11 +4,14 @@ import Shared
 // if its forecast fits before the window closes; otherwise the job parks
 // (a wait with its end, never a failure) until the next window opens.
 extension UpgradePipeline {
-    /// The forecast of the next node of each role: what this run timed, else the estimate.
+    /// The forecast of the next node of each role: what this run timed,
+    /// else what the last succeeded upgrade timed, else the estimate.
     func nodeForecast(_ job: JobContext) -> NodeTimeForecast {
-        NodeTimeForecast(
-            estimate: settings.nodeEstimate.seconds, soak: settings.soak.seconds,
-            longest: job.request.dryRun ? [:] : job.state.withLock { $0.timings.longest })
+        job.state.withLock { run in
+            NodeTimeForecast(
+                estimate: settings.nodeEstimate.seconds, soak: settings.soak.seconds,
+                longest: job.request.dryRun ? [:] : run.timings.longest, history: run.history)
+        }
     }
 
     /// Waits until the schedule lets the next step start: the job's first

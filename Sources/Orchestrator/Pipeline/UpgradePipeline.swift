@@ -85,6 +85,8 @@ final class UpgradePipeline: Pipeline {
         var restoreStep: [String]?
         /// The nodes timed so far (its `longest`), for the maintenance window's forecast.
         var timings = NodeTimeForecast(estimate: 0, soak: 0)
+        /// The last succeeded upgrade's longest nodes, before this run has timed its own.
+        var history: (job: Int64, longest: [NodeTimeForecast.Kind: Double])?
         /// A dry run's forecast of the job's time: where a real run would
         /// be, given the windows and each node's forecast (nil until set).
         var dryRunTime: Double?
@@ -136,6 +138,9 @@ final class UpgradePipeline: Pipeline {
             $0.beforeJob = beforeJob
         }
         if let rollback = request.rollback { return try await beginRollback(rollback, job: job) }
+        if let last = try? await job.store.lastUpgradeResult() {
+            job.state.withLock { $0.history = (last.id, NodeTimeForecast.timings(of: last.result).longest) }
+        }
         let nodes = try await cluster.nodes()
         let apiServers = try await apiServers(of: nodes)
         let releases = Set(nodes.compactMap { $0.kubelet?.release } + apiServers.values.map(\.release))

@@ -170,7 +170,7 @@ enum ServeOptions {
         default: 1, range: 1...100)
     static let nodeEstimate = Define.seconds(
         "node-estimate",
-        "Seconds a node is expected to take (drain, node script, verification; a worker's soak is added), until the job has timed one of its kind: with maintenance windows, a node starts only if this fits before the window closes.",
+        "Seconds a node is expected to take (drain, node script, verification; a worker's soak is added) until the job, or the last upgrade that succeeded, has timed one of its kind: with maintenance windows, a node starts only if its forecast fits before the window closes; the plan's duration uses it too.",
         default: 1200, range: 1...86400)
     static let autoResume = Define.boolean(
         "auto-resume", "Resume, at start, the job the previous process left interrupted (true or false).",

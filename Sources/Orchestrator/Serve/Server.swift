@@ -97,7 +97,7 @@ struct Server {
         let metrics = ServiceMetrics(startTime: clock.now(), gauges: gauges)
         let dependencies = APIDependencies(
             coordinator: coordinator, store: store, token: token, metrics: metrics,
-            planner: Planner(pipeline: pipeline, policy: settings.policy), logger: log)
+            planner: Planner(pipeline: pipeline, policy: settings.policy, store: store), logger: log)
         let portFile = settings.portFile
         let app = buildApplication(
             dependencies,

@@ -67,6 +67,8 @@ public struct UpgradeForecast: Sendable, Equatable {
     public var maintenance: Maintenance?
     /// The drain rehearsal of every node the job would drain (nil: it drains none, or it could not be read).
     public var drain: DrainForecast?
+    /// How long the job would take, and from what (nil without a target).
+    public var duration: (seconds: Double, basis: String)?
 
     /// The maintenance windows as they read at the plan's time.
     public struct Maintenance: Sendable, Equatable {
@@ -207,6 +209,9 @@ public struct UpgradeForecast: Sendable, Equatable {
                         }),
                 ])
             } ?? .null,
+            "duration": duration.map {
+                .object(["seconds": .number(($0.seconds).rounded()), "basis": .string($0.basis)])
+            } ?? .null,
             "ready": .bool(ready), "lines": .array(lines.map(JSONValue.string)),
         ])
     }
@@ -237,6 +242,9 @@ public struct UpgradeForecast: Sendable, Equatable {
         if !quorum.isEmpty {
             out.append("quorum gate before each control plane:")
             out += quorum.map { "  \($0.node): \($0.passes ? "passes" : "stops the job"): \($0.verdict)" }
+        }
+        if let duration {
+            out.append("duration: about \(MaintenanceSchedule.minutes(Int64(duration.seconds))) (\(duration.basis))")
         }
         if let drain {
             out.append("drain forecast (each node in turn):")

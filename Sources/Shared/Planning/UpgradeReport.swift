@@ -9,6 +9,8 @@ public struct UpgradeReport: Sendable, Equatable {
         public var drainSeconds: Double = 0
         public var scriptSeconds: Double = 0
         public var soakSeconds: Double = 0
+        /// From the node's start to its verification (without the soak).
+        public var workSeconds: Double = 0
         public var podsEvicted = 0
         /// Budgets and other blockers met while draining.
         public var blockers: [String] = []
@@ -69,6 +71,7 @@ public struct UpgradeReport: Sendable, Equatable {
                         "drain_seconds": .number(Self.rounded(node.drainSeconds)),
                         "script_seconds": .number(Self.rounded(node.scriptSeconds)),
                         "soak_seconds": .number(Self.rounded(node.soakSeconds)),
+                        "work_seconds": .number(Self.rounded(node.workSeconds)),
                         "pods_evicted": .number(Double(node.podsEvicted)),
                         "blockers": .array(node.blockers.map(JSONValue.string)),
                         "pods_left_on_purpose": .array(node.podsLeft.map(JSONValue.string)),

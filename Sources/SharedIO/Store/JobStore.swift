@@ -196,6 +196,22 @@ public final class JobStore: Sendable {
         }
     }
 
+    /// The result of the newest upgrade that changed the cluster and
+    /// succeeded (not a dry run, not a rollback): the timings a forecast
+    /// starts from. Nil when there is none.
+    public func lastUpgradeResult() async throws -> (id: Int64, result: JSONValue)? {
+        let id = try await database.read { connection in
+            try connection.query(
+                """
+                SELECT id FROM jobs WHERE state = 'succeeded' AND json_extract(request, '$.dry_run') = 0
+                AND json_extract(request, '$.rollback') IS NULL ORDER BY finished_at DESC LIMIT 1
+                """
+            ).first?[0].int64
+        }
+        guard let id, let result = try await job(id)?.result else { return nil }
+        return (id, result)
+    }
+
     /// How many jobs are in each state.
     public func countsByState() async throws -> [JobState: Int] {
         try await database.read { connection in

@@ -97,7 +97,14 @@ final class SimulatedNodes: RemoteShell {
 
     func onScript(_ hook: @escaping @Sendable (String) -> Void) { afterScript.withLock { $0.append(hook) } }
 
-    init(store: ClusterStore) { self.store = store }
+    /// How long each real node script takes on `clock` (a fixed-duration node tool).
+    let scriptDuration = Mutex(Duration.zero)
+    let clock: SimulationClock?
+
+    init(store: ClusterStore, clock: SimulationClock? = nil) {
+        self.store = store
+        self.clock = clock
+    }
 
     var commands: [Sent] { sent.withLock { $0 } }
 
@@ -152,6 +159,8 @@ final class SimulatedNodes: RemoteShell {
             return Self.result(1, "update_k8s.sh: apt-get install failed", stderr: "E: simulated failure")
         }
         guard !dryRun else { return Self.result(0, "dry run: nothing changed") }
+        let duration = scriptDuration.withLock { $0 }
+        if duration > .zero, let clock { try await clock.sleep(for: duration) }
         let interruption = interruptions.withLock { queued -> Interruption? in
             guard let next = queued[node]?.first else { return nil }
             queued[node]?.removeFirst()
@@ -227,6 +236,7 @@ final class SimulatedNodes: RemoteShell {
 /// simulation clock.
 struct InProcessOrchestrator {
     let clock: SimulationClock
+    let pipeline: UpgradePipeline
     let store: ClusterStore
     let nodes: SimulatedNodes
     let alerts: StubAlerts
@@ -297,7 +307,7 @@ struct InProcessOrchestrator {
             client: KubernetesClient(access: access), annotationPrefix: "k8s-upgrade.io", namespace: "k8s-upgrade")
         var drainer = Drainer(cluster: cluster)
         drainer.timeout = options.drainTimeout
-        let nodes = SimulatedNodes(store: store)
+        let nodes = SimulatedNodes(store: store, clock: clock)
         let alerts = StubAlerts()
         let notices = RecordingNotifier()
         let gauges = GaugePublisher(pushgatewayURL: nil, log: log)
@@ -321,7 +331,7 @@ struct InProcessOrchestrator {
             store: jobs, pipeline: pipeline, admit: { _ in .accepted }, log: log, pollInterval: .seconds(5),
             clock: clock, distribution: options.distribution)
         return InProcessOrchestrator(
-            clock: clock, store: store, nodes: nodes, alerts: alerts, notices: notices, jobs: jobs,
+            clock: clock, pipeline: pipeline, store: store, nodes: nodes, alerts: alerts, notices: notices, jobs: jobs,
             coordinator: coordinator, cluster: cluster, gauges: gauges)
     }
 
