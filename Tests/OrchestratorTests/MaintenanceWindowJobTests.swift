@@ -4,6 +4,7 @@ import SharedIO
 import TestSupport
 import Testing
 
+@testable import ClusterSim
 @testable import Orchestrator
 
 /// Maintenance windows on the job's clock, in process: the simulated
@@ -62,6 +63,34 @@ import Testing
             let titles = orchestrator.notices.all.map(\.title)
             #expect(titles.contains("Parked until the next maintenance window"))
             #expect(titles.contains("Maintenance window open: the job continues"))
+        }
+    }
+
+    /// A node cordoned by someone else while the job is parked before it is
+    /// judged as it is when the window opens: the job does not take that
+    /// cordon for its own, and leaves the node cordoned.
+    @Test func aNodeCordonedDuringTheParkIsReadAgainAndLeftCordoned() async throws {
+        let options = try Self.options("Fri 08:00 12m UTC", "Fri 09:00 1h UTC")
+        try await InProcessOrchestrator.with(scenario: PipelineInProcessTests.cluster(), options: options) {
+            orchestrator in
+            let notices = orchestrator.notices
+            let store = orchestrator.store
+            orchestrator.once(when: { notices.all.contains { $0.title == "Parked until the next maintenance window" } })
+            {
+                _ = try? await store.patch(
+                    .nodes, namespace: nil, name: "worker-3",
+                    patch: .object(["spec": .object(["unschedulable": .bool(true)])]),
+                    strategic: true, status: false)
+            }
+            let id = try await orchestrator.execute()
+            _ = try await orchestrator.waitFor(.succeeded, id)
+            let events = try await orchestrator.events(id)
+            #expect(
+                events.contains {
+                    $0.node == "worker-3"
+                        && $0.message == "worker-3 was already cordoned by someone else; it stays cordoned afterwards"
+                }, "\(events.map(\.message))")
+            #expect(try await orchestrator.nodeStates()["worker-3"] == "1.34.5, cordoned")
         }
     }
 
@@ -200,7 +229,7 @@ import Testing
                 events.contains {
                     $0.node == "worker-2"
                         && $0.message
-                            == "worker-2 waits for the next batch: with worker-1 PodDisruptionBudget default/web-pdb allows 1 disruption, the batch would need 2"
+                            == "worker-2 waits for the next batch: with worker-1 PodDisruptionBudget default/web-pdb allows 1 disruption, the batch would need 2 at once"
                 }, "\(events.map(\.message))")
             let order = Self.workerOrder(events)
             #expect(Array(order.prefix(2)) == ["start worker-1", "done worker-1"], "\(order)")

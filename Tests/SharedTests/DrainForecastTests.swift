@@ -222,7 +222,15 @@ struct BatchConflictTests {
         #expect(
             DrainForecast.batchConflicts(
                 ["w1", "w2"], rooms: rooms, pods: pods, budgets: [F.budget("web", allowed: 1)])
-                == ["PodDisruptionBudget default/web-pdb allows 1 disruption, the batch would need 2"])
+                == ["PodDisruptionBudget default/web-pdb allows 1 disruption, the batch would need 2 at once"])
+        // Two pods of the budget on w1 are evicted one at a time by w1's own
+        // drain: w1 may share a batch with w4, which holds none.
+        let paired = pods + [F.pod("web-4", on: "w1", cpu: 300)]
+        #expect(
+            DrainForecast.batchConflicts(
+                ["w1", "w4"], rooms: rooms, pods: paired, budgets: [F.budget("web", allowed: 1)]
+            )
+            .isEmpty)
         // Three of four workers down: the fourth cannot take 3 × 400m… with 1000m it takes two.
         let heavy = pods.map { placement -> PodPlacement in
             var placement = placement

@@ -359,7 +359,11 @@ enum Confirmation {
         }
         if !yes {
             guard isatty(0) == 1 else { throw ValidationError("\(unasked); give --yes to start without") }
-            let count = plan[dotted: "order"]?.arrayValue?.count ?? 0
+            let count = (plan[dotted: "order"]?.arrayValue ?? []).filter {
+                $0.stringValue?.contains(": skip: ") == false
+            }.count
+            // The plan was printed to standard output: shown before the question.
+            fflush(nil)
             let what = dryRun ? "a dry run of the \(kind) upgrade" : "the \(kind) upgrade"
             let question = Array("Start \(what) to \(version) of \(count) nodes? [y/N] ".utf8)
             _ = question.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }

@@ -59,6 +59,10 @@ struct JobContext: Sendable {
         if !request.dryRun { progressed(time) }
     }
 
+    /// A sign of life without an event (a long, intended wait such as a
+    /// parked job's), for the stalled-rollout gauge.
+    func heartbeat() { progress(at: now()) }
+
     /// Appends one event.
     func record(
         _ kind: JobEvent.Kind, _ message: String, stage: UpgradeStage? = nil, node: String? = nil,

@@ -18,7 +18,13 @@ extension UpgradePipeline {
             try await checkHoldDrift(job: job, stage: .workers)
             var batch: [(work: NodeWork, operations: [NodeOperation])] = []
             while batch.count < settings.maxUnavailableWorkers, let step = remaining.first {
-                guard let (node, action) = try await liveStep(step, job: job, stage: .workers) else {
+                // The batch's first node waits for the window and the gate;
+                // the others are read right after, and run beside it.
+                let live =
+                    batch.isEmpty
+                    ? try await readyToStart(step, job: job, stage: .workers)
+                    : try await liveStep(step, job: job, stage: .workers)
+                guard let (node, action) = live else {
                     remaining.removeFirst()
                     continue
                 }
@@ -38,7 +44,6 @@ extension UpgradePipeline {
             }
             guard !batch.isEmpty else { continue }
             let names = batch.map(\.work.node.name)
-            try await waitForWindow(job, stage: .workers, node: names.joined(separator: ", "), role: .worker)
             if batch.count > 1 {
                 try await job.record(
                     .info, "batch of \(batch.count): \(names.joined(separator: ", ")), at the same time",

@@ -40,10 +40,7 @@ extension UpgradePipeline {
         for step in steps {
             try job.checkpoint()
             try await checkHoldDrift(job: job, stage: stage)
-            guard let (node, action) = try await liveStep(step, job: job, stage: stage) else { continue }
-            if job.request.rollback == nil {
-                try await waitForWindow(job, stage: stage, node: step.node, role: step.role)
-            }
+            guard let (node, action) = try await readyToStart(step, job: job, stage: stage) else { continue }
             var (work, operations) = nodeWork(step, node: node, action: action, stage: stage, job: job)
             try await carryOut(operations, &work, job: job)
             carried += 1

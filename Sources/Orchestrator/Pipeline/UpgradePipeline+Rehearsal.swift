@@ -40,20 +40,22 @@ extension UpgradePipeline {
 
     /// The gate before a stage or a node: waits (bounded), and says on Slack
     /// what blocks; a dry run notes it and goes on.
-    func waitForGate(_ job: JobContext, stage: UpgradeStage, node: String?) async throws {
+    @discardableResult
+    func waitForGate(_ job: JobContext, stage: UpgradeStage, node: String?) async throws -> Bool {
         let verdict = await gate.verdict()
-        guard verdict != .open else { return }
+        guard verdict != .open else { return false }
         if job.request.dryRun {
             try await job.record(
                 .warning, "the halt-on-alert gate is closed (\(verdict.summary)); a real run would wait", stage: stage,
                 node: node)
-            return
+            return false
         }
         notify(
             job, .warning, "Blocked before \(node ?? stage.rawValue)",
             [verdict.summary, "waiting up to \(JobContext.format(gate.gateWait.seconds))"])
         try await gate.waitUntilOpen(job, stage: stage, node: node)
         notify(job, .info, "Gate open again; continuing with \(node ?? stage.rawValue)")
+        return true
     }
 
     /// A worker's soak, or in a dry run a note of it.

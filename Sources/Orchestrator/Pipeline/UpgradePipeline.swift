@@ -122,7 +122,7 @@ final class UpgradePipeline: Pipeline {
         // nor a maintenance window.
         if job.request.rollback != nil { return }
         if !job.state.withLock({ $0.windowChecked }) {
-            try await waitForWindow(job, stage: stage, node: nil, role: nil)
+            try await waitForFirstWindow(job, stage: stage)
             job.state.withLock { $0.windowChecked = true }
         }
         try await waitForGate(job, stage: stage, node: nil)
@@ -138,9 +138,6 @@ final class UpgradePipeline: Pipeline {
             $0.beforeJob = beforeJob
         }
         if let rollback = request.rollback { return try await beginRollback(rollback, job: job) }
-        if let last = try? await job.store.lastUpgradeResult() {
-            job.state.withLock { $0.history = (last.id, NodeTimeForecast.timings(of: last.result).longest) }
-        }
         let nodes = try await cluster.nodes()
         let apiServers = try await apiServers(of: nodes)
         let releases = Set(nodes.compactMap { $0.kubelet?.release } + apiServers.values.map(\.release))

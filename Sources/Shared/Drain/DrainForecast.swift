@@ -126,7 +126,8 @@ public struct DrainForecast: Sendable, Equatable {
             }
             for pod in selection.evict {
                 guard let placement = byReference[pod.reference] else { continue }
-                let covering = budgets.filter { $0.covers(pod) }
+                // The eviction API does not ask a budget about a pod that finished.
+                let covering = pod.isFinished ? [] : budgets.filter { $0.covers(pod) }
                 if covering.count > 1 {
                     node.blockers.append(.multipleBudgets(pod: pod.reference, budgets: covering.map(\.key)))
                     staying.append(placement)
@@ -210,7 +211,10 @@ public struct DrainForecast: Sendable, Equatable {
             (-free(a, used), a.name) < (-free(b, used), b.name)
         }
         var conflicts: [String] = []
-        var covered: [String: Int] = [:]
+        // Per budget, the batch's nodes with an eviction under it: each
+        // node's drain evicts its own pods of a budget one at a time, so
+        // the batch needs one disruption per such node at once.
+        var covered: [String: Set<String>] = [:]
         let onNode = Dictionary(grouping: pods.filter { members.contains($0.node) }, by: \.node)
         for name in batch {
             let here = onNode[name] ?? []
@@ -219,9 +223,9 @@ public struct DrainForecast: Sendable, Equatable {
                 here.map(\.pod), consent: consent, exclusion: exclusion, daemonSetExists: daemonSetExists)
             conflicts += selection.refusals.map { "\(name): \($0)" }
             for pod in selection.evict {
-                let covering = budgets.filter { $0.covers(pod) }
+                let covering = pod.isFinished ? [] : budgets.filter { $0.covers(pod) }
                 if covering.count > 1 { conflicts.append("\(pod.reference) is covered by more than one budget") }
-                if let budget = covering.first { covered[budget.key, default: 0] += 1 }
+                if let budget = covering.first { covered[budget.key, default: []].insert(name) }
                 guard let placement = byReference[pod.reference], !pod.isFinished, pod.controllerKind != nil else {
                     continue
                 }
@@ -233,10 +237,10 @@ public struct DrainForecast: Sendable, Equatable {
             }
         }
         for budget in budgets.sorted(by: { $0.key < $1.key }) {
-            guard let count = covered[budget.key], count > budget.disruptionsAllowed else { continue }
+            guard let nodes = covered[budget.key], nodes.count > budget.disruptionsAllowed else { continue }
             conflicts.append(
                 "PodDisruptionBudget \(budget.key) allows \(budget.disruptionsAllowed) disruption"
-                    + "\(budget.disruptionsAllowed == 1 ? "" : "s"), the batch would need \(count)")
+                    + "\(budget.disruptionsAllowed == 1 ? "" : "s"), the batch would need \(nodes.count) at once")
         }
         return conflicts
     }

@@ -87,6 +87,7 @@ public enum JobText {
                 "rollback of \(node) to \(target) (undoing job \(job[dotted: "request.rollback.job"]?.intValue ?? 0))"
         }
         if job[dotted: "request.dry_run"] == .bool(true) { text += " (dry run)" }
+        if job[dotted: "request.accept_blockers"] == .bool(true) { text += " (drain blockers accepted)" }
         if job[dotted: "request.rollback"] == nil, let stages = job[dotted: "request.stages"]?.stringValue,
             stages != "all"
         {
