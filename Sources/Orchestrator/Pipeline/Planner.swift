@@ -112,10 +112,18 @@ struct Planner: Sendable {
         if case let .success(drain)? = facts.drain { forecast.drain = drain }
         forecast.quorum = await gates
         if !settings.maintenance.isAlways {
-            // As the job's first stage decides it (``UpgradePipeline/waitForWindow``).
+            // As the job's first stage decides it (``UpgradePipeline/waitForFirstWindow``).
+            let last = try? await store?.lastUpgradeResult()
+            let timings = last.map { NodeTimeForecast.timings(of: $0.result) }
+            let times = NodeTimeForecast(
+                estimate: settings.nodeEstimate.seconds, soak: settings.soak.seconds,
+                history: last.flatMap { last in timings.map { (last.id, $0.longest) } })
+            let first: NodeRole = request.stages.includes(.master) ? .master : .worker
             forecast.maintenance = UpgradeForecast.Maintenance(
-                schedule: settings.maintenance, now: Int64(now), needs: Int64(settings.nodeEstimate.seconds),
-                basis: "--node-estimate")
+                schedule: settings.maintenance, now: Int64(now),
+                needs: Int64((timings?.overhead ?? 0) + times.seconds(for: first)),
+                basis: "the first node at \(times.basis(for: first))"
+                    + (timings.map { ", after \(JobContext.format($0.overhead)) of earlier stages" } ?? ""))
         }
         return forecast
     }

@@ -83,7 +83,7 @@ public struct UpgradeForecast: Sendable, Equatable {
         /// A job dispatched at `now` needs room for one node of `needs` seconds (`basis` says whence).
         public init(schedule: MaintenanceSchedule, now: Int64, needs: Int64, basis: String) {
             windows = schedule.summary
-            let need = "room for one node (\(MaintenanceSchedule.minutes(needs)), \(basis))"
+            let need = "room for \(MaintenanceSchedule.minutes(needs)) (\(basis))"
             switch schedule.decide(now: now, needs: needs) {
             case let .go(closes):
                 (startsNow, opens, self.closes, possible) = (true, nil, closes, true)
