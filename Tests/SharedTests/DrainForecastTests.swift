@@ -137,6 +137,39 @@ struct DrainForecastTests {
         #expect(relieved.nodes[0].blockers.count == 1, "\(relieved.nodes[0].blockers)")
     }
 
+    /// Required node affinity: a term must match; the pod's only matching
+    /// node is the one it drains from, so it has nowhere to go.
+    @Test func requiredNodeAffinityIsHonoured() {
+        let rooms = [
+            Self.room("w1", labels: ["zone": "a", "gen": "5"]), Self.room("w2", labels: ["zone": "b", "gen": "3"]),
+            Self.room("w3", labels: ["zone": "b", "gen": "4"]),
+        ]
+        func pod(_ terms: [NodeSelectorTerm]) -> [PodPlacement] {
+            var placement = Self.pod("pinned", on: "w1", app: "pinned")
+            placement.affinity = terms
+            return [placement]
+        }
+        typealias R = NodeSelectorTerm.Requirement
+        let zoneA = [NodeSelectorTerm(requirements: [R(key: "zone", operation: "In", values: ["a"])])]
+        let stuck = DrainForecast.rehearse(order: ["w1"], rooms: rooms, pods: pod(zoneA), budgets: [])
+        #expect(
+            stuck.nodes[0].blockers.first?.description.contains("w2: required node affinity does not match") == true)
+        // One of two terms is enough; Gt reads numbers; matchFields the node's name.
+        let terms = [
+            NodeSelectorTerm(requirements: [R(key: "zone", operation: "In", values: ["a"])]),
+            NodeSelectorTerm(requirements: [R(key: "gen", operation: "Gt", values: ["3"])]),
+        ]
+        #expect(DrainForecast.rehearse(order: ["w1"], rooms: rooms, pods: pod(terms), budgets: []).blockers.isEmpty)
+        let named = [
+            NodeSelectorTerm(requirements: [R(key: "metadata.name", operation: "In", values: ["w2"], field: true)])
+        ]
+        #expect(DrainForecast.rehearse(order: ["w1"], rooms: rooms, pods: pod(named), budgets: []).blockers.isEmpty)
+        // An empty term selects nothing.
+        let empty = DrainForecast.rehearse(
+            order: ["w1"], rooms: rooms, pods: pod([NodeSelectorTerm(requirements: [])]), budgets: [])
+        #expect(empty.blockers.count == 1)
+    }
+
     /// A replacement with no room waits for a node to come back; while none
     /// can take it (w1 was cordoned by someone else and stays so), its
     /// budget stays short and the next node's pod of it is blocked.

@@ -4,9 +4,10 @@
 /// applies them), the budgets covering the evictions and whether each can
 /// tolerate them, and whether each evicted pod's replacement fits on the
 /// nodes that stay schedulable (requests against allocatable, taints and
-/// tolerations, node selectors). Replacements are placed as the job goes,
-/// so a later node sees the pods earlier drains moved onto it. Node
-/// affinity, pod (anti-)affinity and topology spread are not modelled.
+/// tolerations, node selectors, required node affinity). Replacements are
+/// placed as the job goes, so a later node sees the pods earlier drains
+/// moved onto it. Preferred affinity, pod (anti-)affinity, topology spread,
+/// volume topology and extended resources are not modelled.
 public struct DrainForecast: Sendable, Equatable {
     /// What stops or stalls a drain.
     public enum Blocker: Sendable, Equatable, CustomStringConvertible {

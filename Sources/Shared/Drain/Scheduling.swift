@@ -197,6 +197,61 @@ public struct NodeRoom: Sendable, Equatable {
     }
 }
 
+/// One term of a pod's required node affinity
+/// (`requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[]`):
+/// every requirement must hold. `matchFields` reads the node's name.
+public struct NodeSelectorTerm: Sendable, Equatable {
+    public struct Requirement: Sendable, Equatable {
+        public var key: String
+        /// `In`, `NotIn`, `Exists`, `DoesNotExist`, `Gt`, `Lt`.
+        public var operation: String
+        public var values: [String]
+        /// A `matchFields` requirement (`metadata.name`), not a label.
+        public var field: Bool
+
+        public init(key: String, operation: String, values: [String] = [], field: Bool = false) {
+            self.key = key
+            self.operation = operation
+            self.values = values
+            self.field = field
+        }
+
+        func holds(on room: NodeRoom) -> Bool {
+            let value = field ? (key == "metadata.name" ? room.name : nil) : room.labels[key]
+            switch operation {
+            case "In": return value.map(values.contains) ?? false
+            case "NotIn": return value.map { !values.contains($0) } ?? true
+            case "Exists": return value != nil
+            case "DoesNotExist": return value == nil
+            case "Gt", "Lt":
+                guard let number = value.flatMap({ Int64($0) }), let bound = values.first.flatMap({ Int64($0) }) else {
+                    return false
+                }
+                return operation == "Gt" ? number > bound : number < bound
+            default: return false
+            }
+        }
+    }
+
+    public var requirements: [Requirement]
+
+    public init(requirements: [Requirement]) { self.requirements = requirements }
+
+    /// An empty term selects no node, as the scheduler reads it.
+    func matches(_ room: NodeRoom) -> Bool { !requirements.isEmpty && requirements.allSatisfy { $0.holds(on: room) } }
+
+    init(json: JSONValue) {
+        func read(_ path: String, field: Bool) -> [Requirement] {
+            (json[dotted: path]?.arrayValue ?? []).map {
+                Requirement(
+                    key: $0[["key"]]?.stringValue ?? "", operation: $0[["operator"]]?.stringValue ?? "",
+                    values: ($0[["values"]]?.arrayValue ?? []).compactMap(\.stringValue), field: field)
+            }
+        }
+        self.init(requirements: read("matchExpressions", field: false) + read("matchFields", field: true))
+    }
+}
+
 /// A pod where it runs, with what placing it again needs.
 public struct PodPlacement: Sendable, Equatable {
     public var pod: PodFacts
@@ -204,16 +259,19 @@ public struct PodPlacement: Sendable, Equatable {
     public var requests: Resources
     public var tolerations: [Toleration]
     public var nodeSelector: [String: String]
+    /// Required node affinity: a node must match one of the terms; empty: any node.
+    public var affinity: [NodeSelectorTerm]
 
     public init(
         pod: PodFacts, node: String, requests: Resources = Resources(pods: 1), tolerations: [Toleration] = [],
-        nodeSelector: [String: String] = [:]
+        nodeSelector: [String: String] = [:], affinity: [NodeSelectorTerm] = []
     ) {
         self.pod = pod
         self.node = node
         self.requests = requests
         self.tolerations = tolerations
         self.nodeSelector = nodeSelector
+        self.affinity = affinity
     }
 
     /// Reads a Pod object; nil for a pod on no node.
@@ -222,7 +280,10 @@ public struct PodPlacement: Sendable, Equatable {
         self.init(
             pod: PodFacts(pod: json), node: node, requests: Resources(podSpec: json[["spec"]]),
             tolerations: (json[["spec", "tolerations"]]?.arrayValue ?? []).map(Toleration.init(json:)),
-            nodeSelector: json.stringMap("spec.nodeSelector"))
+            nodeSelector: json.stringMap("spec.nodeSelector"),
+            affinity: (json[
+                dotted: "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms"
+            ]?.arrayValue ?? []).map(NodeSelectorTerm.init(json:)))
     }
 
     /// Why `room` cannot take this pod, or nil when it can (`used` is what
@@ -236,6 +297,9 @@ public struct PodPlacement: Sendable, Equatable {
         }
         if let (key, value) = nodeSelector.first(where: { room.labels[$0.key] != $0.value }) {
             return "nodeSelector \(key)=\(value) does not match"
+        }
+        if !affinity.isEmpty, !affinity.contains(where: { $0.matches(room) }) {
+            return "required node affinity does not match"
         }
         if let allocatable = room.allocatable, !(allocatable - used).covers(requests) {
             let free = allocatable - used
