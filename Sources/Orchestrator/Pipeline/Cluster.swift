@@ -82,10 +82,22 @@ struct Cluster: Sendable {
     }
 
     /// Every node as the scheduler sees it (allocatable, taints, labels).
-    func rooms() async throws -> [NodeRoom] {
+    func rooms() async throws -> [NodeRoom] { try await nodesWithRooms().rooms }
+
+    /// Every node's facts and room from one list of the nodes, each page
+    /// reduced before the next is read (pre-flight and the plan need both;
+    /// a second list of 5,000 nodes costs a third of a second).
+    func nodesWithRooms() async throws -> (nodes: [NodeFacts], rooms: [NodeRoom]) {
+        var nodes: [NodeFacts] = []
         var rooms: [NodeRoom] = []
-        try await client.forEachPage("/api/v1/nodes") { page in rooms += page.map(NodeRoom.init(node:)) }
-        return rooms
+        try await client.forEachPage("/api/v1/nodes") { page in
+            for object in page {
+                let facts = NodeFacts(node: object, cordonAnnotation: cordonAnnotation)
+                nodes.append(facts)
+                rooms.append(NodeRoom(node: object, facts: facts))
+            }
+        }
+        return (nodes, rooms)
     }
 
     /// Every pod on a node, with what placing it again needs; each page is

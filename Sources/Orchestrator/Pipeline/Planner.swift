@@ -27,7 +27,7 @@ struct Planner: Sendable {
         let settings = pipeline.settings
         let distribution = settings.distribution
         let cluster = pipeline.cluster
-        let nodes = try await cluster.nodes()
+        let (nodes, rooms) = try await cluster.nodesWithRooms()
         let apiServers = try await cluster.apiServerVersions(of: nodes)
         let serverVersion = try await cluster.client.serverVersion()
         let masterName = settings.masterNode ?? nodes.filter(\.isControlPlane).map(\.name).min()
@@ -101,7 +101,7 @@ struct Planner: Sendable {
             kind: chosen.1, notApplicable: distribution.notApplicable,
             containerd: ContainerdFix.decide(master: master, workers: nodes.filter { !$0.isControlPlane }))
         var facts = try await pipeline.preflightFacts(
-            request, nodes: nodes, master: master, createdAt: now, plan: made)
+            request, nodes: nodes, master: master, createdAt: now, plan: made, rooms: rooms)
         if let hold = distribution.hold {
             facts.holds = (hold.what, await pipeline.holds(hold, on: nodes, set: false).mapValues(\.now))
         }

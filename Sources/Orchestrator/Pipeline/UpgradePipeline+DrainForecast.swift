@@ -6,7 +6,10 @@ extension UpgradePipeline {
     /// Rehearses the drains the job would make, in its node order, with the
     /// drainer's rules; `nil` when it drains no node (a patch without
     /// `--patch-drain`, no node to upgrade in the selected stages, no plan).
-    func drainForecast(_ request: ExecuteRequest, plan: UpgradePlan?) async -> Result<DrainForecast, PlanError>? {
+    /// `rooms`: the nodes as already read, else they are read here.
+    func drainForecast(
+        _ request: ExecuteRequest, plan: UpgradePlan?, rooms known: [NodeRoom]? = nil
+    ) async -> Result<DrainForecast, PlanError>? {
         guard let plan, request.rollback == nil,
             NodeProcedure.drains(kind: request.kind, patchDrain: settings.patchDrain)
         else { return nil }
@@ -16,14 +19,15 @@ extension UpgradePipeline {
         let order = steps.filter { $0.action == .upgrade }.map(\.node)
         guard !order.isEmpty else { return nil }
         do {
-            async let rooms = cluster.rooms()
+            async let read = known == nil ? cluster.rooms() : []
             async let pods = cluster.placements()
             async let budgets = cluster.budgets()
             async let daemonSets = cluster.daemonSetNames()
             let existing = try await daemonSets
+            let fresh = try await read
             return .success(
                 DrainForecast.rehearse(
-                    order: order, rooms: try await rooms, pods: try await pods, budgets: try await budgets,
+                    order: order, rooms: known ?? fresh, pods: try await pods, budgets: try await budgets,
                     consent: drainer.consent, exclusion: drainer.exclusion
                 ) { existing.contains("\($0.namespace)/\($0.controllerName ?? "")") })
         } catch { return .failure(PlanError("\(error)")) }

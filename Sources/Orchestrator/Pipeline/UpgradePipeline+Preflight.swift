@@ -8,12 +8,13 @@ extension UpgradePipeline {
 
     func preflight(_ job: JobContext) async throws -> StageOutcome {
         let request = job.request
-        let nodes = try await cluster.nodes()
+        let (nodes, rooms) = try await cluster.nodesWithRooms()
         let master = try masterNode(nodes, job: job)
         let created = (try? await job.store.job(job.id))?.createdAt ?? job.now()
         async let holds = holdsAtStart(nodes, job: job)
         let plan = job.state.withLock { $0.plan }
-        var facts = try await preflightFacts(request, nodes: nodes, master: master, createdAt: created, plan: plan)
+        var facts = try await preflightFacts(
+            request, nodes: nodes, master: master, createdAt: created, plan: plan, rooms: rooms)
         facts.holds = try await holds
         let results = Preflight.evaluate(facts)
         for result in results {
@@ -32,7 +33,8 @@ extension UpgradePipeline {
     /// Every pre-flight fact but the holds (which a job sets and a plan
     /// only reads), read from live state; nothing is changed.
     func preflightFacts(
-        _ request: ExecuteRequest, nodes: [NodeFacts], master: NodeFacts, createdAt: Double, plan: UpgradePlan?
+        _ request: ExecuteRequest, nodes: [NodeFacts], master: NodeFacts, createdAt: Double, plan: UpgradePlan?,
+        rooms: [NodeRoom]? = nil
     ) async throws -> PreflightFacts {
         let apiServers = try await cluster.runningAPIServers(of: nodes)
         let verdict = await gate.verdict()
@@ -45,7 +47,7 @@ extension UpgradePipeline {
         async let certificates = certificateExpiry(on: master)
         async let disk = diskSpace(on: master, kind: request.kind)
         async let plans = sucPlans(selecting: nodes)
-        async let drain = drainForecast(request, plan: plan)
+        async let drain = drainForecast(request, plan: plan, rooms: rooms)
         var facts = PreflightFacts(
             target: request.targetVersion, expectedNodes: settings.expectedNodes, nodes: nodes,
             apiServers: apiServers, gate: verdict, quietWindow: quiet, offered: await offered, etcd: await etcd,

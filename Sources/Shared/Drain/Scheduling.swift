@@ -179,9 +179,9 @@ public struct NodeRoom: Sendable, Equatable {
         self.schedulable = schedulable
     }
 
-    /// Reads a Node object.
-    public init(node: JSONValue) {
-        let facts = NodeFacts(node: node, cordonAnnotation: "")
+    /// Reads a Node object (`facts`: what was already read of it).
+    public init(node: JSONValue, facts known: NodeFacts? = nil) {
+        let facts = known ?? NodeFacts(node: node, cordonAnnotation: "")
         self.init(
             name: facts.name,
             allocatable: node[["status", "allocatable"]].map { json in
