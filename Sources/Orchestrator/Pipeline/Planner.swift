@@ -99,7 +99,8 @@ struct Planner: Sendable {
         async let gates = quorum(before: controlPlanes, nodes: nodes, master: master)
         forecast.stages = UpgradeForecast.stages(
             kind: chosen.1, notApplicable: distribution.notApplicable,
-            containerd: ContainerdFix.decide(master: master, workers: nodes.filter { !$0.isControlPlane }))
+            containerd: ContainerdFix.decide(master: master, workers: nodes.filter { !$0.isControlPlane }),
+            batch: settings.maxUnavailableWorkers)
         var facts = try await pipeline.preflightFacts(
             request, nodes: nodes, master: master, createdAt: now, plan: made, rooms: rooms)
         if let hold = distribution.hold {

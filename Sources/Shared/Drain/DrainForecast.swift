@@ -119,7 +119,7 @@ public struct DrainForecast: Sendable, Equatable {
                 selection.evict.isEmpty
                 ? []
                 : rooms.filter { $0.name != name }.sorted { a, b in
-                    (-free(a, used), a.name) < (-free(b, used), b.name)
+                    Self.order(a, b, used)
                 }
             var covered: [String: (count: Int, allowed: Int)] = [:]
             var staying = here.filter { placement in
@@ -177,7 +177,7 @@ public struct DrainForecast: Sendable, Equatable {
             forecast.append(node)
             // The node is back (uncordoned): Pending replacements may land now.
             if !pending.isEmpty {
-                let open = rooms.sorted { a, b in (-free(a, used), a.name) < (-free(b, used), b.name) }
+                let open = rooms.sorted { a, b in Self.order(a, b, used) }
                 pending = pending.filter { waiting in
                     guard let target = place(waiting.placement, on: open, used: used) else { return true }
                     used[target, default: Resources()] = used[target, default: Resources()] + waiting.placement.requests
@@ -209,7 +209,7 @@ public struct DrainForecast: Sendable, Equatable {
             used[placement.node, default: Resources()] = used[placement.node, default: Resources()] + placement.requests
         }
         let targets = rooms.filter { !members.contains($0.name) }.sorted { a, b in
-            (-free(a, used), a.name) < (-free(b, used), b.name)
+            Self.order(a, b, used)
         }
         var conflicts: [String] = []
         // Per budget, the batch's nodes with an eviction under it: each
@@ -249,6 +249,13 @@ public struct DrainForecast: Sendable, Equatable {
     /// The node a replacement lands on: the first of `rooms` it fits.
     private static func place(_ pod: PodPlacement, on rooms: [NodeRoom], used: [String: Resources]) -> String? {
         rooms.first { pod.misfit(on: $0, used: used[$0.name] ?? Resources()) == nil }?.name
+    }
+
+    /// Most CPU free first (the scheduler's least-allocated scoring), then
+    /// the fewest pods (its spreading, and all there is to go by on nodes
+    /// that report no allocatable), then by name.
+    private static func order(_ a: NodeRoom, _ b: NodeRoom, _ used: [String: Resources]) -> Bool {
+        (-free(a, used), used[a.name]?.pods ?? 0, a.name) < (-free(b, used), used[b.name]?.pods ?? 0, b.name)
     }
 
     /// Millicores free on `room` (a node reporting no allocatable: all).

@@ -125,7 +125,7 @@ public struct UpgradeForecast: Sendable, Equatable {
     /// `notApplicable` is the distribution's, `containerd` what the
     /// containerd stage would decide.
     public static func stages(
-        kind: UpgradeKind, notApplicable: (UpgradeStage) -> String?, containerd: ContainerdFix
+        kind: UpgradeKind, notApplicable: (UpgradeStage) -> String?, containerd: ContainerdFix, batch: Int = 1
     ) -> [Stage] {
         UpgradeStage.allCases.map { stage in
             if let reason = notApplicable(stage) { return Stage(stage, runs: false, reason) }
@@ -143,7 +143,12 @@ public struct UpgradeForecast: Sendable, Equatable {
                     ? Stage(stage, runs: true, "every node's package source moves to the next minor")
                     : Stage(stage, runs: false, "patch upgrade: the package sources stay as they are")
             case .master: return Stage(stage, runs: true, "control planes one at a time, each behind the quorum gate")
-            case .workers: return Stage(stage, runs: true, "workers one at a time, each soaked")
+            case .workers:
+                return Stage(
+                    stage, runs: true,
+                    batch > 1
+                        ? "workers in batches of up to \(batch) that the budgets and the room allow, each batch soaked"
+                        : "workers one at a time, each soaked")
             case .postflight: return Stage(stage, runs: true, "every node at the target and Ready, pods Ready")
             }
         }
