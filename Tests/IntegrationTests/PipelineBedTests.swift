@@ -529,6 +529,14 @@ extension TestBedSuites {
             let error = failed[dotted: "error"]?.stringValue ?? ""
             #expect(error.hasPrefix("drain of worker-1 timed out after 5 s; still on the node: \(heldPod)"), "\(error)")
             #expect(error.contains("held by PodDisruptionBudget default/db-pdb"), "\(error)")
+            // The report keeps the forecast beside the node's outcome.
+            let line = failed[dotted: "result.nodes"]?.arrayValue?.first {
+                $0[dotted: "name"]?.stringValue == "worker-1"
+            }
+            let predicted = line?[dotted: "predicted_blockers"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            #expect(
+                predicted.count == 2
+                    && predicted.contains { $0.hasPrefix("\(heldPod): PodDisruptionBudget default/db-pdb") })
             let pods = try JSONValue(
                 parsing: Array(try await bed.kubectl("get", "pods", "-l", "app=big", "-o", "json").utf8))
             let phases = (pods[dotted: "items"]?.arrayValue ?? []).compactMap {

@@ -71,9 +71,9 @@ extension UpgradePipeline {
             operations = NodeProcedure.restoreOperations(action: action, script: script)
         }
         let before = job.state.withLock { $0.beforeJob[node.name] } ?? node.kubelet?.description ?? "?"
-        let work = NodeWork(
-            node: node, step: step, action: action, stage: stage,
-            line: UpgradeReport.NodeReport(name: node.name, role: step.role, before: before))
+        var line = UpgradeReport.NodeReport(name: node.name, role: step.role, before: before)
+        line.predicted = job.state.withLock { $0.predicted[node.name] } ?? []
+        let work = NodeWork(node: node, step: step, action: action, stage: stage, line: line)
         return (work, operations)
     }
 

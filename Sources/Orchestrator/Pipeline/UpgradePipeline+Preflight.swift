@@ -16,6 +16,11 @@ extension UpgradePipeline {
         var facts = try await preflightFacts(
             request, nodes: nodes, master: master, createdAt: created, plan: plan, rooms: rooms)
         facts.holds = try await holds
+        if case let .success(forecast)? = facts.drain {
+            job.state.withLock { run in
+                for node in forecast.nodes { run.predicted[node.name] = node.blockers.map(\.description) }
+            }
+        }
         let results = Preflight.evaluate(facts)
         for result in results {
             try await job.record(result.outcome == .passed ? .info : .warning, result.description, stage: .preflight)

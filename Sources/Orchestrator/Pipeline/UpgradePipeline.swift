@@ -92,6 +92,9 @@ final class UpgradePipeline: Pipeline {
         var dryRunTime: Double?
         /// The job waited for its first window (or found it open).
         var windowChecked = false
+        /// Pre-flight's drain forecast, node by node: the report sets what
+        /// it predicted beside what each drain met.
+        var predicted: [String: [String]] = [:]
     }
 
     init(

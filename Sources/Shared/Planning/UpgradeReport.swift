@@ -14,6 +14,8 @@ public struct UpgradeReport: Sendable, Equatable {
         public var podsEvicted = 0
         /// Budgets and other blockers met while draining.
         public var blockers: [String] = []
+        /// What pre-flight's drain forecast said would block this node's drain.
+        public var predicted: [String] = []
         /// Pods the drain left on the node on purpose (the orchestrator itself, the exclusion selector).
         public var podsLeft: [String] = []
 
@@ -74,6 +76,7 @@ public struct UpgradeReport: Sendable, Equatable {
                         "work_seconds": .number(Self.rounded(node.workSeconds)),
                         "pods_evicted": .number(Double(node.podsEvicted)),
                         "blockers": .array(node.blockers.map(JSONValue.string)),
+                        "predicted_blockers": .array(node.predicted.map(JSONValue.string)),
                         "pods_left_on_purpose": .array(node.podsLeft.map(JSONValue.string)),
                     ])
                 }),
@@ -91,6 +94,7 @@ public struct UpgradeReport: Sendable, Equatable {
             }
             if !node.podsLeft.isEmpty { line += "; left on purpose: " + node.podsLeft.joined(separator: ", ") }
             if !node.blockers.isEmpty { line += "; blockers: " + node.blockers.joined(separator: "; ") }
+            if !node.predicted.isEmpty { line += "; forecast: " + node.predicted.joined(separator: "; ") }
             return line
         }
         if let snapshotPath { lines.append("snapshot: \(snapshotPath)\(snapshot.map { " (\($0))" } ?? "")") }
