@@ -72,6 +72,11 @@ struct Run: Sendable {
             outcome = "nothing to do (\(reason))"
         case .patch, .minor:
             let (kind, target) = decision.dispatch!
+            if let closed = Self.outsideWindows(settings.maintenance, now: Int64(Self.now())) {
+                log.info("not dispatched: outside the maintenance windows", ["next": closed])
+                outcome = "\(kind.rawValue) → \(target) not dispatched: outside the maintenance windows (\(closed))"
+                break
+            }
             let request = ExecuteRequest(
                 targetVersion: target, kind: kind, dryRun: settings.jobDryRun, stages: settings.stages)
             let result = await dispatch(request)
@@ -259,6 +264,16 @@ struct Run: Sendable {
     }
 
     private static func now() -> Int { Int(Date().timeIntervalSince1970) }
+
+    /// Why nothing is dispatched at `now`: no window is open (the next
+    /// opening named); nil inside a window or without windows.
+    static func outsideWindows(_ schedule: MaintenanceSchedule, now: Int64) -> String? {
+        guard !schedule.isAlways else { return nil }
+        let spans = schedule.spans(from: now)
+        if spans.contains(where: { $0.start <= now && now < $0.end }) { return nil }
+        return spans.first.map { "the next opens at \(MaintenanceSchedule.local($0.start, $0.zone))" }
+            ?? "no window opens in the coming year"
+    }
 }
 
 /// The one command the detector runs on the master.

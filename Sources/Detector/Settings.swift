@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Shared
+import SharedIO
 
 /// The detector's options after flags, `K8SUP_*` environment variables and
 /// defaults are combined and validated. Nothing runs with a bad value.
@@ -20,6 +21,8 @@ struct Settings: Sendable {
     var orchestratorTokenFile: String
     var jobDryRun: Bool
     var stages: StageSelection
+    /// Dispatch only inside these windows; empty: any time.
+    var maintenance: MaintenanceSchedule
     var detectOnly: Bool
     var timeout: Duration
 
@@ -48,6 +51,8 @@ struct Settings: Sendable {
         {
             throw SettingsError("stages: \(error.rule)")
         }
+        maintenance = try ZoneInfo.schedule(
+            windows: options.maintenanceWindow, exclude: options.maintenanceExclude, reader, environment: environment)
         detectOnly = try options.detectOnly || reader.boolean(nil, "DETECT_ONLY")
         timeout = .seconds(try DetectorOptions.timeout.read(options.timeout, reader))
     }

@@ -79,6 +79,12 @@ struct VersionCheck: AsyncParsableCommand {
     @Option(help: ArgumentHelp(DetectorOptions.stages.help))
     var stages: String?
 
+    @Option(help: ArgumentHelp(SharedOptions.maintenanceWindow.help, valueName: "days hh:mm duration zone"))
+    var maintenanceWindow: [String] = []
+
+    @Option(help: ArgumentHelp(SharedOptions.maintenanceExclude.help, valueName: "yyyy-mm-dd"))
+    var maintenanceExclude: [String] = []
+
     @Flag(help: "Detect and push metrics, but stop right before the POST and print what would be sent.")
     var detectOnly = false
 

@@ -306,6 +306,9 @@ extension TestBedSuites {
                         read.insert(definition)
                     }
                     if text.contains("SharedOptions.policy(") { read.formUnion(["allow-minor", "minor-min-patch"]) }
+                    if text.contains("ZoneInfo.schedule(") {
+                        read.formUnion(["maintenance-window", "maintenance-exclude"])
+                    }
                     if text.contains("SharedOptions.chosenDistribution(") {
                         read.formUnion(["distribution", "k3s-channel-url", "k3s-artifact-url"])
                     }

@@ -108,6 +108,33 @@ import Testing
         #expect(allowed.summary.hasSuffix("minor → 1.35.2 due, no orchestrator configured"), "\(allowed.summary)")
     }
 
+    /// With maintenance windows, the detector dispatches only inside one:
+    /// a window 12 h away holds the dispatch and names its opening; one
+    /// open now lets it through.
+    @Test func theDetectorDispatchesOnlyInsideAMaintenanceWindow() async throws {
+        func daily(startingIn minutes: Int, _ length: String) -> [String] {
+            let start = (Int(Date().timeIntervalSince1970) / 60 + minutes) % 1440
+            let clock = String(format: "%02d:%02d", start / 60, start % 60)
+            return ["--maintenance-window", "daily \(clock) \(length) UTC"]
+        }
+        let madison = Madison(versions: ["1.34.5", "1.34.3"])
+        let closed = try await Self.detect(daily(startingIn: 720, "1m"), madison: madison, nextMinor: nil)
+        #expect(closed.exit == .ok)
+        #expect(
+            closed.summary.contains(
+                "patch → 1.34.5 not dispatched: outside the maintenance windows (the next opens at "),
+            "\(closed.summary)")
+        let open = try await Self.detect(daily(startingIn: -10, "1h"), madison: madison, nextMinor: nil)
+        #expect(open.summary.hasSuffix("patch → 1.34.5 due, no orchestrator configured"), "\(open.summary)")
+        // The decision itself, at fixed times: Friday 2027-01-15 08:00 UTC.
+        let window = try MaintenanceWindow.parse("Sat 02:00 4h UTC") { _ in .utc }
+        let schedule = MaintenanceSchedule(windows: [window])
+        #expect(
+            Run.outsideWindows(schedule, now: 1_800_000_000) == "the next opens at Sat 2027-01-16 02:00 UTC")
+        #expect(Run.outsideWindows(schedule, now: 1_800_000_000 + 18 * 3600 + 60) == nil)
+        #expect(Run.outsideWindows(MaintenanceSchedule(), now: 1_800_000_000) == nil)
+    }
+
     @Test func aMasterWithoutTheRunningMinorFailsDetection() async throws {
         let (summary, exit) = try await Self.detect([], madison: Madison(versions: ["1.35.1"]), nextMinor: nil)
         #expect(exit == .detectionFailed)

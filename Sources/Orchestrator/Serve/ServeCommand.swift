@@ -139,10 +139,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp(ServeOptions.quietPeriod.help))
     var quietPeriod: Int?
 
-    @Option(help: ArgumentHelp(ServeOptions.maintenanceWindow.help, valueName: "days hh:mm duration zone"))
+    @Option(help: ArgumentHelp(SharedOptions.maintenanceWindow.help, valueName: "days hh:mm duration zone"))
     var maintenanceWindow: [String] = []
 
-    @Option(help: ArgumentHelp(ServeOptions.maintenanceExclude.help, valueName: "yyyy-mm-dd"))
+    @Option(help: ArgumentHelp(SharedOptions.maintenanceExclude.help, valueName: "yyyy-mm-dd"))
     var maintenanceExclude: [String] = []
 
     @Option(help: ArgumentHelp(ServeOptions.nodeEstimate.help))

@@ -45,7 +45,7 @@ enum ServeOptions {
         help: Define.helpText(
             "SSH address of a node as NODE=HOST[:PORT], repeatable (in K8SUP_NODE_ADDRESS: comma-separated).",
             "the node's InternalIP")
-    ) { flag, reader, variable in repeated(flag, reader, variable, separator: ",") }
+    ) { flag, reader, variable in Define.repeated(flag, reader, variable, separator: ",") }
     static let nodeScript = Define.text(
         "node-script", "The node script piped to each node.", default: "/usr/share/k8s-upgrade/update_k8s.sh")
     static let slackWebhookFile = Define.optionalText(
@@ -135,35 +135,6 @@ enum ServeOptions {
     static let quietPeriod = Define.integer(
         "quiet-period", "Hours with no gate alert fired before a job may start; 0 turns the check off.", default: 24,
         range: 0...720)
-    static let maintenanceWindow = OptionDefinition<[String], [String]>(
-        "maintenance-window",
-        help: Define.helpText(
-            "When nodes may be changed, as DAYS HH:MM DURATION ZONE (such as 'Sat,Sun 02:00 4h Europe/Berlin'), repeatable (in K8SUP_MAINTENANCE_WINDOW: separated by ';'). A job outside every window waits for the next; a node starts only if its forecast fits before the window closes, else the job parks until the next window. Rollbacks ignore windows.",
-            "none: any time")
-    ) { flag, reader, variable in repeated(flag, reader, variable, separator: ";") }
-    static let maintenanceExclude = OptionDefinition<[String], [CivilDate]>(
-        "maintenance-exclude",
-        help: Define.helpText(
-            "A date, YYYY-MM-DD, on which no maintenance window opens (the window's local date), repeatable (in K8SUP_MAINTENANCE_EXCLUDE: comma-separated).",
-            "none")
-    ) { flag, reader, variable in
-        try repeated(flag, reader, variable, separator: ",").map { text in
-            guard let date = CivilDate(parsing: text) else {
-                throw SettingsError("maintenance-exclude must be a date YYYY-MM-DD, got \(text)")
-            }
-            return date
-        }
-    }
-    /// A repeatable flag's values, else the variable's, split at `separator`.
-    private static func repeated(
-        _ flag: [String]?, _ reader: OptionReader, _ variable: String, separator: Character
-    ) -> [String] {
-        guard let flag, !flag.isEmpty else {
-            return (reader.value(nil, variable) ?? "").split(separator: separator).map { $0.trimmingWhitespace() }
-                .filter { !$0.isEmpty }
-        }
-        return flag
-    }
     static let maxUnavailableWorkers = Define.integer(
         "max-unavailable-workers",
         "Workers upgraded at the same time, at most: each batch only as large as the budgets and the room outside it allow for the batch as a whole, soaked together; control planes always one at a time.",

@@ -107,16 +107,8 @@ struct ServeSettings: Sendable {
         namespace = try ServeOptions.namespace.read(flags.namespace, reader)
         podReadyRatio = try ServeOptions.podReadyRatio.read(flags.podReadyRatio, reader)
         quietPeriodHours = try ServeOptions.quietPeriod.read(flags.quietPeriod, reader)
-        maintenance = MaintenanceSchedule(
-            windows: try ServeOptions.maintenanceWindow.read(flags.maintenanceWindow, reader).map { text in
-                do {
-                    return try MaintenanceWindow.parse(text) { try ZoneInfo.rules(named: $0, environment: environment) }
-                } catch { throw SettingsError("maintenance-window: \(error)") }
-            },
-            exclusions: Set(try ServeOptions.maintenanceExclude.read(flags.maintenanceExclude, reader)))
-        if maintenance.isAlways, !maintenance.exclusions.isEmpty {
-            throw SettingsError("maintenance-exclude needs at least one maintenance-window")
-        }
+        maintenance = try ZoneInfo.schedule(
+            windows: flags.maintenanceWindow, exclude: flags.maintenanceExclude, reader, environment: environment)
         nodeEstimate = try ServeOptions.nodeEstimate.read(flags.nodeEstimate, reader)
         maxUnavailableWorkers = try ServeOptions.maxUnavailableWorkers.read(flags.maxUnavailableWorkers, reader)
         repoBase = try SharedOptions.repoBase.read(flags.repoBase, reader)

@@ -30,6 +30,17 @@ public struct OptionDefinition<Flag: Sendable, Value: Sendable>: Sendable {
 /// The kinds of option, each stating its default in its help from the same
 /// value it reads with: the default is written once.
 public enum Define {
+    /// A repeatable flag's values, else the variable's, split at `separator`.
+    public static func repeated(
+        _ flag: [String]?, _ reader: OptionReader, _ variable: String, separator: Character
+    ) -> [String] {
+        guard let flag, !flag.isEmpty else {
+            return (reader.value(nil, variable) ?? "").split(separator: separator).map { $0.trimmingWhitespace() }
+                .filter { !$0.isEmpty }
+        }
+        return flag
+    }
+
     /// `summary (default: defaultText)`, for an option of its own kind.
     public static func helpText(_ summary: String, _ defaultText: String) -> String {
         "\(summary) (default: \(defaultText))"
@@ -116,6 +127,26 @@ public enum Define {
 }
 
 public enum SharedOptions {
+    public static let maintenanceWindow = OptionDefinition<[String], [String]>(
+        "maintenance-window",
+        help: Define.helpText(
+            "When nodes may be changed, as DAYS HH:MM DURATION ZONE (such as 'Sat,Sun 02:00 4h Europe/Berlin'), repeatable (in K8SUP_MAINTENANCE_WINDOW: separated by ';'). serve: a job outside every window waits for the next, and a node starts only if its forecast fits before the window closes, else the job parks until the next window; rollbacks ignore windows. k8s-version-check: dispatches only inside a window.",
+            "none: any time")
+    ) { flag, reader, variable in Define.repeated(flag, reader, variable, separator: ";") }
+    public static let maintenanceExclude = OptionDefinition<[String], [CivilDate]>(
+        "maintenance-exclude",
+        help: Define.helpText(
+            "A date, YYYY-MM-DD, on which no maintenance window opens (the window's local date), repeatable (in K8SUP_MAINTENANCE_EXCLUDE: comma-separated).",
+            "none")
+    ) { flag, reader, variable in
+        try Define.repeated(flag, reader, variable, separator: ",").map { text in
+            guard let date = CivilDate(parsing: text) else {
+                throw SettingsError("maintenance-exclude must be a date YYYY-MM-DD, got \(text)")
+            }
+            return date
+        }
+    }
+
     public static let kubeconfig = Define.optionalText(
         "kubeconfig", "kubeconfig to use", absent: "in-cluster service account, else $KUBECONFIG, else ~/.kube/config")
 

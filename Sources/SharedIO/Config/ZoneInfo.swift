@@ -16,4 +16,23 @@ public enum ZoneInfo {
             throw SettingsError("time zone \(name): \(path): \(error)")
         }
     }
+
+    /// `--maintenance-window` and `--maintenance-exclude` (flags, else
+    /// their variables) as a schedule, each zone read from the zoneinfo
+    /// folder; an exclusion without a window is a mistake.
+    public static func schedule(
+        windows: [String]?, exclude: [String]?, _ reader: OptionReader, environment: [String: String]
+    ) throws -> MaintenanceSchedule {
+        let schedule = MaintenanceSchedule(
+            windows: try SharedOptions.maintenanceWindow.read(windows, reader).map { text in
+                do {
+                    return try MaintenanceWindow.parse(text) { try rules(named: $0, environment: environment) }
+                } catch { throw SettingsError("maintenance-window: \(error)") }
+            },
+            exclusions: Set(try SharedOptions.maintenanceExclude.read(exclude, reader)))
+        if schedule.isAlways, !schedule.exclusions.isEmpty {
+            throw SettingsError("maintenance-exclude needs at least one maintenance-window")
+        }
+        return schedule
+    }
 }
