@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The test bed: a simulated cluster whose parts are real.
 
-  testbed.py up   [--dir DIR] [--scenario default|ha|microk8s|microk8s-ha|k3s|k3s-ha|synthetic-N|FILE.json]
+  testbed.py up   [--dir DIR] [--scenario default|ha|microk8s|microk8s-ha|k3s|k3s-ha|synthetic-N[-pods-M]|FILE.json]
                   [--running-version X.Y.Z]
                   [--master-containerd X.Y.Z] [--orchestrator] [--soak SECONDS]
                   [--orchestrator-node NODE] [--orchestrator-grace S] [--orchestrator-restart-delay S]
@@ -56,6 +56,7 @@ import argparse
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import socket
@@ -439,7 +440,7 @@ def up(args):
     if (bed / "pids").exists():
         down(args)
     scenario = args.scenario
-    if scenario.startswith("synthetic-") and scenario[len("synthetic-"):].isdigit():
+    if re.fullmatch(r"synthetic-[0-9]+(-pods-[0-9]+)?", scenario):
         # A large cluster for scale tests: every node in the API simulator,
         # only the master reachable over SSH.
         SCENARIOS[scenario] = (["master"], [])
@@ -456,7 +457,8 @@ def up(args):
         SCENARIOS[scenario] = ([n["name"] for n in document["nodes"] if "control-plane" in n.get("roles", [])],
                                [n["name"] for n in document["nodes"] if "control-plane" not in n.get("roles", [])])
     if scenario not in SCENARIOS:
-        raise SystemExit(f"testbed: unknown scenario {scenario}; known: {', '.join(SCENARIOS)}, synthetic-N")
+        raise SystemExit(
+            f"testbed: unknown scenario {scenario}; known: {', '.join(SCENARIOS)}, synthetic-N, synthetic-N-pods-M")
     if f"{args.master_containerd}-1" not in CONTAINERD:
         raise SystemExit(f"testbed: --master-containerd must be one of {', '.join(v[:-2] for v in CONTAINERD)}")
     master = SCENARIOS[scenario][0][0]

@@ -84,12 +84,9 @@ struct APIHandler: Sendable {
         } else {
             throw APIError(code: 404, reason: "NotFound", message: "the server could not find the requested resource")
         }
-        var namespace: String?
         var segments = Array(rest)
-        if segments.count >= 3, segments[0] == "namespaces" {
-            namespace = segments[1]
-            segments = Array(segments[2...])
-        }
+        let namespace: String? = segments.count >= 3 && segments[0] == "namespaces" ? segments[1] : nil
+        if namespace != nil { segments = Array(segments[2...]) }
         guard let resource = Resource(rawValue: segments[0]), resource.apiVersion == groupVersion,
             serves(resource)
         else {
@@ -124,9 +121,11 @@ struct APIHandler: Sendable {
             }
             return try await list(resource, namespace: namespace, query: query, accept: request.headers[.accept] ?? "")
         case (.post, nil, nil):
+            let object = try decodeObject(body)
             return json(
-                try await store.create(resource, namespace: namespace, object: try decodeObject(body)), status: .created
-            )
+                try await store.perform(dryRun: try dryRun(query, "CreateOptions")) {
+                    try $0.create(resource, namespace: namespace, object: object)
+                }, status: .created)
         case (.get, let name?, nil), (.get, let name?, "status"):
             let object = try await store.get(resource, namespace: namespace, name: name)
             if resource == .nodes, (request.headers[.accept] ?? "").contains("as=Table") {
@@ -134,8 +133,11 @@ struct APIHandler: Sendable {
             }
             return json(object)
         case (.put, let name?, nil):
+            let object = try decodeObject(body)
             return json(
-                try await store.replace(resource, namespace: namespace, name: name, object: try decodeObject(body)))
+                try await store.perform(dryRun: try dryRun(query, "UpdateOptions")) {
+                    try $0.replace(resource, namespace: namespace, name: name, object: object)
+                })
         case (.patch, let name?, let sub) where sub == nil || sub == "status":
             let contentType = request.headers[.contentType] ?? ""
             let strategic = contentType.hasPrefix("application/strategic-merge-patch+json")
@@ -145,21 +147,32 @@ struct APIHandler: Sendable {
                     message: "the body of the request was in an unknown format - accepted media types include: "
                         + "application/merge-patch+json, application/strategic-merge-patch+json")
             }
+            let patch = try decodeObject(body)
             return json(
-                try await store.patch(
-                    resource, namespace: namespace, name: name, patch: try decodeObject(body), strategic: strategic,
-                    status: sub == "status"))
+                try await store.perform(dryRun: try dryRun(query, "PatchOptions")) {
+                    try $0.patch(
+                        resource, namespace: namespace, name: name, patch: patch, strategic: strategic,
+                        status: sub == "status")
+                })
         case (.delete, let name?, nil) where resource == .pods:
-            let grace = body.isEmpty ? nil : try decodeObject(body)[["gracePeriodSeconds"]]?.intValue
+            let options = body.isEmpty ? JSONValue.object([:]) : try decodeObject(body)
+            let grace = options[["gracePeriodSeconds"]]?.intValue
+            let dry = try dryRun(query, "DeleteOptions", body: options[["dryRun"]])
             return json(
-                try await store.deletePod(namespace: namespace ?? "default", name: name, gracePeriodSeconds: grace))
+                try await store.perform(dryRun: dry) {
+                    try $0.deletePod(namespace: namespace ?? "default", name: name, gracePeriodSeconds: grace)
+                })
         case (.post, let name?, "eviction") where resource == .pods:
             let eviction = try decodeObject(body)
             if let given = eviction[["metadata", "name"]]?.stringValue, given != name {
                 throw APIError.badRequest("name in URL does not match name in Eviction object")
             }
             let grace = eviction[["deleteOptions", "gracePeriodSeconds"]]?.intValue
-            try await store.evict(namespace: namespace ?? "default", name: name, gracePeriodSeconds: grace)
+            // The eviction's own delete options, else the request's (`propagateDryRun`).
+            let dry = try dryRun(query, "DeleteOptions", body: eviction[["deleteOptions", "dryRun"]])
+            try await store.perform(dryRun: dry) {
+                try $0.evict(namespace: namespace ?? "default", name: name, gracePeriodSeconds: grace)
+            }
             return json(
                 .object([
                     "kind": .string("Status"), "apiVersion": .string("v1"), "metadata": .object([:]),
@@ -169,6 +182,26 @@ struct APIHandler: Sendable {
             throw APIError(
                 code: 405, reason: "MethodNotAllowed", message: "\(method) is not supported on \(request.uri.path)")
         }
+    }
+
+    /// Whether a write asks for a dry run: `dryRun=All` in the query or,
+    /// for a deletion or an eviction, `dryRun: ["All"]` in its options. Any
+    /// other value is refused, as the API server refuses it; a body and a
+    /// query that disagree are refused too.
+    private func dryRun(_ query: Parameters, _ kind: String, body: JSONValue? = nil) throws -> Bool {
+        let asked = query.getAll("dryRun").map { String($0) }
+        let given = body?.arrayValue?.compactMap(\.stringValue) ?? []
+        for value in asked + given where value != "All" {
+            throw APIError(
+                code: 422, reason: "Invalid",
+                message: "\(kind).meta.k8s.io \"\" is invalid: dryRun: Unsupported value: \"\(value)\": "
+                    + "supported values: \"All\"")
+        }
+        if !asked.isEmpty, !given.isEmpty, asked != given {
+            throw APIError.badRequest(
+                "Non-matching dry-run options in request and content: \(asked) and \(given)")
+        }
+        return !(asked + given).isEmpty
     }
 
     /// ConfigMaps with an etcd: read from it before every read, written to
@@ -184,17 +217,28 @@ struct APIHandler: Sendable {
         case (.get, let name?, nil):
             return json(try await store.get(.configmaps, namespace: namespace, name: name))
         case (.post, nil, nil):
-            let object = try await store.create(.configmaps, namespace: namespace, object: try decodeObject(body))
-            try await etcd.save(object)
+            let given = try decodeObject(body)
+            let dry = try dryRun(query, "CreateOptions")
+            let object = try await store.perform(dryRun: dry) {
+                try $0.create(.configmaps, namespace: namespace, object: given)
+            }
+            if !dry { try await etcd.save(object) }
             return json(object, status: .created)
         case (.put, let name?, nil):
-            let object = try await store.replace(
-                .configmaps, namespace: namespace, name: name, object: try decodeObject(body))
-            try await etcd.save(object)
+            let given = try decodeObject(body)
+            let dry = try dryRun(query, "UpdateOptions")
+            let object = try await store.perform(dryRun: dry) {
+                try $0.replace(.configmaps, namespace: namespace, name: name, object: given)
+            }
+            if !dry { try await etcd.save(object) }
             return json(object)
         case (.delete, let name?, nil):
-            let object = try await store.remove(.configmaps, namespace: namespace, name: name)
-            try await etcd.delete(object)
+            let dry = try dryRun(
+                query, "DeleteOptions", body: body.isEmpty ? nil : try decodeObject(body)[["dryRun"]])
+            let object = try await store.perform(dryRun: dry) {
+                try $0.remove(.configmaps, namespace: namespace, name: name)
+            }
+            if !dry { try await etcd.delete(object) }
             return json(object)
         default:
             throw APIError(
@@ -207,48 +251,56 @@ struct APIHandler: Sendable {
     private func list(
         _ resource: Resource, namespace: String?, query: Parameters, accept: String
     ) async throws -> Response {
-        var items = await store.list(resource, namespace: namespace)
-        if let selector = query["fieldSelector"].map(String.init), !selector.isEmpty {
-            let terms = try Selector(parsing: selector)
-            items = items.filter { terms.matches(fields: $0.object) }
+        let fields = try query["fieldSelector"].map(String.init).flatMap {
+            $0.isEmpty ? nil : try Selector(parsing: $0)
         }
-        if let selector = query["labelSelector"].map(String.init), !selector.isEmpty {
-            let terms = try Selector(parsing: selector)
-            items = items.filter { terms.matches(labels: $0.object.stringMap("metadata.labels")) }
+        let labels = try query["labelSelector"].map(String.init).flatMap {
+            $0.isEmpty ? nil : try Selector(parsing: $0)
         }
+        var after: String?
         if let token = query["continue"].map(String.init), !token.isEmpty {
-            guard let data = Data(base64Encoded: token), let after = String(data: data, encoding: .utf8) else {
+            guard let data = Data(base64Encoded: token), let key = String(data: data, encoding: .utf8) else {
                 throw APIError(
                     code: 410, reason: "Expired",
                     message:
                         "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter."
                 )
             }
-            items = items.filter { $0.key > after }
+            after = key
         }
-        var metadata: [String: JSONValue] = ["resourceVersion": .string(await store.currentResourceVersion)]
-        if let limit = query["limit"].flatMap({ Int($0) }), limit > 0, items.count > limit {
-            let remaining = items.count - limit
-            items = Array(items.prefix(limit))
-            metadata["continue"] = .string(Data(items.last!.key.utf8).base64EncodedString())
-            metadata["remainingItemCount"] = .number(Double(remaining))
+        let limit = query["limit"].flatMap { Int($0) }.flatMap { $0 > 0 ? $0 : nil }
+        let keep: @Sendable (JSONValue) -> Bool = { object in
+            (fields?.matches(fields: object) ?? true)
+                && (labels?.matches(labels: object.stringMap("metadata.labels")) ?? true)
         }
-        if resource == .nodes, accept.contains("as=Table") {
-            var table = Tables.nodes(items.map(\.object))
-            table[["metadata"]] = .object(metadata)
-            return json(table)
+        func metadata(_ continueAfter: String?, _ remaining: Int) async -> [String: JSONValue] {
+            var metadata: [String: JSONValue] = ["resourceVersion": .string(await store.currentResourceVersion)]
+            if let last = continueAfter {
+                metadata["continue"] = .string(Data(last.utf8).base64EncodedString())
+                // As the API server: unknown, so left out, when a selector filters the list.
+                if fields == nil, labels == nil { metadata["remainingItemCount"] = .number(Double(remaining)) }
+            }
+            return metadata
         }
-        let stripped = items.map { item -> JSONValue in
-            var object = item.object
-            object[["kind"]] = nil
-            object[["apiVersion"]] = nil
-            return object
-        }
-        return json(
-            .object([
+        guard resource == .nodes, accept.contains("as=Table") else {
+            // The items as text kept by the store; the list around them.
+            let page = await store.pageJSON(resource, namespace: namespace, after: after, limit: limit, keep: keep)
+            let head = JSONValue.object([
                 "kind": .string(resource.kind + "List"), "apiVersion": .string(resource.apiVersion),
-                "metadata": .object(metadata), "items": .array(stripped),
-            ]))
+                "metadata": .object(await metadata(page.continueAfter, page.remaining)),
+            ]).jsonBytes
+            var body = head.dropLast()  // the closing brace: the items go before it
+            body += Array(#","items":["#.utf8) + page.items + Array("]}".utf8)
+            return Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+        }
+        let page = await store.page(resource, namespace: namespace, after: after, limit: limit, keep: keep)
+        let items = page.items
+        let metadata = await metadata(page.continueAfter, page.remaining)
+        var table = Tables.nodes(items.map(\.object))
+        table[["metadata"]] = .object(metadata)
+        return json(table)
     }
 
     // MARK: - Helpers
@@ -304,7 +356,7 @@ struct APIHandler: Sendable {
 
 /// A field or label selector: comma-separated `key=value`, `key==value`,
 /// `key!=value`, `key` (exists) and `!key` (absent) terms.
-struct Selector {
+struct Selector: Sendable {
     enum Term {
         case equals(String, String)
         case notEquals(String, String)

@@ -82,6 +82,14 @@ actor ClusterStore {
     private var resourceVersion = 1000
     /// When each not-yet-ready pod turns Ready.
     private var readyAt: [String: Date] = [:]
+    /// The resource version the last pass of the controllers left, and the
+    /// earliest time one of them waits for (``reconcile(now:)``).
+    private var reconciledVersion: Int?
+    private var nextDue: Date?
+    /// Each resource's keys in order, as of a resource version (``page``).
+    private var keyOrder: [Resource: (version: Int, keys: [String])] = [:]
+    /// Each listed object's JSON text, as of its resource version (``pageJSON``).
+    private var encoded: [Resource: [String: (version: String, bytes: [UInt8])]] = [:]
     private let scenario: Scenario
     private let neverReady: Set<String>
     /// The simulated cluster's time: the machine's, or a test's clock.
@@ -95,6 +103,21 @@ actor ClusterStore {
         load(scenario)
     }
 
+    /// Runs `change` as a request with `dryRun=All` asks: validated and
+    /// answered as if it were made (admission, budgets, the eviction's
+    /// checks), then every object is put back, so nothing persists, as the
+    /// API server answers a dry run. Without `dryRun` the change stays.
+    func perform<T: Sendable>(
+        dryRun: Bool, _ change: @Sendable (isolated ClusterStore) throws -> T
+    ) throws -> T {
+        guard dryRun else { return try change(self) }
+        // The resource version moves on (versions are never given twice,
+        // so an object's version names one content: ``pageJSON``'s cache).
+        let saved = (objects, readyAt)
+        defer { (objects, readyAt) = saved }
+        return try change(self)
+    }
+
     // MARK: - Reading
 
     func list(_ resource: Resource, namespace: String?) -> [(key: String, object: JSONValue)] {
@@ -102,6 +125,81 @@ actor ClusterStore {
             guard let namespace else { return true }
             return key.hasPrefix(namespace + "/")
         }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
+    /// One page of a list, in key order: the objects after key `after`
+    /// that `keep` keeps, at most `limit`; the key to continue after when
+    /// more are left, and how many keys are left after the page. The keys'
+    /// order is kept between changes, and a page is found by bisection, so
+    /// paging through 50,000 pods does not sort them once per page.
+    func page(
+        _ resource: Resource, namespace: String?, after: String?, limit: Int?,
+        keep: @Sendable (JSONValue) -> Bool
+    ) -> (items: [(key: String, object: JSONValue)], continueAfter: String?, remaining: Int) {
+        let keys = sortedKeys(resource)
+        let prefix = namespace.map { $0 + "/" }
+        func firstIndex(after bound: String, inclusive: Bool) -> Int {
+            var (low, high) = (0, keys.count)
+            while low < high {
+                let middle = (low + high) / 2
+                if inclusive ? keys[middle] < bound : keys[middle] <= bound { low = middle + 1 } else { high = middle }
+            }
+            return low
+        }
+        var index = max(
+            after.map { firstIndex(after: $0, inclusive: false) } ?? 0,
+            prefix.map { firstIndex(after: $0, inclusive: true) } ?? 0)
+        var items: [(key: String, object: JSONValue)] = []
+        let objects = objects[resource] ?? [:]
+        while index < keys.count {
+            let key = keys[index]
+            if let prefix, !key.hasPrefix(prefix) { break }
+            if let limit, items.count == limit {
+                let end = prefix.map { firstIndex(after: $0 + "\u{10FFFF}", inclusive: true) } ?? keys.count
+                return (items, items.last?.key, end - index)
+            }
+            index += 1
+            guard let object = objects[key], keep(object) else { continue }
+            items.append((key, object))
+        }
+        return (items, nil, 0)
+    }
+
+    /// ``page`` as JSON text: the items (without `kind` and `apiVersion`,
+    /// as a list's items are) joined by commas, each written once per
+    /// version of the object and kept, so a page of 500 pods costs a copy.
+    func pageJSON(
+        _ resource: Resource, namespace: String?, after: String?, limit: Int?,
+        keep: @Sendable (JSONValue) -> Bool
+    ) -> (items: [UInt8], count: Int, continueAfter: String?, remaining: Int) {
+        let page = page(resource, namespace: namespace, after: after, limit: limit, keep: keep)
+        var bytes: [UInt8] = []
+        for (index, item) in page.items.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            let version = item.object[["metadata", "resourceVersion"]]?.stringValue ?? ""
+            if let cached = encoded[resource]?[item.key], cached.version == version {
+                bytes += cached.bytes
+                continue
+            }
+            var object = item.object
+            object[["kind"]] = nil
+            object[["apiVersion"]] = nil
+            let text = object.jsonBytes
+            encoded[resource, default: [:]][item.key] = (version, text)
+            bytes += text
+        }
+        return (bytes, page.items.count, page.continueAfter, page.remaining)
+    }
+
+    /// A resource's keys in order, sorted again only after a change.
+    private func sortedKeys(_ resource: Resource) -> [String] {
+        if let cached = keyOrder[resource], cached.version == resourceVersion { return cached.keys }
+        let keys = (objects[resource] ?? [:]).keys.sorted()
+        keyOrder[resource] = (resourceVersion, keys)
+        if let cached = encoded[resource], cached.count > keys.count {
+            encoded[resource] = cached.filter { objects[resource]?[$0.key] != nil }
+        }
+        return keys
     }
 
     func get(_ resource: Resource, namespace: String?, name: String) throws(APIError) -> JSONValue {
@@ -119,7 +217,17 @@ actor ClusterStore {
             guard let name = object[["metadata", "name"]]?.stringValue else { continue }
             fresh[Self.key(object[["metadata", "namespace"]]?.stringValue, name)] = object
         }
+        guard self.objects[resource] != fresh else { return }
         self.objects[resource] = fresh
+        // What etcd holds moved under the store: lists and their kept text follow.
+        bump()
+        encoded[resource] = nil
+        // Versions read back from etcd count: none is given twice.
+        for object in objects {
+            if let version = object[["metadata", "resourceVersion"]]?.stringValue.flatMap(Int.init) {
+                resourceVersion = max(resourceVersion, version)
+            }
+        }
     }
 
     /// Deletes an object at once (no grace period); 404 when it is not there.
@@ -315,21 +423,38 @@ actor ClusterStore {
     /// One pass of the simulated controllers: finish graceful deletions,
     /// bring pods Ready, keep ReplicaSets and DaemonSets at strength,
     /// schedule pending pods, recompute budgets.
+    ///
+    /// A pass runs only when something changed since the last one (the
+    /// resource version moved) or something it waits for is due (a pod's
+    /// readiness, a graceful deletion's end, a disruption's expiry): an idle
+    /// cluster of 50,000 pods costs nothing between requests.
     func reconcile(now: Date? = nil) {
         let now = now ?? clock()
+        if reconciledVersion == resourceVersion, nextDue.map({ $0 > now }) ?? true { return }
+        let before = resourceVersion
+        nextDue = nil
         finishDeletions(now: now)
         markReady(now: now)
         runReplicaSets(now: now)
         runDaemonSets(now: now)
         schedulePending(now: now)
         recomputeBudgets(now: now)
+        // What this pass changed gets one more pass; then it rests.
+        reconciledVersion = resourceVersion == before ? before : nil
+        if let ready = readyAt.values.min() { due(ready) }
     }
+
+    /// Notes a time a pass must run by.
+    private func due(_ time: Date) { nextDue = min(nextDue ?? time, time) }
 
     private func finishDeletions(now: Date) {
         for (key, pod) in objects[.pods] ?? [:] {
-            guard let text = pod[["metadata", "deletionTimestamp"]]?.stringValue, let due = Self.parseTimestamp(text),
-                due <= now
+            guard let text = pod[["metadata", "deletionTimestamp"]]?.stringValue, let due = Self.parseTimestamp(text)
             else { continue }
+            guard due <= now else {
+                self.due(due)
+                continue
+            }
             objects[.pods]?[key] = nil
             readyAt[key] = nil
             bump()
@@ -406,7 +531,9 @@ actor ClusterStore {
             .mapValues(\.count)
         let wanted = Resources(podSpec: pod[["spec"]])
         return list(.nodes, namespace: nil).filter { name, node in
-            guard node[["spec", "unschedulable"]]?.boolValue != true && !Self.isTainted(node) && Self.isNodeReady(node)
+            guard
+                node[["spec", "unschedulable"]]?.boolValue != true && Self.tolerates(pod, node)
+                    && Self.isNodeReady(node)
             else { return false }
             guard let allocatable = NodeRoom(node: node).allocatable else { return true }
             let used = placed.filter { $0[["spec", "nodeName"]]?.stringValue == name }
@@ -450,6 +577,9 @@ actor ClusterStore {
                     return false
                 }
                 return now.timeIntervalSince(since) < 120
+            }
+            for time in disrupted.values {
+                if let since = time.stringValue.flatMap(Self.parseTimestamp) { due(since.addingTimeInterval(120)) }
             }
             let healthy = matching.filter {
                 Self.isReady($0) && disrupted[$0[["metadata", "name"]]?.stringValue ?? ""] == nil
@@ -689,6 +819,7 @@ actor ClusterStore {
         if let grace = workload.terminationGracePeriodSeconds {
             spec["terminationGracePeriodSeconds"] = .number(Double(grace))
         }
+        if let tolerations = workload.tolerations { spec["tolerations"] = .array(tolerations) }
         if let requests = workload.requests {
             spec["containers"] = .array([
                 .object([
@@ -712,6 +843,7 @@ actor ClusterStore {
         workload.terminationGracePeriodSeconds = spec?[["terminationGracePeriodSeconds"]]?.intValue
         workload.requests = spec?[["containers"]]?.arrayValue?.first?.stringMap("resources.requests")
         if workload.requests?.isEmpty == true { workload.requests = nil }
+        workload.tolerations = spec?[["tolerations"]]?.arrayValue
         return workload
     }
 
@@ -741,11 +873,27 @@ actor ClusterStore {
             || node[["metadata", "labels", "node.kubernetes.io/microk8s-controlplane"]] != nil
     }
 
-    /// kubeadm's control planes (role label with an empty value) carry the
-    /// NoSchedule control-plane taint; MicroK8s' and K3s' ("true") run
-    /// workloads.
-    static func isTainted(_ node: JSONValue) -> Bool {
-        node[["metadata", "labels", "node-role.kubernetes.io/control-plane"]]?.stringValue == ""
+    /// Whether `pod` tolerates every NoSchedule and NoExecute taint of
+    /// `node`, by the scheduler's rule: a toleration with no key and
+    /// `Exists` matches every taint; otherwise the keys match and either
+    /// `Exists`, or `Equal` (the default) with the same value; an empty
+    /// effect matches every effect.
+    static func tolerates(_ pod: JSONValue, _ node: JSONValue) -> Bool {
+        let tolerations = pod[["spec", "tolerations"]]?.arrayValue ?? []
+        return (node[["spec", "taints"]]?.arrayValue ?? []).allSatisfy { taint in
+            let effect = taint[["effect"]]?.stringValue ?? ""
+            guard effect == "NoSchedule" || effect == "NoExecute" else { return true }
+            let key = taint[["key"]]?.stringValue ?? ""
+            let value = taint[["value"]]?.stringValue ?? ""
+            return tolerations.contains { toleration in
+                let exists = toleration[["operator"]]?.stringValue == "Exists"
+                let tolerationKey = toleration[["key"]]?.stringValue ?? ""
+                let tolerationEffect = toleration[["effect"]]?.stringValue ?? ""
+                guard tolerationEffect.isEmpty || tolerationEffect == effect else { return false }
+                if tolerationKey.isEmpty { return exists }
+                return tolerationKey == key && (exists || (toleration[["value"]]?.stringValue ?? "") == value)
+            }
+        }
     }
 
     static func isNodeReady(_ node: JSONValue) -> Bool {

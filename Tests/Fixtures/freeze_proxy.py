@@ -43,6 +43,8 @@ def main():
     while True:
         client, _ = listener.accept()
         server = socket.create_connection(("127.0.0.1", args.target_port))
+        for sock in (client, server):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         until = time.monotonic() + args.freeze_after
         for a, b in ((client, server), (server, client)):
             threading.Thread(target=forward, args=(a, b, until), daemon=True).start()

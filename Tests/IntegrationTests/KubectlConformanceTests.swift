@@ -116,6 +116,69 @@ struct KubectlConformanceTests {
         #expect(unreplicated.stderr.contains("Pods that declare no controller (use --force to override)"))
     }
 
+    /// `kubectl drain --dry-run=server` asks every question a drain asks
+    /// (cordon, each eviction under its budget) with `dryRun=All`: the API
+    /// answers each as it would, and nothing changes. A dry-run eviction
+    /// does not spend the budget, so both web pods are allowed; once the
+    /// budget allows none, the API refuses them and kubectl gives up at its
+    /// timeout, still changing nothing.
+    @Test func aServerDryRunDrainIsAnsweredAsARealOneAndChangesNothing() async throws {
+        let sim = try await SimulatorFixture.start(scenarioJSON: Self.drainScenario)
+        func state() async throws -> [String] {
+            let pods = try await sim.json("/api/v1/pods")
+            let node = try await sim.json("/api/v1/nodes/worker-1")
+            let budget = try await sim.json("/apis/policy/v1/namespaces/default/poddisruptionbudgets/web-pdb")
+            let names = ((pods["items"] as? [[String: Any]]) ?? []).compactMap {
+                ($0["metadata"] as? [String: Any])?["name"] as? String
+            }
+            let status = budget["status"] as? [String: Any]
+            return names.sorted() + [
+                "unschedulable=\((node["spec"] as? [String: Any])?["unschedulable"] as? Bool ?? false)",
+                "allowed=\(status?["disruptionsAllowed"] as? Int ?? -1)",
+                "disrupted=\((status?["disruptedPods"] as? [String: Any])?.count ?? 0)",
+            ]
+        }
+        let before = try await state()
+        #expect(before.contains("allowed=1"), "\(before)")
+        let result = try await sim.kubectl(
+            "drain", "worker-1", "--ignore-daemonsets", "--delete-emptydir-data", "--dry-run=server", "--timeout",
+            "20s")
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("node/worker-1 cordoned (server dry run)"), "\(result.stdout)")
+        #expect(
+            result.stdout.split(separator: "\n").filter {
+                $0.hasPrefix("evicting pod default/web-") && $0.hasSuffix("(server dry run)")
+            }.count == 2, "\(result.stdout)")
+        #expect(result.stdout.contains("node/worker-1 drained (server dry run)"), "\(result.stdout)")
+        #expect(!result.stderr.contains("disruption budget"), "\(result.stderr)")
+        #expect(try await state() == before)
+
+        let patch = #"{"spec":{"minAvailable":4}}"#
+        let patched = try await sim.request(
+            "PATCH", "/apis/policy/v1/namespaces/default/poddisruptionbudgets/web-pdb", body: patch,
+            contentType: "application/merge-patch+json")
+        #expect(patched.status == 200)
+        try await waitUntil("web-pdb allows no disruption") {
+            try await state().contains("allowed=0")
+        }
+        let blocked = try await state()
+        let refused = try await sim.kubectl(
+            "drain", "worker-1", "--ignore-daemonsets", "--delete-emptydir-data", "--dry-run=server", "--timeout",
+            "2s")
+        #expect(refused.status != 0)
+        #expect(
+            refused.stderr.contains("Cannot evict pod as it would violate the pod's disruption budget"),
+            "\(refused.stderr)")
+        #expect(try await state() == blocked)
+
+        // A value the API does not know is refused, and changes nothing.
+        let bogus = try await sim.request(
+            "PATCH", "/api/v1/nodes/worker-1?dryRun=Everything", body: #"{"spec":{"unschedulable":true}}"#,
+            contentType: "application/merge-patch+json")
+        #expect(bogus.status == 422)
+        #expect(try await state() == blocked)
+    }
+
     @Test func kubeletReportingANewVersionShowsInGetNodes() async throws {
         let sim = try await SimulatorFixture.start()
         let patch = #"{"status":{"nodeInfo":{"kubeletVersion":"v1.34.5"}}}"#
