@@ -140,6 +140,14 @@ extension TestBedSuites {
                 #expect(try Self.snap(bed, node) == SnapState(version: "v1.34.5", tracking: "1.34/stable", held: true))
             }
 
+            // The plan of the minor forecasts its time from the patch's
+            // (the bed's node steps take the same time at each release).
+            let plan = try await server.json("/plan?target=1.35.2")
+            let forecast = try #require(plan[dotted: "duration.seconds"]?.doubleValue)
+            #expect(
+                plan[dotted: "duration.nodes"]?.arrayValue?.compactMap { $0[dotted: "name"]?.stringValue }
+                    == ["cp-1", "cp-2", "cp-3", "worker-1"], "\(plan[dotted: "duration"] ?? .null)")
+
             // The minor, with worker-1's hold lifted while cp-2 is upgraded:
             // the check before cp-3 reports the drift and sets the hold again.
             try await Self.detect(bed, dispatchingTo: server)
@@ -149,6 +157,8 @@ extension TestBedSuites {
             let minor = try await server.waitForJob(2, state: "succeeded", timeout: 120)
             #expect(minor[dotted: "request.target_version"]?.stringValue == "1.35.2")
             #expect(minor[dotted: "request.kind"]?.stringValue == "minor")
+            let measured = try #require(minor[dotted: "result.total_seconds"]?.doubleValue)
+            #expect(abs(forecast - measured) <= 0.25 * measured, "forecast \(forecast) s, the run \(measured) s")
             #expect(Self.started(minor) == ["cp-1", "cp-2", "cp-3", "worker-1"])
             for node in bed.nodes {
                 #expect(try Self.snap(bed, node) == SnapState(version: "v1.35.2", tracking: "1.35/stable", held: true))

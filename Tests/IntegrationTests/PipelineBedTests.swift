@@ -511,6 +511,11 @@ extension TestBedSuites {
                 ) == true, "\(blockers)")
             let heldPod = try #require(budget?[dotted: "pod"]?.stringValue)
             #expect(heldPod.hasPrefix("default/db-"))
+            // The API, asked with a dry-run eviction, refuses the db pod too.
+            let worker1 = nodes.first { $0[dotted: "name"]?.stringValue == "worker-1" }
+            #expect(
+                worker1?[dotted: "api_confirmation"]?.stringValue == "the API's dry-run evictions: 1 of 1 as forecast",
+                "\(worker1 ?? .null)")
             let lines = plan[dotted: "lines"]?.arrayValue?.compactMap(\.stringValue) ?? []
             #expect(lines.contains("drain forecast (each node in turn):"), "\(lines)")
 

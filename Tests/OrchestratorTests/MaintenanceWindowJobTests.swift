@@ -36,6 +36,18 @@ import Testing
         let options = try Self.options("Fri 08:00 12m UTC", "Fri 09:00 1h UTC")
         try await InProcessOrchestrator.with(scenario: PipelineInProcessTests.cluster(), options: options) {
             orchestrator in
+            // The plan walks its forecast through the windows: before any
+            // node is timed, the master at 1 min and the workers at 6 min
+            // (--node-estimate and the soak) park once, before worker-2.
+            let planner = Planner(pipeline: orchestrator.pipeline, policy: DetectionPolicy(), store: orchestrator.jobs)
+            let plan = try await planner.forecast(
+                target: try KubeVersion(strictRelease: "1.34.5"), now: orchestrator.clock.now())
+            #expect(plan.maintenance?.windowsNeeded == 2, "\(plan.maintenance?.verdict ?? "none")")
+            #expect(plan.maintenance?.ends == Self.friday + 3600 + 720, "\(plan.maintenance?.verdict ?? "none")")
+            #expect(
+                plan.maintenance?.verdict.hasSuffix(
+                    "; the whole job (about 19 min) takes 2 windows, parking between them, ending about Fri 2027-01-15 09:12 UTC"
+                ) == true, "\(plan.maintenance?.verdict ?? "none")")
             let id = try await orchestrator.execute()
             _ = try await orchestrator.waitFor(.succeeded, id)
             let events = try await orchestrator.events(id)
@@ -256,6 +268,11 @@ import Testing
                 target: try KubeVersion(strictRelease: "1.34.5"), now: orchestrator.clock.now())
             let duration = try #require(plan.duration)
             #expect(duration.basis.contains("a worker 4 min from job 1's longest worker and the soak"), "\(duration)")
+            // Node by node: each worker's soak on top of its work.
+            #expect(duration.nodes.map(\.name) == ["master", "worker-1", "worker-2", "worker-3"])
+            #expect(duration.nodes.map(\.role) == [.master, .worker, .worker, .worker])
+            let master = duration.nodes[0].seconds
+            #expect(duration.nodes.dropFirst().allSatisfy { $0.seconds >= master + 120 - 5 }, "\(duration.nodes)")
             let second = try await orchestrator.execute("1.34.5")
             let done = try await orchestrator.waitFor(.succeeded, second)
             let measured = try #require(done.result?[dotted: "total_seconds"]?.doubleValue)

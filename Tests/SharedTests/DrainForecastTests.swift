@@ -108,6 +108,57 @@ struct DrainForecastTests {
                 "1 blockers on w2: w2: default/db-0: PodDisruptionBudget default/db-pdb allows no disruption"))
     }
 
+    /// The API is asked about the first eviction under each budget and
+    /// every pod a budget blocks now (not about what an earlier drain of
+    /// the job would change); its dry-run answers confirm the forecast,
+    /// add a blocker where it refuses, and lift one where it allows (an
+    /// unready pod under a met budget).
+    @Test func theAPIsDryRunAnswersConfirmAddAndLiftBlockers() {
+        let rooms = [Self.room("w1"), Self.room("w2"), Self.room("w3")]
+        let pods = [
+            Self.pod("web-1", on: "w1"), Self.pod("web-2", on: "w1"), Self.pod("web-3", on: "w2"),
+            Self.pod("db-0", on: "w2", app: "db"), Self.pod("db-1", on: "w3", app: "db"),
+            Self.pod("free-0", on: "w3", app: "free"),
+        ]
+        let forecast = DrainForecast.rehearse(
+            order: ["w1", "w2", "w3"], rooms: rooms, pods: pods,
+            budgets: [Self.budget("web", allowed: 1), Self.budget("db", allowed: 0, healthy: 1, needed: 1)])
+        #expect(forecast.nodes.map(\.asked) == [["default/web-1"], ["default/db-0"], ["default/db-1"]])
+        #expect(forecast.asked == ["default/web-1", "default/db-0", "default/db-1"])
+
+        let agreed = forecast.confirmed(by: [
+            "default/web-1": .allowed, "default/db-0": .refused("db-pdb needs 1"), "default/db-1": .refused("x"),
+        ])
+        #expect(agreed.nodes.map(\.blockers) == forecast.nodes.map(\.blockers))
+        #expect(
+            agreed.nodes.map(\.confirmation)
+                == Array(repeating: "the API's dry-run evictions: 1 of 1 as forecast", count: 3))
+        #expect(forecast.nodes[0].line + "; the API's dry-run evictions: 1 of 1 as forecast" == agreed.nodes[0].line)
+
+        let differing = forecast.confirmed(by: [
+            "default/web-1": .refused("The disruption budget web-pdb needs 3 healthy pods and has 3 currently"),
+            "default/db-0": .allowed, "default/db-1": .unanswered("connection refused"),
+        ])
+        #expect(
+            differing.nodes[0].blockers == [
+                .apiRefuses(
+                    pod: "default/web-1",
+                    answer: "The disruption budget web-pdb needs 3 healthy pods and has 3 currently")
+            ])
+        #expect(differing.nodes[0].evicted == 2)
+        #expect(differing.nodes[1].blockers.isEmpty)
+        #expect(differing.nodes[1].evicted == forecast.nodes[1].evicted + 1)
+        #expect(
+            differing.nodes[1].confirmation
+                == "the API's dry-run evictions: 0 of 1 as forecast (default/db-0: the API allows its eviction now, "
+                + "which the budget's status did not)")
+        #expect(differing.nodes[2].blockers == forecast.nodes[2].blockers)
+        #expect(
+            differing.nodes[2].confirmation
+                == "the API's dry-run evictions: 0 of 1 as forecast (default/db-1: not answered (connection refused))")
+        #expect(differing.blockers.map(\.node) == ["w1", "w3"])
+    }
+
     /// A pod too large for what the other nodes have free, one whose
     /// selector matches only its own node, and one that does not tolerate
     /// the control plane's taint while the workers are full.

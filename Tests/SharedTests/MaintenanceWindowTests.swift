@@ -91,6 +91,29 @@ struct MaintenanceWindowTests {
         #expect(MaintenanceSchedule().decide(now: Self.utc(day, 3), needs: 86_400) == .go(closes: nil))
     }
 
+    /// A whole job walked through a nightly 4 h window: 1 h of stages
+    /// with the first node, then 90-minute nodes; each starts only where it
+    /// fits, so the third waits for the next night.
+    @Test func aJobWalkedThroughTheWindowsParksWhereANodeNoLongerFits() throws {
+        let schedule = MaintenanceSchedule(windows: [try Self.window("daily 02:00 4h UTC")])
+        let day = "2027-01-15"
+        let hour: Int64 = 3600
+        // 02:00 + 1 h + 1.5 h = 04:30; the next 1.5 h ends 06:00, which fits; the third waits.
+        let walked = schedule.walk(start: Self.utc(day, 2), steps: [hour + 90 * 60, 90 * 60, 90 * 60])
+        #expect(walked?.end == Self.utc("2027-01-16", 3, 30))
+        #expect(walked?.windows == 2)
+        // Started before the window, the job's first wait is its start, not a park.
+        #expect(schedule.walk(start: Self.utc(day, 1), steps: [hour])?.windows == 1)
+        #expect(schedule.walk(start: Self.utc(day, 1), steps: [hour])?.end == Self.utc(day, 3))
+        // A node longer than any window: never.
+        #expect(schedule.walk(start: Self.utc(day, 2), steps: [hour, 5 * hour]) == nil)
+        // No windows: straight through.
+        #expect(
+            MaintenanceSchedule().walk(start: 0, steps: [hour, hour]).map { [$0.end, Int64($0.windows)] } == [
+                2 * hour, 1,
+            ])
+    }
+
     /// The nights the clocks change in Berlin: a 02:30 start that does not
     /// exist opens at 03:30 local (01:30 UTC), one that happens twice at
     /// its first occurrence (00:30 UTC); a week later it is 01:30 UTC again.

@@ -84,10 +84,20 @@ extension OpenAPIDocument {
                   oneOf:
                     - type: "null"
                     - type: object
-                      required: [seconds, basis]
+                      required: [seconds, basis, nodes]
                       properties:
                         seconds: {type: number, minimum: 0}
                         basis: {type: string}
+                        nodes:
+                          type: array
+                          description: each node with work left, in order, with its expected seconds (a worker's soak included)
+                          items:
+                            type: object
+                            required: [name, role, seconds]
+                            properties:
+                              name: {type: string}
+                              role: {type: string, enum: [master, control-plane, worker]}
+                              seconds: {type: number, minimum: 0}
                 drain:
                   description: "The drain rehearsal of every node the job would drain, in its order (null when it drains none): kubectl's rules, the budgets one node at a time, and whether each evicted pod's replacement fits on the nodes that stay schedulable (requests against allocatable, taints and tolerations, node selectors). Pre-flight's drain forecast check fails on a blocker unless accept_blockers."
                   oneOf:
@@ -100,12 +110,15 @@ extension OpenAPIDocument {
                           type: array
                           items:
                             type: object
-                            required: [name, evicted, kept, notes, blockers]
+                            required: [name, evicted, kept, notes, api_confirmation, blockers]
                             properties:
                               name: {type: string}
                               evicted: {type: integer, minimum: 0}
                               kept: {type: integer, minimum: 0}
                               notes: {type: array, items: {type: string}}
+                              api_confirmation:
+                                type: [string, "null"]
+                                description: "how the API's dry-run evictions (dryRun=All) of the pods a budget blocks, and of the first pod under each budget, compared with the forecast; null when no pod there is under a budget"
                               blockers:
                                 type: array
                                 items:
@@ -120,13 +133,15 @@ extension OpenAPIDocument {
                   oneOf:
                     - type: "null"
                     - type: object
-                      required: [windows, verdict, starts_now, opens, closes]
+                      required: [windows, verdict, starts_now, opens, closes, ends, windows_needed]
                       properties:
                         windows: {type: string, description: "the windows and excluded dates, as configured"}
                         verdict: {type: string}
                         starts_now: {type: boolean}
                         opens: {type: [number, "null"], description: "seconds since 1970 when the job would start; null if now or never"}
                         closes: {type: [number, "null"], description: "seconds since 1970 when that window closes"}
+                        ends: {type: [number, "null"], description: "seconds since 1970 when the whole job would end, each node started only where its forecast fits before its window closes; null without a duration or if never"}
+                        windows_needed: {type: [integer, "null"], minimum: 1, description: "how many windows the job would take (it parks between them)"}
                 ready: {type: boolean, description: "false when a check, a quorum gate, or the maintenance windows (no window long enough) would stop a job"}
                 lines: {type: array, items: {type: string}, description: the same for people, as k8s-upgrade plan prints it}
             Status:

@@ -133,6 +133,38 @@ struct Cluster: Sendable {
         try await client.evict(namespace: pod.namespace, name: pod.name)
     }
 
+    /// The API's answer to a dry-run eviction of each pod (`namespace/name`),
+    /// eight questions at a time: nothing is evicted, no budget is spent.
+    func dryRunEvictions(_ pods: [String]) async -> [String: DrainForecast.APIAnswer] {
+        await withTaskGroup(of: (String, DrainForecast.APIAnswer).self) { group in
+            var answers: [String: DrainForecast.APIAnswer] = [:]
+            var next = pods.makeIterator()
+            func ask(_ pod: String) {
+                group.addTask { [client] in
+                    let parts = pod.split(separator: "/", maxSplits: 1).map(String.init)
+                    guard parts.count == 2 else { return (pod, .unanswered("not namespace/name")) }
+                    do {
+                        switch try await client.evict(namespace: parts[0], name: parts[1], dryRun: true) {
+                        case .accepted, .gone: return (pod, .allowed)
+                        case let .refusedByBudget(cause): return (pod, .refused(cause))
+                        case let .multipleBudgets(text): return (pod, .multipleBudgets(text))
+                        case let .namespaceTerminating(text): return (pod, .refused(text))
+                        }
+                    } catch { return (pod, .unanswered("\(error)")) }
+                }
+            }
+            for _ in 0..<8 {
+                guard let pod = next.next() else { break }
+                ask(pod)
+            }
+            for await (pod, answer) in group {
+                answers[pod] = answer
+                if let pod = next.next() { ask(pod) }
+            }
+            return answers
+        }
+    }
+
     /// The tool's annotations on its namespace, without the prefix.
     func namespaceAnnotations() async throws -> [String: String] {
         let object = try await client.getJSON("/api/v1/namespaces/\(namespace)")

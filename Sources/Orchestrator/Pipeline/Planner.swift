@@ -106,58 +106,82 @@ struct Planner: Sendable {
         if let hold = distribution.hold {
             facts.holds = (hold.what, await pipeline.holds(hold, on: nodes, set: false).mapValues(\.now))
         }
+        // The last upgrade that succeeded times the nodes and the stages around them.
+        let last = try? await store?.lastUpgradeResult()
+        let timings = last.map { NodeTimeForecast.timings(of: $0.result) }
+        let times = NodeTimeForecast(
+            estimate: settings.nodeEstimate.seconds, soak: settings.soak.seconds,
+            history: last.flatMap { last in timings.map { (last.id, $0.longest) } })
         if let made {
-            forecast.duration = await duration(of: made, stages: request.stages)
+            forecast.duration = Self.duration(
+                of: made, stages: request.stages, times: times, history: last.map(\.id), timings: timings,
+                batch: settings.maxUnavailableWorkers)
         }
         forecast.preflight = Preflight.evaluate(facts)
         if case let .success(drain)? = facts.drain { forecast.drain = drain }
         forecast.quorum = await gates
         if !settings.maintenance.isAlways {
             // As the job's first stage decides it (``UpgradePipeline/waitForFirstWindow``).
-            let last = try? await store?.lastUpgradeResult()
-            let timings = last.map { NodeTimeForecast.timings(of: $0.result) }
-            let times = NodeTimeForecast(
-                estimate: settings.nodeEstimate.seconds, soak: settings.soak.seconds,
-                history: last.flatMap { last in timings.map { (last.id, $0.longest) } })
             let first: NodeRole = request.stages.includes(.master) ? .master : .worker
             forecast.maintenance = UpgradeForecast.Maintenance(
                 schedule: settings.maintenance, now: Int64(now),
                 needs: Int64((timings?.overhead ?? 0) + times.seconds(for: first)),
                 basis: "the first node at \(times.basis(for: first))"
                     + (timings.map { ", after \(JobContext.format($0.overhead)) of earlier stages" } ?? ""))
+            if let duration = forecast.duration {
+                forecast.maintenance?.walk(
+                    settings.maintenance, now: Int64(now),
+                    steps: Self.steps(
+                        duration, overhead: timings?.overhead ?? 0, batch: settings.maxUnavailableWorkers))
+            }
         }
         return forecast
     }
 
+    /// The job's steps as the windows see them, in seconds: the stages
+    /// before the first node with it, each control plane, each batch of
+    /// workers (its longest node).
+    static func steps(_ duration: UpgradeForecast.Duration, overhead: Double, batch: Int) -> [Int64] {
+        let controlPlanes = duration.nodes.filter { $0.role != .worker }.map(\.seconds)
+        let workers = duration.nodes.filter { $0.role == .worker }.map(\.seconds)
+        let size = max(1, batch)
+        let batches = stride(from: 0, to: workers.count, by: size).map {
+            workers[$0..<min($0 + size, workers.count)].max() ?? 0
+        }
+        var steps = (controlPlanes + batches).map { Int64($0.rounded(.up)) }
+        if !steps.isEmpty { steps[0] += Int64(overhead.rounded(.up)) }
+        return steps
+    }
+
     /// The job's time: its nodes with work left, each at the last succeeded
-    /// upgrade's longest node of its kind (else `--node-estimate`), the
-    /// workers' soaks and batches, and that job's time outside its nodes.
-    private func duration(of plan: UpgradePlan, stages: StageSelection) async -> (seconds: Double, basis: String) {
-        let settings = pipeline.settings
+    /// upgrade's longest node of its kind (job `history`, else
+    /// `--node-estimate`), the workers' soaks and batches, and that job's
+    /// time outside its nodes.
+    static func duration(
+        of plan: UpgradePlan, stages: StageSelection, times: NodeTimeForecast, history: Int64?,
+        timings: (longest: [NodeTimeForecast.Kind: Double], overhead: Double)?, batch: Int
+    ) -> UpgradeForecast.Duration {
         var steps: [NodeStep] = []
         if stages.includes(.master) { steps += plan.controlPlanes }
         if stages.includes(.workers) { steps += plan.workers }
-        let roles = steps.filter { step in
+        let working = steps.filter { step in
             if case .skip = step.action { return false }
             return true
-        }.map(\.role)
-        let last = try? await store?.lastUpgradeResult()
-        let timings = last.map { NodeTimeForecast.timings(of: $0.result) }
-        let forecast = NodeTimeForecast(
-            estimate: settings.nodeEstimate.seconds, soak: settings.soak.seconds,
-            history: last.flatMap { last in timings.map { (last.id, $0.longest) } })
-        let total = forecast.total(
-            roles: roles, batch: settings.maxUnavailableWorkers, overhead: timings?.overhead ?? 0)
+        }
+        let roles = working.map(\.role)
+        let total = times.total(roles: roles, batch: batch, overhead: timings?.overhead ?? 0)
         let parts = [
             roles.contains { $0 != .worker }
-                ? "a control plane \(JobContext.format(forecast.seconds(for: .master))) from \(forecast.basis(for: .master))"
+                ? "a control plane \(JobContext.format(times.seconds(for: .master))) from \(times.basis(for: .master))"
                 : nil,
             roles.contains(.worker)
-                ? "a worker \(JobContext.format(forecast.seconds(for: .worker))) from \(forecast.basis(for: .worker))"
+                ? "a worker \(JobContext.format(times.seconds(for: .worker))) from \(times.basis(for: .worker))"
                 : nil,
-            timings.map { "\(JobContext.format($0.overhead)) outside the nodes, as job \(last!.id) took" },
+            timings.map { "\(JobContext.format($0.overhead)) outside the nodes, as job \(history ?? 0) took" },
         ].compactMap { $0 }
-        return (total, "\(roles.count) nodes: " + parts.joined(separator: "; "))
+        return UpgradeForecast.Duration(
+            seconds: total, basis: "\(roles.count) nodes: " + parts.joined(separator: "; "),
+            nodes: working.map { ($0.node, $0.role, times.seconds(for: $0.role)) })
     }
 
     /// The detector's decision over what the master's package source offers

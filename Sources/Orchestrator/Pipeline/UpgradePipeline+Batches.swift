@@ -86,14 +86,9 @@ extension UpgradePipeline {
 
     /// Why `names` may not be drained together, read from live state.
     func batchConflicts(_ names: [String]) async throws -> [String] {
-        async let rooms = cluster.rooms()
-        async let pods = cluster.placements()
-        async let budgets = cluster.budgets()
-        async let daemonSets = cluster.daemonSetNames()
-        let existing = try await daemonSets
+        let inputs = try await drainInputs()
         return DrainForecast.batchConflicts(
-            names, rooms: try await rooms, pods: try await pods, budgets: try await budgets,
-            consent: drainer.consent, exclusion: drainer.exclusion
-        ) { existing.contains("\($0.namespace)/\($0.controllerName ?? "")") }
+            names, rooms: inputs.rooms, pods: inputs.pods, budgets: inputs.budgets, consent: drainer.consent,
+            exclusion: drainer.exclusion, daemonSetExists: inputs.daemonSetExists)
     }
 }

@@ -19,17 +19,34 @@ extension UpgradePipeline {
         let order = steps.filter { $0.action == .upgrade }.map(\.node)
         guard !order.isEmpty else { return nil }
         do {
-            async let read = known == nil ? cluster.rooms() : []
-            async let pods = cluster.placements()
-            async let budgets = cluster.budgets()
-            async let daemonSets = cluster.daemonSetNames()
-            let existing = try await daemonSets
-            let fresh = try await read
-            return .success(
-                DrainForecast.rehearse(
-                    order: order, rooms: known ?? fresh, pods: try await pods, budgets: try await budgets,
-                    consent: drainer.consent, exclusion: drainer.exclusion
-                ) { existing.contains("\($0.namespace)/\($0.controllerName ?? "")") })
+            let inputs = try await drainInputs(rooms: known)
+            let forecast = DrainForecast.rehearse(
+                order: order, rooms: inputs.rooms, pods: inputs.pods, budgets: inputs.budgets,
+                consent: drainer.consent, exclusion: drainer.exclusion, daemonSetExists: inputs.daemonSetExists)
+            // The API's own answer for now, from dry-run evictions.
+            return .success(forecast.confirmed(by: await cluster.dryRunEvictions(forecast.asked)))
         } catch { return .failure(PlanError("\(error)")) }
     }
+
+    /// What a drain forecast reads, side by side: the nodes (unless
+    /// `known`), every pod, every budget, and which DaemonSets exist.
+    func drainInputs(rooms known: [NodeRoom]? = nil) async throws -> DrainInputs {
+        async let read = known == nil ? cluster.rooms() : []
+        async let pods = cluster.placements()
+        async let budgets = cluster.budgets()
+        async let daemonSets = cluster.daemonSetNames()
+        let existing = try await daemonSets
+        let fresh = try await read
+        return DrainInputs(
+            rooms: known ?? fresh, pods: try await pods, budgets: try await budgets,
+            daemonSetExists: { existing.contains("\($0.namespace)/\($0.controllerName ?? "")") })
+    }
+}
+
+/// The live state a drain forecast is made from.
+struct DrainInputs {
+    var rooms: [NodeRoom]
+    var pods: [PodPlacement]
+    var budgets: [BudgetFacts]
+    var daemonSetExists: (PodFacts) -> Bool
 }

@@ -19,6 +19,8 @@ public struct DrainForecast: Sendable, Equatable {
         case multipleBudgets(pod: String, budgets: [String])
         /// The pod's replacement fits on no node that stays schedulable.
         case nowhere(pod: String, requests: Resources, why: String)
+        /// A dry-run eviction of the pod (`dryRun=All`) was refused by the API.
+        case apiRefuses(pod: String, answer: String)
 
         /// The budget a blocked eviction waits on (for comparing with a drain's timeout).
         public var budget: String? {
@@ -30,7 +32,9 @@ public struct DrainForecast: Sendable, Equatable {
         public var pod: String? {
             switch self {
             case .refused: nil
-            case let .budget(pod, _, _), let .multipleBudgets(pod, _), let .nowhere(pod, _, _): pod
+            case let .budget(pod, _, _), let .multipleBudgets(pod, _), let .nowhere(pod, _, _),
+                let .apiRefuses(pod, _):
+                pod
             }
         }
 
@@ -43,6 +47,8 @@ public struct DrainForecast: Sendable, Equatable {
                 "\(pod): covered by PodDisruptionBudgets \(budgets.joined(separator: " and ")); the eviction API refuses it"
             case let .nowhere(pod, requests, why):
                 "\(pod) (\(requests)) fits on no other schedulable node (\(why)); its replacement would stay Pending"
+            case let .apiRefuses(pod, answer):
+                "\(pod): the API refuses its eviction now (a dry-run eviction answered: \(answer))"
             }
         }
     }
@@ -55,11 +61,22 @@ public struct DrainForecast: Sendable, Equatable {
         /// Budgets that serialise this node's evictions, for people.
         public var notes: [String]
         public var blockers: [Blocker]
+        /// The pods whose eviction the API is asked about in a dry run
+        /// (``DrainForecast/confirmed(by:)``): each one a budget blocks now,
+        /// and the first eviction under each budget.
+        public var asked: [String] = []
+        /// What the API's dry-run answers said of the forecast, once asked.
+        public var confirmation: String?
+
+        public init(name: String, evicted: Int, kept: Int, notes: [String], blockers: [Blocker]) {
+            (self.name, self.evicted, self.kept, self.notes, self.blockers) = (name, evicted, kept, notes, blockers)
+        }
 
         /// `worker-1: 12 pods evicted, 2 left; blocked: …`.
         public var line: String {
             var text = "\(name): \(evicted) pods evicted, \(kept) left"
             if !notes.isEmpty { text += "; " + notes.joined(separator: "; ") }
+            if let confirmation { text += "; " + confirmation }
             if !blockers.isEmpty { text += "; BLOCKED: " + blockers.map(\.description).joined(separator: "; ") }
             return text
         }
@@ -90,16 +107,15 @@ public struct DrainForecast: Sendable, Equatable {
         daemonSetExists: (PodFacts) -> Bool = { _ in true }
     ) -> DrainForecast {
         var onNode = Dictionary(grouping: pods, by: \.node)
-        var used: [String: Resources] = [:]
-        for placement in pods where !placement.pod.isFinished {
-            used[placement.node, default: Resources()] = used[placement.node, default: Resources()] + placement.requests
-        }
+        var used = Self.used(by: pods)
         // Disruptions a budget loses for good: evicted pods whose replacement
         // found no room never turn Ready again.
         var lost: [String: Int] = [:]
         // Those replacements, Pending until a node with room comes back, and their budget.
         var pending: [(placement: PodPlacement, budget: String?)] = []
         var forecast: [Node] = []
+        // Budgets whose first eviction the API will be asked about.
+        var firstAsked: Set<String> = []
         for name in order {
             let here = onNode[name] ?? []
             let byReference = Dictionary(here.map { ($0.pod.reference, $0) }) { first, _ in first }
@@ -131,11 +147,16 @@ public struct DrainForecast: Sendable, Equatable {
                 let covering = pod.isFinished ? [] : budgets.filter { $0.covers(pod) }
                 if covering.count > 1 {
                     node.blockers.append(.multipleBudgets(pod: pod.reference, budgets: covering.map(\.key)))
+                    node.asked.append(pod.reference)
                     staying.append(placement)
                     continue
                 }
                 if let budget = covering.first {
                     let allowed = budget.disruptionsAllowed - lost[budget.key, default: 0]
+                    // The API answers for now: what no earlier drain of this job has changed.
+                    if lost[budget.key, default: 0] == 0, allowed <= 0 || firstAsked.insert(budget.key).inserted {
+                        node.asked.append(pod.reference)
+                    }
                     guard allowed > 0 else {
                         let reason =
                             lost[budget.key, default: 0] > 0
@@ -192,6 +213,72 @@ public struct DrainForecast: Sendable, Equatable {
         return DrainForecast(nodes: forecast)
     }
 
+    /// What the API answered a dry-run eviction (`dryRun=All`) of one pod:
+    /// the checks of a real eviction, budgets included, with nothing changed.
+    public enum APIAnswer: Sendable, Equatable {
+        case allowed
+        /// 429: a budget refuses it now (the cause, naming the budget).
+        case refused(String)
+        /// 500: more than one budget covers it.
+        case multipleBudgets(String)
+        /// The question could not be asked (the error).
+        case unanswered(String)
+    }
+
+    /// Every pod the API is to be asked about, once.
+    public var asked: [String] {
+        var seen: Set<String> = []
+        return nodes.flatMap(\.asked).filter { seen.insert($0).inserted }
+    }
+
+    /// The forecast after the API's dry-run answers for ``asked``: where
+    /// the API refuses an eviction the forecast expected to pass, that is a
+    /// blocker (``Blocker/apiRefuses(pod:answer:)``); where it allows one a
+    /// budget blocks now (an unready pod under a met budget, or a budget
+    /// that moved since it was read), the blocker goes and the pod counts
+    /// as evicted. Each node says how the answers compared.
+    public func confirmed(by answers: [String: APIAnswer]) -> DrainForecast {
+        var result = self
+        for index in result.nodes.indices {
+            var node = result.nodes[index]
+            guard !node.asked.isEmpty else { continue }
+            var agreed = 0
+            var differences: [String] = []
+            for pod in node.asked {
+                guard let answer = answers[pod] else { continue }
+                let blocked = node.blockers.firstIndex { blocker in
+                    switch blocker {
+                    case let .budget(blocked, _, _), let .multipleBudgets(blocked, _): blocked == pod
+                    default: false
+                    }
+                }
+                switch (answer, blocked) {
+                case (.allowed, nil), (.refused, _?), (.multipleBudgets, _?):
+                    agreed += 1
+                case let (.allowed, index?):
+                    guard case .budget = node.blockers[index] else {
+                        differences.append("\(pod): the API allows its eviction, though more than one budget covers it")
+                        continue
+                    }
+                    node.blockers.remove(at: index)
+                    node.evicted += 1
+                    differences.append("\(pod): the API allows its eviction now, which the budget's status did not")
+                case let (.refused(text), nil), let (.multipleBudgets(text), nil):
+                    node.blockers.append(.apiRefuses(pod: pod, answer: text))
+                    differences.append("\(pod): the API refuses its eviction")
+                case let (.unanswered(error), _):
+                    differences.append("\(pod): not answered (\(error))")
+                }
+            }
+            let count = agreed + differences.count
+            node.confirmation =
+                "the API's dry-run evictions: \(agreed) of \(count) as forecast"
+                + (differences.isEmpty ? "" : " (" + differences.joined(separator: "; ") + ")")
+            result.nodes[index] = node
+        }
+        return result
+    }
+
     /// Why the nodes of `batch` may not be drained at the same time, or
     /// nothing when they may: every evicted pod's replacement must fit on
     /// the nodes outside the batch, and every budget must allow all of the
@@ -204,10 +291,7 @@ public struct DrainForecast: Sendable, Equatable {
         daemonSetExists: (PodFacts) -> Bool = { _ in true }
     ) -> [String] {
         let members = Set(batch)
-        var used: [String: Resources] = [:]
-        for placement in pods where !placement.pod.isFinished {
-            used[placement.node, default: Resources()] = used[placement.node, default: Resources()] + placement.requests
-        }
+        var used = Self.used(by: pods)
         let targets = rooms.filter { !members.contains($0.name) }.sorted { a, b in
             Self.order(a, b, used)
         }
@@ -244,6 +328,15 @@ public struct DrainForecast: Sendable, Equatable {
                     + "\(budget.disruptionsAllowed == 1 ? "" : "s"), the batch would need \(nodes.count) at once")
         }
         return conflicts
+    }
+
+    /// What the pods that still run take on each node.
+    static func used(by pods: [PodPlacement]) -> [String: Resources] {
+        var used: [String: Resources] = [:]
+        for placement in pods where !placement.pod.isFinished {
+            used[placement.node, default: Resources()] = used[placement.node, default: Resources()] + placement.requests
+        }
+        return used
     }
 
     /// The node a replacement lands on: the first of `rooms` it fits.

@@ -79,7 +79,7 @@ public enum Quantity {
     ]
 
     private static func scaled(_ text: String, by factor: Double) -> Int64? {
-        var number = Substring(text.trimmingCharacters(in: " "))
+        var number = Substring(text.trimmingWhitespace())
         var multiplier = 1.0
         if let (suffix, scale) = suffixes.first(where: { number.hasSuffix($0.0) }) {
             number = number.dropLast(suffix.count)
@@ -99,15 +99,6 @@ public enum Quantity {
             return "\(bytes / scale)\(suffix)"
         }
         return "\(bytes)"
-    }
-}
-
-extension String {
-    fileprivate func trimmingCharacters(in set: Character) -> Substring {
-        var text = Substring(self)
-        while text.first == set { text = text.dropFirst() }
-        while text.last == set { text = text.dropLast() }
-        return text
     }
 }
 

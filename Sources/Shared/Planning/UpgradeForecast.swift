@@ -68,7 +68,26 @@ public struct UpgradeForecast: Sendable, Equatable {
     /// The drain rehearsal of every node the job would drain (nil: it drains none, or it could not be read).
     public var drain: DrainForecast?
     /// How long the job would take, and from what (nil without a target).
-    public var duration: (seconds: Double, basis: String)?
+    public var duration: Duration?
+
+    /// The job's time in total and node by node.
+    public struct Duration: Sendable, Equatable {
+        public var seconds: Double
+        /// Where the figures come from, for people.
+        public var basis: String
+        /// Each node with work left, in order: its role and its seconds (a worker's soak included).
+        public var nodes: [(name: String, role: NodeRole, seconds: Double)]
+
+        public init(seconds: Double, basis: String, nodes: [(name: String, role: NodeRole, seconds: Double)]) {
+            (self.seconds, self.basis, self.nodes) = (seconds, basis, nodes)
+        }
+
+        public static func == (lhs: Duration, rhs: Duration) -> Bool {
+            lhs.seconds == rhs.seconds && lhs.basis == rhs.basis
+                && lhs.nodes.map { "\($0.name) \($0.role) \($0.seconds)" }
+                    == rhs.nodes.map { "\($0.name) \($0.role) \($0.seconds)" }
+        }
+    }
 
     /// The maintenance windows as they read at the plan's time.
     public struct Maintenance: Sendable, Equatable {
@@ -79,6 +98,24 @@ public struct UpgradeForecast: Sendable, Equatable {
         public var opens: Int64?
         public var closes: Int64?
         public var possible: Bool
+        /// When the whole job would end, walked node by node through the windows, and in how many.
+        public var ends: Int64?
+        public var windowsNeeded: Int?
+
+        /// Walks the job's `steps` (seconds each: the stages before the
+        /// first node with it, then each control plane, then each batch of
+        /// workers) through `schedule` from when it would start.
+        public mutating func walk(_ schedule: MaintenanceSchedule, now: Int64, steps: [Int64]) {
+            guard possible, let (end, count) = schedule.walk(start: opens ?? now, steps: steps) else { return }
+            (ends, windowsNeeded) = (end, count)
+            let zone = schedule.spans(from: end - 1).first?.zone ?? .utc
+            let total = MaintenanceSchedule.minutes(steps.reduce(0, +))
+            verdict +=
+                count == 1
+                ? "; the whole job (about \(total)) fits in that window, ending about \(MaintenanceSchedule.local(end, zone))"
+                : "; the whole job (about \(total)) takes \(count) windows, parking between them, "
+                    + "ending about \(MaintenanceSchedule.local(end, zone))"
+        }
 
         /// A job dispatched at `now` needs room for one node of `needs` seconds (`basis` says whence).
         public init(schedule: MaintenanceSchedule, now: Int64, needs: Int64, basis: String) {
@@ -192,6 +229,8 @@ public struct UpgradeForecast: Sendable, Equatable {
                     "starts_now": .bool(window.startsNow),
                     "opens": window.opens.map { .number(Double($0)) } ?? .null,
                     "closes": window.closes.map { .number(Double($0)) } ?? .null,
+                    "ends": window.ends.map { .number(Double($0)) } ?? .null,
+                    "windows_needed": window.windowsNeeded.map { .number(Double($0)) } ?? .null,
                 ])
             } ?? .null,
             "drain": drain.map { forecast in
@@ -202,6 +241,7 @@ public struct UpgradeForecast: Sendable, Equatable {
                             .object([
                                 "name": .string(node.name), "evicted": .number(Double(node.evicted)),
                                 "kept": .number(Double(node.kept)), "notes": .array(node.notes.map(JSONValue.string)),
+                                "api_confirmation": node.confirmation.map(JSONValue.string) ?? .null,
                                 "blockers": .array(
                                     node.blockers.map { blocker in
                                         .object([
@@ -214,8 +254,17 @@ public struct UpgradeForecast: Sendable, Equatable {
                         }),
                 ])
             } ?? .null,
-            "duration": duration.map {
-                .object(["seconds": .number(($0.seconds).rounded()), "basis": .string($0.basis)])
+            "duration": duration.map { duration in
+                .object([
+                    "seconds": .number(duration.seconds.rounded()), "basis": .string(duration.basis),
+                    "nodes": .array(
+                        duration.nodes.map { node in
+                            .object([
+                                "name": .string(node.name), "role": .string(node.role.rawValue),
+                                "seconds": .number(node.seconds.rounded()),
+                            ])
+                        }),
+                ])
             } ?? .null,
             "ready": .bool(ready), "lines": .array(lines.map(JSONValue.string)),
         ])
@@ -250,6 +299,23 @@ public struct UpgradeForecast: Sendable, Equatable {
         }
         if let duration {
             out.append("duration: about \(MaintenanceSchedule.minutes(Int64(duration.seconds))) (\(duration.basis))")
+            // Node by node, runs of the same figure on one line.
+            var runs: [(names: [String], seconds: Double)] = []
+            for node in duration.nodes {
+                if let last = runs.last, last.seconds == node.seconds {
+                    runs[runs.count - 1].names.append(node.name)
+                } else {
+                    runs.append(([node.name], node.seconds))
+                }
+            }
+            out += runs.map { run in
+                let names =
+                    run.names.count > 3
+                    ? "\(run.names[0]) … \(run.names[run.names.count - 1]) (\(run.names.count) nodes)"
+                    : run.names.joined(separator: ", ")
+                return "  \(names): about \(MaintenanceSchedule.minutes(Int64(run.seconds)))"
+                    + (run.names.count > 1 ? " each" : "")
+            }
         }
         if let drain {
             out.append("drain forecast (each node in turn):")

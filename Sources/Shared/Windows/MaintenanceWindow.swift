@@ -235,6 +235,25 @@ public struct MaintenanceSchedule: Sendable, Equatable {
         return .wait(until: next, reason: reason)
     }
 
+    /// Walks a job's steps (their seconds, in order) through the windows
+    /// from `start`, each starting only where it fits before its window
+    /// closes, as the job's check before each node decides: when the last
+    /// ends, and in how many windows; nil when a step fits in none.
+    public func walk(start: Int64, steps: [Int64]) -> (end: Int64, windows: Int)? {
+        var now = start
+        var windows = 1
+        for step in steps {
+            switch decide(now: now, needs: step) {
+            case .go: now += step
+            case let .wait(span, _):
+                windows += now == start ? 0 : 1
+                now = span.start + step
+            case .never: return nil
+            }
+        }
+        return (now, windows)
+    }
+
     /// `Sat 2027-01-16 02:00 Europe/Berlin`.
     public static func local(_ time: Int64, _ zone: ZoneRules) -> String {
         let local = time + Int64(zone.offset(at: time))

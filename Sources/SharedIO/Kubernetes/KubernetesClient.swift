@@ -124,12 +124,16 @@ public struct KubernetesClient: Sendable {
     /// `POST /api/v1/namespaces/{ns}/pods/{name}/eviction`. Retried on
     /// transient failures but 429, which is the budget's answer: the caller
     /// decides. Evicting again is safe: a pod already gone answers 404.
-    public func evict(namespace: String, name: String) async throws -> EvictionAnswer {
+    /// With `dryRun`, the API answers as it would (budgets included) and
+    /// changes nothing (`deleteOptions.dryRun: ["All"]`, as
+    /// `kubectl drain --dry-run=server` asks).
+    public func evict(namespace: String, name: String, dryRun: Bool = false) async throws -> EvictionAnswer {
         let path = "/api/v1/namespaces/\(namespace)/pods/\(name)/eviction"
-        let body: JSONValue = .object([
+        var body: JSONValue = .object([
             "apiVersion": .string("policy/v1"), "kind": .string("Eviction"),
             "metadata": .object(["name": .string(name), "namespace": .string(namespace)]),
         ])
+        if dryRun { body[["deleteOptions", "dryRun"]] = .array([.string("All")]) }
         do {
             _ = try await request(
                 "POST", path, body: body, contentType: "application/json", retry: true, retryTooManyRequests: false)
