@@ -39,6 +39,7 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
+        .systemLibrary(name: "CMalloc"),
 
         // MARK: - Pure core: no I/O, no C
         .target(name: "Shared", swiftSettings: strict),
@@ -47,7 +48,7 @@ let package = Package(
         .target(
             name: "SharedIO",
             dependencies: [
-                "Shared", "CCurl", "CLibSSH2", "CSQLite",
+                "Shared", "CCurl", "CLibSSH2", "CSQLite", "CMalloc",
                 // HMAC-SHA1 of hashed known_hosts entries.
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

@@ -130,7 +130,9 @@ struct Run: Sendable {
 
     private func readCluster(_ kubernetes: KubernetesClient) async throws -> (RunningVersions, [NodeFacts]) {
         async let apiVersion = kubernetes.serverVersion()
-        async let nodeList = kubernetes.nodes()
+        // Pages of 100: each is reduced to its nodes' facts before the next,
+        // so the detector holds at most 100 nodes' objects at once.
+        async let nodeList = kubernetes.nodes(pageSize: 100)
         let (apiServer, nodes) = try await (apiVersion, nodeList)
         guard !nodes.isEmpty else { throw DetectionFailure("the cluster has no nodes") }
         var kubelets: [String: KubeVersion] = [:]

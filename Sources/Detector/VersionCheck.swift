@@ -92,6 +92,7 @@ struct VersionCheck: AsyncParsableCommand {
     var timeout: Int?
 
     mutating func run() async throws {
+        ProcessMemory.keepSmall()
         let settings: Settings
         do { settings = try Settings(self, environment: ProcessInfo.processInfo.environment) } catch {
             throw ValidationError("\(error)")
