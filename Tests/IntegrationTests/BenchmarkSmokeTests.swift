@@ -17,8 +17,15 @@ extension TestBedSuites {
             ("testbed.sh", ["up:   median", "down: median", "processes left running after down: 0"]),
             ("patch-run.sh", ["default: patch job", "s per node"]),
             ("drain.sh", ["kubectl drain", "k8s-upgrade drain", "(target <= 0.80)", "orchestration overhead"]),
-            ("scale.sh", ["simulator alone", "detector: median", "pre-flight stage", "plan (GET /plan", "peak RSS"]),
+            (
+                "scale.sh",
+                [
+                    "simulator alone", "detector: median", "pre-flight stage", "plan (GET /plan", "peak RSS",
+                    "post-flight over 494 pods", "read page by page",
+                ]
+            ),
             ("rehearsal.sh", ["restore rehearsal (", "    8 MB of values (snapshot ", "etcd peak RSS"]),
+            ("followers.sh", ["   1 follower:  job", "   5 followers: job", "complete: 5 of 5", "(target <= 5 ms"]),
         ]
 
         @Test(arguments: benchmarks.map(\.script))

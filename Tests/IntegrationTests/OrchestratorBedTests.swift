@@ -22,9 +22,13 @@ extension TestBedSuites {
             let held = try await first.waitForWait(1)
             #expect(held[dotted: "wait.reason"]?.stringValue == "firing: TestbedGateBlocker")
             #expect(held[dotted: "state"]?.stringValue == "running")
+            // A follower of the job's events outlives the service: it
+            // reconnects after the last event it saw, to the job's end.
+            async let followed = first.cli("status", "1", "--follow")
+            try await Task.sleep(for: .milliseconds(500))
 
             #expect(try await first.stop(signal: SIGKILL) == 128 + SIGKILL)
-            let second = try await fixture.launch()
+            let second = try await fixture.launch(port: first.port)
             let interrupted = try await second.json("/jobs/1?events_limit=1000")
             #expect(interrupted[dotted: "state"]?.stringValue == "interrupted")
             #expect(interrupted[dotted: "wait"] == .null)
@@ -45,6 +49,17 @@ extension TestBedSuites {
             ]
             #expect(Array(kinds.prefix(expectedOrder.count)) == expectedOrder)
             #expect(kinds.last == "job_succeeded")
+            let follow = try await followed
+            #expect(follow.status == 0, "\(follow.stderr)")
+            let lines = follow.stdout.split(separator: "\n").map(String.init)
+            for message in [
+                "queued: patch upgrade to 1.34.5", "the service stopped while the job was running", "resumed",
+            ] {
+                #expect(lines.filter { $0.contains(message) }.count == 1, "\(message): \(follow.stdout)")
+            }
+            #expect(lines.filter { $0.contains("started: patch upgrade to 1.34.5") }.count == 2, "\(follow.stdout)")
+            #expect(lines.filter { $0.contains("preflight started") }.count == 1, "\(follow.stdout)")
+            #expect(lines.contains("job 1 succeeded"), "\(follow.stdout)")
             let stages = done[dotted: "stages"]?.arrayValue?.map { $0[dotted: "status"]?.stringValue ?? "" }
             #expect(
                 stages == [

@@ -72,9 +72,9 @@ public struct OrchestratorFixture: Sendable {
     }
 
     /// Starts a server process and waits until it listens and is ready
-    /// (it has taken over its job store and takes jobs).
-    public func launch() async throws -> RunningOrchestrator {
-        let server = try await listening()
+    /// (it has taken over its job store and takes jobs); on `port`, else a free one.
+    public func launch(port: Int = 0) async throws -> RunningOrchestrator {
+        let server = try await listening(port: port)
         let deadline = Date().addingTimeInterval(15)
         var last = ""
         while Date() < deadline {
@@ -86,13 +86,13 @@ public struct OrchestratorFixture: Sendable {
         throw FixtureError("k8s-upgrade serve listens but is not ready after 15 s: \(last)")
     }
 
-    /// Starts a server process and waits until it listens.
-    public func listening() async throws -> RunningOrchestrator {
+    /// Starts a server process and waits until it listens (on `port`, else a free one).
+    public func listening(port: Int = 0) async throws -> RunningOrchestrator {
         let portFile = directory.appendingPathComponent("port")
         try? FileManager.default.removeItem(at: portFile)
         let command =
             [
-                "serve", "--listen", "127.0.0.1:0", "--port-file", portFile.path, "--store", storePath,
+                "serve", "--listen", "127.0.0.1:\(port)", "--port-file", portFile.path, "--store", storePath,
                 "--api-token-file", tokenFile,
             ] + arguments
         let directory = directory

@@ -73,6 +73,16 @@ enum JobJSON {
         return .object(object)
     }
 
+    /// A job in full without its events and without what moves with each
+    /// event (`updated_at`): what a follower's `job` message carries, sent
+    /// only when it reads differently.
+    static func state(_ job: JobRecord) -> JSONValue {
+        guard case var .object(object) = detail(job, events: [], limit: 1) else { return .null }
+        object["events"] = nil
+        object["updated_at"] = nil
+        return .object(object)
+    }
+
     static func event(_ event: JobEvent) -> JSONValue {
         .object([
             "seq": .number(Double(event.sequence)), "time": time(event.time), "kind": .string(event.kind.rawValue),

@@ -3,6 +3,7 @@ import FoundationEssentials
 import Glibc
 import Shared
 import SharedIO
+import Synchronization
 
 /// Where the orchestrator is and how to prove who we are; shared by every client subcommand.
 struct ClientOptions: ParsableArguments {
@@ -98,7 +99,10 @@ struct StatusCommand: AsyncParsableCommand {
     @Flag(help: "Keep watching until the job finishes.")
     var follow = false
 
-    @Option(help: "Seconds between refreshes with --follow. (default: 1)")
+    @Option(
+        help:
+            "Seconds between redraws of the live view on a terminal with --follow; events arrive as written. (default: 1)"
+    )
     var interval: Double = 1
 
     @OptionGroup var client: ClientOptions
@@ -122,43 +126,164 @@ struct JobFollower {
     let json: Bool
     let interval: Double
 
+    /// What the stream and the clock bring.
+    private enum Update: Sendable {
+        /// A new connection: what the last one left half-read is dropped.
+        case connected
+        case bytes([UInt8])
+        case tick
+        case failed(String)
+    }
+
+    /// The last event seen, for a reconnect's `Last-Event-ID`.
+    private final class Seen: Sendable {
+        let sequence = Mutex(0)
+    }
+
+    /// Follows the job's server-sent events (`/jobs/{id}/events?follow=true`),
+    /// reconnecting after the last event seen when the connection drops
+    /// (a service restart), until its `end`.
     func follow(_ id: Int64) async throws {
         let terminal = isatty(1) == 1 && !json
-        var lastSequence = 0
+        let (updates, feed) = AsyncStream<Update>.makeStream()
+        let seen = Seen()
+        let api = api
+        let reader = Task {
+            var failures = 0
+            while !Task.isCancelled {
+                var trouble: String?
+                do {
+                    let after = seen.sequence.withLock { $0 }
+                    feed.yield(.connected)
+                    let response = try await api.stream("/jobs/\(id)/events?follow=true", after: after) {
+                        feed.yield(.bytes($0))
+                    }
+                    switch response.status {
+                    case 200: failures = 0
+                    // A proxy or a restarting service: try again, as for a dropped connection.
+                    case 500...599: trouble = APIClient.message(response, "GET /jobs/\(id)/events")
+                    default:
+                        feed.yield(.failed(APIClient.message(response, "GET /jobs/\(id)/events")))
+                        return
+                    }
+                } catch is CancellationError {
+                    return
+                } catch {
+                    trouble = "the orchestrator at \(api.baseURL) stopped answering: \(error)"
+                }
+                if let trouble {
+                    failures += 1
+                    // About a minute of a service that is away (a restart) before giving up.
+                    if failures > 30 {
+                        feed.yield(.failed(trouble))
+                        return
+                    }
+                }
+                try? await Task.sleep(for: .seconds(2))
+            }
+        }
+        let ticker = Task {
+            // A terminal's view redraws on the clock too: the wait's countdown moves.
+            while terminal, !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(Int64(max(interval, 0.1) * 1000)))
+                feed.yield(.tick)
+            }
+        }
+        defer {
+            reader.cancel()
+            ticker.cancel()
+        }
+        var parser = ServerSentEvents.Parser()
+        var pending: [UInt8] = []
+        var job: JSONValue = .null
         var recent: [JSONValue] = []
         var drawnLines = 0
-        while true {
-            let job = try await api.call(
-                "GET", "/jobs/\(id)?events_after=\(lastSequence)&events_limit=1000", expect: [200])
-            let events = job[dotted: "events.items"]?.arrayValue ?? []
-            if terminal {
-                recent = Array((recent + events).suffix(8))
-                let lines = JobText.fitted(
-                    JobText.render(job, events: recent, now: SystemJobClock().now()), width: StatusCommand.columns())
-                // Move up over the previous drawing, clear it, draw again. Lines
-                // are cut to the terminal's width: a wrapped line would take two
-                // rows and the next redraw would leave its first row behind.
-                let clear = drawnLines > 0 ? "\u{1B}[\(drawnLines)F\u{1B}[J" : ""
-                print(clear + lines.joined(separator: "\n"))
-                drawnLines = lines.count
-            } else {
-                for event in events { print(json ? JobText.json(event) : JobText.eventLine(event)) }
+        for await update in updates {
+            var messages: [ServerSentEvents.Message] = []
+            switch update {
+            case let .failed(message): throw ClientError(message)
+            case .tick: break
+            case .connected: (parser, pending) = (ServerSentEvents.Parser(), [])
+            case let .bytes(bytes):
+                // Whole lines only: a newline never falls inside a UTF-8 sequence.
+                pending += bytes
+                guard let newline = pending.lastIndex(of: 0x0A) else { continue }
+                messages = parser.feed(String(decoding: pending[...newline], as: UTF8.self))
+                pending.removeSubrange(...newline)
             }
-            fflush(nil)
-            lastSequence = events.last?[dotted: "seq"]?.intValue ?? lastSequence
-            let state = job[dotted: "state"]?.stringValue ?? ""
-            if let finished = JobState(rawValue: state), finished.isFinished, job[dotted: "events.next_after"] == .null
-            {
-                if !json {
-                    if !terminal { print("job \(id) \(state)") }
-                    let summary = job[dotted: "result.summary"]?.arrayValue?.compactMap(\.stringValue) ?? []
-                    if !summary.isEmpty { print("summary:\n" + summary.map { "  " + $0 }.joined(separator: "\n")) }
+            for message in messages {
+                switch message.event {
+                case "message":
+                    guard let event = try? JSONValue(parsing: Array(message.data.utf8)),
+                        let sequence = event[dotted: "seq"]?.intValue
+                    else { continue }
+                    // Each event once, whatever a reconnect sends again.
+                    guard
+                        seen.sequence.withLock({ last in
+                            defer { last = max(last, sequence) }
+                            return sequence > last
+                        })
+                    else { continue }
+                    if terminal {
+                        recent = Array((recent + [event]).suffix(8))
+                    } else {
+                        print(json ? JobText.json(event) : JobText.eventLine(event))
+                    }
+                case "job":
+                    job = (try? JSONValue(parsing: Array(message.data.utf8))) ?? job
+                case "end":
+                    // An interrupted job is resumed by a service that has just
+                    // started: look again before calling it the end.
+                    if job[dotted: "state"]?.stringValue == JobState.interrupted.rawValue,
+                        try await resumesBySelf(id)
+                    {
+                        continue
+                    }
+                    if terminal { drawnLines = draw(job, recent, over: drawnLines) }
+                    return try finish(id, job, terminal: terminal)
+                default: continue
                 }
-                if finished != .succeeded { throw ExitCode(1) }
-                return
             }
-            try await Task.sleep(for: .milliseconds(Int64(max(interval, 0.1) * 1000)))
+            if terminal, job != .null { drawnLines = draw(job, recent, over: drawnLines) }
+            fflush(nil)
         }
+    }
+
+    /// Whether an interrupted job is active again within a few seconds (the
+    /// service that took over resumes it); the stream then goes on.
+    private func resumesBySelf(_ id: Int64) async throws -> Bool {
+        for _ in 0..<5 {
+            try await Task.sleep(for: .seconds(1))
+            let job = try await api.call("GET", "/jobs/\(id)?events_limit=1", expect: [200])
+            if let state = job[dotted: "state"]?.stringValue.flatMap(JobState.init(rawValue:)), state.isActive {
+                return true
+            }
+        }
+        return false
+    }
+
+    /// Moves up over the previous drawing, clears it, draws again. Lines
+    /// are cut to the terminal's width: a wrapped line would take two rows
+    /// and the next redraw would leave its first row behind.
+    private func draw(_ job: JSONValue, _ recent: [JSONValue], over drawnLines: Int) -> Int {
+        let lines = JobText.fitted(
+            JobText.render(job, events: recent, now: SystemJobClock().now()), width: StatusCommand.columns())
+        let clear = drawnLines > 0 ? "\u{1B}[\(drawnLines)F\u{1B}[J" : ""
+        print(clear + lines.joined(separator: "\n"))
+        fflush(nil)
+        return lines.count
+    }
+
+    /// The job ended: its state and summary; the exit status says how.
+    private func finish(_ id: Int64, _ job: JSONValue, terminal: Bool) throws {
+        let state = job[dotted: "state"]?.stringValue ?? ""
+        if !json {
+            if !terminal { print("job \(id) \(state)") }
+            let summary = job[dotted: "result.summary"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            if !summary.isEmpty { print("summary:\n" + summary.map { "  " + $0 }.joined(separator: "\n")) }
+        }
+        fflush(nil)
+        if JobState(rawValue: state) != .succeeded { throw ExitCode(1) }
     }
 }
 
@@ -239,7 +364,10 @@ struct RollbackCommand: AsyncParsableCommand {
     @Flag(help: "Watch the rollback job until it ends.")
     var follow = false
 
-    @Option(help: "Seconds between refreshes with --follow. (default: 1)")
+    @Option(
+        help:
+            "Seconds between redraws of the live view on a terminal with --follow; events arrive as written. (default: 1)"
+    )
     var interval: Double = 1
 
     @OptionGroup var client: ClientOptions
@@ -260,6 +388,28 @@ struct RollbackCommand: AsyncParsableCommand {
 struct APIClient: Sendable {
     let baseURL: String
     let token: String
+
+    /// Opens a stream of server-sent events at `path`, from after event
+    /// `after`; `onData` gets the bytes as they come. A server that sends
+    /// nothing for 45 s (it sends a keepalive every 15) is gone.
+    func stream(
+        _ path: String, after: Int, onData: @escaping @Sendable ([UInt8]) -> Void
+    ) async throws
+        -> HTTPResponse
+    {
+        try await HTTPClient().stream(
+            HTTPRequest(
+                url: baseURL + path, headers: [("Accept", "text/event-stream"), ("Last-Event-ID", String(after))],
+                bearerToken: token),
+            idle: .seconds(45), onData: onData)
+    }
+
+    /// The server's message in a refusal.
+    static func message(_ response: HTTPResponse, _ what: String) -> String {
+        let document = (try? JSONValue(parsing: response.body)) ?? .null
+        let message = document[dotted: "error"]?.stringValue ?? response.text.prefix(300).description
+        return "\(what): HTTP \(response.status): \(message)"
+    }
 
     /// Sends a request; an answer outside `expect` becomes an error quoting the server's message.
     func call(_ method: String, _ path: String, body: Data? = nil, expect: Set<Int>) async throws -> JSONValue {
@@ -412,7 +562,10 @@ struct UpgradeJobCommand: AsyncParsableCommand {
     @Flag(help: "Perform every read, record every write instead of making it.")
     var dryRun = false
 
-    @Option(help: "Seconds between refreshes while following. (default: 1)")
+    @Option(
+        help:
+            "Seconds between redraws of the live view on a terminal while following; events arrive as written. (default: 1)"
+    )
     var interval: Double = 1
 
     @OptionGroup var client: ClientOptions

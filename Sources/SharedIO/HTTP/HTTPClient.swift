@@ -48,17 +48,40 @@ public struct HTTPClient: Sendable {
         }
     }
 
+    /// Sends `request` and hands each piece of the body to `onData` as it
+    /// arrives (a stream that stays open, such as server-sent events),
+    /// from the transfer's thread. There is no total timeout: the
+    /// transfer fails when nothing at all arrives for `idle`. The
+    /// response's body keeps only its first 64 KiB (for an error's message).
+    public func stream(
+        _ request: HTTPRequest, idle: Duration, onData: @escaping @Sendable ([UInt8]) -> Void
+    ) async throws -> HTTPResponse {
+        let configuration = configuration
+        return try await BlockingWork.run(named: "http stream \(request.method)") { flag in
+            try Self.perform(request, configuration: configuration, cancellation: flag, idle: idle, onData: onData)
+        }
+    }
+
     // MARK: - The transfer, on its own thread
 
     private static func perform(
-        _ request: HTTPRequest, configuration: Configuration, cancellation: CancellationFlag
+        _ request: HTTPRequest, configuration: Configuration, cancellation: CancellationFlag, idle: Duration? = nil,
+        onData: (@Sendable ([UInt8]) -> Void)? = nil
     ) throws -> HTTPResponse {
         let label = "\(request.method) \(request.loggableURL)"
-        let collector = ResponseCollector(limit: configuration.maximumResponseBytes, cancellation: cancellation)
+        let collector = ResponseCollector(
+            limit: onData == nil ? configuration.maximumResponseBytes : 64 << 10, cancellation: cancellation)
+        collector.onData = onData
         let easy: CurlEasyHandle
         do {
             easy = try CurlEasyHandle()
             try configure(easy, request: request, configuration: configuration, collector: collector)
+            if let idle {
+                // No total time: a stream stays open. A byte every `idle` at least.
+                try easy.set(CURLOPT_TIMEOUT_MS, 0)
+                try easy.set(CURLOPT_LOW_SPEED_LIMIT, 1)
+                try easy.set(CURLOPT_LOW_SPEED_TIME, max(1, Int(idle.milliseconds / 1000)))
+            }
         } catch {
             throw HTTPClientError(kind: .invalidRequest, request: label, detail: error.message, code: 0)
         }
@@ -176,6 +199,8 @@ private final class ResponseCollector {
     var body = Data()
     var headers: [(name: String, value: String)] = []
     var exceededLimit = false
+    /// Streaming: every piece of the body, as it arrives.
+    var onData: (@Sendable ([UInt8]) -> Void)?
 
     init(limit: Int, cancellation: CancellationFlag) {
         self.limit = limit
@@ -190,6 +215,15 @@ private func collector(_ userdata: UnsafeMutableRawPointer?) -> ResponseCollecto
 private let writeBody: ccurl_data_callback = { pointer, size, count, userdata in
     let target = collector(userdata)
     let length = size * count
+    if let onData = target.onData {
+        guard let pointer else { return length }
+        let piece = [UInt8](UnsafeRawBufferPointer(start: pointer, count: length))
+        onData(piece)
+        if target.body.count < target.limit {
+            target.body.append(contentsOf: piece.prefix(target.limit - target.body.count))
+        }
+        return length
+    }
     guard target.body.count + length <= target.limit else {
         target.exceededLimit = true
         return 0  // anything but `length` makes libcurl stop with CURLE_WRITE_ERROR

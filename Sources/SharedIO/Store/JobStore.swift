@@ -39,6 +39,8 @@ public struct ActiveJobConflict: Error, Sendable, Equatable {
 public final class JobStore: Sendable {
     private let database: SQLiteDatabase
     private let decoded = Mutex<[Int64: JobRecord]>([:])
+    /// Signalled after every write: a job or its events changed.
+    public let changes = ChangeSignal()
     /// At most this many decoded records are kept; past it the memo starts over.
     static let decodedLimit = 512
 
@@ -231,7 +233,7 @@ public final class JobStore: Sendable {
     /// and the insert are one transaction.
     public func create(_ request: ExecuteRequest, at time: Double) async throws -> Result<JobRecord, ActiveJobConflict>
     {
-        try await database.write { connection in
+        try await write { connection in
             if let active = try Self.active(connection) { return .failure(ActiveJobConflict(active: active)) }
             let body = String(decoding: request.jsonBody(), as: UTF8.self)
             try connection.execute(
@@ -250,7 +252,7 @@ public final class JobStore: Sendable {
     /// so that it can be resumed; its events start with `note`. Nil when
     /// the store already has a job with that id, or holds an active job.
     public func adopt(_ id: Int64, request: ExecuteRequest, at time: Double, note: String) async throws -> JobRecord? {
-        try await database.write { connection in
+        try await write { connection in
             guard try Self.job(id, connection) == nil, try Self.active(connection) == nil else { return nil }
             let body = String(decoding: request.jsonBody(), as: UTF8.self)
             try connection.execute(
@@ -270,7 +272,7 @@ public final class JobStore: Sendable {
     public func append(
         _ id: Int64, _ events: [JobEvent], state: JobState? = nil, result: JSONValue? = nil
     ) async throws -> JobRecord {
-        try await database.write { try Self.append(id, events, state: state, result: result, $0) }
+        try await write { try Self.append(id, events, state: state, result: result, $0) }
     }
 
     /// Moves the job to `state` with `event`, only if it is in one of
@@ -280,7 +282,7 @@ public final class JobStore: Sendable {
         _ id: Int64, from allowed: Set<JobState>, to state: JobState, event: JobEvent,
         requireFreeSlot: Bool = false
     ) async throws -> (record: JobRecord?, moved: Bool, conflict: JobRecord?) {
-        try await database.write { connection in
+        try await write { connection in
             guard let current = try Self.job(id, connection) else { return (nil, false, nil) }
             guard allowed.contains(current.state) else { return (current, false, nil) }
             if requireFreeSlot, let active = try Self.active(connection), active.id != id {
@@ -293,7 +295,7 @@ public final class JobStore: Sendable {
     /// At start: jobs left `running` or `aborting` by a process that died
     /// become `interrupted`, each with an event saying so.
     public func markInterrupted(at time: Double) async throws -> [Int64] {
-        try await database.write { connection in
+        try await write { connection in
             let rows = try connection.query("SELECT id, state FROM jobs WHERE state IN ('running', 'aborting')")
             var ids: [Int64] = []
             for row in rows {
@@ -307,6 +309,14 @@ public final class JobStore: Sendable {
             }
             return ids
         }
+    }
+
+    /// One write transaction, then the signal to whoever follows the jobs.
+    private func write<T: Sendable>(
+        _ body: @escaping @Sendable (SQLiteDatabase.Connection) throws -> T
+    ) async throws -> T {
+        defer { changes.signal() }
+        return try await database.write(body)
     }
 
     // MARK: - Inside a transaction
