@@ -55,7 +55,7 @@ struct OrchestratorAPITests {
             ("GET", "/metrics", "/metrics"), ("GET", "/openapi.yaml", "/openapi.yaml"), ("GET", "/jobs", "/jobs"),
             ("POST", "/execute", "/execute"), ("GET", "/jobs/1", "/jobs/{id}"), ("DELETE", "/jobs/1", "/jobs/{id}"),
             ("POST", "/jobs/1/resume", "/jobs/{id}/resume"), ("POST", "/jobs/1/rollback", "/jobs/{id}/rollback"),
-            ("GET", "/plan", "/plan"),
+            ("GET", "/plan", "/plan"), ("GET", "/jobs/1/events", "/jobs/{id}/events"),
         ] {
             let refused = try await api.call(method, path, route: route, authorised: false)
             #expect(refused.status == 401, "\(method) \(path)")
@@ -224,10 +224,60 @@ struct OrchestratorAPITests {
         #expect(put.header("Allow") == "GET, DELETE")
         #expect(try await server.request("GET", "/nope").status == 404)
 
+        // The events as server-sent events: what is stored, from after
+        // Last-Event-ID, and with follow=true as they are written, to the end.
+        let eventsRoute = "/jobs/{id}/events"
+        let stored = try await api.call("GET", "/jobs/1/events", route: eventsRoute)
+        #expect(stored.status == 200)
+        #expect(stored.header("Content-Type") == "text/event-stream")
+        var parser = ServerSentEvents.Parser()
+        let messages = parser.feed(stored.text)
+        let ids = messages.filter { $0.event == "message" }.compactMap { $0.id.flatMap(Int.init) }
+        #expect(!ids.isEmpty && ids == Array(1...ids.count), "\(stored.text)")
+        let state = try #require(messages.first { $0.event == "job" })
+        let job = try JSONValue(parsing: Array(state.data.utf8))
+        #expect(job[dotted: "state"]?.stringValue == "running")
+        #expect(job[dotted: "id"]?.intValue == 1)
+        #expect(job[dotted: "updated_at"] == nil, "a job message leaves out what moves with every event")
+        #expect(job[dotted: "wait.reason"]?.stringValue?.contains("Prometheus unreachable") == true)
+        let resumed = try await api.call(
+            "GET", "/jobs/1/events", route: eventsRoute, headers: [("Last-Event-ID", "2")])
+        var resumedParser = ServerSentEvents.Parser()
+        #expect(resumedParser.feed(resumed.text).first { $0.event == "message" }?.id == "3", "\(resumed.text)")
+        for (path, headers, status) in [
+            ("/jobs/1/events", [("Last-Event-ID", "two")], 400), ("/jobs/1/events?after=-1", [], 400),
+            ("/jobs/1/events?follow=maybe", [], 400), ("/jobs/7/events", [], 404), ("/jobs/x/events", [], 400),
+        ] {
+            let refused = try await api.call("GET", path, route: eventsRoute, headers: headers)
+            #expect(refused.status == status, "\(path) \(headers): \(refused.text)")
+        }
+        let token = server.token
+        let url = server.baseURL + "/jobs/1/events?follow=true"
+        async let followed = offThePool {
+            try TestEnvironment.execute(
+                try TestEnvironment.tool("curl"),
+                [
+                    "-sN", "--max-time", "60", "-H", "Authorization: Bearer \(token)", "-H",
+                    "Last-Event-ID: \(ids.count)", url,
+                ])
+        }
+        try await Task.sleep(for: .milliseconds(500))
+
         // Abort: 202, repeated 202, then the finished job refuses; resume queues it again.
         #expect(try await api.call("DELETE", "/jobs/1", route: "/jobs/{id}").status == 202)
         _ = try await api.call("DELETE", "/jobs/1", route: "/jobs/{id}")
         try await server.waitForJob(1, state: "aborted")
+        // The follower saw the abort as it was written, then the end.
+        let follow = try await followed
+        #expect(follow.status == 0, "curl: \(follow.stderr)")
+        var followParser = ServerSentEvents.Parser()
+        let live = followParser.feed(follow.stdout)
+        #expect(live.first { $0.event == "message" }?.id == String(ids.count + 1), "\(follow.stdout)")
+        #expect(
+            live.contains { $0.event == "message" && $0.data.contains(#""kind":"job_aborted""#) }, "\(follow.stdout)")
+        #expect(live.last?.event == "end", "\(follow.stdout)")
+        #expect(
+            live.last { $0.event == "job" }.map { $0.data.contains(#""state":"aborted""#) } == true, "\(follow.stdout)")
         #expect(try await api.call("DELETE", "/jobs/1", route: "/jobs/{id}").status == 409)
         #expect(try await api.call("POST", "/jobs/1/resume", route: "/jobs/{id}/resume").status == 202)
         try await server.waitForWait(1)
@@ -259,7 +309,117 @@ struct OrchestratorAPITests {
                 ])
         }
         #expect(check.status == 0, "\(check.stderr)")
-        #expect(check.stdout.contains("11 operations exercised"), "\(check.stdout)")
+        #expect(check.stdout.contains("12 operations exercised"), "\(check.stdout)")
+        _ = try await server.stop(signal: SIGTERM)
+        withExtendedLifetime(simulator) {}
+    }
+
+    /// The status page: signing in trades the token for a session cookie
+    /// (HttpOnly, SameSite=Strict, no expiry: the browser's session only);
+    /// the job list; a job's page with its wait's countdown, its events and
+    /// its forms; the session reads the API but changes nothing without a
+    /// form's token and its box ticked; every page passes the page check
+    /// (landmarks, labels, captions, no inline code, contrast).
+    @Test func theStatusPageSignsInShowsAJobAndAbortsItOnlyWhenConfirmed() async throws {
+        let simulator = try await SimulatorFixture.start()
+        let fixture = try OrchestratorFixture(
+            prometheusURL: Self.unreachablePrometheus, kubeconfig: simulator.kubeconfig)
+        let server = try await fixture.launch()
+        func browser(
+            _ path: String, method: String = "GET", cookie: String? = nil, form: String? = nil,
+            accept: String = "text/html,application/xhtml+xml"
+        ) async throws -> HTTPResponse {
+            try await server.request(
+                method, path, body: form, contentType: "application/x-www-form-urlencoded", authorised: false,
+                headers: [("Accept", accept)] + (cookie.map { [("Cookie", $0)] } ?? []))
+        }
+
+        // Not signed in: the form; a job's page sends the browser to it; the API still wants the token.
+        let login = try await browser("/")
+        #expect(login.status == 200)
+        #expect(login.text.contains(#"<form method="post" action="/ui/login" class="login">"#))
+        #expect(login.header("Content-Security-Policy")?.hasPrefix("default-src 'self'") == true)
+        let away = try await browser("/jobs/1")
+        #expect(away.status == 303 && away.header("Location") == "/ui/login")
+        #expect(try await browser("/jobs", accept: "application/json").status == 401)
+        let wrong = try await browser("/ui/login", method: "POST", form: "token=nope")
+        #expect(wrong.status == 401 && wrong.text.contains("That is not the API token."))
+
+        let signIn = try await browser(
+            "/ui/login", method: "POST",
+            form: "token=" + (server.token.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""))
+        #expect(signIn.status == 303 && signIn.header("Location") == "/")
+        let setCookie = try #require(signIn.header("Set-Cookie"))
+        #expect(setCookie.contains("; HttpOnly") && setCookie.contains("; SameSite=Strict"), "\(setCookie)")
+        #expect(!setCookie.contains("Expires") && !setCookie.contains("Max-Age"), "\(setCookie)")
+        let cookie = String(setCookie.prefix { $0 != ";" })
+        #expect(cookie.hasPrefix("k8sup_session=") && !setCookie.contains(server.token))
+
+        // A job held by the closed gate.
+        #expect(
+            try await server.request("POST", "/execute", body: #"{"target_version":"1.34.5","kind":"patch"}"#).status
+                == 202)
+        _ = try await server.waitForWait(1)
+        let list = try await browser("/", cookie: cookie)
+        #expect(list.text.contains(#"<a href="/jobs/1">Job 1</a>"#), "\(list.text)")
+        let page = try await browser("/jobs/1", cookie: cookie)
+        #expect(page.status == 200)
+        #expect(page.header("Content-Type") == "text/html; charset=utf-8")
+        for text in [
+            "<h1>Job 1: patch upgrade to 1.34.5</h1>", "Waiting for halt-on-alert gate",
+            #"class="countdown" data-deadline=""#,
+            "queued: patch upgrade to 1.34.5", #"<ol class="strip">"#, "Abort job 1",
+        ] {
+            #expect(page.text.contains(text), "\(text)")
+        }
+        let csrf = try #require(
+            page.text.firstRange(of: #"name="csrf" value=""#).map { range in
+                String(page.text[range.upperBound...].prefix { $0 != "\"" })
+            })
+        // The session reads the API, as JSON and as server-sent events, and changes nothing.
+        let json = try await browser("/jobs/1", cookie: cookie, accept: "application/json")
+        #expect(json.status == 200 && json.text.hasPrefix("{"))
+        let events = try await browser("/jobs/1/events", cookie: cookie, accept: "text/event-stream")
+        #expect(events.status == 200 && events.text.contains("id: 1\n"))
+        #expect(try await browser("/jobs/1", method: "DELETE", cookie: cookie).status == 403)
+        #expect(
+            try await browser("/ui/jobs/1/abort", method: "POST", cookie: cookie, form: "csrf=x&confirm=yes").status
+                == 403)
+        #expect(try await browser("/ui/jobs/1/abort", method: "POST", form: "csrf=\(csrf)&confirm=yes").status == 401)
+        #expect(
+            try await browser("/ui/jobs/1/abort", method: "POST", cookie: cookie, form: "csrf=\(csrf)").status == 400)
+        #expect(try await server.json("/jobs/1")[dotted: "state"]?.stringValue == "running")
+        let aborted = try await browser(
+            "/ui/jobs/1/abort", method: "POST", cookie: cookie, form: "csrf=\(csrf)&confirm=yes")
+        #expect(aborted.status == 303 && aborted.header("Location") == "/jobs/1")
+        _ = try await server.waitForJob(1, state: "aborted")
+        let after = try await browser("/jobs/1", cookie: cookie)
+        #expect(after.text.contains("Resume job 1") && !after.text.contains("Abort job 1"))
+
+        // Every page passes the page check, with the stylesheet it is drawn with.
+        let folder = fixture.directory
+        let css = try await browser("/ui/page.css", accept: "text/css")
+        #expect(css.status == 200)
+        #expect(try await browser("/ui/page.js", accept: "*/*").text.contains("new EventSource("))
+        try css.body.write(to: folder.appendingPathComponent("page.css"))
+        for (name, response) in [("login", login), ("jobs", list), ("job", page), ("aborted", after)] {
+            try response.body.write(to: folder.appendingPathComponent("\(name).html"))
+        }
+        let check = try await offThePool {
+            try TestEnvironment.execute(
+                try TestEnvironment.tool("python3"),
+                [
+                    Self.repository.appendingPathComponent("scripts/check-html.py").path, "--css",
+                    folder.appendingPathComponent("page.css").path,
+                ]
+                    + ["login", "jobs", "job", "aborted"].map { folder.appendingPathComponent("\($0).html").path })
+        }
+        #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
+
+        // Signing out ends the session at once.
+        let out = try await browser("/ui/logout", method: "POST", cookie: cookie, form: "csrf=\(csrf)")
+        #expect(out.status == 303 && out.header("Set-Cookie")?.contains("Max-Age=0") == true)
+        #expect(try await browser("/", cookie: cookie).text.contains(#"action="/ui/login""#))
         _ = try await server.stop(signal: SIGTERM)
         withExtendedLifetime(simulator) {}
     }
@@ -340,10 +500,16 @@ struct OrchestratorAPITests {
         defer { withExtendedLifetime(simulator) {} }
         _ = try await server.request("POST", "/execute", body: #"{"target_version":"1.34.5","kind":"patch"}"#)
         try await server.waitForWait(1)
-        let asked = Date()
         #expect(try await server.request("DELETE", "/jobs/1").status == 202)
         let job = try await server.waitForJob(1, state: "aborted", timeout: 5)
-        #expect(Date().timeIntervalSince(asked) < 1.0)
+        // Timed by the job's own events, not by this test's polling on a busy machine.
+        let events = job[dotted: "events.items"]?.arrayValue ?? []
+        func time(_ kind: String) throws -> Date {
+            let text = try #require(
+                events.last { $0[dotted: "kind"]?.stringValue == kind }?[dotted: "time"]?.stringValue)
+            return try Date(text, strategy: .iso8601)
+        }
+        #expect(try time("job_aborted").timeIntervalSince(try time("abort_requested")) < 1.0)
         #expect(job[dotted: "wait"] == .null)
         #expect(job[dotted: "stages"]?.arrayValue?.first?[dotted: "status"]?.stringValue == "pending")
         _ = try await server.stop(signal: SIGTERM)
@@ -359,9 +525,26 @@ struct OrchestratorAPITests {
         let server = try await fixture.launch()
         _ = try await server.request("POST", "/execute", body: #"{"target_version":"1.34.5","kind":"patch"}"#)
         try await server.waitForWait(1)
+        // A follower of the job's events does not hold the stop open: its
+        // stream ends (without `end`) when the service stops.
+        let token = server.token
+        let url = server.baseURL + "/jobs/1/events?follow=true"
+        let received = fixture.directory.appendingPathComponent("followed.txt")
+        async let followed = offThePool {
+            try TestEnvironment.execute(
+                try TestEnvironment.tool("curl"),
+                ["-sN", "--max-time", "60", "-o", received.path, "-H", "Authorization: Bearer \(token)", url])
+        }
+        // Stopped only once the follower has the job's first event.
+        try await waitUntil("the follower has event 1") {
+            ((try? String(contentsOf: received, encoding: .utf8)) ?? "").contains("id: 1\n")
+        }
         let started = Date()
         #expect(try await server.stop(signal: SIGTERM) == 0)
         #expect(Date().timeIntervalSince(started) < 3)
+        _ = try await followed
+        let stream = (try? String(contentsOf: received, encoding: .utf8)) ?? ""
+        #expect(stream.contains("id: 1\n") && !stream.contains("event: end"), "\(stream)")
         let again = try await fixture.launch()
         let job = try await again.json("/jobs/1?events_limit=1000")
         #expect(job[dotted: "state"]?.stringValue == "interrupted")
@@ -403,6 +586,12 @@ struct OrchestratorAPITests {
         [[operations]]
         include-name = "GET /plan"
         checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "422", "503"]
+
+        # A followed stream stays open until its job ends, and these jobs
+        # wait for a gate that never opens: the follow is tested on its own.
+        [[operations]]
+        include-name = "GET /jobs/{id}/events"
+        parameters = { "query.follow" = "false" }
 
         """.write(to: config, atomically: true, encoding: .utf8)
         let result = try await offThePool {

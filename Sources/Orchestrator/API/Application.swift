@@ -35,7 +35,10 @@ enum APIRoutes {
     static let table: [(template: String, methods: [HTTPRequest.Method])] = [
         ("/healthz", [.get]), ("/readyz", [.get]), ("/metrics", [.get]), ("/openapi.yaml", [.get]),
         ("/execute", [.post]), ("/jobs", [.get]), ("/jobs/{id}", [.get, .delete]), ("/jobs/{id}/resume", [.post]),
-        ("/plan", [.get]),
+        ("/jobs/{id}/events", [.get]), ("/plan", [.get]),
+        // The status page.
+        ("/", [.get]), ("/ui/login", [.get, .post]), ("/ui/logout", [.post]), ("/ui/jobs/{id}/abort", [.post]),
+        ("/ui/jobs/{id}/resume", [.post]), ("/ui/page.css", [.get]), ("/ui/page.js", [.get]),
     ]
 
     /// The template `path` matches and its methods, if any.
@@ -59,9 +62,16 @@ func buildRouter(_ dependencies: APIDependencies) -> Router<BasicRequestContext>
         ProblemMiddleware()
     }
     HealthController(coordinator: dependencies.coordinator, store: dependencies.store).add(to: router)
-    let authenticated = router.group().add(middleware: BearerAuthMiddleware(token: dependencies.token))
+    let sessions = PageSessions()
+    PageController(
+        coordinator: dependencies.coordinator, store: dependencies.store, token: dependencies.token, sessions: sessions
+    ).add(to: router)
+    let authenticated = router.group().add(
+        middleware: BearerAuthMiddleware(token: dependencies.token, sessions: sessions))
     MetaController(store: dependencies.store, metrics: dependencies.metrics).add(to: authenticated)
-    JobsController(coordinator: dependencies.coordinator, store: dependencies.store).add(to: authenticated)
+    JobsController(coordinator: dependencies.coordinator, store: dependencies.store, sessions: sessions).add(
+        to: authenticated)
+    EventsController(store: dependencies.store, feeds: JobFeeds(store: dependencies.store)).add(to: authenticated)
     PlanController(planner: dependencies.planner).add(to: authenticated)
     return router
 }

@@ -11,6 +11,8 @@ import Synchronization
 struct JobsController {
     let coordinator: JobCoordinator
     let store: JobStore
+    /// The status page's sessions: a browser's `GET /jobs/{id}` is the job's page.
+    let sessions: PageSessions
     /// Answers already written, by what they were made of: a job's form
     /// is a function of its record and events, both fixed by the row's
     /// revision, and a list's of its jobs' ids and revisions.
@@ -31,21 +33,10 @@ struct JobsController {
             return APIResponse.json(bytes)
         }
         group.get("/jobs/{id}") { request, context in
-            let id = try Self.jobID(context)
-            let query = request.uri.queryParameters
-            let after = try Self.integer(query, "events_after", default: 0, range: 0...Int(Int32.max))
-            let limit = try Self.integer(query, "events_limit", default: 100, range: 1...1000)
-            if let revision = try await store.revision(of: id),
-                let bytes = rendered[.job(id: id, revision: revision, after: after, limit: limit)]
-            {
-                return APIResponse.json(bytes)
-            }
-            guard let detail = try await store.detail(id, eventsAfter: after, limit: limit) else {
-                throw Self.notFound(id)
-            }
-            let bytes = JobJSON.detail(detail.job, events: detail.events, limit: limit).jsonBytes
-            rendered[.job(id: id, revision: detail.job.revision, after: after, limit: limit)] = bytes
-            return APIResponse.json(bytes)
+            // JSON or the job's page, by the request's Accept: caches keep them apart.
+            var response = try await job(request, context)
+            response.headers[.vary] = "Accept"
+            return response
         }
         group.delete("/jobs/{id}") { _, context in
             let id = try Self.jobID(context)
@@ -95,6 +86,44 @@ struct JobsController {
             }
         }
     }
+
+    /// One job as JSON, or its page for a browser.
+    private func job(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let id = try Self.jobID(context)
+        let query = request.uri.queryParameters
+        let after = try Self.integer(query, "events_after", default: 0, range: 0...Int(Int32.max))
+        let limit = try Self.integer(query, "events_limit", default: 100, range: 1...1000)
+        if PageController.wantsHTML(request) { return try await page(id, request) }
+        if let revision = try await store.revision(of: id),
+            let bytes = rendered[.job(id: id, revision: revision, after: after, limit: limit)]
+        {
+            return APIResponse.json(bytes)
+        }
+        guard let detail = try await store.detail(id, eventsAfter: after, limit: limit) else {
+            throw Self.notFound(id)
+        }
+        let bytes = JobJSON.detail(detail.job, events: detail.events, limit: limit).jsonBytes
+        rendered[.job(id: id, revision: detail.job.revision, after: after, limit: limit)] = bytes
+        return APIResponse.json(bytes)
+    }
+
+    /// The job's page: the job as the API has it, with its last
+    /// ``pageEvents`` events; its forms only for a signed-in browser.
+    private func page(_ id: Int64, _ request: Request) async throws -> Response {
+        guard let job = try await store.job(id) else { throw Self.notFound(id) }
+        let after = max(0, job.eventCount - Self.pageEvents)
+        guard let detail = try await store.detail(id, eventsAfter: after, limit: Self.pageEvents) else {
+            throw Self.notFound(id)
+        }
+        let session = sessions.session(cookieHeader: request.headers[.cookie], now: PageController.now())
+        let html = StatusPage.job(
+            JobJSON.detail(detail.job, events: [], limit: 1), events: detail.events.map(JobJSON.event),
+            now: PageController.now(), csrf: session?.csrf)
+        return PageController.page(html)
+    }
+
+    /// The events a job's page starts with (the most recent); the rest follow live.
+    static let pageEvents = 500
 
     private func execute(_ request: Request) async throws -> Response {
         let body = try await Self.readJSONBody(request)

@@ -109,21 +109,36 @@ struct RequestMetricsMiddleware: RouterMiddleware {
     }
 }
 
-/// The bearer token, compared in constant time, in front of every route but the probes.
+/// The bearer token, compared in constant time, in front of every route but
+/// the probes and the status page's own. A signed-in page's session cookie
+/// opens the reads (GET and HEAD) too, never a change: the page changes a
+/// job only through its forms, which carry the session's form token. A
+/// browser that is not signed in is sent to the sign-in form.
 struct BearerAuthMiddleware: RouterMiddleware {
     typealias Context = BasicRequestContext
     let token: BearerToken
+    let sessions: PageSessions
 
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     )
         async throws -> Response
     {
-        guard token.accepts(authorizationHeader: request.headers[.authorization]) else {
-            var refusal = Problem(status: .unauthorized, message: "missing or wrong bearer token")
-            refusal.headers[.wwwAuthenticate] = "Bearer realm=\"k8s-upgrade\""
-            throw refusal
+        if token.accepts(authorizationHeader: request.headers[.authorization]) {
+            return try await next(request, context)
         }
-        return try await next(request, context)
+        let reads = request.method == .get || request.method == .head
+        if sessions.session(cookieHeader: request.headers[.cookie], now: PageController.now()) != nil {
+            guard reads else {
+                throw Problem(
+                    status: .forbidden,
+                    message: "a signed-in page may only read the API; changes go through the page's forms or the token")
+            }
+            return try await next(request, context)
+        }
+        if reads, PageController.wantsHTML(request) { return PageController.redirect("/ui/login") }
+        var refusal = Problem(status: .unauthorized, message: "missing or wrong bearer token")
+        refusal.headers[.wwwAuthenticate] = "Bearer realm=\"k8s-upgrade\""
+        throw refusal
     }
 }

@@ -110,11 +110,20 @@ enum OpenAPIDocument {
             get:
               operationId: getJob
               summary: One job, with a page of its events.
+              description: >-
+                Asked for as text/html (a browser's Accept), the answer is the job's status page: its
+                stages, nodes, current wait with a countdown, snapshot and result, and its last 500
+                events, which then follow live; a browser that is not signed in (GET /, with the API
+                token) is sent to the sign-in form.
               parameters:
                 - {name: events_after, in: query, required: false, schema: {type: integer, minimum: 0, maximum: 2147483647, default: 0}}
                 - {name: events_limit, in: query, required: false, schema: {type: integer, minimum: 1, maximum: 1000, default: 100}}
               responses:
-                "200": {description: the job, content: {application/json: {schema: {$ref: "#/components/schemas/Job"}}}}
+                "200":
+                  description: the job
+                  content:
+                    application/json: {schema: {$ref: "#/components/schemas/Job"}}
+                    text/html: {schema: {type: string}}
                 "400": {$ref: "#/components/responses/Problem"}
                 "401": {$ref: "#/components/responses/Unauthorized"}
                 "404": {$ref: "#/components/responses/Problem"}
@@ -142,6 +151,46 @@ enum OpenAPIDocument {
                 "401": {$ref: "#/components/responses/Unauthorized"}
                 "404": {$ref: "#/components/responses/Problem"}
                 "409": {$ref: "#/components/responses/Problem"}
+                "503": {$ref: "#/components/responses/Standby"}
+          /jobs/{id}/events:
+            parameters:
+              - {$ref: "#/components/parameters/JobID"}
+            get:
+              operationId: followJobEvents
+              summary: A job's events as server-sent events; with follow=true, as they are written.
+              description: >-
+                text/event-stream. Each event is a message whose id is its sequence number and whose
+                data is the event as in GET /jobs/{id} (JobEvent); a message of type job carries the
+                job's state without its events and updated_at (stages, nodes, the current wait, the
+                result) whenever it reads differently; a message of type end says the job will write no more, and the stream ends.
+                Without follow the stream ends after what is stored. A client that reconnects sends
+                Last-Event-ID (EventSource does) and gets what came after it. A comment line every
+                15 s keeps an idle stream open.
+              parameters:
+                - name: follow
+                  in: query
+                  required: false
+                  description: keep the stream open and send events as they are written, until the job ends
+                  schema: {type: string, enum: ["true", "false"], default: "false"}
+                - name: after
+                  in: query
+                  required: false
+                  description: the sequence number to resume after, for clients that cannot send Last-Event-ID
+                  schema: {type: integer, minimum: 0, maximum: 2147483647}
+                - name: Last-Event-ID
+                  in: header
+                  required: false
+                  description: the sequence number to resume after (it wins over after)
+                  schema: {type: string, pattern: "^[0-9]{1,10}$"}
+              responses:
+                "200":
+                  description: the stream
+                  content:
+                    text/event-stream:
+                      schema: {type: string}
+                "400": {$ref: "#/components/responses/Problem"}
+                "401": {$ref: "#/components/responses/Unauthorized"}
+                "404": {$ref: "#/components/responses/Problem"}
                 "503": {$ref: "#/components/responses/Standby"}
           /jobs/{id}/rollback:
             parameters:
