@@ -9,6 +9,8 @@
   policies, one Recreate replica with probes on the health endpoints, non-root
   and read-only containers, RBAC with exactly the pipeline's verbs and no
   wildcard or cluster-admin, every Secret named in kustomization.yaml;
+- a ServiceMonitor (its CRD's schema) scrapes the orchestrator's Service
+  with the API token Secret;
 - the Dockerfile is multi-stage, runs as a non-root user and copies only
   paths that exist.
 
@@ -64,8 +66,45 @@ PROMETHEUS_RULE_SPEC = {
 }
 
 
+# The ServiceMonitor CRD's spec schema (prometheus-operator v0.84,
+# monitoring.coreos.com_servicemonitors.yaml), the fields used here.
+SECRET_KEY = {"type": "object", "required": ["key"], "additionalProperties": False,
+              "properties": {"name": {"type": "string"}, "key": {"type": "string"},
+                             "optional": {"type": "boolean"}}}
+SERVICE_MONITOR_SPEC = {
+    "type": "object",
+    "required": ["selector"],
+    "additionalProperties": False,
+    "properties": {
+        "selector": {"type": "object", "additionalProperties": False, "properties": {
+            "matchLabels": {"type": "object", "additionalProperties": {"type": "string"}},
+            "matchExpressions": {"type": "array"}}},
+        "namespaceSelector": {"type": "object", "additionalProperties": False, "properties": {
+            "any": {"type": "boolean"}, "matchNames": {"type": "array", "items": {"type": "string"}}}},
+        "jobLabel": {"type": "string"},
+        "endpoints": {"type": "array", "items": {
+            "type": "object", "additionalProperties": False,
+            "properties": {
+                "port": {"type": "string"}, "targetPort": {"anyOf": [{"type": "integer"}, {"type": "string"}]},
+                "path": {"type": "string"}, "scheme": {"enum": ["http", "https", "HTTP", "HTTPS"]},
+                "interval": {"type": "string", "pattern": DURATION},
+                "scrapeTimeout": {"type": "string", "pattern": DURATION},
+                "honorLabels": {"type": "boolean"},
+                "authorization": {"type": "object", "additionalProperties": False, "properties": {
+                    "type": {"type": "string"}, "credentials": SECRET_KEY}},
+            }}},
+    },
+}
+
+
 def validate(obj):
     """The validator's complaint about one object, or None."""
+    if obj.get("kind") == "ServiceMonitor":
+        try:
+            jsonschema.validate(obj.get("spec"), SERVICE_MONITOR_SPEC)
+        except jsonschema.ValidationError as error:
+            return f"ServiceMonitor spec: {error.message} at {list(error.absolute_path)}"
+        return None
     if obj.get("kind") == "PrometheusRule":
         try:
             jsonschema.validate(obj.get("spec"), PROMETHEUS_RULE_SPEC)
@@ -98,6 +137,10 @@ for mutate, what in (
     mutate(broken)
     if validate(broken) is None:
         sys.exit(f"the validator accepted a Deployment with {what}: it cannot be trusted")
+broken_monitor = copy.deepcopy(by_kind["ServiceMonitor"][0])
+broken_monitor["spec"]["endpoints"][0]["bearerTokenFile"] = "/token"
+if validate(broken_monitor) is None:
+    sys.exit("the validator accepted a ServiceMonitor with an unknown endpoint field")
 broken_rule = copy.deepcopy(by_kind["PrometheusRule"][0])
 broken_rule["spec"]["groups"][0]["rules"][0]["for"] = "30 minutes"
 if validate(broken_rule) is None:
@@ -180,6 +223,23 @@ for obj in (cronjob, deployment):
         if "secret" in volume and volume["secret"]["secretName"] not in declared:
             problem(f"{obj['kind']} mounts Secret {volume['secret']['secretName']}, "
                     "which kustomization.yaml does not name")
+
+# The ServiceMonitor scrapes the orchestrator's Service by its labels and
+# port, with the API token from the Secret the service reads it from.
+service = by_kind["Service"][0]
+for monitor in by_kind.get("ServiceMonitor", []):
+    selector = monitor["spec"]["selector"].get("matchLabels", {})
+    if any(service["metadata"].get("labels", {}).get(k) != v for k, v in selector.items()):
+        problem(f"ServiceMonitor/{monitor['metadata']['name']} does not select Service/{service['metadata']['name']}")
+    ports = {p.get("name") for p in service["spec"]["ports"]}
+    for endpoint in monitor["spec"].get("endpoints", []):
+        if endpoint.get("port") not in ports:
+            problem(f"ServiceMonitor endpoint port {endpoint.get('port')} is not a port of the Service")
+        secret = endpoint.get("authorization", {}).get("credentials", {}).get("name")
+        if endpoint.get("path") == "/metrics" and secret not in declared:
+            problem("ServiceMonitor scrapes /metrics without the API token Secret kustomization.yaml names")
+if not by_kind.get("ServiceMonitor"):
+    problem("no ServiceMonitor scrapes the orchestrator's /metrics")
 
 
 def rules(kind, name):

@@ -19,6 +19,9 @@ promtool check rules deploy/prometheus/*.rules.yml testbed/gate_rules.yml
 promtool test rules deploy/prometheus/tests/*.test.yml
 python3 scripts/check-rules.py
 
+echo "== Grafana dashboard (schema, every query parsed by promtool, every metric one the product exposes)"
+python3 scripts/check-dashboard.py
+
 echo "== deploy/ (kubectl kustomize, Kubernetes schemas, RBAC and policies, Dockerfile)"
 python3 scripts/check-deploy.py
 
