@@ -20,6 +20,8 @@ APT_PACKAGES=(
   shellcheck jq wrk curl procps time
   # the CLI's question and live view under a real terminal
   tmux
+  # the status page in a real browser: headless Chromium driven over WebDriver
+  chromium chromium-driver
 )
 # deploy/ validation (Kubernetes schemas offline, JSON Schema); the API fuzzer for the OpenAPI document
 PIP_PACKAGES=(pyyaml kubernetes-validate==1.37.0 jsonschema==4.26.0 schemathesis==4.32.5)

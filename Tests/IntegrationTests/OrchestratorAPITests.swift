@@ -401,6 +401,8 @@ struct OrchestratorAPITests {
         let css = try await browser("/ui/page.css", accept: "text/css")
         #expect(css.status == 200)
         #expect(try await browser("/ui/page.js", accept: "*/*").text.contains("new EventSource("))
+        let icon = try await browser("/ui/icon.svg", accept: "image/*")
+        #expect(icon.status == 200 && icon.header("Content-Type") == "image/svg+xml" && icon.text.hasPrefix("<svg"))
         try css.body.write(to: folder.appendingPathComponent("page.css"))
         for (name, response) in [("login", login), ("jobs", list), ("job", page), ("aborted", after)] {
             try response.body.write(to: folder.appendingPathComponent("\(name).html"))

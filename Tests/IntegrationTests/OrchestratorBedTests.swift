@@ -96,6 +96,68 @@ extension TestBedSuites {
             _ = try await server.stop(signal: SIGTERM)
         }
 
+        /// A real headless Chromium (Debian's, driven over WebDriver by
+        /// `Tests/Fixtures/status_page_browser.py`) on the status page of a
+        /// real 1 + 4 run: signed in with the token, the node rows move with
+        /// the job without a reload, the soak's countdown runs, and the job is
+        /// aborted from the page. The screenshots are kept in
+        /// `.build/test-artifacts/status-page/`.
+        @Test func aBrowserFollowsARealRunOnTheStatusPageAndAbortsItThere() async throws {
+            let bed = try await TestBed.start()
+            let fixture = try OrchestratorFixture(bed: bed, extra: ["--quiet-period", "0", "--soak", "6"])
+            let server = try await fixture.launch()
+            let created = try await server.request(
+                "POST", "/execute", body: #"{"target_version":"1.34.5","kind":"patch"}"#)
+            #expect(created.status == 202)
+            let artifacts = TestEnvironment.fixtures.deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent(".build/test-artifacts/status-page")
+            try? FileManager.default.removeItem(at: artifacts)
+            let browser = try await offThePool {
+                try TestEnvironment.execute(
+                    try TestEnvironment.tool("python3"),
+                    [
+                        TestEnvironment.fixtures.appendingPathComponent("status_page_browser.py").path,
+                        "--url", server.baseURL, "--token-file", server.tokenFile, "--job", "1",
+                        "--out", artifacts.path, "--chromedriver", try TestEnvironment.tool("chromedriver"),
+                    ])
+            }
+            #expect(browser.status == 0, "\(browser.stderr)")
+            let report = try JSONDecoder().decode(JSONValue.self, from: Data(browser.stdout.utf8))
+            // Signed in through the form, then the list, then the job's page.
+            #expect(report[dotted: "signed_in_url"]?.stringValue == "/")
+            // The rows moved while the page stayed: a worker went from running to succeeded.
+            let seen = report[dotted: "node_states_seen"]?.objectValue ?? [:]
+            #expect(
+                seen.contains { name, states in
+                    let states = states.arrayValue?.compactMap(\.stringValue) ?? []
+                    return name.hasPrefix("worker-") && states.suffix(2) == ["running", "succeeded"]
+                }, "\(seen)")
+            #expect(seen.keys.contains("master") && seen.keys.contains("worker-1"), "\(seen)")
+            // The soak's countdown ran down in the browser.
+            let countdown = report[dotted: "countdown"]
+            #expect(countdown?[dotted: "wait"]?.stringValue?.hasPrefix("Waiting for soak of worker-") == true)
+            let before = countdown?[dotted: "before"]?.stringValue ?? ""
+            let after = countdown?[dotted: "after"]?.stringValue ?? ""
+            #expect(
+                Int(after.prefix { $0.isNumber }) ?? 99 < Int(before.prefix { $0.isNumber }) ?? 0,
+                "\(countdown ?? .null)")
+            // Aborted from the page: a ticked box survived the page's refreshes.
+            #expect(report[dotted: "box_still_ticked"]?.boolValue == true)
+            #expect(report[dotted: "finished.state"]?.stringValue == "aborted")
+            #expect(report[dotted: "finished_url"]?.stringValue == "/jobs/1")
+            #expect(report[dotted: "console"]?.arrayValue == [], "\(report[dotted: "console"] ?? .null)")
+            let job = try await server.waitForJob(1, state: "aborted")
+            let kinds = job[dotted: "events.items"]?.arrayValue?.compactMap { $0[dotted: "kind"]?.stringValue } ?? []
+            #expect(kinds.contains("abort_requested") && kinds.last == "job_aborted", "\(kinds)")
+            for name in ["running.png", "finished.png"] {
+                let size =
+                    (try? FileManager.default.attributesOfItem(
+                        atPath: artifacts.appendingPathComponent(name).path)[.size] as? Int) ?? 0
+                #expect(size > 10_000, "\(name): \(size) bytes")
+            }
+            _ = try await server.stop(signal: SIGTERM)
+        }
+
         @Test func theCLIStartsFollowsAbortsAndResumesAJob() async throws {
             let bed = try await TestBed.start()
             // The blocker fires before the job is created; see above.

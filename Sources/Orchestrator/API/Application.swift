@@ -39,6 +39,7 @@ enum APIRoutes {
         // The status page.
         ("/", [.get]), ("/ui/login", [.get, .post]), ("/ui/logout", [.post]), ("/ui/jobs/{id}/abort", [.post]),
         ("/ui/jobs/{id}/resume", [.post]), ("/ui/page.css", [.get]), ("/ui/page.js", [.get]),
+        ("/ui/icon.svg", [.get]),
     ]
 
     /// The template `path` matches and its methods, if any.

@@ -1,6 +1,14 @@
 /// The status page's stylesheet and script, kept in the binary: no build
-/// step, nothing downloaded. Served at `/ui/page.css` and `/ui/page.js`.
+/// step, nothing downloaded. Served at `/ui/page.css`, `/ui/page.js` and
+/// `/ui/icon.svg` (the tab's icon; without one a browser asks for
+/// `/favicon.ico` and logs the 404).
 enum PageAssets {
+    static let icon = #"""
+        <svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">
+        <rect width="16" height="16" rx="3" fill="#0550ae"/>
+        <path d="M8 3 L13 9 H10 V13 H6 V9 H3 Z" fill="#ffffff"/></svg>
+        """#
+
     static let css = #"""
         :root {
           --bg: #ffffff;
@@ -122,7 +130,16 @@ enum PageAssets {
               if (!text) return;
               const fresh = new DOMParser().parseFromString(text, "text/html").getElementById("live");
               const live = document.getElementById("live");
-              if (fresh && live) live.replaceWith(fresh);
+              if (!fresh || !live) return;
+              // A box the reader has ticked, and where the focus is, outlive the refresh.
+              const ticked = Array.from(live.querySelectorAll("input[type=checkbox]:checked"), (box) => box.id);
+              const focused = live.contains(document.activeElement) ? document.activeElement.id : "";
+              for (const id of ticked) {
+                const box = fresh.querySelector("#" + CSS.escape(id));
+                if (box) box.checked = true;
+              }
+              live.replaceWith(fresh);
+              if (focused) document.getElementById(focused)?.focus();
               tick();
             })
             .finally(() =>

@@ -82,6 +82,7 @@ struct PageController {
         }
         router.get("/ui/page.css") { _, _ in Self.asset(PageAssets.css, type: "text/css; charset=utf-8") }
         router.get("/ui/page.js") { _, _ in Self.asset(PageAssets.script, type: "text/javascript; charset=utf-8") }
+        router.get("/ui/icon.svg") { _, _ in Self.asset(PageAssets.icon, type: "image/svg+xml") }
     }
 
     /// A form sent from a signed-in page: its session, and its fields once

@@ -43,6 +43,7 @@ public enum StatusPage {
             <meta name="viewport" content="width=device-width, initial-scale=1">
             <title>\(escape(title)) · k8s-upgrade</title>
             <link rel="stylesheet" href="/ui/page.css">
+            <link rel="icon" href="/ui/icon.svg" type="image/svg+xml">
             <script src="/ui/page.js" defer></script>
             </head>
             <body>
