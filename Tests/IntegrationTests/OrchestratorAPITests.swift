@@ -423,6 +423,10 @@ struct OrchestratorAPITests {
         #expect(out.status == 303 && out.header("Set-Cookie")?.contains("Max-Age=0") == true)
         #expect(try await browser("/", cookie: cookie).text.contains(#"action="/ui/login""#))
         _ = try await server.stop(signal: SIGTERM)
+        // Neither the token nor a session id reaches the log.
+        let log = server.process?.log ?? ""
+        #expect(log.contains("listening") && !log.contains(server.token), "\(log)")
+        #expect(!log.contains(String(cookie.dropFirst("k8sup_session=".count))), "\(log)")
         withExtendedLifetime(simulator) {}
     }
 

@@ -156,6 +156,7 @@ extension TestBedSuites {
                 #expect(size > 10_000, "\(name): \(size) bytes")
             }
             _ = try await server.stop(signal: SIGTERM)
+            #expect(server.process?.log.contains(server.token) == false)
         }
 
         @Test func theCLIStartsFollowsAbortsAndResumesAJob() async throws {
