@@ -159,6 +159,33 @@ import Testing
         }
     }
 
+    /// A write starts from the record this store kept only while the row is
+    /// still at its revision: two stores writing one job in turn (a
+    /// replacement service beside one that has not stopped yet) lose
+    /// neither's events, and the folded progress holds both.
+    @Test func writesOfTwoStoresInTurnKeepEveryEventAndTheProgressOfBoth() async throws {
+        let path = try Self.path()
+        let first = try await JobStore(path: path)
+        let second = try await JobStore(path: path)
+        let id = try await first.create(Self.request(), at: 1).get().id
+        try await first.append(id, [JobEvent(time: 2, kind: .jobStarted, message: "s")], state: .running)
+        for (index, store) in [first, second, first, first, second, first].enumerated() {
+            let node = "node-\(index)"
+            let written = try await store.append(
+                id, [JobEvent(time: Double(3 + index), kind: .nodeStarted, node: node, message: node)])
+            #expect(written.eventCount == 3 + index)
+            #expect(written.progress.nodes.map(\.name) == (0...index).map { "node-\($0)" })
+        }
+        let moved = try await second.transition(
+            id, from: [.running], to: .failed, event: JobEvent(time: 20, kind: .jobFailed, message: "f"))
+        #expect(moved.moved && moved.record?.eventCount == 9)
+        let final = try #require(try await first.detail(id, eventsAfter: 0, limit: 20))
+        #expect(final.job.state == .failed && final.events.map(\.sequence) == Array(1...9))
+        #expect(final.job.progress.nodes.count == 6)
+        // What the first store kept is not what it reads once the second wrote.
+        #expect(try await first.job(id)?.eventCount == 9)
+    }
+
     @Test func aStoreWrittenBeforeRevisionsOpensAndReadsItsJobs() async throws {
         let path = try Self.path()
         let progress = String(decoding: try JSONEncoder().encode(JobProgress()), as: UTF8.self)

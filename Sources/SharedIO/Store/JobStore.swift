@@ -34,8 +34,12 @@ public struct ActiveJobConflict: Error, Sendable, Equatable {
 /// can keep the records it has decoded (the stored progress, result and
 /// request are JSON) and decode a row again only when its revision moved:
 /// the API's reads then cost a primary-key lookup per job instead of a
-/// JSON decoding. The kept records are filled from reads alone, which see
-/// only committed rows; a write of another process moves the revision too.
+/// JSON decoding. The kept records come from reads, which see only
+/// committed rows, and from this store's writes once committed; a write of
+/// another process moves the revision too. A write starts from the kept
+/// record when the row's revision is still its own, so appending an event
+/// does not decode the job's progress again (at thousands of nodes that
+/// decoding was most of the service's work).
 public final class JobStore: Sendable {
     private let database: SQLiteDatabase
     private let decoded = Mutex<[Int64: JobRecord]>([:])
@@ -133,11 +137,16 @@ public final class JobStore: Sendable {
         guard let current = try revision ?? Self.revision(of: id, connection) else { return nil }
         if let kept = decoded.withLock({ $0[id] }), kept.revision == current { return kept }
         guard let record = try Self.job(id, connection) else { return nil }
-        decoded.withLock { memo in
-            if memo.count >= Self.decodedLimit, memo[id] == nil { memo.removeAll(keepingCapacity: true) }
-            memo[id] = record
-        }
+        keep(record)
         return record
+    }
+
+    /// Keeps a committed record for later reads and writes.
+    private func keep(_ record: JobRecord) {
+        decoded.withLock { memo in
+            if memo.count >= Self.decodedLimit, memo[record.id] == nil { memo.removeAll(keepingCapacity: true) }
+            memo[record.id] = record
+        }
     }
 
     /// Events after `sequence`, oldest first, at most `limit`.
@@ -272,7 +281,10 @@ public final class JobStore: Sendable {
     public func append(
         _ id: Int64, _ events: [JobEvent], state: JobState? = nil, result: JSONValue? = nil
     ) async throws -> JobRecord {
-        try await write { try Self.append(id, events, state: state, result: result, $0) }
+        let kept = decoded.withLock { $0[id] }
+        let record = try await write { try Self.append(id, events, state: state, result: result, kept: kept, $0) }
+        keep(record)
+        return record
     }
 
     /// Moves the job to `state` with `event`, only if it is in one of
@@ -282,14 +294,17 @@ public final class JobStore: Sendable {
         _ id: Int64, from allowed: Set<JobState>, to state: JobState, event: JobEvent,
         requireFreeSlot: Bool = false
     ) async throws -> (record: JobRecord?, moved: Bool, conflict: JobRecord?) {
-        try await write { connection in
-            guard let current = try Self.job(id, connection) else { return (nil, false, nil) }
+        let kept = decoded.withLock { $0[id] }
+        let outcome: (record: JobRecord?, moved: Bool, conflict: JobRecord?) = try await write { connection in
+            guard let current = try Self.current(id, kept: kept, connection) else { return (nil, false, nil) }
             guard allowed.contains(current.state) else { return (current, false, nil) }
             if requireFreeSlot, let active = try Self.active(connection), active.id != id {
                 return (current, false, active)
             }
-            return (try Self.append(id, [event], state: state, result: nil, connection), true, nil)
+            return (try Self.append(id, [event], state: state, result: nil, kept: current, connection), true, nil)
         }
+        if outcome.moved, let record = outcome.record { keep(record) }
+        return outcome
     }
 
     /// At start: jobs left `running` or `aborting` by a process that died
@@ -328,6 +343,15 @@ public final class JobStore: Sendable {
         try connection.query("SELECT \(columns) FROM jobs WHERE id = ?", [.integer(id)]).first.map(record)
     }
 
+    /// The job as this transaction sees it: `kept` while the row's revision
+    /// is still its own, else read and decoded.
+    private static func current(
+        _ id: Int64, kept: JobRecord?, _ connection: SQLiteDatabase.Connection
+    ) throws -> JobRecord? {
+        if let kept, kept.id == id, try revision(of: id, connection) == kept.revision { return kept }
+        return try job(id, connection)
+    }
+
     private static func active(_ connection: SQLiteDatabase.Connection) throws -> JobRecord? {
         try connection.query(
             "SELECT \(columns) FROM jobs WHERE state IN ('queued', 'running', 'aborting') ORDER BY id LIMIT 1"
@@ -335,10 +359,12 @@ public final class JobStore: Sendable {
     }
 
     private static func append(
-        _ id: Int64, _ events: [JobEvent], state: JobState?, result: JSONValue?,
+        _ id: Int64, _ events: [JobEvent], state: JobState?, result: JSONValue?, kept: JobRecord? = nil,
         _ connection: SQLiteDatabase.Connection
     ) throws -> JobRecord {
-        guard var record = try job(id, connection) else { throw JobStoreError("job \(id) does not exist") }
+        guard var record = try current(id, kept: kept, connection) else {
+            throw JobStoreError("job \(id) does not exist")
+        }
         let changedAt = events.first?.time ?? record.updatedAt
         for var event in events {
             record.eventCount += 1
