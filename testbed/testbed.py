@@ -442,7 +442,8 @@ def up(args):
     scenario = args.scenario
     if re.fullmatch(r"synthetic-[0-9]+(-pods-[0-9]+)?", scenario):
         # A large cluster for scale tests: every node in the API simulator,
-        # only the master reachable over SSH.
+        # only the master with an sshd of its own; the others (InternalIP
+        # 127.0.0.1) reach it on its port, their fakes acting on its root.
         SCENARIOS[scenario] = (["master"], [])
     if not all(part.isdigit() for part in args.running_version.split(".")) or args.running_version.count(".") != 2:
         raise SystemExit(f"testbed: --running-version must be X.Y.Z, got {args.running_version}")
@@ -673,7 +674,11 @@ def up(args):
         "--repo-base", env["TESTBED_REPO_BASE"], "--expected-nodes", str(len(ports)),
         "--poll-interval", "0.2", "--soak", str(args.soak), "--gate-wait", "60", "--node-ready-timeout", "20",
         "--drain-timeout", "60",
-    ] + (["--distribution", "microk8s"] if microk8s else []) + (
+    ] + (
+        # A synthetic cluster's nodes (InternalIP 127.0.0.1) are all reached
+        # through the master's sshd, so a dry run can reach every one.
+        ["--ssh-port", str(ports[master])] if re.fullmatch(r"synthetic-[0-9]+(-pods-[0-9]+)?", scenario) else []
+    ) + (["--distribution", "microk8s"] if microk8s else []) + (
         ["--distribution", "k3s", "--k3s-channel-url", env["TESTBED_K3S_CHANNEL_URL"],
          "--k3s-artifact-url", env["TESTBED_K3S_ARTIFACT_URL"]] if k3s else [])
     (bed / "orchestrator.args").write_text(json.dumps(serve))

@@ -22,6 +22,7 @@ extension TestBedSuites {
                 [
                     "simulator alone", "detector: median", "pre-flight stage", "plan (GET /plan", "peak RSS",
                     "post-flight over 494 pods", "read page by page",
+                    "dry run of synthetic-6,  1 worker(s) at a time", "dry run of synthetic-6, 16 worker(s) at a time",
                 ]
             ),
             ("rehearsal.sh", ["restore rehearsal (", "    8 MB of values (snapshot ", "etcd peak RSS"]),

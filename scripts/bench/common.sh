@@ -76,6 +76,23 @@ bench_serve() {
   SERVE_URL="http://127.0.0.1:$(cat "$dir/port")"
 }
 
+# bench_stop_serve: stops the server bench_serve started last (SERVE_PID),
+# if it still runs, and waits for it.
+bench_stop_serve() {
+  if [[ -n ${SERVE_PID:-} ]]; then
+    kill "$SERVE_PID" 2>/dev/null || true
+    wait "$SERVE_PID" 2>/dev/null || true
+    SERVE_PID=""
+  fi
+}
+
+# bench_cleanup_on_exit DIR: on exit, stops the server (bench_stop_serve),
+# takes down the bed in DIR/bed, and removes DIR.
+bench_cleanup_on_exit() {
+  BENCH_WORK=$1
+  trap 'bench_stop_serve; ./scripts/testbed.sh down --dir "$BENCH_WORK/bed" >/dev/null 2>&1 || true; rm -rf "$BENCH_WORK"' EXIT
+}
+
 # bench_smoke_cluster FILE: writes the scenario (testbed.sh up --scenario
 # FILE) that --smoke's patch jobs run on instead of the default cluster's
 # 1 master + 4 workers: the default cluster's workloads (ClusterSim's

@@ -236,4 +236,20 @@ overhead = total - work - away
 print(f"  total {total:.1f} s; drain + script + soak {work:.1f} s over {len(nodes)} nodes; the API away {away:.1f} s")
 print(f"  orchestration overhead {overhead:.1f} s in all, {overhead / len(nodes):.2f} s per node (target 0.25)")
 print("  (pre-flight checks, etcd snapshot, verification waits, post-flight included)")
+# Where it goes: each stage's time, the node stages less their nodes' work
+# (and the master stage less the API's absence).
+stages = {s["name"]: s["duration_seconds"] or 0.0 for s in job["stages"]}
+def node_work(roles):
+    return sum(n["drain_seconds"] + n["script_seconds"] + n["soak_seconds"] for n in nodes if n["role"] in roles)
+workers = [n for n in nodes if n["role"] == "worker"]
+parts = {
+    "preflight": stages.get("preflight", 0.0), "snapshot (save, copy, restore rehearsal)": stages.get("snapshot", 0.0),
+    "containerd + repo": stages.get("containerd", 0.0) + stages.get("repo", 0.0),
+    "master stage less its node's work": stages.get("master", 0.0) - node_work({"master", "control-plane"}) - away,
+    "workers stage less their work": stages.get("workers", 0.0) - node_work({"worker"}),
+    "postflight": stages.get("postflight", 0.0),
+}
+parts["outside the stages"] = overhead - sum(parts.values())
+print("  overhead by part: " + ", ".join(f"{name} {value:.2f} s" for name, value in parts.items())
+      + f" ({parts['workers stage less their work'] / max(1, len(workers)):.2f} s per worker)")
 PY

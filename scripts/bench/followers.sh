@@ -20,14 +20,7 @@ set -- "${ARGS[@]+"${ARGS[@]}"}"
 followers=${1:-200} soak=2 scenario=default dry_run=false label="default cluster (1 + 4), soak 2 s"
 work=$(mktemp -d)
 pid=""
-stop_serve() {
-  if [[ -n $pid ]]; then
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    pid=""
-  fi
-}
-trap 'stop_serve; ./scripts/testbed.sh down --dir "$work/bed" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+bench_cleanup_on_exit "$work"
 if ((SMOKE)); then
   [[ -n ${ARGS[0]:-} ]] || followers=5
   soak=0 dry_run=true
@@ -54,7 +47,7 @@ one() {
   local state
   state=$(curl -sf -H "Authorization: Bearer $token" "$SERVE_URL/jobs/1?events_limit=1" | jq -r .state)
   [[ $state == succeeded ]] || { echo "the job ended $state" >&2; exit 1; }
-  stop_serve
+  bench_stop_serve
 }
 
 read -r _ base_seconds base_cpu base_rss base_events base_complete <<<"$(one 1)"

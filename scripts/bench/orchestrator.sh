@@ -24,14 +24,7 @@ bench_binaries k8s-upgrade k8s-cluster-sim
 
 work=$(mktemp -d)
 pid=""
-stop_serve() {
-  if [[ -n $pid ]]; then
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    pid=""
-  fi
-}
-trap 'stop_serve; ./scripts/testbed.sh down --dir "$work/bed" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+bench_cleanup_on_exit "$work"
 
 ./scripts/testbed.sh up --dir "$work/bed" --bin-dir "$BIN" >"$work/bed.log" 2>&1 || {
   cat "$work/bed.log" >&2
@@ -59,7 +52,7 @@ for _ in $(seq 600); do
   sleep 0.1
 done
 [[ $state == succeeded ]] || { echo "the dry run ended $state" >&2; api "$url/jobs/1" >&2; exit 1; }
-stop_serve
+bench_stop_serve
 
 # 2. The store grown to its size under test: 1,000 events for job 1, 49 copies of it.
 sqlite3 "$store" <<'SQL'
