@@ -114,8 +114,11 @@ class WebDriver:
 # What the page shows, read in the browser.
 READ_PAGE = """
 const rows = {};
+const planned = {};
 for (const row of document.querySelectorAll("section[aria-labelledby=nodes-title] tbody tr")) {
-  rows[row.cells[0].textContent.trim()] = row.cells[3].firstChild.textContent.trim();
+  const name = row.cells[0].textContent.trim();
+  rows[name] = row.cells[3].firstChild.textContent.trim();
+  planned[name] = [row.cells[1].textContent.trim(), row.cells[2].textContent.trim()];
 }
 const countdown = document.querySelector(".countdown");
 const state = document.querySelector("p.state .badge");
@@ -123,6 +126,7 @@ return {
   marker: window.k8supMarker || null,
   state: state ? state.textContent.trim() : null,
   rows: rows,
+  planned: planned,
   wait: (document.querySelector("#wait-title") || {}).textContent || null,
   countdown: countdown ? countdown.textContent.trim() : null,
   deadline: countdown ? Number(countdown.dataset.deadline) : null,

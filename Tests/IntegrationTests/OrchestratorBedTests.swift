@@ -125,14 +125,17 @@ extension TestBedSuites {
             let report = try JSONDecoder().decode(JSONValue.self, from: Data(browser.stdout.utf8))
             // Signed in through the form, then the list, then the job's page.
             #expect(report[dotted: "signed_in_url"]?.stringValue == "/")
-            // The rows moved while the page stayed: a worker went from running to succeeded.
+            // Every node of the plan has its row from the start, with role and
+            // versions; the rows moved while the page stayed: worker-1 went
+            // from pending (or running) to succeeded.
             let seen = report[dotted: "node_states_seen"]?.objectValue ?? [:]
+            #expect(Set(seen.keys) == ["master", "worker-1", "worker-2", "worker-3", "worker-4"], "\(seen)")
+            let worker1 = seen["worker-1"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            #expect(worker1.last == "succeeded" && worker1.count >= 2, "\(seen)")
             #expect(
-                seen.contains { name, states in
-                    let states = states.arrayValue?.compactMap(\.stringValue) ?? []
-                    return name.hasPrefix("worker-") && states.suffix(2) == ["running", "succeeded"]
-                }, "\(seen)")
-            #expect(seen.keys.contains("master") && seen.keys.contains("worker-1"), "\(seen)")
+                report[dotted: "running.planned"]?.objectValue?["worker-4"]
+                    == .array([.string("worker"), .string("1.34.3 → 1.34.5")]), "\(report[dotted: "running"] ?? .null)")
+            #expect(report[dotted: "running.rows"]?.objectValue?["worker-4"] == .string("pending"))
             // The soak's countdown ran down in the browser.
             let countdown = report[dotted: "countdown"]
             #expect(countdown?[dotted: "wait"]?.stringValue?.hasPrefix("Waiting for soak of worker-") == true)

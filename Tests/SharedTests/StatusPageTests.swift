@@ -51,6 +51,39 @@ import Testing
         #expect(!reader.contains("<form"))
     }
 
+    /// A running job's page shows every node of its plan from the start, in
+    /// its order, with role and versions: reached ones with their progress,
+    /// the others pending, or skipped with the plan's reason.
+    @Test func aRunningJobsRowsFollowItsPlanFromTheStart() {
+        let job: JSONValue = .object([
+            "id": .number(4), "state": .string("running"),
+            "request": .object(["target_version": .string("1.34.5"), "kind": .string("patch")]),
+            "nodes": .array([
+                .object(["name": .string("master"), "status": .string("succeeded"), "duration_seconds": .number(3)]),
+                .object(["name": .string("worker-1"), "status": .string("running")]),
+            ]),
+        ])
+        let planned = [
+            StatusPage.PlannedNode(name: "master", role: "master", before: "1.34.3", after: "1.34.5"),
+            StatusPage.PlannedNode(name: "worker-1", role: "worker", before: "1.34.3", after: "1.34.5"),
+            StatusPage.PlannedNode(name: "worker-2", role: "worker", before: "1.34.3", after: "1.34.5"),
+            StatusPage.PlannedNode(
+                name: "worker-3", role: "worker", before: "1.34.5", after: "1.34.5", skipped: "already at 1.34.5"),
+        ]
+        let page = StatusPage.job(job, events: [], now: 0, csrf: nil, planned: planned)
+        let rows = page.components(separatedBy: "<tr><th scope=\"row\">").dropFirst().map {
+            String($0.prefix { $0 != "\n" })
+        }
+        #expect(rows.map { String($0.prefix { $0 != "<" }) } == ["master", "worker-1", "worker-2", "worker-3"])
+        #expect(rows[0].contains(#"<td>master</td><td>1.34.3 → 1.34.5</td><td class="s-succeeded">succeeded"#))
+        #expect(rows[1].contains(#"<td>worker</td><td>1.34.3 → 1.34.5</td><td class="s-running">running"#))
+        #expect(rows[2].contains(#"<td>worker</td><td>1.34.3 → 1.34.5</td><td class="s-pending">pending"#))
+        #expect(rows[3].contains(#"class="s-skipped">skipped<br><small>already at 1.34.5</small>"#), "\(rows[3])")
+        // Without a plan (a finished job, another process's job): the rows the job has.
+        let bare = StatusPage.job(job, events: [], now: 0, csrf: nil)
+        #expect(bare.components(separatedBy: "<tr><th scope=\"row\">").count == 3)
+    }
+
     @Test(arguments: [
         ("token=abc", ["token": "abc"]), ("a=1&b=two+words&a=2", ["a": "1", "b": "two words"]),
         ("csrf=%41%62%E2%9C%93&confirm=yes", ["csrf": "Ab✓", "confirm": "yes"]),

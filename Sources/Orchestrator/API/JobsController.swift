@@ -116,9 +116,10 @@ struct JobsController {
             throw Self.notFound(id)
         }
         let session = sessions.session(cookieHeader: request.headers[.cookie], now: PageController.now())
+        let planned = await coordinator.plannedNodes(id, target: detail.job.request.targetVersion)
         let html = StatusPage.job(
             JobJSON.detail(detail.job, events: [], limit: 1), events: detail.events.map(JobJSON.event),
-            now: PageController.now(), csrf: session?.csrf)
+            now: PageController.now(), csrf: session?.csrf, planned: planned)
         return PageController.page(html)
     }
 

@@ -62,11 +62,11 @@ extension JobCoordinator {
 
     func execute(_ job: JobRecord) async {
         let control = JobControl()
-        running = (job.id, control)
-        defer { running = nil }
         let context = JobContext(
             id: job.id, request: job.request, store: store, control: control, pollInterval: pollInterval,
             progressed: progressed, clock: clock)
+        running = (job.id, control, context.state)
+        defer { running = nil }
         var stage: UpgradeStage?
         var begun = false
         do {

@@ -66,7 +66,7 @@ actor JobCoordinator: Service {
     var takeOver: @Sendable () async -> Void = {}
     /// Set once this process holds the lease and has taken over.
     var leading = false
-    var running: (id: Int64, control: JobControl)?
+    var running: (id: Int64, control: JobControl, state: PipelineRunState)?
     let wakeups: AsyncStream<Void>
     let wake: AsyncStream<Void>.Continuation
     /// Whose control-plane restore a rollback decides on.
@@ -251,6 +251,22 @@ actor JobCoordinator: Service {
             }
             log.error("job no longer resumed by itself", ["job": String(job.id), "error": reason])
             return .stopped(id: job.id, reason: reason)
+        }
+    }
+}
+
+extension JobCoordinator {
+    /// The nodes the running job `id` plans to take, in its order, with the
+    /// version each goes from and to: what its page shows of the nodes it
+    /// has not reached yet. Empty for any other job, or before the plan.
+    func plannedNodes(_ id: Int64, target: KubeVersion) -> [StatusPage.PlannedNode] {
+        guard let running, running.id == id else { return [] }
+        return running.state.withLock { $0.plan }.steps.map { step in
+            let skipped: String?
+            if case let .skip(reason) = step.action { skipped = reason } else { skipped = nil }
+            return StatusPage.PlannedNode(
+                name: step.node, role: step.role.rawValue, before: step.from?.description ?? "?",
+                after: target.description, skipped: skipped)
         }
     }
 }

@@ -112,7 +112,27 @@ public enum StatusPage {
     /// script swaps for a fresh copy of this page whenever the job moves;
     /// the events follow as they are written.
     /// Without `csrf` (a reader with the token, not a signed-in browser) it has no forms.
-    public static func job(_ job: JSONValue, events: [JSONValue], now: Double, csrf: String?) -> String {
+    /// A node the running job has planned, shown before it is reached.
+    public struct PlannedNode: Sendable, Equatable {
+        public var name: String
+        public var role: String
+        public var before: String
+        public var after: String
+        /// Why the plan skips it, if it does.
+        public var skipped: String?
+
+        public init(name: String, role: String, before: String, after: String, skipped: String? = nil) {
+            self.name = name
+            self.role = role
+            self.before = before
+            self.after = after
+            self.skipped = skipped
+        }
+    }
+
+    public static func job(
+        _ job: JSONValue, events: [JSONValue], now: Double, csrf: String?, planned: [PlannedNode] = []
+    ) -> String {
         let id = job[dotted: "id"]?.intValue ?? 0
         let lastSequence = events.last?[dotted: "seq"]?.intValue ?? 0
         let state = job[dotted: "state"]?.stringValue ?? ""
@@ -122,7 +142,7 @@ public enum StatusPage {
         let body = """
             <h1>Job \(id): \(escape(JobText.request(job)))</h1>
             <div id="live" data-job="\(id)" data-finished="\(finished)">
-            \(live(job, now: now, csrf: csrf))
+            \(live(job, now: now, csrf: csrf, planned: planned))
             </div>
             <section aria-labelledby="events-title">
             <h2 id="events-title">Events</h2>
@@ -135,7 +155,7 @@ public enum StatusPage {
 
     /// The parts of a job page that move: state, stages, the wait, nodes,
     /// the snapshot, the error, the actions.
-    static func live(_ job: JSONValue, now: Double, csrf: String?) -> String {
+    static func live(_ job: JSONValue, now: Double, csrf: String?, planned: [PlannedNode] = []) -> String {
         let id = job[dotted: "id"]?.intValue ?? 0
         let state = job[dotted: "state"]?.stringValue ?? "?"
         var out = "<p class=\"state\">State: \(badge(state))"
@@ -149,7 +169,7 @@ public enum StatusPage {
         }
         out += wait(job[dotted: "wait"], now: now)
         out += stages(job[dotted: "stages"]?.arrayValue ?? [])
-        out += nodes(job)
+        out += nodes(job, planned: planned)
         out += snapshot(job[dotted: "result"])
         if let csrf { out += actions(id: id, state: state, csrf: csrf) }
         return out
@@ -199,11 +219,15 @@ public enum StatusPage {
             """
     }
 
-    /// One row per node: progress, joined with the report once there is one.
-    static func nodes(_ job: JSONValue) -> String {
+    /// One row per node: the running job's plan (every node from the start,
+    /// in its order), its progress, joined with the report once there is one.
+    static func nodes(_ job: JSONValue, planned: [PlannedNode] = []) -> String {
         let progress = job[dotted: "nodes"]?.arrayValue ?? []
         let reported = job[dotted: "result.nodes"]?.arrayValue ?? []
-        var names = progress.compactMap { $0[dotted: "name"]?.stringValue }
+        var names = planned.map(\.name)
+        for name in progress.compactMap({ $0[dotted: "name"]?.stringValue }) where !names.contains(name) {
+            names.append(name)
+        }
         for name in reported.compactMap({ $0[dotted: "name"]?.stringValue }) where !names.contains(name) {
             names.append(name)
         }
@@ -212,10 +236,16 @@ public enum StatusPage {
         for name in names {
             let step = progress.first { $0[dotted: "name"]?.stringValue == name }
             let report = reported.first { $0[dotted: "name"]?.stringValue == name }
-            let status = step?[dotted: "status"]?.stringValue ?? report?[dotted: "outcome"]?.stringValue ?? ""
-            let versions = report.map {
-                "\($0[dotted: "before"]?.stringValue ?? "?") → \($0[dotted: "after"]?.stringValue ?? "?")"
-            }
+            let plan = planned.first { $0.name == name }
+            let status =
+                step?[dotted: "status"]?.stringValue ?? report?[dotted: "outcome"]?.stringValue
+                ?? (plan.map { $0.skipped == nil ? "pending" : "skipped" } ?? "")
+            let versions =
+                report.map {
+                    "\($0[dotted: "before"]?.stringValue ?? "?") → \($0[dotted: "after"]?.stringValue ?? "?")"
+                } ?? plan.map { "\($0.before) → \($0.after)" }
+            let role = report?[dotted: "role"]?.stringValue ?? plan?.role ?? "-"
+            let detail = step?[dotted: "detail"]?.stringValue ?? (step == nil ? plan?.skipped : nil)
             let seconds = step?[dotted: "duration_seconds"]?.doubleValue ?? report?[dotted: "work_seconds"]?.doubleValue
             let evicted = report?[dotted: "pods_evicted"]?.intValue
             let met = report?[dotted: "blockers"]?.arrayValue?.compactMap(\.stringValue) ?? []
@@ -225,9 +255,9 @@ public enum StatusPage {
                 blockers += "<li class=\"forecast\">forecast: \(escape(predicted.joined(separator: "; ")))</li>"
             }
             rows += """
-                <tr><th scope="row">\(escape(name))</th><td>\(escape(report?[dotted: "role"]?.stringValue ?? "-"))</td>\
+                <tr><th scope="row">\(escape(name))</th><td>\(escape(role))</td>\
                 <td>\(escape(versions ?? "-"))</td><td class="s-\(escape(status))">\(escape(words(status)))\
-                \(step?[dotted: "detail"]?.stringValue.map { "<br><small>\(escape($0))</small>" } ?? "")</td>\
+                \(detail.map { "<br><small>\(escape($0))</small>" } ?? "")</td>\
                 <td>\(seconds.map(JobText.duration) ?? "-")</td><td>\(evicted.map(String.init) ?? "-")</td>\
                 <td>\(blockers.isEmpty ? "-" : "<ul>\(blockers)</ul>")</td></tr>
 
