@@ -26,7 +26,14 @@ echo "== deploy/ (kubectl kustomize, Kubernetes schemas, RBAC and policies, Dock
 python3 scripts/check-deploy.py
 
 echo "== build"
+# The real-apt node's Debian root (debootstrap, about 40 s, most of it
+# waiting on the mirror) is built beside the Swift build, once; its tests
+# find it there.
+mkdir -p .build
+python3 testbed/real_apt.py base --base-cache .build/debian-base-bookworm >.build/debian-base.log 2>&1 &
+base_pid=$!
 swift build --build-tests
+wait "$base_pid" || { cat .build/debian-base.log >&2; echo "the real-apt node's Debian root failed" >&2; exit 1; }
 
 echo "== tests"
 # Test fixtures keep their servers' files under this folder; whatever a

@@ -422,6 +422,11 @@ def make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url, r
         f"API_OUTAGE_FILE={bed / 'api-outage'}\nAPI_OUTAGE_SECONDS={api_outage}\n"
         + (f"DQLITE_DIR={bed / 'dqlite'}\n" if dqlite is not None else ""))
     (root / "ssh" / "authorized_keys").write_text(user_key_pub)
+    # The node's root user has its own home in the node's root: a session on
+    # the node must not read this machine's ~/.bashrc (a developer's or CI's
+    # shell set-up: pyenv's took 85 ms of every command), as a real node's
+    # root session reads only the node's.
+    (root / "root").mkdir(exist_ok=True)
     port = free_port()
     (root / "ssh" / "sshd_config").write_text(
         f"Port {port}\nListenAddress 127.0.0.1\n"
@@ -430,7 +435,7 @@ def make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url, r
         "StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
         "PermitRootLogin prohibit-password\nMaxStartups 64:30:128\nMaxSessions 64\nLogLevel ERROR\n"
         f"SetEnv PATH={TOOLS}{f':{root}/usr/local/bin' if k3s else ''}:/usr/sbin:/usr/bin:/sbin:/bin "
-        f"K8S_NODE_ROOT={root}\n"
+        f"K8S_NODE_ROOT={root} HOME={root / 'root'}\n"
         + (f"ForceCommand {TOOLS / '_node_login'}\n" if dqlite is not None or k3s else ""))
     return root, port
 
