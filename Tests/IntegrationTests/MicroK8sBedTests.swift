@@ -115,6 +115,13 @@ extension TestBedSuites {
         /// Also: a hold lifted mid-run is drift, reported and set again.
         @Test func theDetectorDispatchesThePatchThenTheMinorAndEveryNodeGetsThereVotersFirst() async throws {
             let bed = try await TestBed.start(scenario: "microk8s-ha")
+            // Every refresh takes 3 s, as fixed-duration work: what the plan's
+            // forecast of the minor is judged against below.
+            for node in bed.nodes {
+                try "3\n".write(
+                    to: bed.directory.appendingPathComponent("nodes/\(node)/var/lib/testbed/snap/refresh-seconds"),
+                    atomically: true, encoding: .utf8)
+            }
             let server = try await OrchestratorFixture(bed: bed, extra: ["--soak", "0", "--allow-minor", "true"])
                 .launch()
             try await Self.detect(bed, dispatchingTo: server)
