@@ -39,10 +39,14 @@ struct SimulatorAPITests {
     }
 
     @Test func evictionsFollowTheirBudget() async throws {
-        // A grace period long enough to watch the evicted pod linger, on a
-        // machine busy with the other suites too (4 s was missed once).
+        // A grace period long enough to watch the evicted pod linger, and a
+        // replacement that is not Ready before the second eviction, on a
+        // machine busy with the other suites too (4 s of grace was missed
+        // once; a replacement Ready after 1 s let the second eviction through
+        // once in a fresh-clone run).
         let scenario = KubectlConformanceTests.drainScenario.replacingOccurrences(
-            of: #""defaultGracePeriodSeconds": 1"#, with: #""defaultGracePeriodSeconds": 10"#)
+            of: #""defaultGracePeriodSeconds": 1"#, with: #""defaultGracePeriodSeconds": 10"#
+        ).replacingOccurrences(of: #""readyAfterSeconds": 1,"#, with: #""readyAfterSeconds": 60,"#)
         let sim = try await SimulatorFixture.start(scenarioJSON: scenario)
         let web = try await podNames(sim, "labelSelector=app%3Dweb")
         #expect(web.count == 4)
