@@ -39,7 +39,7 @@ import Testing
             log: Logger.silent, pollInterval: .seconds(5), clock: SteppingJobClock())
         let running = Task { try await coordinator.run() }
         defer { running.cancel() }
-        for _ in 0..<200 where !(await coordinator.leading) { try await Task.sleep(for: .milliseconds(5)) }
+        try await poll(until: "the coordinator leading") { await coordinator.leading }
         let dependencies = APIDependencies(
             coordinator: coordinator, store: store, token: BearerToken(Self.token),
             metrics: ServiceMetrics(
@@ -62,13 +62,9 @@ import Testing
         }
     }
 
-    /// Waits (2 s at most) until job 1 waits at the gate, where the held
-    /// pipeline keeps it.
+    /// Waits until job 1 waits at the gate, where the held pipeline keeps it.
     static func waitUntilHeldAtTheGate(_ store: JobStore) async throws {
-        for _ in 0..<400 {
-            if let job = try await store.job(1), job.progress.wait != nil { return }
-            try await Task.sleep(for: .milliseconds(5))
-        }
+        try await poll(until: "job 1 waiting at the gate") { try await store.job(1)?.progress.wait != nil }
     }
 
     @Test func executeAnswersEachAdmissionAndQueuesOnlyWhatItAccepts() async throws {
@@ -142,9 +138,7 @@ import Testing
             try await store.append(1, [], result: .object(["total_seconds": .number(9)]))
             #expect(try await read("/jobs/1")[dotted: "result.total_seconds"]?.intValue == 9)
             _ = try await client.execute(uri: "/jobs/1", method: .delete, headers: headers) { _ in }
-            for _ in 0..<400 where try await store.job(1)?.state.isFinished != true {
-                try await Task.sleep(for: .milliseconds(5))
-            }
+            try await poll(until: "job 1 finishing") { try await store.job(1)?.state.isFinished == true }
             #expect(try await read("/jobs/1")[dotted: "state"]?.stringValue == "aborted")
             #expect(
                 try await read("/jobs")[dotted: "jobs"]?.arrayValue?.map { $0[dotted: "state"]?.stringValue } == [

@@ -64,7 +64,7 @@ import Testing
             store: store, pipeline: pipeline, admit: { _ in .accepted }, log: Logger.silent,
             pollInterval: .seconds(5), clock: clock)
         let task = Task { try await coordinator.run() }
-        for _ in 0..<200 where !(await coordinator.leading) { try await Task.sleep(for: .milliseconds(5)) }
+        try await poll(until: "the coordinator leading") { await coordinator.leading }
         return Running(coordinator: coordinator, store: store, task: task, clock: clock)
     }
 
@@ -75,11 +75,13 @@ import Testing
     }
 
     static func waitFor(_ state: JobState, _ id: Int64, in store: JobStore) async throws -> JobRecord {
-        for _ in 0..<400 {
-            if let job = try await store.job(id), job.state == state { return job }
-            try await Task.sleep(for: .milliseconds(5))
+        var reached: JobRecord?
+        try await poll(until: "job \(id) becoming \(state.rawValue)") {
+            reached = try await store.job(id)
+            return reached?.state == state
         }
-        throw FixtureError("job \(id) never became \(state.rawValue)")
+        guard let reached else { throw FixtureError("job \(id) vanished") }
+        return reached
     }
 
     @Test func theSelectedStagesRunInOrderEachAfterItsGate() async throws {
@@ -134,9 +136,7 @@ import Testing
         guard case let .queued(job) = try await running.coordinator.submit(try Self.request()) else {
             throw FixtureError("not queued")
         }
-        for _ in 0..<400 where !pipeline.calls.withLock({ $0.contains("workers") }) {
-            try await Task.sleep(for: .milliseconds(5))
-        }
+        try await poll(until: "the workers stage starting") { pipeline.calls.withLock { $0.contains("workers") } }
         guard case .accepted = try await running.coordinator.abort(job.id) else { throw FixtureError("not aborted") }
         let aborted = try await Self.waitFor(.aborted, job.id, in: running.store)
         #expect(aborted.result == .object(["ended": .string("aborted")]))

@@ -292,9 +292,7 @@ struct InProcessOrchestrator {
             let orchestrator = try await make(access: access, store: store, clock: clock, options: options)
             let task = Task { try await orchestrator.coordinator.run() }
             defer { task.cancel() }
-            for _ in 0..<400 where !(await orchestrator.coordinator.leading) {
-                try await Task.sleep(for: .milliseconds(5))
-            }
+            try await poll(until: "the coordinator leading") { await orchestrator.coordinator.leading }
             return try await body(orchestrator)
         }
     }
@@ -351,18 +349,23 @@ struct InProcessOrchestrator {
         return job.id
     }
 
-    /// Waits (real time, bounded) until the job reaches `state`.
+    /// Waits (real time, bounded) until the job reaches `state`; a job that
+    /// finishes in another state fails at once.
     func waitFor(_ state: JobState, _ id: Int64) async throws -> JobRecord {
-        for _ in 0..<2000 {
-            if let job = try await jobs.job(id) {
-                if job.state == state { return job }
-                if job.state.isFinished {
-                    throw FixtureError("job \(id) is \(job.state.rawValue), not \(state.rawValue): \(job.progress)")
-                }
+        var reached: JobRecord?
+        try await poll(until: "job \(id) becoming \(state.rawValue)") {
+            guard let job = try await jobs.job(id) else { return false }
+            if job.state == state {
+                reached = job
+                return true
             }
-            try await Task.sleep(for: .milliseconds(5))
+            if job.state.isFinished {
+                throw FixtureError("job \(id) is \(job.state.rawValue), not \(state.rawValue): \(job.progress)")
+            }
+            return false
         }
-        throw FixtureError("job \(id) did not become \(state.rawValue) in 10 s")
+        guard let reached else { throw FixtureError("job \(id) vanished") }
+        return reached
     }
 
     func events(_ id: Int64) async throws -> [JobEvent] { try await jobs.events(of: id, after: 0, limit: 100_000) }
