@@ -197,6 +197,112 @@ def make_repository(directory):
     return repo, keyring
 
 
+def write_source(node, repo_url, sources="list", minor="1.34"):
+    """The node's Kubernetes apt source, in the one-line or the deb822 format."""
+    uri = f"{repo_url}/core:/stable:/v{minor}/deb/"
+    folder = node / "etc/apt/sources.list.d"
+    if sources == "deb822":
+        (folder / "kubernetes.sources").write_text(
+            f"Types: deb\nURIs: {uri}\nSuites: /\nSigned-By: /etc/apt/keyrings/kubernetes-apt-keyring.gpg\n")
+    else:
+        (folder / "kubernetes.list").write_text(
+            f"deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] {uri} /\n")
+
+
+def chroot(node):
+    """A command prefix that runs in the node's root with a clean environment."""
+    return ["chroot", node, "/usr/bin/env", "-i", "PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "DEBIAN_FRONTEND=noninteractive"]
+
+
+def install_node(node, keyring, repo_url, sources="list", role="worker", containerd="1.7.22-1"):
+    """Makes a copy of the Debian root a node of `role`: the repository
+    trusted through its signed-by keyring, the running release installed
+    with the real apt-get and held with the real apt-mark, its services
+    started (the fake systemctl)."""
+    (node / "etc/apt/keyrings").mkdir(parents=True, exist_ok=True)
+    shutil.copy(keyring, node / "etc/apt/keyrings/kubernetes-apt-keyring.gpg")
+    write_source(node, repo_url, sources)
+    # Only the Kubernetes repository: the node needs nothing from Debian's.
+    (node / "etc/apt/sources.list").write_text("")
+    # No /dev/pts in a chroot: dpkg's output goes through a pipe, not a pty.
+    (node / "etc/apt/apt.conf.d/99testbed-no-pty").write_text('Dpkg::Use-Pty "0";\n')
+    (node / "usr/local/bin/systemctl").write_text(SYSTEMCTL)
+    (node / "usr/local/bin/systemctl").chmod(0o755)
+    (node / "etc/testbed-role").write_text(role + "\n")
+    (node / "var/lib/testbed").mkdir(parents=True, exist_ok=True)
+    run(*chroot(node), "apt-get", "update", "-q", stdout=subprocess.DEVNULL)
+    run(*chroot(node), "apt-get", "install", "-y", "-q", *(f"{p}={RUNNING}" for p in ("kubeadm", "kubelet", "kubectl")),
+        f"containerd.io={containerd}", stdout=subprocess.DEVNULL)
+    run(*chroot(node), "apt-mark", "hold", "kubeadm", "kubelet", "kubectl", stdout=subprocess.DEVNULL)
+    run(*chroot(node), "systemctl", "restart", "kubelet")
+    if role == "control-plane":
+        run(*chroot(node), "kubeadm", "upgrade", "apply", f"v{RUNNING.split('-')[0]}", "-y", stdout=subprocess.DEVNULL)
+
+
+def session_script(node):
+    """sshd's ForceCommand: every session runs chrooted into the node, as the node's root."""
+    return ("#!/bin/sh\n"
+            f"exec chroot '{node}' /usr/bin/env -i PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root "
+            "LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive /bin/bash -c \"${SSH_ORIGINAL_COMMAND:-exec bash -l}\"\n")
+
+
+def cached_repository(cache):
+    """The repository and its keyring, built once per machine into `cache`
+    and kept (a bed with real-apt nodes is brought up several times a run)."""
+    if not (cache / ".complete").exists():
+        partial = cache.with_name(f".{cache.name}.{os.getpid()}")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        make_repository(partial)
+        (partial / ".complete").touch()
+        if cache.exists() and not (cache / ".complete").exists():
+            shutil.rmtree(cache, ignore_errors=True)  # left incomplete by a killed build
+        try:
+            partial.rename(cache)
+        except OSError:
+            shutil.rmtree(partial, ignore_errors=True)  # another bed kept its own first: use that one
+    return cache / "repo", cache / "kubernetes-apt-keyring.gpg"
+
+
+def cached_worker(cache, base, keyring, repo_url, containerd):
+    """A worker's root (the running release installed and held), built once
+    per machine into `cache` from the Debian root; nodes are copies of it."""
+    if not (cache / ".complete").exists():
+        partial = cache.with_name(f".{cache.name}.{os.getpid()}")
+        shutil.rmtree(partial, ignore_errors=True)
+        run("cp", "-a", base, partial)
+        (partial / ".complete").unlink(missing_ok=True)
+        install_node(partial, keyring, repo_url, containerd=containerd)
+        run(*chroot(partial), "systemctl", "restart", "containerd")
+        # debootstrap's and apt's downloaded packages and caches: 36 MB each node would copy.
+        run(*chroot(partial), "apt-get", "clean")
+        (partial / ".complete").touch()
+        if cache.exists() and not (cache / ".complete").exists():
+            shutil.rmtree(cache, ignore_errors=True)
+        try:
+            partial.rename(cache)
+        except OSError:
+            shutil.rmtree(partial, ignore_errors=True)
+    return cache
+
+
+def copy_node(template, node):
+    """A node's root from `template` in a fraction of a full copy: /usr, the
+    bulk, as hard links (dpkg replaces a package's files by renaming new
+    ones over them, never writing into one, so a node's upgrade leaves the
+    template's files as they were), the rest copied (apt's lists, dpkg's
+    database and logs are written in place)."""
+    node.mkdir(parents=True, exist_ok=True)
+    for entry in template.iterdir():
+        if entry.name == "usr":
+            run("cp", "-al", entry, node / "usr")
+            shutil.rmtree(node / "usr/local")
+            run("cp", "-a", entry / "local", node / "usr/local")
+        elif entry.name != ".complete":
+            run("cp", "-a", entry, node / entry.name)
+
+
 def wait_for(condition, what, timeout=15):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -227,33 +333,7 @@ def up(args):
     node = directory / "node"
     run("cp", "-a", base, node)
     (node / ".complete").unlink(missing_ok=True)
-    (node / "etc/apt/keyrings").mkdir(parents=True, exist_ok=True)
-    shutil.copy(keyring, node / "etc/apt/keyrings/kubernetes-apt-keyring.gpg")
-    uri = f"{repo_url}/core:/stable:/v1.34/deb/"
-    sources = node / "etc/apt/sources.list.d"
-    if args.sources == "deb822":
-        (sources / "kubernetes.sources").write_text(
-            f"Types: deb\nURIs: {uri}\nSuites: /\nSigned-By: /etc/apt/keyrings/kubernetes-apt-keyring.gpg\n")
-    else:
-        (sources / "kubernetes.list").write_text(
-            f"deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] {uri} /\n")
-    # Only the Kubernetes repository: the node needs nothing from Debian's.
-    (node / "etc/apt/sources.list").write_text("")
-    # No /dev/pts in a chroot: dpkg's output goes through a pipe, not a pty.
-    (node / "etc/apt/apt.conf.d/99testbed-no-pty").write_text('Dpkg::Use-Pty "0";\n')
-    (node / "usr/local/bin/systemctl").write_text(SYSTEMCTL)
-    (node / "usr/local/bin/systemctl").chmod(0o755)
-    (node / "etc/testbed-role").write_text(args.role + "\n")
-    (node / "var/lib/testbed").mkdir(parents=True, exist_ok=True)
-    chroot = ["chroot", node, "/usr/bin/env", "-i", "PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-              "DEBIAN_FRONTEND=noninteractive"]
-    run(*chroot, "apt-get", "update", "-q", stdout=subprocess.DEVNULL)
-    run(*chroot, "apt-get", "install", "-y", "-q", *(f"{p}={RUNNING}" for p in ("kubeadm", "kubelet", "kubectl")),
-        "containerd.io=1.7.22-1", stdout=subprocess.DEVNULL)
-    run(*chroot, "apt-mark", "hold", "kubeadm", "kubelet", "kubectl", stdout=subprocess.DEVNULL)
-    run(*chroot, "systemctl", "restart", "kubelet")
-    if args.role == "control-plane":
-        run(*chroot, "kubeadm", "upgrade", "apply", f"v{RUNNING.split('-')[0]}", "-y", stdout=subprocess.DEVNULL)
+    install_node(node, keyring, repo_url, args.sources, args.role)
 
     # sshd: every session runs chrooted into the node, as the node's root.
     ssh = directory / "ssh"
@@ -262,10 +342,7 @@ def up(args):
     run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", ssh / "id_ed25519", "-C", "k8s-upgrade")
     shutil.copy(ssh / "id_ed25519.pub", ssh / "authorized_keys")
     session = ssh / "session"
-    session.write_text(
-        "#!/bin/sh\n"
-        f"exec chroot '{node}' /usr/bin/env -i PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root "
-        "LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive /bin/bash -c \"${SSH_ORIGINAL_COMMAND:-exec bash -l}\"\n")
+    session.write_text(session_script(node))
     session.chmod(0o755)
     port = free_port()
     (ssh / "sshd_config").write_text(

@@ -6,6 +6,7 @@
                   [--master-containerd X.Y.Z] [--orchestrator] [--soak SECONDS]
                   [--orchestrator-node NODE] [--orchestrator-grace S] [--orchestrator-restart-delay S]
                   [--orchestrator-volume shared|node-local] [--api-outage SECONDS] [--suc-crd]
+                  [--real-apt-workers]
                                                         start everything, write DIR/env and DIR/kubeconfig
   testbed.py down [--dir DIR]                           stop everything started from DIR, remove DIR
 
@@ -23,6 +24,14 @@ a pod of the simulated cluster (testbed/orchestrator_pod.py; its arguments
 are in DIR/orchestrator.args either way, for tests that run it themselves).
 Every process's pid is kept in DIR/pids so that `down` leaves nothing
 behind, even after a crashed test.
+
+With --real-apt-workers (default and ha scenarios, running 1.34.3), every
+worker is a Debian root with the real apt, dpkg and apt-mark instead of the
+fakes (testbed/real_apt.py: a copy of a worker root cached in .build, its
+sshd's sessions chrooted into it), the bed's repository serves real signed
+packages for 1.34 and 1.35, and testbed/kubelet_agent.py reports each
+worker's kubelet and containerd to the simulator when the root's
+systemctl starts them.
 
 The MicroK8s scenarios (microk8s: 1 control plane + 2 workers; microk8s-ha:
 3 dqlite voters + 1 worker) have no etcd and no apt packages in use: each
@@ -388,9 +397,20 @@ def make_host_keys(bed, names):
                 shutil.copy(HOST_KEY_CACHE / name / f"host_{kind}{suffix}", folder / f"host_{kind}{suffix}")
 
 
+def sshd_config(ssh, port):
+    """A node's sshd: its stock host keys and the bed's user key in `ssh`, on `port`."""
+    return (f"Port {port}\nListenAddress 127.0.0.1\n"
+            + "".join(f"HostKey {ssh / f'host_{kind}'}\n" for kind, _ in HOST_KEYS) +
+            f"PidFile {ssh / 'sshd.pid'}\nAuthorizedKeysFile {ssh / 'authorized_keys'}\n"
+            "StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+            "PermitRootLogin prohibit-password\nMaxStartups 64:30:128\nMaxSessions 64\nLogLevel ERROR\n")
+
+
 def make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url, running, containerd, api_outage,
-              dqlite=None, k3s=False, etcd_pki=None):
+              dqlite=None, k3s=False, etcd_pki=None, real_apt_template=None):
     root = bed / "nodes" / name
+    if real_apt_template is not None:
+        return make_real_apt_node(root, real_apt_template, repo_url, user_key_pub)
     for sub in ("etc/apt/sources.list.d", "var/lib/testbed/installed", "var/lib/testbed/holds",
                 "var/lib/testbed/lists", "ssh"):
         (root / sub).mkdir(parents=True, exist_ok=True)
@@ -428,16 +448,47 @@ def make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_url, r
     # root session reads only the node's.
     (root / "root").mkdir(exist_ok=True)
     port = free_port()
-    (root / "ssh" / "sshd_config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\n"
-        + "".join(f"HostKey {root / 'ssh' / f'host_{kind}'}\n" for kind, _ in HOST_KEYS) +
-        f"PidFile {root / 'ssh' / 'sshd.pid'}\nAuthorizedKeysFile {root / 'ssh' / 'authorized_keys'}\n"
-        "StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-        "PermitRootLogin prohibit-password\nMaxStartups 64:30:128\nMaxSessions 64\nLogLevel ERROR\n"
+    (root / "ssh" / "sshd_config").write_text(sshd_config(root / "ssh", port) +
         f"SetEnv PATH={TOOLS}{f':{root}/usr/local/bin' if k3s else ''}:/usr/sbin:/usr/bin:/sbin:/bin "
         f"K8S_NODE_ROOT={root} HOME={root / 'root'}\n"
         + (f"ForceCommand {TOOLS / '_node_login'}\n" if dqlite is not None or k3s else ""))
     return root, port
+
+
+def make_real_apt_node(root, template, repo_url, user_key_pub):
+    """A worker with the real apt, dpkg and apt-mark: a copy of the cached
+    real-apt worker's Debian root (testbed/real_apt.py), its source on this
+    bed's repository, its sshd's sessions chrooted into it. Its kubelet and
+    containerd report to the simulator through testbed/kubelet_agent.py."""
+    import real_apt
+    ssh = root / "ssh"
+    real_apt.copy_node(template, root)
+    ssh.mkdir(parents=True, exist_ok=True)
+    real_apt.write_source(root, repo_url)
+    (ssh / "session").write_text(real_apt.session_script(root))
+    (ssh / "session").chmod(0o755)
+    (ssh / "authorized_keys").write_text(user_key_pub)
+    port = free_port()
+    (ssh / "sshd_config").write_text(sshd_config(ssh, port) + f"ForceCommand {ssh / 'session'}\n")
+    # The lists of this bed's repository (its port is new each time).
+    return root, port, subprocess.Popen([*real_apt.chroot(root), "apt-get", "update", "-q"],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def real_apt_worker_template(bed, repo_url):
+    """The repository of real packages (built once per machine, kept in
+    .build) in place of the bed's index-only one for the minors it has,
+    and the real-apt worker's root, built once from the Debian root."""
+    import real_apt
+    build = REPO_ROOT / ".build"
+    base = real_apt.base_root(build / "debian-base-bookworm")
+    repo, keyring = real_apt.cached_repository(build / "testbed-real-apt-repo")
+    for minor in real_apt.RELEASES:
+        target = bed / "repo" / "core:" / "stable:" / f"v{minor}" / "deb"
+        shutil.rmtree(target)
+        shutil.copytree(repo / "core:" / "stable:" / f"v{minor}" / "deb", target)
+    return real_apt.cached_worker(build / f"testbed-real-apt-worker-{real_apt.RUNNING}-{CONTAINERD_RUNNING}-1", base,
+                                  keyring, repo_url, f"{CONTAINERD_RUNNING}-1")
 
 
 def up(args):
@@ -455,6 +506,12 @@ def up(args):
     if ".".join(args.running_version.split(".")[:2]) not in RELEASES:
         raise SystemExit(f"testbed: the repository has no {args.running_version}; minors: {', '.join(RELEASES)}")
     k3s = scenario in K3S
+    if args.real_apt_workers:
+        import real_apt
+        real_apt_running = real_apt.RUNNING.split("-")[0]
+        if scenario not in ("default", "ha") or args.running_version != real_apt_running:
+            raise SystemExit(f"testbed: --real-apt-workers needs a kubeadm scenario (default or ha) running "
+                             f"{real_apt_running}, the release its worker root holds")
     # K3s nodes run a K3s build of the release.
     running = args.running_version + (K3S_BUILD if k3s else "")
     if scenario.endswith(".json"):
@@ -589,12 +646,16 @@ def up(args):
     control_planes, workers = SCENARIOS[scenario]
     known_hosts, ports, servers = [], {}, []
     make_host_keys(bed, control_planes + workers)
+    template = real_apt_worker_template(bed, repo_url) if args.real_apt_workers else None
+    updates = []
     for name in control_planes + workers:
         role = "control-plane" if name in control_planes else "worker"
-        root, port = make_node(bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_urls.get(name, etcd_url),
-                               running,
-                               args.master_containerd if name == master else CONTAINERD_RUNNING, args.api_outage,
-                               dqlite_yaml if microk8s else None, k3s, None if sqlite else etcd_pki)
+        root, port, *update = make_node(
+            bed, name, role, repo_url, sim_url, pki, user_key_pub, etcd_urls.get(name, etcd_url), running,
+            args.master_containerd if name == master else CONTAINERD_RUNNING, args.api_outage,
+            dqlite_yaml if microk8s else None, k3s, None if sqlite else etcd_pki,
+            template if role == "worker" else None)
+        updates += [(name, process) for process in update]
         servers.append((name, port, start(bed, f"sshd-{name}", ["/usr/sbin/sshd", "-D", "-e", "-f",
                                                                  root / "ssh" / "sshd_config"])))
         # Only the ed25519 key, as the runbook tells operators to collect;
@@ -603,6 +664,15 @@ def up(args):
         known_hosts.append(f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n")
         ports[name] = port
     (bed / "known_hosts").write_text("".join(known_hosts))
+    for name, process in updates:
+        if process.wait() != 0:
+            raise SystemExit(f"testbed: apt-get update on the real-apt node {name} failed: "
+                             f"{process.stderr.read().decode(errors='replace')[-400:]}")
+        process.stderr.close()
+    if updates:
+        start(bed, "kubelet-agent", [sys.executable, REPO_ROOT / "testbed" / "kubelet_agent.py", "--sim-url", sim_url,
+                                     "--ca", pki / "ca.crt", "--token-file", bed / "token",
+                                     *[arg for name, _ in updates for arg in ("--node", f"{name}={bed / 'nodes' / name}")]])
     for name, port, process in servers:
         wait_for_port(port, process, f"sshd of {name}")
     webhook_url = f"http://127.0.0.1:{wait_for_file(bed / 'webhook.port', receiver, 'the webhook receiver')}"
@@ -664,6 +734,8 @@ def up(args):
         "TESTBED_ORCHESTRATOR_URL": webhook_url, "TESTBED_ORCHESTRATOR_TOKEN_FILE": str(bed / "token"),
         "TESTBED_ORCHESTRATOR_ARGS": str(bed / "orchestrator.args"),
     }
+    if template is not None:
+        env["TESTBED_REAL_APT_TEMPLATE"] = str(template)
     if k3s:
         env["TESTBED_K3S_CHANNEL_URL"] = f"{repo_url}/v1-release/channels"
         env["TESTBED_K3S_ARTIFACT_URL"] = f"{repo_url}/k3s"
@@ -763,6 +835,9 @@ def main():
                         help="seconds before a replacement pod or container starts (default %(default)s)")
     parser.add_argument("--orchestrator-volume", choices=["shared", "node-local"], default="shared",
                         help="node-local: a replacement on another node starts with an empty store")
+    parser.add_argument("--real-apt-workers", action="store_true",
+                        help="workers with the real apt, dpkg and apt-mark in a Debian root (testbed/real_apt.py) "
+                             "instead of the fakes")
     parser.add_argument("--master-containerd", default=CONTAINERD_RUNNING,
                         help="containerd of the first control plane (default %(default)s, as every other node)")
     args = parser.parse_args()

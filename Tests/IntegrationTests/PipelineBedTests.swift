@@ -293,6 +293,62 @@ extension TestBedSuites {
             _ = try await server.stop(signal: SIGTERM)
         }
 
+        // MARK: - 2b. Workers with the real apt and dpkg
+
+        /// The package state of a real-apt worker: its holds, then each
+        /// package's installed version, as dpkg records them.
+        static func packages(_ bed: TestBed, _ node: String) async throws -> String {
+            try await bed.ssh(node).run(
+                "apt-mark showhold | paste -sd,; dpkg-query -W kubeadm kubelet kubectl | paste -sd,"
+            )
+            .stdoutText
+        }
+
+        /// The whole pipeline against workers whose apt-get, apt-cache,
+        /// apt-mark and dpkg are the real ones (Debian 12 roots, a signed
+        /// repository of real packages): a patch, a rollback of one worker
+        /// (a downgrade of held packages), and a minor upgrade that points
+        /// each worker's real apt at the next minor's repository first.
+        @Test func workersWithTheRealAptArePatchedRolledBackAndMovedToTheNextMinor() async throws {
+            let bed = try await TestBed.start(extra: ["--real-apt-workers"])
+            let server = try await OrchestratorFixture(bed: bed, extra: ["--soak", "0", "--allow-minor", "true"])
+                .launch()
+            try await Self.execute(server, #"{"target_version":"1.34.5","kind":"patch"}"#)
+            _ = try await server.waitForJob(1, state: "succeeded", timeout: 120)
+            func state(_ version: String) -> String {
+                "kubeadm,kubectl,kubelet\nkubeadm\t\(version),kubectl\t\(version),kubelet\t\(version)\n"
+            }
+            for worker in Self.workers {
+                let packages = try await Self.packages(bed, worker)
+                #expect(packages == state("1.34.5-1.1"), "\(worker)")
+            }
+
+            let rollback = try await server.cli("rollback", "1", "--node", "worker-3", "--follow", "--interval", "0.2")
+            #expect(rollback.status == 0, "\(rollback.stdout)\n\(rollback.stderr)")
+            let rolledBack = try await Self.packages(bed, "worker-3")
+            #expect(rolledBack == state("1.34.3-1.1"))
+            #expect(try await Self.nodes(bed)["worker-3"]?.version == "v1.34.3")
+
+            try await Self.execute(server, #"{"target_version":"1.35.1","kind":"minor"}"#)
+            let minor = try await server.waitForJob(3, state: "succeeded", timeout: 120)
+            #expect(minor[dotted: "result.nodes"]?.arrayValue?.count == 5)
+            for worker in Self.workers {
+                let packages = try await Self.packages(bed, worker)
+                #expect(packages == state("1.35.1-1.1"), "\(worker)")
+                let source = try await bed.ssh(worker).run("cat /etc/apt/sources.list.d/kubernetes.list").stdoutText
+                #expect(source.contains("/core:/stable:/v1.35/deb/ /"), "\(worker): \(source)")
+            }
+            #expect(try await Self.nodes(bed).values.allSatisfy { $0.version == "v1.35.1" && !$0.unschedulable })
+
+            // The workers' roots share the cached template's /usr by hard
+            // links: their upgrades replaced files, never wrote into one.
+            let template = URL(fileURLWithPath: bed.environment["TESTBED_REAL_APT_TEMPLATE"] ?? "")
+            let kubelet = try String(
+                contentsOf: template.appendingPathComponent("usr/bin/kubelet"), encoding: .utf8)
+            #expect(kubelet.contains("v1.34.3"), "\(kubelet)")
+            _ = try await server.stop(signal: SIGTERM)
+        }
+
         // MARK: - 3. HA: control planes one at a time, then workers
 
         @Test func anHAClusterUpgradesItsControlPlanesOneAtATimeThenItsWorkers() async throws {
