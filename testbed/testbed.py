@@ -187,6 +187,11 @@ def make_snap(root, name, role, running, dqlite):
     (root / "snap/microk8s/current/bin/dqlite").symlink_to(TOOLS / "dqlite")
 
 
+def is_synthetic(scenario):
+    """synthetic-N or synthetic-N-pods-M: a large cluster of which only the master has an sshd."""
+    return re.fullmatch(r"synthetic-[0-9]+(-pods-[0-9]+)?", scenario) is not None
+
+
 def log(message):
     print(f"testbed: {message}", file=sys.stderr)
 
@@ -496,7 +501,7 @@ def up(args):
     if (bed / "pids").exists():
         down(args)
     scenario = args.scenario
-    if re.fullmatch(r"synthetic-[0-9]+(-pods-[0-9]+)?", scenario):
+    if is_synthetic(scenario):
         # A large cluster for scale tests: every node in the API simulator,
         # only the master with an sshd of its own; the others (InternalIP
         # 127.0.0.1) reach it on its port, their fakes acting on its root.
@@ -754,7 +759,7 @@ def up(args):
     ] + (
         # A synthetic cluster's nodes (InternalIP 127.0.0.1) are all reached
         # through the master's sshd, so a dry run can reach every one.
-        ["--ssh-port", str(ports[master])] if re.fullmatch(r"synthetic-[0-9]+(-pods-[0-9]+)?", scenario) else []
+        ["--ssh-port", str(ports[master])] if is_synthetic(scenario) else []
     ) + (["--distribution", "microk8s"] if microk8s else []) + (
         ["--distribution", "k3s", "--k3s-channel-url", env["TESTBED_K3S_CHANNEL_URL"],
          "--k3s-artifact-url", env["TESTBED_K3S_ARTIFACT_URL"]] if k3s else [])
