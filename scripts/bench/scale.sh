@@ -71,18 +71,26 @@ printf '  detector: median %.2f s, peak RSS %.1f MB (targets 1.5 s, 30 MB)\n' "$
 bench_serve "$work" --expected-nodes "$nodes" --store "$work/jobs.sqlite"
 serve=$SERVE_PID url=$SERVE_URL
 token=$(cat "$TESTBED_API_TOKEN_FILE")
-job() { # id, request body: prints the job's seconds from queued to finished
+submit() { # request body
   curl -sS --fail-with-body -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-    -d "$2" "$url/execute" >/dev/null
+    -d "$1" "$url/execute" >/dev/null
+}
+wait_job() { # id, events to read: waits until the job ends, then prints it (the events' first page included)
   local answer state
   for _ in $(seq 6000); do
-    answer=$(curl -sf -H "Authorization: Bearer $token" "$url/jobs/$1?events_limit=1")
+    answer=$(curl -sf -H "Authorization: Bearer $token" "$url/jobs/$1?events_limit=$2")
     state=$(jq -r .state <<<"$answer")
     [[ $state == queued || $state == running ]] || break
     sleep 0.05
   done
-  [[ $state == succeeded ]] || {
-    echo "job $1 ended $state: $(jq -r .error <<<"$answer")" >&2
+  echo "$answer"
+}
+job() { # id, request body: prints the job's seconds from queued to finished
+  submit "$2"
+  local answer
+  answer=$(wait_job "$1" 1)
+  [[ $(jq -r .state <<<"$answer") == succeeded ]] || {
+    echo "job $1 ended $(jq -r .state <<<"$answer"): $(jq -r .error <<<"$answer")" >&2
     exit 1
   }
   sqlite3 "$work/jobs.sqlite" "SELECT printf('%.2f', finished_at - created_at) FROM jobs WHERE id = $1"
@@ -123,14 +131,9 @@ printf '  simulator alone: GET /api/v1/pods in %s pages of 500: %.2f s (curl, on
 bench_serve "$work" --expected-nodes "$nodes" --store "$work/jobs.sqlite"
 serve=$SERVE_PID url=$SERVE_URL
 token=$(cat "$TESTBED_API_TOKEN_FILE")
-curl -sS --fail-with-body -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-  -d '{"target_version":"1.34.5","kind":"patch","stages":"postflight"}' "$url/execute" >/dev/null
-for _ in $(seq 2400); do
-  answer=$(curl -sf -H "Authorization: Bearer $token" "$url/jobs/1?events_limit=1000")
-  state=$(jq -r .state <<<"$answer")
-  [[ $state == queued || $state == running ]] || break
-  sleep 0.05
-done
+submit '{"target_version":"1.34.5","kind":"patch","stages":"postflight"}'
+answer=$(wait_job 1 1000)
+state=$(jq -r .state <<<"$answer")
 counted=$(jq -r '[.events.items[].message | select(test("pods Ready"))][0] // "none"' <<<"$answer")
 post=$(jq -r '.stages[] | select(.name == "postflight") | .duration_seconds * 100 | round / 100' <<<"$answer")
 total=$(sed -n 's/^[0-9]* of \([0-9]*\) pods Ready.*/\1/p' <<<"$counted")
