@@ -395,6 +395,14 @@ struct OrchestratorAPITests {
         _ = try await server.waitForJob(1, state: "aborted")
         let after = try await browser("/jobs/1", cookie: cookie)
         #expect(after.text.contains("Resume job 1") && !after.text.contains("Abort job 1"))
+        // The page's forms answer as the API does: an abort of an ended job
+        // is a conflict saying which jobs can be aborted.
+        let again = try await browser(
+            "/ui/jobs/1/abort", method: "POST", cookie: cookie, form: "csrf=\(csrf)&confirm=yes")
+        #expect(again.status == 409 && again.text.contains("only a queued, running or interrupted job can be aborted"))
+        #expect(
+            try await browser("/ui/jobs/1/pause", method: "POST", cookie: cookie, form: "csrf=\(csrf)&confirm=yes")
+                .status == 404)
 
         // Every page passes the page check, with the stylesheet it is drawn with.
         let folder = fixture.directory

@@ -40,16 +40,8 @@ struct JobsController {
         }
         group.delete("/jobs/{id}") { _, context in
             let id = try Self.jobID(context)
-            switch try await coordinator.abort(id) {
-            case .notFound: throw Self.notFound(id)
-            case let .accepted(job): return APIResponse.json(.object(JobJSON.summary(job)), status: .accepted)
-            case let .refused(job):
-                throw Problem(
-                    status: .conflict,
-                    message:
-                        "job \(id) is \(job.state.rawValue); only a queued, running or interrupted job can be aborted",
-                    detail: .object(["job": .object(JobJSON.summary(job))]))
-            }
+            let job = try await coordinator.abort(id).job(id)
+            return APIResponse.json(.object(JobJSON.summary(job)), status: .accepted)
         }
         group.post("/jobs/{id}/rollback") { request, context in
             let id = try Self.jobID(context)
@@ -73,17 +65,8 @@ struct JobsController {
         }
         group.post("/jobs/{id}/resume") { _, context in
             let id = try Self.jobID(context)
-            switch try await coordinator.resume(id) {
-            case .notFound: throw Self.notFound(id)
-            case let .accepted(job): return APIResponse.json(.object(JobJSON.summary(job)), status: .accepted)
-            case let .conflict(active): throw Self.activeConflict(active)
-            case let .refused(job):
-                throw Problem(
-                    status: .conflict,
-                    message:
-                        "job \(id) is \(job.state.rawValue); only failed, aborted or interrupted jobs can be resumed",
-                    detail: .object(["job": .object(JobJSON.summary(job))]))
-            }
+            let job = try await coordinator.resume(id).job(id)
+            return APIResponse.json(.object(JobJSON.summary(job)), status: .accepted)
         }
     }
 
@@ -212,14 +195,47 @@ struct JobsController {
         return value
     }
 
-    private static func notFound(_ id: Int64) -> Problem {
+    static func notFound(_ id: Int64) -> Problem {
         Problem(status: .notFound, message: "job \(id) does not exist")
     }
 
-    private static func activeConflict(_ active: JobRecord) -> Problem {
+    static func activeConflict(_ active: JobRecord) -> Problem {
         Problem(
             status: .conflict, message: "job \(active.id) is \(active.state.rawValue); one job at a time",
             detail: .object(["active_job": .object(JobJSON.summary(active))]))
+    }
+}
+
+extension JobCoordinator.AbortOutcome {
+    /// The job the abort was taken for, or the problem to answer with
+    /// instead: one answer for the API and the status page.
+    func job(_ id: Int64) throws -> JobRecord {
+        switch self {
+        case .notFound: throw JobsController.notFound(id)
+        case let .accepted(job): return job
+        case let .refused(job):
+            throw Problem(
+                status: .conflict,
+                message: "job \(id) is \(job.state.rawValue); only a queued, running or interrupted job can be aborted",
+                detail: .object(["job": .object(JobJSON.summary(job))]))
+        }
+    }
+}
+
+extension JobCoordinator.ResumeOutcome {
+    /// The job queued again, or the problem to answer with instead: one
+    /// answer for the API and the status page.
+    func job(_ id: Int64) throws -> JobRecord {
+        switch self {
+        case .notFound: throw JobsController.notFound(id)
+        case let .accepted(job): return job
+        case let .conflict(active): throw JobsController.activeConflict(active)
+        case let .refused(job):
+            throw Problem(
+                status: .conflict,
+                message: "job \(id) is \(job.state.rawValue); only failed, aborted or interrupted jobs can be resumed",
+                detail: .object(["job": .object(JobJSON.summary(job))]))
+        }
     }
 }
 

@@ -57,28 +57,12 @@ struct PageController {
                 throw Problem(status: .badRequest, message: "tick the box to confirm, then send the form again")
             }
             switch context.parameters.get("action") {
-            case "abort":
-                switch try await coordinator.abort(id) {
-                case .notFound: throw Problem(status: .notFound, message: "job \(id) does not exist")
-                case .accepted: return Self.redirect("/jobs/\(id)")
-                case let .refused(job):
-                    throw Problem(
-                        status: .conflict, message: "job \(id) is \(job.state.rawValue); it cannot be aborted")
-                }
-            case "resume":
-                switch try await coordinator.resume(id) {
-                case .notFound: throw Problem(status: .notFound, message: "job \(id) does not exist")
-                case .accepted: return Self.redirect("/jobs/\(id)")
-                case let .conflict(active):
-                    throw Problem(
-                        status: .conflict, message: "job \(active.id) is \(active.state.rawValue); one job at a time")
-                case let .refused(job):
-                    throw Problem(
-                        status: .conflict, message: "job \(id) is \(job.state.rawValue); it cannot be resumed")
-                }
+            case "abort": _ = try await coordinator.abort(id).job(id)
+            case "resume": _ = try await coordinator.resume(id).job(id)
             default:
                 throw Problem(status: .notFound, message: "no such action: \(context.parameters.get("action") ?? "")")
             }
+            return Self.redirect("/jobs/\(id)")
         }
         router.get("/ui/page.css") { _, _ in Self.asset(PageAssets.css, type: "text/css; charset=utf-8") }
         router.get("/ui/page.js") { _, _ in Self.asset(PageAssets.script, type: "text/javascript; charset=utf-8") }
