@@ -186,6 +186,37 @@ import Testing
         #expect(try await first.job(id)?.eventCount == 9)
     }
 
+    /// A node script's output lines change nothing the progress shows but
+    /// the last event folded in: the stored progress is not written again
+    /// for them, and every read still has every event folded in.
+    @Test func anOutputLineLeavesTheStoredProgressAsItWasYetEveryReadFoldsIt() async throws {
+        let path = try Self.path()
+        let store = try await JobStore(path: path)
+        let id = try await store.create(Self.request(), at: 1).get().id
+        try await store.append(id, [JobEvent(time: 2, kind: .jobStarted, message: "s")], state: .running)
+        try await store.append(id, [JobEvent(time: 3, kind: .nodeStarted, node: "worker-1", message: "w")])
+        let raw = try await SQLiteDatabase(path: path)
+        func stored() async throws -> String {
+            try await raw.read {
+                try $0.query("SELECT progress FROM jobs WHERE id = ?", [.integer(id)]).first?[0].string ?? ""
+            }
+        }
+        let atNodeStart = try await stored()
+        let lines = (0..<50).map { JobEvent(time: 4, kind: .output, node: "worker-1", message: "line \($0)") }
+        let written = try await store.append(id, lines)
+        #expect(written.progress.lastSequence == 53)
+        #expect(try await stored() == atNodeStart)
+        // Read back by a store that decodes the row: all 53 events folded in.
+        let reader = try await JobStore(path: path)
+        #expect(try await reader.job(id)?.progress.lastSequence == 53)
+        #expect(try await reader.job(id)?.progress.nodes.first?.status == .running)
+        // A change the progress shows is written.
+        try await store.append(id, [JobEvent(time: 5, kind: .nodeSucceeded, node: "worker-1", message: "done")])
+        #expect(try await stored() != atNodeStart)
+        #expect(try await reader.job(id)?.progress.nodes.first?.status == .succeeded)
+        #expect(try await reader.job(id)?.progress.lastSequence == 54)
+    }
+
     @Test func aStoreWrittenBeforeRevisionsOpensAndReadsItsJobs() async throws {
         let path = try Self.path()
         let progress = String(decoding: try JSONEncoder().encode(JobProgress()), as: UTF8.self)

@@ -366,6 +366,7 @@ public final class JobStore: Sendable {
             throw JobStoreError("job \(id) does not exist")
         }
         let changedAt = events.first?.time ?? record.updatedAt
+        let before = record.progress
         for var event in events {
             record.eventCount += 1
             event.sequence = record.eventCount
@@ -386,16 +387,24 @@ public final class JobStore: Sendable {
         }
         if let result { record.result = result }
         record.revision += 1
+        // Most events (a node script's output lines, notes) change nothing
+        // the progress shows but the last event folded in, which is the
+        // row's event count: the stored progress, a JSON document that grows
+        // with the nodes, is written again only when something else moved
+        // (re-encoding it for every line made a job's store work grow with
+        // nodes times events).
+        var unchanged = record.progress
+        unchanged.lastSequence = before.lastSequence
+        let progress: SQLiteValue = unchanged == before ? .null : .text(try encode(record.progress))
         try connection.execute(
             """
-            UPDATE jobs SET state = ?, started_at = ?, finished_at = ?, updated_at = ?, progress = ?, result = ?,
-            event_count = ?, revision = revision + 1 WHERE id = ?
+            UPDATE jobs SET state = ?, started_at = ?, finished_at = ?, updated_at = ?,
+            progress = coalesce(?, progress), result = ?, event_count = ?, revision = revision + 1 WHERE id = ?
             """,
             [
                 .text(record.state.rawValue), record.startedAt.map { .real($0) } ?? .null,
-                record.finishedAt.map { .real($0) } ?? .null, .real(record.updatedAt),
-                .text(try encode(record.progress)), record.result.map { .text($0.jsonText) } ?? .null,
-                .integer(Int64(record.eventCount)), .integer(id),
+                record.finishedAt.map { .real($0) } ?? .null, .real(record.updatedAt), progress,
+                record.result.map { .text($0.jsonText) } ?? .null, .integer(Int64(record.eventCount)), .integer(id),
             ])
         return record
     }
@@ -409,7 +418,10 @@ public final class JobStore: Sendable {
         guard let state = row[2].string.flatMap(JobState.init(rawValue:)) else {
             throw JobStoreError("job \(id): unknown state \(row[2])")
         }
-        let progress = try JSONDecoder().decode(JobProgress.self, from: Data((row[7].string ?? "{}").utf8))
+        var progress = try JSONDecoder().decode(JobProgress.self, from: Data((row[7].string ?? "{}").utf8))
+        // The stored progress is not written again for an event that changes
+        // nothing else in it (``append``): every event is folded in.
+        progress.lastSequence = max(progress.lastSequence, Int(row[9].int64 ?? 0))
         let result = try row[8].string.map { try JSONValue(parsing: $0.utf8) }
         return JobRecord(
             id: id, request: request, state: state, createdAt: row[3].double ?? 0, startedAt: row[4].double,
