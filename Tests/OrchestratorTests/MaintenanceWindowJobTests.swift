@@ -1,6 +1,7 @@
 import Foundation
 import Shared
 import SharedIO
+import Synchronization
 import TestSupport
 import Testing
 
@@ -215,8 +216,18 @@ import Testing
     @Test func aBatchOfTwoUpgradesTwoWorkersAtOnceWhileTheBudgetHolds() async throws {
         try await InProcessOrchestrator.with(scenario: Self.cluster(maxUnavailable: 2), options: Self.options()) {
             orchestrator in
+            // The nodes the gauges name at every sleep of the job.
+            let named = Mutex<Set<Set<String>>>([])
+            orchestrator.clock.onSleep { _ in
+                let nodes = orchestrator.gauges.current.nodes
+                named.withLock { _ = $0.insert(nodes) }
+            }
             let id = try await orchestrator.execute()
             _ = try await orchestrator.waitFor(.succeeded, id)
+            // Both nodes of a batch at once, none once the job ended.
+            #expect(named.withLock { $0.contains(["worker-1", "worker-2"]) }, "\(named.withLock { $0 })")
+            #expect(named.withLock { $0.contains(["worker-3", "worker-4"]) }, "\(named.withLock { $0 })")
+            #expect(orchestrator.gauges.current.nodes.isEmpty)
             let events = try await orchestrator.events(id)
             let order = Self.workerOrder(events)
             #expect(Array(order.prefix(2)).sorted() == ["start worker-1", "start worker-2"], "\(order)")

@@ -467,13 +467,17 @@ struct PipelineCoreTests {
         var gauges = UpgradeGauges()
         gauges.inFlight = true
         gauges.stage = .workers
-        gauges.node = "worker-2"
+        gauges.nodes = ["worker-2", "worker-1"]
         gauges.drainBlocked = [.init(node: "worker-2", pod: "default/db-0", budget: "default/\"db\"")]
         let text = gauges.exposition
         #expect(text.hasSuffix("\n"))
         #expect(text.contains("k8s_upgrade_in_flight 1\n"))
         #expect(text.contains("k8s_upgrade_snapshot_taken 0\n"))
         #expect(text.contains(#"k8s_upgrade_current_stage{stage="workers"} 1"#))
+        #expect(
+            text.contains(
+                #"k8s_upgrade_current_node{node="worker-1"} 1"# + "\n" + #"k8s_upgrade_current_node{node="worker-2"} 1"#
+                    + "\n"))
         #expect(text.contains(#"k8s_upgrade_drain_blocked{node="worker-2",pdb="default/\"db\"",pod="default/db-0"} 1"#))
         #expect(!text.contains("\nk8s_upgrade_last_success_timestamp_seconds "))
         #expect(text.contains("k8s_upgrade_job_restarts 0\n"))

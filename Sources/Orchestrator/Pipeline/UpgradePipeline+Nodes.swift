@@ -104,6 +104,8 @@ extension UpgradePipeline {
     /// One node's procedure, as the core decided it. A failure between
     /// `start` and `done` fails the node (its report line, an event, a notice).
     func carryOut(_ operations: [NodeOperation], _ work: inout NodeWork, job: JobContext) async throws {
+        let name = work.node.name
+        defer { setGauges(job) { _ = $0.nodes.remove(name) } }
         for (index, operation) in operations.enumerated() {
             // Reached side by side with the kubelet skew check, just before.
             if operation == .reach, index > 0, operations[index - 1] == .kubeletSkew { continue }
@@ -154,7 +156,7 @@ extension UpgradePipeline {
             try await checkQuorum(without: node.name, job: job)
         case .start:
             work.started = job.now()
-            setGauges(job) { $0.node = node.name }
+            setGauges(job) { _ = $0.nodes.insert(node.name) }
             let what =
                 work.action == .finish ? "finishing" : job.request.rollback == nil ? "upgrading" : "rolling back"
             try await job.record(

@@ -138,7 +138,7 @@ extension UpgradePipeline {
     ) {
         setGauges(job) { gauges in
             gauges.stage = nil
-            gauges.node = nil
+            gauges.nodes = []
         }
         let title = "Rollback of \(rollback.node) to \(report.target)"
         switch final {

@@ -236,7 +236,7 @@ final class UpgradePipeline: Pipeline {
         }
         setGauges(job) { gauges in
             gauges.stage = nil
-            gauges.node = nil
+            gauges.nodes = []
             if clear { gauges.inFlight = false }
             if final == .succeeded {
                 gauges.lastSuccess = job.now()

@@ -16,7 +16,8 @@ public struct UpgradeGauges: Sendable, Equatable {
     public var inFlight = false
     public var snapshotTaken = false
     public var stage: UpgradeStage?
-    public var node: String?
+    /// The nodes the running job is working on: one at a time, or a batch.
+    public var nodes: Set<String> = []
     public var drainBlocked: [Blocked] = []
     /// Seconds since 1970 of the last job that succeeded.
     public var lastSuccess: Double?
@@ -49,8 +50,8 @@ public struct UpgradeGauges: Sendable, Equatable {
             "k8s_upgrade_current_stage", "1 for the stage the running job is in.",
             stage.map { [(Self.labels(["stage": $0.rawValue]), "1")] } ?? [])
         gauge(
-            "k8s_upgrade_current_node", "1 for the node the running job is working on.",
-            node.map { [(Self.labels(["node": $0]), "1")] } ?? [])
+            "k8s_upgrade_current_node", "1 for each node the running job is working on (several in a batch).",
+            nodes.sorted().map { (Self.labels(["node": $0]), "1") })
         gauge(
             "k8s_upgrade_drain_blocked",
             "1 for each pod a drain could not evict before its timeout, with the budget holding it.",
