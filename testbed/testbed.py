@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The test bed: a simulated cluster whose parts are real.
 
-  testbed.py up   [--dir DIR] [--scenario default|ha|microk8s|microk8s-ha|k3s|k3s-ha|synthetic-N[-pods-M]|FILE.json]
+  testbed.py up   [--dir DIR] [--scenario default|ha|microk8s|microk8s-ha|k3s|k3s-etcd|k3s-ha|synthetic-N[-pods-M]|FILE.json]
                   [--running-version X.Y.Z]
                   [--master-containerd X.Y.Z] [--orchestrator] [--soak SECONDS]
                   [--orchestrator-node NODE] [--orchestrator-grace S] [--orchestrator-restart-delay S]
@@ -44,7 +44,8 @@ leader are DIR/dqlite/cluster.json and DIR/dqlite/leader
 testbed/node-tools/_node_login, which maps /snap and /var/snap paths into
 the node's root; the orchestrator runs with --distribution microk8s.
 
-The K3s scenarios (k3s: 1 server on SQLite + 2 agents; k3s-ha: 3 servers
+The K3s scenarios (k3s: 1 server on SQLite + 2 agents; k3s-etcd: 1 server
+with embedded etcd (--cluster-init) + 2 agents; k3s-ha: 3 servers
 with embedded etcd, the bed's real members in K3s' certificate layout under
 var/lib/rancher/k3s/server/tls/etcd, + 2 agents, and the API serving K3s'
 ETCDSnapshotFile records, which the bed's `k3s etcd-snapshot save` writes) have no apt packages in
@@ -92,8 +93,9 @@ SCENARIOS = {
 }
 MICROK8S = {"microk8s", "microk8s-ha"}
 SCENARIOS["k3s"] = (["server-1"], ["agent-1", "agent-2"])
+SCENARIOS["k3s-etcd"] = (["server-1"], ["agent-1", "agent-2"])
 SCENARIOS["k3s-ha"] = (["server-1", "server-2", "server-3"], ["agent-1", "agent-2"])
-K3S = {"k3s", "k3s-ha"}
+K3S = {"k3s", "k3s-etcd", "k3s-ha"}
 K3S_BUILD = "+k3s1"  # every bed release's K3s build
 
 
@@ -557,7 +559,7 @@ def up(args):
         shutil.copytree(master_root / "etc/kubernetes/pki", bed / "nodes" / name / "etc/kubernetes/pki",
                         dirs_exist_ok=True)
     # MicroK8s: dqlite instead, the cluster's live membership and leader in DIR/dqlite.
-    # K3s on SQLite: no etcd; k3s-ha: embedded etcd, one member per server.
+    # K3s on SQLite: no etcd; k3s-etcd and k3s-ha: embedded etcd, one member per server.
     sqlite = scenario == "k3s"
     members = {} if microk8s or sqlite else {name: (free_port(), free_port()) for name in control_planes}
     dqlite_yaml = None
@@ -587,7 +589,7 @@ def up(args):
                                          "--containerd", f"{master}={args.master_containerd}"]
                 + (["--crd", "plans.upgrade.cattle.io"] if args.suc_crd else [])
                 # K3s with embedded etcd records each snapshot as an ETCDSnapshotFile.
-                + (["--crd", "etcdsnapshotfiles.k3s.cattle.io"] if args.scenario == "k3s-ha" else [])
+                + (["--crd", "etcdsnapshotfiles.k3s.cattle.io"] if args.scenario in ("k3s-etcd", "k3s-ha") else [])
                 + sim_etcd)
     repo_url = f"http://127.0.0.1:{wait_for_file(bed / 'repo.port', repo_server, 'the package repository')}"
     if k3s:

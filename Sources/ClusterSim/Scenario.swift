@@ -107,7 +107,8 @@ extension Scenario {
     /// A built-in scenario by name: `default` (1 master + 4 workers on
     /// 1.34.3), `ha` (3 control planes + 3 workers), `microk8s` (1 control
     /// plane + 2 workers), `microk8s-ha` (3 dqlite voters + 1 worker), `k3s`
-    /// (1 server on SQLite + 2 agents), `k3s-ha` (3 servers with embedded
+    /// (1 server on SQLite + 2 agents), `k3s-etcd` (1 server with embedded
+    /// etcd, as `--cluster-init` makes it, + 2 agents), `k3s-ha` (3 servers with embedded
     /// etcd + 2 agents), or
     /// `synthetic-N` (1 master + N-1 workers, no workloads), or
     /// `synthetic-N-pods-M` (the same with one ReplicaSet of M pods per
@@ -120,6 +121,7 @@ extension Scenario {
         case "microk8s": return microK8s(controlPlanes: ["cp-1"], workers: ["worker-1", "worker-2"])
         case "microk8s-ha": return microK8s(controlPlanes: ["cp-1", "cp-2", "cp-3"], workers: ["worker-1"])
         case "k3s": return k3s(servers: ["server-1"], agents: ["agent-1", "agent-2"], embeddedEtcd: false)
+        case "k3s-etcd": return k3s(servers: ["server-1"], agents: ["agent-1", "agent-2"], embeddedEtcd: true)
         case "k3s-ha":
             return k3s(
                 servers: ["server-1", "server-2", "server-3"], agents: ["agent-1", "agent-2"], embeddedEtcd: true)

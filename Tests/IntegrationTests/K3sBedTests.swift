@@ -464,6 +464,63 @@ extension TestBedSuites {
             #expect(again.stdoutText == "==> already restored from \(path) and at 1.34.5+k3s1\n", "\(again.stdoutText)")
         }
 
+        /// One server with embedded etcd (`--cluster-init`) and two agents:
+        /// the patch goes through with the one member's restart expected and
+        /// a real etcd snapshot in the backup; going back, a confirmed
+        /// restore of the server is refused while the agents run the newer
+        /// kubelet, and nothing is queued; once they are back, the server is
+        /// restored through `k3s server --cluster-reset` from that snapshot.
+        @Test func aSingleServerOnEmbeddedEtcdIsPatchedThenRestoredThroughItsSnapshot() async throws {
+            let bed = try await TestBed.start(scenario: "k3s-etcd")
+            let server = try await OrchestratorFixture(bed: bed, extra: ["--soak", "0"]).launch()
+            try await Pipeline.execute(server, #"{"target_version":"1.34.5+k3s1","kind":"patch"}"#)
+            let done = try await server.waitForJob(1, state: "succeeded", timeout: 120)
+            let events = Pipeline.events(done)
+            #expect(events.contains { $0.message == "K3s datastore health: passed: 1 of 1 members healthy" })
+            #expect(
+                events.contains {
+                    $0.node == "server-1"
+                        && $0.message.hasSuffix(
+                            "a single etcd member: etcd is down while it restarts, as always with one")
+                }, "\(events.map(\.message))")
+            let summary = done[dotted: "result.snapshot"]?.stringValue ?? ""
+            #expect(summary.hasPrefix("K3s etcd snapshot and server token, "), "\(summary)")
+            #expect(summary.contains("; ETCDSnapshotFile local-k8s-upgrade-server-1-"), "\(summary)")
+            let snapshot = done[dotted: "result.snapshot_path"]?.stringValue ?? ""
+
+            let early = try await server.request(
+                "POST", "/jobs/1/rollback", body: #"{"node":"server-1","confirm_restore":true}"#)
+            #expect(early.status == 422, "\(early.text)")
+            #expect(
+                early.text.contains(
+                    "agent-1 runs kubelet 1.34.5+k3s1, agent-2 runs kubelet 1.34.5+k3s1, newer than 1.34.3+k3s1"),
+                "\(early.text)")
+            #expect(try await server.request("GET", "/jobs/2").status == 404, "nothing was queued")
+
+            for (index, agent) in ["agent-1", "agent-2"].enumerated() {
+                let back = try await server.request("POST", "/jobs/1/rollback", body: #"{"node":"\#(agent)"}"#)
+                #expect(back.status == 202, "\(back.text)")
+                _ = try await server.waitForJob(2 + index, state: "succeeded", timeout: 60)
+            }
+            let confirmed = try await server.request(
+                "POST", "/jobs/1/rollback", body: #"{"node":"server-1","confirm_restore":true}"#)
+            #expect(confirmed.status == 202, "\(confirmed.text)")
+            let restore = try await server.waitForJob(4, state: "succeeded", timeout: 90)
+            let output = Pipeline.events(restore).filter { $0.kind == "output" }.map(\.message)
+            for line in [
+                "==> restoring embedded etcd from \(snapshot) (k3s server --cluster-reset)",
+                "==> done: k3s at 1.34.3+k3s1, its etcd datastore restored from \(snapshot)",
+            ] {
+                #expect(output.contains(line), "\(line): \(output)")
+            }
+            for (name, node) in try await Pipeline.nodes(bed) {
+                #expect(node == Pipeline.NodeState(version: "v1.34.3+k3s1", unschedulable: false), "\(name)")
+            }
+            let db = bed.directory.appendingPathComponent("nodes/server-1/var/lib/rancher/k3s/server/db").path
+            #expect(try FileManager.default.contentsOfDirectory(atPath: db).contains { $0.hasPrefix("etcd-old-") })
+            _ = try await server.stop(signal: SIGTERM)
+        }
+
         /// server-3's etcd member is down: a job that skips pre-flight is
         /// stopped by the quorum gate (asked with K3s' etcd client
         /// certificate) before server-1; no node is touched.

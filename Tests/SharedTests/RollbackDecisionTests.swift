@@ -244,3 +244,51 @@ import Testing
                 == .refused("job 4 recorded nothing of worker-1 (its report lists no node)"))
     }
 }
+
+/// A rollback judged against the live cluster before it is queued.
+@Suite struct RollbackAdmissionTests {
+    static let old = KubeVersion(major: 1, minor: 34, patch: 3)
+
+    static func request(_ node: String) -> ExecuteRequest {
+        ExecuteRequest(targetVersion: old, kind: .patch, rollback: .init(job: 4, node: node))
+    }
+
+    static func cluster(workers: [String: Int]) -> [NodeFacts] {
+        [NodeFacts(name: "master", isControlPlane: true, kubelet: KubeVersion(major: 1, minor: 34, patch: 5))]
+            + workers.sorted { $0.key < $1.key }.map {
+                NodeFacts(name: $0.key, kubelet: KubeVersion(major: 1, minor: 34, patch: $0.value))
+            }
+    }
+
+    @Test(arguments: [
+        // A control plane's restore waits for every newer kubelet, and says which rollbacks come first.
+        (
+            "master", ["worker-1": 5, "worker-2": 5, "worker-3": 3],
+            "refused: nothing was changed: worker-1 runs kubelet 1.34.5, worker-2 runs kubelet 1.34.5, newer than "
+                + "1.34.3, and a kubelet may not be newer than its API server; roll them back first (k8s-upgrade "
+                + "rollback 4 --node worker-1; k8s-upgrade rollback 4 --node worker-2)"
+        ),
+        (
+            "master", ["worker-1": 5, "worker-2": 3],
+            "refused: nothing was changed: worker-1 runs kubelet 1.34.5, newer than 1.34.3, and a kubelet may not be "
+                + "newer than its API server; roll it back first (k8s-upgrade rollback 4 --node worker-1)"
+        ),
+        ("master", ["worker-1": 3, "worker-2": 2], "accepted"),
+        // A worker goes back whatever the others run.
+        ("worker-1", ["worker-1": 5, "worker-2": 5], "accepted"),
+        ("worker-9", ["worker-1": 5], "refused: there is no node worker-9 in the cluster now, so nothing was queued"),
+    ])
+    func aControlPlaneGoesBackOnlyOnceNoKubeletIsNewer(node: String, workers: [String: Int], expected: String) {
+        let admission = RollbackAdmission.judge(Self.request(node), nodes: Self.cluster(workers: workers))
+        switch admission {
+        case .accepted: #expect(expected == "accepted")
+        case let .refused(reason): #expect("refused: \(reason)" == expected)
+        case let .nothingToDo(reason): Issue.record("nothing to do: \(reason)")
+        }
+    }
+
+    @Test func anUpgradeIsNotARollbackToJudge() {
+        let upgrade = ExecuteRequest(targetVersion: KubeVersion(major: 1, minor: 34, patch: 5), kind: .patch)
+        #expect(RollbackAdmission.judge(upgrade, nodes: []) == .accepted)
+    }
+}

@@ -143,6 +143,12 @@ actor JobCoordinator: Service {
             log.warning("rollback refused", ["job": String(id), "node": rollback.node, "reason": reason])
             return .refused(reason)
         case let .accepted(request):
+            switch try await admit(request) {
+            case let .refused(reason), let .nothingToDo(reason):
+                log.warning("rollback refused", ["job": String(id), "node": rollback.node, "reason": reason])
+                return .refused(reason)
+            case .accepted: break
+            }
             switch try await store.create(request, at: clock.now()) {
             case let .success(job):
                 log.info(

@@ -85,17 +85,12 @@ extension UpgradePipeline {
                     + "so nothing was changed: the tool restores a single control plane only; see the runbook's "
                     + "rollback section")
         }
-        let newer = nodes.filter { other in
-            other.name != node.name && (other.kubelet.map { $0.release > target.release } ?? false)
-        }
-        guard newer.isEmpty else {
-            throw JobFailure(
-                "nothing was changed: "
-                    + newer.map { "\($0.name) runs kubelet \($0.kubelet?.description ?? "?")" }.joined(separator: ", ")
-                    + ", newer than \(target), and a kubelet may not be newer than its API server; roll "
-                    + (newer.count == 1 ? "it" : "them") + " back first ("
-                    + newer.map { "k8s-upgrade rollback \(rollback.job) --node \($0.name)" }.joined(separator: "; ")
-                    + ")")
+        // Checked when the rollback was queued too (``RollbackAdmission``);
+        // a kubelet may have moved since.
+        if let reason = RollbackAdmission.newerKubelets(
+            than: target, nodes: nodes, except: node.name, job: rollback.job)
+        {
+            throw JobFailure(reason)
         }
         let apiServer = try await cluster.apiServerVersion(on: node.name)
         let judged = UpgradePlan.action(for: node, apiServer: apiServer, target: target, isControlPlane: true)
