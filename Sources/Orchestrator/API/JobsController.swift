@@ -50,7 +50,7 @@ struct JobsController {
             do { rollback = try RollbackRequest(json: body) } catch let error as RequestValidationError {
                 throw Self.badRequest(error)
             }
-            switch try await coordinator.rollback(id, rollback) {
+            switch try await Self.checked({ try await coordinator.rollback(id, rollback) }) {
             case .notFound: throw Self.notFound(id)
             case let .queued(job):
                 var response = APIResponse.json(.object(JobJSON.summary(job)), status: .accepted)
@@ -117,13 +117,7 @@ struct JobsController {
             throw Self.badRequest(
                 RequestValidationError(field: "rollback", rule: "is not taken here; use POST /jobs/{id}/rollback"))
         }
-        let outcome: JobCoordinator.SubmitOutcome
-        do { outcome = try await coordinator.submit(executeRequest) } catch let unchecked as Admitter.Unchecked {
-            var refusal = Problem(status: .serviceUnavailable, message: unchecked.description)
-            refusal.headers[.retryAfter] = "30"
-            throw refusal
-        }
-        switch outcome {
+        switch try await Self.checked({ try await coordinator.submit(executeRequest) }) {
         case let .queued(job):
             var response = APIResponse.json(.object(JobJSON.summary(job)), status: .accepted)
             response.headers[.location] = "/jobs/\(job.id)"
@@ -193,6 +187,16 @@ struct JobsController {
                 ]))
         }
         return value
+    }
+
+    /// A request the cluster could not be read to check: 503, try again
+    /// later; nothing was queued.
+    private static func checked<T>(_ body: () async throws -> T) async throws -> T {
+        do { return try await body() } catch let unchecked as Admitter.Unchecked {
+            var refusal = Problem(status: .serviceUnavailable, message: unchecked.description)
+            refusal.headers[.retryAfter] = "30"
+            throw refusal
+        }
     }
 
     static func notFound(_ id: Int64) -> Problem {
