@@ -216,17 +216,24 @@ import Testing
     @Test func aBatchOfTwoUpgradesTwoWorkersAtOnceWhileTheBudgetHolds() async throws {
         try await InProcessOrchestrator.with(scenario: Self.cluster(maxUnavailable: 2), options: Self.options()) {
             orchestrator in
-            // The nodes the gauges name at every sleep of the job.
+            // The nodes the gauges name at every sleep of the job, and at
+            // the sleeps of a batch's soak.
             let named = Mutex<Set<Set<String>>>([])
+            let soaking = Mutex<Set<Set<String>>>([])
             orchestrator.clock.onSleep { _ in
                 let nodes = orchestrator.gauges.current.nodes
                 named.withLock { _ = $0.insert(nodes) }
+                if let wait = try? await orchestrator.jobs.job(1)?.progress.wait, wait.what.hasPrefix("soak of") {
+                    soaking.withLock { _ = $0.insert(nodes) }
+                }
             }
             let id = try await orchestrator.execute()
             _ = try await orchestrator.waitFor(.succeeded, id)
-            // Both nodes of a batch at once, none once the job ended.
+            // Both nodes of a batch at once, through its soak; none once the job ended.
             #expect(named.withLock { $0.contains(["worker-1", "worker-2"]) }, "\(named.withLock { $0 })")
-            #expect(named.withLock { $0.contains(["worker-3", "worker-4"]) }, "\(named.withLock { $0 })")
+            #expect(
+                soaking.withLock { $0 } == [["worker-1", "worker-2"], ["worker-3", "worker-4"]],
+                "\(soaking.withLock { $0 })")
             #expect(orchestrator.gauges.current.nodes.isEmpty)
             let events = try await orchestrator.events(id)
             let order = Self.workerOrder(events)

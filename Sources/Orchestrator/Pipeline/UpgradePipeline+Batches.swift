@@ -66,7 +66,12 @@ extension UpgradePipeline {
             // An abort or a shutdown is how the job stops; else the first failure.
             if let stop = errors.first(where: { $0 is JobStop }) ?? errors.first { throw stop }
             carried += batch.count
-            if settings.soak > .zero { try await soakBatch(batch.map(\.work), job: job) }
+            if settings.soak > .zero {
+                // The batch's nodes are still being worked on while they soak.
+                setGauges(job) { $0.nodes.formUnion(names) }
+                defer { setGauges(job) { $0.nodes.subtract(names) } }
+                try await soakBatch(batch.map(\.work), job: job)
+            }
         }
         if carried > 0 { try await checkHoldDrift(job: job, stage: .workers) }
         return carried
