@@ -249,8 +249,12 @@ import Testing
 @Suite struct RollbackAdmissionTests {
     static let old = KubeVersion(major: 1, minor: 34, patch: 3)
 
+    /// A rollback as ``RollbackDecision`` makes it: the master's stage for a
+    /// control plane, the workers' for a worker.
     static func request(_ node: String) -> ExecuteRequest {
-        ExecuteRequest(targetVersion: old, kind: .patch, rollback: .init(job: 4, node: node))
+        ExecuteRequest(
+            targetVersion: old, kind: .patch, stages: .only([node == "master" ? .master : .workers]),
+            rollback: .init(job: 4, node: node))
     }
 
     static func cluster(workers: [String: Int]) -> [NodeFacts] {
@@ -285,6 +289,14 @@ import Testing
         case let .refused(reason): #expect("refused: \(reason)" == expected)
         case let .nothingToDo(reason): Issue.record("nothing to do: \(reason)")
         }
+    }
+
+    /// A worker's rollback of a node labelled control plane since: judged by
+    /// the job when it starts (it says the node is a control plane now).
+    @Test func aWorkersRollbackIsNotJudgedAsARestore() {
+        var nodes = Self.cluster(workers: ["worker-1": 5, "worker-2": 5])
+        nodes[1].isControlPlane = true
+        #expect(RollbackAdmission.judge(Self.request("worker-1"), nodes: nodes) == .accepted)
     }
 
     @Test func anUpgradeIsNotARollbackToJudge() {

@@ -18,8 +18,8 @@ extension OpenAPIDocument {
             Standby:
               description: >-
                 not leading yet: another instance holds the leader lease and is still finishing, or
-                this one is taking over the job store (or, for POST /execute, the cluster's versions
-                could not be read to check the request); ask again after Retry-After seconds
+                this one is taking over the job store (or, for POST /execute and a rollback, the
+                cluster could not be read to check the request); ask again after Retry-After seconds
               headers:
                 Retry-After: {description: seconds, schema: {type: string}}
               content: {application/json: {schema: {$ref: "#/components/schemas/Problem"}}}

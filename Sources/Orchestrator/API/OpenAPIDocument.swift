@@ -213,9 +213,10 @@ enum OpenAPIDocument {
                 single K3s server, k3s stopped, the kept binary put back, the SQLite copy or etcd
                 snapshot restored (k3s server --cluster-reset), k3s started. Every change since the
                 snapshot is lost (on MicroK8s, treat it as lost: whether the restore also removes later
-                keys is not documented), and workers newer than the older release must go back first.
-                Without confirm_restore, or with several control planes (the answer then lists the
-                exact steps with the job's values), it answers 422. So do a job that is still active
+                keys is not documented), and workers newer than the older release must go back first:
+                while one runs a newer kubelet, the restore answers 422 naming each, and nothing is
+                queued. Without confirm_restore, or with several control planes (the answer then lists
+                the exact steps with the job's values), it answers 422. So do a job that is still active
                 or interrupted, a dry run, a rollback, or a node the job did not change.
               requestBody:
                 required: true

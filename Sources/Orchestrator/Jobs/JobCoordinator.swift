@@ -143,6 +143,7 @@ actor JobCoordinator: Service {
             log.warning("rollback refused", ["job": String(id), "node": rollback.node, "reason": reason])
             return .refused(reason)
         case let .accepted(request):
+            if let active = try await store.activeJob() { return .conflict(active) }
             switch try await admit(request) {
             case let .refused(reason), let .nothingToDo(reason):
                 log.warning("rollback refused", ["job": String(id), "node": rollback.node, "reason": reason])

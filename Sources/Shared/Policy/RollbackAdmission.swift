@@ -10,7 +10,9 @@ public enum RollbackAdmission {
         guard let node = nodes.first(where: { $0.name == rollback.node }) else {
             return .refused("there is no node \(rollback.node) in the cluster now, so nothing was queued")
         }
-        guard node.isControlPlane,
+        // A control plane's restore (its stages hold the master's); a
+        // worker's rollback is judged by the job when it starts.
+        guard node.isControlPlane, request.stages.includes(.master),
             let reason = newerKubelets(
                 than: request.targetVersion, nodes: nodes, except: node.name, job: rollback.job)
         else { return .accepted }
