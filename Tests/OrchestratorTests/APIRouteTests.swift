@@ -64,7 +64,11 @@ import Testing
 
     /// Waits until job 1 waits at the gate, where the held pipeline keeps it.
     static func waitUntilHeldAtTheGate(_ store: JobStore) async throws {
-        try await poll(until: "job 1 waiting at the gate") { try await store.job(1)?.progress.wait != nil }
+        try await poll(until: "job 1 waiting at the gate") {
+            guard let job = try await store.job(1) else { return false }
+            if job.state.isFinished { throw FixtureError("job 1 is \(job.state.rawValue): \(job.progress)") }
+            return job.progress.wait != nil
+        }
     }
 
     @Test func executeAnswersEachAdmissionAndQueuesOnlyWhatItAccepts() async throws {

@@ -78,6 +78,9 @@ import Testing
         var reached: JobRecord?
         try await poll(until: "job \(id) becoming \(state.rawValue)") {
             reached = try await store.job(id)
+            if let job = reached, job.state != state, job.state.isFinished {
+                throw FixtureError("job \(id) is \(job.state.rawValue), not \(state.rawValue): \(job.progress)")
+            }
             return reached?.state == state
         }
         guard let reached else { throw FixtureError("job \(id) vanished") }
