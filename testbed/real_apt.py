@@ -15,6 +15,7 @@ known_hosts, key, node root, repository URL.
 `down --dir DIR` stops what `up` started.
 """
 import argparse
+import hashlib
 import json
 import os
 import pathlib
@@ -123,14 +124,33 @@ def base_root(cache):
     base = cache / "base"
     if (base / ".complete").exists():
         return base
-    shutil.rmtree(cache / "base.partial", ignore_errors=True)
     cache.mkdir(parents=True, exist_ok=True)
-    run("debootstrap", "--variant=minbase", "bookworm", cache / "base.partial", host_mirror(),
-        stdout=subprocess.DEVNULL)
-    (cache / "base.partial" / ".complete").touch()
-    shutil.rmtree(base, ignore_errors=True)
-    os.rename(cache / "base.partial", base)
+    # A folder of this process's own: the test process and a bed may build at once.
+    partial = cache / f"base.partial.{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    run("debootstrap", "--variant=minbase", "bookworm", partial, host_mirror(), stdout=subprocess.DEVNULL)
+    (partial / ".complete").touch()
+    keep(partial, base)
     return base
+
+
+def keep(partial, cache):
+    """Puts a finished build in place as `cache`, unless another process
+    kept a finished one first (then this one is dropped); an unfinished one
+    left by a killed build is replaced."""
+    if cache.exists() and not (cache / ".complete").exists():
+        shutil.rmtree(cache, ignore_errors=True)
+    try:
+        partial.rename(cache)
+    except OSError:
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def content_key():
+    """Names the caches after what builds them (this file: the packages,
+    their versions and payloads, the node's fake systemctl), so an edit
+    builds new ones instead of reusing stale ones."""
+    return hashlib.sha256(pathlib.Path(__file__).read_bytes()).hexdigest()[:12]
 
 
 def build_deb(out, name, version, files, depends=None, postinst=None, arch="amd64"):
@@ -256,12 +276,7 @@ def cached_repository(cache):
         partial.mkdir(parents=True)
         make_repository(partial)
         (partial / ".complete").touch()
-        if cache.exists() and not (cache / ".complete").exists():
-            shutil.rmtree(cache, ignore_errors=True)  # left incomplete by a killed build
-        try:
-            partial.rename(cache)
-        except OSError:
-            shutil.rmtree(partial, ignore_errors=True)  # another bed kept its own first: use that one
+        keep(partial, cache)
     return cache / "repo", cache / "kubernetes-apt-keyring.gpg"
 
 
@@ -278,12 +293,7 @@ def cached_worker(cache, base, keyring, repo_url, containerd):
         # debootstrap's and apt's downloaded packages and caches: 36 MB each node would copy.
         run(*chroot(partial), "apt-get", "clean")
         (partial / ".complete").touch()
-        if cache.exists() and not (cache / ".complete").exists():
-            shutil.rmtree(cache, ignore_errors=True)
-        try:
-            partial.rename(cache)
-        except OSError:
-            shutil.rmtree(partial, ignore_errors=True)
+        keep(partial, cache)
     return cache
 
 

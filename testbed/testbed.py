@@ -478,8 +478,12 @@ def make_real_apt_node(root, template, repo_url, user_key_pub):
     port = free_port()
     (ssh / "sshd_config").write_text(sshd_config(ssh, port) + f"ForceCommand {ssh / 'session'}\n")
     # The lists of this bed's repository (its port is new each time).
-    return root, port, subprocess.Popen([*real_apt.chroot(root), "apt-get", "update", "-q"],
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log_file = open(BED_LOGS / f"apt-update-{root.name}.log", "wb")
+    update = subprocess.Popen([*real_apt.chroot(root), "apt-get", "update", "-q"], stdout=log_file,
+                              stderr=subprocess.STDOUT)
+    update.log_name = f"apt-update-{root.name}"
+    log_file.close()
+    return root, port, update
 
 
 def real_apt_worker_template(bed, repo_url):
@@ -489,13 +493,15 @@ def real_apt_worker_template(bed, repo_url):
     import real_apt
     build = REPO_ROOT / ".build"
     base = real_apt.base_root(build / "debian-base-bookworm")
-    repo, keyring = real_apt.cached_repository(build / "testbed-real-apt-repo")
+    cache = build / f"testbed-real-apt-{real_apt.content_key()}"
+    repo, keyring = real_apt.cached_repository(cache)
     for minor in real_apt.RELEASES:
         target = bed / "repo" / "core:" / "stable:" / f"v{minor}" / "deb"
         shutil.rmtree(target)
         shutil.copytree(repo / "core:" / "stable:" / f"v{minor}" / "deb", target)
-    return real_apt.cached_worker(build / f"testbed-real-apt-worker-{real_apt.RUNNING}-{CONTAINERD_RUNNING}-1", base,
-                                  keyring, repo_url, f"{CONTAINERD_RUNNING}-1")
+    # Inside the repository's cache: the worker trusts that repository's key.
+    return real_apt.cached_worker(cache / f"worker-{CONTAINERD_RUNNING}-1", base, keyring, repo_url,
+                                  f"{CONTAINERD_RUNNING}-1")
 
 
 def up(args):
@@ -674,8 +680,7 @@ def up(args):
     for name, process in updates:
         if process.wait() != 0:
             raise SystemExit(f"testbed: apt-get update on the real-apt node {name} failed: "
-                             f"{process.stderr.read().decode(errors='replace')[-400:]}")
-        process.stderr.close()
+                             f"{log_tail(process.log_name)}")
     if updates:
         start(bed, "kubelet-agent", [sys.executable, REPO_ROOT / "testbed" / "kubelet_agent.py", "--sim-url", sim_url,
                                      "--ca", pki / "ca.crt", "--token-file", bed / "token",
