@@ -18,13 +18,14 @@ import Testing
     static let token = "route-test-token"
 
     /// Admission stand-in: 1.34.3 runs everywhere, minors are refused,
-    /// 1.34.9 finds the cluster unreadable.
+    /// 1.34.9 (and a rollback to 1.34.1) finds the cluster unreadable.
     static func admit(_ request: ExecuteRequest) async throws -> Admission {
         switch (request.targetVersion.description, request.kind) {
         case ("1.34.3", _): return .nothingToDo("every API server and kubelet already runs 1.34.3; nothing to do")
         case (_, .minor):
             return .refused("minor upgrades are not allowed by this server's policy (--allow-minor false)")
-        case ("1.34.9", _): throw Admitter.Unchecked(description: "the cluster's versions could not be read")
+        case ("1.34.9", _), ("1.34.1", _):
+            throw Admitter.Unchecked(description: "the cluster's versions could not be read")
         default: return .accepted
         }
     }
@@ -150,6 +151,37 @@ import Testing
                 ])
             _ = try await Self.post(client, #"{"target_version":"1.34.6","kind":"patch"}"#)
             #expect(try await read("/jobs")[dotted: "jobs"]?.arrayValue?.count == 2)
+        }
+    }
+
+    /// A rollback is checked against the cluster as an upgrade is: one that
+    /// cannot be read answers 503 with Retry-After and queues nothing.
+    @Test func aRollbackAnswersAsTheAdmissionFindsTheCluster() async throws {
+        try await withAPI { client, store in
+            let headers: HTTPFields = [.authorization: "Bearer \(Self.token)", .contentType: "application/json"]
+            func rollback() async throws -> HTTPResponse.Status {
+                try await client.execute(
+                    uri: "/jobs/1/rollback", method: .post, headers: headers,
+                    body: ByteBuffer(string: #"{"node":"worker-1"}"#)
+                ) { $0.status }
+            }
+            _ = try await Self.post(client, #"{"target_version":"1.34.5","kind":"patch"}"#)
+            try await Self.waitUntilHeldAtTheGate(store)
+            // A job still running is refused by the decision: abort it first.
+            #expect(try await rollback() == .unprocessableContent)
+            _ = try await client.execute(uri: "/jobs/1", method: .delete, headers: headers) { _ in }
+            try await poll(until: "job 1 finishing") { try await store.job(1)?.state.isFinished == true }
+            // What its report would say of a worker it upgraded.
+            try await store.append(
+                1, [],
+                result: try JSONValue.parse(
+                    #"{"nodes":[{"name":"worker-1","role":"worker","before":"1.34.1","after":"1.34.5"}]}"#))
+            let unchecked = try await client.execute(
+                uri: "/jobs/1/rollback", method: .post, headers: headers,
+                body: ByteBuffer(string: #"{"node":"worker-1"}"#)
+            ) { ($0.status, $0.headers[.retryAfter], String(buffer: $0.body)) }
+            #expect(unchecked.0 == .serviceUnavailable && unchecked.1 == "30", "\(unchecked)")
+            #expect(try await store.job(2) == nil, "nothing was queued")
         }
     }
 
