@@ -186,35 +186,106 @@ import Testing
         #expect(try await first.job(id)?.eventCount == 9)
     }
 
+    /// The job's progress document as stored, and each node's row.
+    static func stored(_ path: String, _ id: Int64) async throws -> (document: String, nodes: [String]) {
+        let raw = try await SQLiteDatabase(path: path)
+        return try await raw.read { connection in
+            let document =
+                try connection.query("SELECT progress FROM jobs WHERE id = ?", [.integer(id)]).first?[0].string ?? ""
+            let nodes = try connection.query(
+                "SELECT progress FROM job_nodes WHERE job_id = ? ORDER BY idx", [.integer(id)]
+            ).map { $0[0].string ?? "" }
+            return (document, nodes)
+        }
+    }
+
     /// A node script's output lines change nothing the progress shows but
-    /// the last event folded in: the stored progress is not written again
-    /// for them, and every read still has every event folded in.
+    /// the last event folded in: neither the job's progress document nor
+    /// the node's row is written again for them, and every read still has
+    /// every event folded in.
     @Test func anOutputLineLeavesTheStoredProgressAsItWasYetEveryReadFoldsIt() async throws {
         let path = try Self.path()
         let store = try await JobStore(path: path)
         let id = try await store.create(Self.request(), at: 1).get().id
         try await store.append(id, [JobEvent(time: 2, kind: .jobStarted, message: "s")], state: .running)
         try await store.append(id, [JobEvent(time: 3, kind: .nodeStarted, node: "worker-1", message: "w")])
-        let raw = try await SQLiteDatabase(path: path)
-        func stored() async throws -> String {
-            try await raw.read {
-                try $0.query("SELECT progress FROM jobs WHERE id = ?", [.integer(id)]).first?[0].string ?? ""
-            }
-        }
-        let atNodeStart = try await stored()
+        let atNodeStart = try await Self.stored(path, id)
+        #expect(atNodeStart.nodes.count == 1)
         let lines = (0..<50).map { JobEvent(time: 4, kind: .output, node: "worker-1", message: "line \($0)") }
         let written = try await store.append(id, lines)
         #expect(written.progress.lastSequence == 53)
-        #expect(try await stored() == atNodeStart)
+        #expect(try await Self.stored(path, id) == atNodeStart)
         // Read back by a store that decodes the row: all 53 events folded in.
         let reader = try await JobStore(path: path)
         #expect(try await reader.job(id)?.progress.lastSequence == 53)
         #expect(try await reader.job(id)?.progress.nodes.first?.status == .running)
-        // A change the progress shows is written.
+        // A change of the node writes its row.
         try await store.append(id, [JobEvent(time: 5, kind: .nodeSucceeded, node: "worker-1", message: "done")])
-        #expect(try await stored() != atNodeStart)
+        #expect(try await Self.stored(path, id).nodes != atNodeStart.nodes)
         #expect(try await reader.job(id)?.progress.nodes.first?.status == .succeeded)
         #expect(try await reader.job(id)?.progress.lastSequence == 54)
+    }
+
+    /// Each node's progress is its own row: a node's change writes that
+    /// row, and the job's document does not grow with the nodes.
+    @Test func aNodesChangeWritesItsOwnRowAndTheDocumentDoesNotGrowWithTheNodes() async throws {
+        let path = try Self.path()
+        let store = try await JobStore(path: path)
+        let id = try await store.create(Self.request(), at: 1).get().id
+        try await store.append(id, [JobEvent(time: 2, kind: .jobStarted, message: "s")], state: .running)
+        let names = (1...200).map { "worker-\($0)" }
+        for (index, name) in names.enumerated() {
+            let time = Double(3 + index)
+            try await store.append(id, [JobEvent(time: time, kind: .nodeStarted, node: name, message: "start")])
+            try await store.append(id, [JobEvent(time: time, kind: .nodeSucceeded, node: name, message: "done")])
+        }
+        let stored = try await Self.stored(path, id)
+        #expect(stored.nodes.count == 200)
+        #expect(stored.document.utf8.count < 2_000, "\(stored.document)")
+        #expect(!stored.document.contains("worker-"))
+        let read = try #require(try await JobStore(path: path).job(id))
+        #expect(read.progress.nodes.map(\.name) == names)
+        #expect(read.progress.nodes.allSatisfy { $0.status == .succeeded })
+        #expect(read.progress == (try await store.job(id))?.progress)
+    }
+
+    /// A store whose jobs kept their nodes inside the progress document
+    /// (before nodes had rows) opens with every node in its row, reads
+    /// them, and goes on writing them.
+    @Test func aStoreWithNodesInsideTheProgressMovesThemToTheirRows() async throws {
+        let path = try Self.path()
+        var progress = JobProgress()
+        for (index, name) in ["worker-1", "worker-2"].enumerated() {
+            progress.apply(
+                JobEvent(sequence: index + 1, time: 2, kind: .nodeStarted, node: name, message: "start"))
+        }
+        progress.apply(JobEvent(sequence: 3, time: 3, kind: .nodeSucceeded, node: "worker-1", message: "done"))
+        let document = String(decoding: try JSONEncoder().encode(progress), as: UTF8.self)
+        do {
+            let old = try await SQLiteDatabase(path: path)
+            try await old.write { connection in
+                try connection.execute(
+                    """
+                    CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, request TEXT NOT NULL,
+                    state TEXT NOT NULL, created_at REAL NOT NULL, started_at REAL, finished_at REAL,
+                    updated_at REAL NOT NULL, progress TEXT NOT NULL, result TEXT,
+                    event_count INTEGER NOT NULL DEFAULT 0, revision INTEGER NOT NULL DEFAULT 0)
+                    """)
+                try connection.execute(
+                    """
+                    INSERT INTO jobs (request, state, created_at, updated_at, progress, event_count, revision)
+                    VALUES ('{"target_version":"1.34.5","kind":"patch"}', 'interrupted', 1, 3, ?, 3, 1)
+                    """, [.text(document)])
+            }
+        }
+        let store = try await JobStore(path: path)
+        let opened = try #require(try await store.job(1))
+        #expect(opened.progress.nodes.map(\.name) == ["worker-1", "worker-2"])
+        #expect(opened.progress.nodes.map(\.status) == [.succeeded, .running])
+        #expect(!(try await Self.stored(path, 1).document.contains("worker-1")))
+        try await store.append(1, [JobEvent(time: 4, kind: .nodeSucceeded, node: "worker-2", message: "done")])
+        let read = try #require(try await JobStore(path: path).job(1))
+        #expect(read.progress.nodes.map(\.status) == [.succeeded, .succeeded])
     }
 
     @Test func aStoreWrittenBeforeRevisionsOpensAndReadsItsJobs() async throws {

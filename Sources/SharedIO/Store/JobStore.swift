@@ -88,6 +88,32 @@ public final class JobStore: Sendable {
                 ) WITHOUT ROWID
                 """)
             try connection.execute("CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state)")
+            try connection.execute(
+                """
+                CREATE TABLE IF NOT EXISTS job_nodes (
+                    job_id INTEGER NOT NULL REFERENCES jobs(id),
+                    idx INTEGER NOT NULL,
+                    progress TEXT NOT NULL,
+                    PRIMARY KEY (job_id, idx)
+                ) WITHOUT ROWID
+                """)
+            try Self.moveNodesToTheirRows(connection)
+        }
+    }
+
+    /// A store written before nodes had rows of their own keeps them in
+    /// each job's progress document: they move to their rows, once.
+    private static func moveNodesToTheirRows(_ connection: SQLiteDatabase.Connection) throws {
+        let rows = try connection.query(
+            "SELECT id, progress FROM jobs WHERE json_array_length(progress, '$.nodes') > 0")
+        for row in rows {
+            guard let id = row[0].int64 else { continue }
+            var progress = try JSONDecoder().decode(JobProgress.self, from: Data((row[1].string ?? "{}").utf8))
+            try writeNodes(id, from: [], to: progress.nodes, connection)
+            progress.nodes = []
+            try connection.execute(
+                "UPDATE jobs SET progress = ?, revision = revision + 1 WHERE id = ?",
+                [.text(try encode(progress)), .integer(id)])
         }
     }
 
@@ -193,7 +219,7 @@ public final class JobStore: Sendable {
     public func nextQueued() async throws -> JobRecord? {
         try await database.read { connection in
             try connection.query("SELECT \(Self.columns) FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1")
-                .first.map(Self.record)
+                .first.map { try Self.record($0, connection) }
         }
     }
 
@@ -340,7 +366,9 @@ public final class JobStore: Sendable {
         "id, request, state, created_at, started_at, finished_at, updated_at, progress, result, event_count, revision"
 
     private static func job(_ id: Int64, _ connection: SQLiteDatabase.Connection) throws -> JobRecord? {
-        try connection.query("SELECT \(columns) FROM jobs WHERE id = ?", [.integer(id)]).first.map(record)
+        try connection.query("SELECT \(columns) FROM jobs WHERE id = ?", [.integer(id)]).first.map {
+            try record($0, connection)
+        }
     }
 
     /// The job as this transaction sees it: `kept` while the row's revision
@@ -355,7 +383,7 @@ public final class JobStore: Sendable {
     private static func active(_ connection: SQLiteDatabase.Connection) throws -> JobRecord? {
         try connection.query(
             "SELECT \(columns) FROM jobs WHERE state IN ('queued', 'running', 'aborting') ORDER BY id LIMIT 1"
-        ).first.map(record)
+        ).first.map { try record($0, connection) }
     }
 
     private static func append(
@@ -387,15 +415,20 @@ public final class JobStore: Sendable {
         }
         if let result { record.result = result }
         record.revision += 1
-        // Most events (a node script's output lines, notes) change nothing
-        // the progress shows but the last event folded in, which is the
-        // row's event count: the stored progress, a JSON document that grows
-        // with the nodes, is written again only when something else moved
-        // (re-encoding it for every line made a job's store work grow with
-        // nodes times events).
+        // Each node's progress has a row of its own, written when that node
+        // moved; the job's progress document holds the rest, and is written
+        // again only when something in it moved but the last event folded
+        // in (the row's event count): a node script's output line, the
+        // commonest event, writes neither. Writing the whole progress, which
+        // grows with the nodes, for every event made a job's store work
+        // grow with nodes times events.
+        try writeNodes(id, from: before.nodes, to: record.progress.nodes, connection)
         var unchanged = record.progress
         unchanged.lastSequence = before.lastSequence
-        let progress: SQLiteValue = unchanged == before ? .null : .text(try encode(record.progress))
+        unchanged.nodes = before.nodes
+        var document = record.progress
+        document.nodes = []
+        let progress: SQLiteValue = unchanged == before ? .null : .text(try encode(document))
         try connection.execute(
             """
             UPDATE jobs SET state = ?, started_at = ?, finished_at = ?, updated_at = ?,
@@ -409,7 +442,32 @@ public final class JobStore: Sendable {
         return record
     }
 
-    private static func record(_ row: SQLiteRow) throws -> JobRecord {
+    /// Writes the rows of the nodes whose progress differs between `old`
+    /// and `new` (nodes are only ever added at the end or changed in place).
+    private static func writeNodes(
+        _ id: Int64, from old: [JobProgress.NodeProgress], to new: [JobProgress.NodeProgress],
+        _ connection: SQLiteDatabase.Connection
+    ) throws {
+        for index in new.indices where index >= old.count || old[index] != new[index] {
+            try connection.execute(
+                "INSERT OR REPLACE INTO job_nodes (job_id, idx, progress) VALUES (?, ?, ?)",
+                [.integer(id), .integer(Int64(index)), .text(try encode(new[index]))])
+        }
+        if new.count < old.count {
+            try connection.execute(
+                "DELETE FROM job_nodes WHERE job_id = ? AND idx >= ?", [.integer(id), .integer(Int64(new.count))])
+        }
+    }
+
+    private static func nodes(
+        of id: Int64, _ connection: SQLiteDatabase.Connection
+    ) throws -> [JobProgress.NodeProgress] {
+        try connection.query("SELECT progress FROM job_nodes WHERE job_id = ? ORDER BY idx", [.integer(id)]).map {
+            try JSONDecoder().decode(JobProgress.NodeProgress.self, from: Data(($0[0].string ?? "{}").utf8))
+        }
+    }
+
+    private static func record(_ row: SQLiteRow, _ connection: SQLiteDatabase.Connection) throws -> JobRecord {
         let id = row[0].int64 ?? 0
         guard let requestText = row[1].string, let request = try? ExecuteRequest(json: Data(requestText.utf8))
         else {
@@ -422,6 +480,7 @@ public final class JobStore: Sendable {
         // The stored progress is not written again for an event that changes
         // nothing else in it (``append``): every event is folded in.
         progress.lastSequence = max(progress.lastSequence, Int(row[9].int64 ?? 0))
+        progress.nodes = try nodes(of: id, connection)
         let result = try row[8].string.map { try JSONValue(parsing: $0.utf8) }
         return JobRecord(
             id: id, request: request, state: state, createdAt: row[3].double ?? 0, startedAt: row[4].double,
