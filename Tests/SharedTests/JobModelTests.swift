@@ -44,6 +44,24 @@ import Testing
         #expect(progress.lastSequence == 12)
     }
 
+    /// Every kind of event the store does not write node progress for
+    /// leaves the nodes as they were, whatever node it names: the store's
+    /// shortcut (``JobProgress.changesNodes``) cannot hide a change.
+    @Test(arguments: JobEvent.Kind.allCases)
+    func aKindThatChangesNoNodeLeavesEveryNodeAsItWas(kind: JobEvent.Kind) {
+        var progress = Self.fold([
+            Self.event(1, .stageStarted, .workers), Self.event(2, .nodeStarted, .workers, node: "worker-1"),
+            Self.event(3, .nodeStarted, .workers, node: "worker-2"),
+            Self.event(4, .nodeSucceeded, .workers, node: "worker-2"),
+        ])
+        progress.apply(Self.event(5, .nodeFailed, .workers, node: "worker-3"))
+        let before = progress.nodes
+        for node in ["worker-1", "worker-2", "worker-3", "worker-4", nil] {
+            let after = progress.applying(Self.event(6, kind, .workers, node: node, "message")).nodes
+            if !JobProgress.changesNodes(kind) { #expect(after == before, "\(kind) on \(node ?? "no node")") }
+        }
+    }
+
     @Test func aFailureClosesWhatRanAndIsTheLastError() {
         let progress = Self.fold([
             Self.event(1, .stageStarted, .master), Self.event(2, .nodeStarted, .master, node: "cp-1"),

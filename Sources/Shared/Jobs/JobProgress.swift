@@ -128,6 +128,20 @@ public struct JobProgress: Sendable, Equatable, Codable {
         }
     }
 
+    /// Whether folding an event of `kind` in can change a node's progress
+    /// (``apply(_:)``): a store writes the nodes' progress only then.
+    public static func changesNodes(_ kind: JobEvent.Kind) -> Bool {
+        switch kind {
+        case .nodeStarted, .nodeSucceeded, .nodeSkipped, .nodeFailed, .jobResumed, .jobFailed, .jobAborted,
+            .jobInterrupted:
+            true
+        case .jobQueued, .jobStarted, .jobSucceeded, .abortRequested, .stageStarted, .stageSucceeded, .stageSkipped,
+            .stageNotSelected, .stageFailed, .waitStarted, .waitUpdated, .waitEnded, .wouldChange, .output, .info,
+            .warning:
+            false
+        }
+    }
+
     private mutating func updateStage(_ stage: UpgradeStage?, _ change: (inout StageProgress) -> Void) {
         guard let stage, let index = stages.firstIndex(where: { $0.stage == stage }) else { return }
         change(&stages[index])

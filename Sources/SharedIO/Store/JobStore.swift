@@ -422,7 +422,9 @@ public final class JobStore: Sendable {
         // commonest event, writes neither. Writing the whole progress, which
         // grows with the nodes, for every event made a job's store work
         // grow with nodes times events.
-        try writeNodes(id, from: before.nodes, to: record.progress.nodes, connection)
+        if events.contains(where: { JobProgress.changesNodes($0.kind) }) {
+            try writeNodes(id, from: before.nodes, to: record.progress.nodes, connection)
+        }
         var unchanged = record.progress
         unchanged.lastSequence = before.lastSequence
         unchanged.nodes = before.nodes
