@@ -234,11 +234,21 @@ import Testing
         let id = try await store.create(Self.request(), at: 1).get().id
         try await store.append(id, [JobEvent(time: 2, kind: .jobStarted, message: "s")], state: .running)
         let names = (1...200).map { "worker-\($0)" }
+        // Another store reads along: each read after the first reads only
+        // the nodes written since, onto what it read before.
+        let reader = try await JobStore(path: path)
         for (index, name) in names.enumerated() {
             let time = Double(3 + index)
             try await store.append(id, [JobEvent(time: time, kind: .nodeStarted, node: name, message: "start")])
+            if index % 7 == 0 {
+                #expect(try await reader.job(id)?.progress == (try await store.job(id))?.progress, "\(name)")
+            }
             try await store.append(id, [JobEvent(time: time, kind: .nodeSucceeded, node: name, message: "done")])
+            if index % 11 == 0 {
+                #expect(try await reader.job(id)?.progress == (try await store.job(id))?.progress, "\(name)")
+            }
         }
+        #expect(try await reader.job(id)?.progress == (try await store.job(id))?.progress)
         let stored = try await Self.stored(path, id)
         #expect(stored.nodes.count == 200)
         #expect(stored.document.utf8.count < 2_000, "\(stored.document)")

@@ -94,6 +94,7 @@ public final class JobStore: Sendable {
                     job_id INTEGER NOT NULL REFERENCES jobs(id),
                     idx INTEGER NOT NULL,
                     progress TEXT NOT NULL,
+                    revision INTEGER NOT NULL,
                     PRIMARY KEY (job_id, idx)
                 ) WITHOUT ROWID
                 """)
@@ -105,11 +106,11 @@ public final class JobStore: Sendable {
     /// each job's progress document: they move to their rows, once.
     private static func moveNodesToTheirRows(_ connection: SQLiteDatabase.Connection) throws {
         let rows = try connection.query(
-            "SELECT id, progress FROM jobs WHERE json_array_length(progress, '$.nodes') > 0")
+            "SELECT id, progress, revision FROM jobs WHERE json_array_length(progress, '$.nodes') > 0")
         for row in rows {
             guard let id = row[0].int64 else { continue }
             var progress = try JSONDecoder().decode(JobProgress.self, from: Data((row[1].string ?? "{}").utf8))
-            try writeNodes(id, from: [], to: progress.nodes, connection)
+            try writeNodes(id, from: [], to: progress.nodes, revision: (row[2].int64 ?? 0) + 1, connection)
             progress.nodes = []
             try connection.execute(
                 "UPDATE jobs SET progress = ?, revision = revision + 1 WHERE id = ?",
@@ -161,8 +162,9 @@ public final class JobStore: Sendable {
         _ id: Int64, revision: Int64? = nil, _ connection: SQLiteDatabase.Connection
     ) throws -> JobRecord? {
         guard let current = try revision ?? Self.revision(of: id, connection) else { return nil }
-        if let kept = decoded.withLock({ $0[id] }), kept.revision == current { return kept }
-        guard let record = try Self.job(id, connection) else { return nil }
+        let kept = decoded.withLock({ $0[id] })
+        if let kept, kept.revision == current { return kept }
+        guard let record = try Self.job(id, connection, since: kept) else { return nil }
         keep(record)
         return record
     }
@@ -365,9 +367,13 @@ public final class JobStore: Sendable {
     private static let columns =
         "id, request, state, created_at, started_at, finished_at, updated_at, progress, result, event_count, revision"
 
-    private static func job(_ id: Int64, _ connection: SQLiteDatabase.Connection) throws -> JobRecord? {
+    /// The job read and decoded; with `earlier`, a record of it read
+    /// before, only the nodes written since are read again.
+    private static func job(
+        _ id: Int64, _ connection: SQLiteDatabase.Connection, since earlier: JobRecord? = nil
+    ) throws -> JobRecord? {
         try connection.query("SELECT \(columns) FROM jobs WHERE id = ?", [.integer(id)]).first.map {
-            try record($0, connection)
+            try record($0, connection, since: earlier)
         }
     }
 
@@ -377,7 +383,7 @@ public final class JobStore: Sendable {
         _ id: Int64, kept: JobRecord?, _ connection: SQLiteDatabase.Connection
     ) throws -> JobRecord? {
         if let kept, kept.id == id, try revision(of: id, connection) == kept.revision { return kept }
-        return try job(id, connection)
+        return try job(id, connection, since: kept)
     }
 
     private static func active(_ connection: SQLiteDatabase.Connection) throws -> JobRecord? {
@@ -423,7 +429,7 @@ public final class JobStore: Sendable {
         // grows with the nodes, for every event made a job's store work
         // grow with nodes times events.
         if events.contains(where: { JobProgress.changesNodes($0.kind) }) {
-            try writeNodes(id, from: before.nodes, to: record.progress.nodes, connection)
+            try writeNodes(id, from: before.nodes, to: record.progress.nodes, revision: record.revision, connection)
         }
         var unchanged = record.progress
         unchanged.lastSequence = before.lastSequence
@@ -445,31 +451,46 @@ public final class JobStore: Sendable {
     }
 
     /// Writes the rows of the nodes whose progress differs between `old`
-    /// and `new` (nodes are only ever added at the end or changed in place).
+    /// and `new`, marked with the job's new `revision` (nodes are only ever
+    /// added at the end or changed in place: ``JobProgress/apply(_:)``).
     private static func writeNodes(
-        _ id: Int64, from old: [JobProgress.NodeProgress], to new: [JobProgress.NodeProgress],
+        _ id: Int64, from old: [JobProgress.NodeProgress], to new: [JobProgress.NodeProgress], revision: Int64,
         _ connection: SQLiteDatabase.Connection
     ) throws {
         for index in new.indices where index >= old.count || old[index] != new[index] {
             try connection.execute(
-                "INSERT OR REPLACE INTO job_nodes (job_id, idx, progress) VALUES (?, ?, ?)",
-                [.integer(id), .integer(Int64(index)), .text(try encode(new[index]))])
-        }
-        if new.count < old.count {
-            try connection.execute(
-                "DELETE FROM job_nodes WHERE job_id = ? AND idx >= ?", [.integer(id), .integer(Int64(new.count))])
+                "INSERT OR REPLACE INTO job_nodes (job_id, idx, progress, revision) VALUES (?, ?, ?, ?)",
+                [.integer(id), .integer(Int64(index)), .text(try encode(new[index])), .integer(revision)])
         }
     }
 
+    /// The job's nodes: those of `earlier` (a record of the job read before)
+    /// with the rows written since put in, or all of them without one.
     private static func nodes(
-        of id: Int64, _ connection: SQLiteDatabase.Connection
+        of id: Int64, since earlier: JobRecord?, _ connection: SQLiteDatabase.Connection
     ) throws -> [JobProgress.NodeProgress] {
-        try connection.query("SELECT progress FROM job_nodes WHERE job_id = ? ORDER BY idx", [.integer(id)]).map {
-            try JSONDecoder().decode(JobProgress.NodeProgress.self, from: Data(($0[0].string ?? "{}").utf8))
+        var nodes = earlier?.id == id ? earlier?.progress.nodes ?? [] : []
+        let after = earlier?.id == id ? earlier?.revision ?? 0 : 0
+        let rows = try connection.query(
+            "SELECT idx, progress FROM job_nodes WHERE job_id = ? AND revision > ? ORDER BY idx",
+            [.integer(id), .integer(after)])
+        for row in rows {
+            let index = Int(row[0].int64 ?? 0)
+            let node = try JSONDecoder().decode(JobProgress.NodeProgress.self, from: Data((row[1].string ?? "{}").utf8))
+            if index < nodes.count {
+                nodes[index] = node
+            } else if index == nodes.count {
+                nodes.append(node)
+            } else {
+                return try Self.nodes(of: id, since: nil, connection)  // a gap: read them all
+            }
         }
+        return nodes
     }
 
-    private static func record(_ row: SQLiteRow, _ connection: SQLiteDatabase.Connection) throws -> JobRecord {
+    private static func record(
+        _ row: SQLiteRow, _ connection: SQLiteDatabase.Connection, since earlier: JobRecord? = nil
+    ) throws -> JobRecord {
         let id = row[0].int64 ?? 0
         guard let requestText = row[1].string, let request = try? ExecuteRequest(json: Data(requestText.utf8))
         else {
@@ -482,7 +503,7 @@ public final class JobStore: Sendable {
         // The stored progress is not written again for an event that changes
         // nothing else in it (``append``): every event is folded in.
         progress.lastSequence = max(progress.lastSequence, Int(row[9].int64 ?? 0))
-        progress.nodes = try nodes(of: id, connection)
+        progress.nodes = try nodes(of: id, since: earlier, connection)
         let result = try row[8].string.map { try JSONValue(parsing: $0.utf8) }
         return JobRecord(
             id: id, request: request, state: state, createdAt: row[3].double ?? 0, startedAt: row[4].double,
