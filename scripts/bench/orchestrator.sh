@@ -68,7 +68,7 @@ INSERT INTO jobs (id, request, state, created_at, started_at, finished_at, updat
   FROM c, jobs WHERE jobs.id = 1;
 INSERT INTO events SELECT j.id, e.seq, e.time, e.kind, e.stage, e.node, e.message, e.deadline
   FROM events e, jobs j WHERE e.job_id = 1 AND j.id > 1;
-INSERT INTO job_nodes SELECT j.id, n.idx, n.progress FROM job_nodes n, jobs j WHERE n.job_id = 1 AND j.id > 1;
+INSERT INTO job_nodes SELECT j.id, n.idx, n.progress, n.revision FROM job_nodes n, jobs j WHERE n.job_id = 1 AND j.id > 1;
 SQL
 serve
 job_bytes=$(api "$url/jobs/1" | wc -c)
