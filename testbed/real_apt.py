@@ -137,13 +137,29 @@ def base_root(cache):
 def keep(partial, cache):
     """Puts a finished build in place as `cache`, unless another process
     kept a finished one first (then this one is dropped); an unfinished one
-    left by a killed build is replaced."""
+    left by a killed build is replaced, and so are the build folders of
+    processes that are gone."""
     if cache.exists() and not (cache / ".complete").exists():
         shutil.rmtree(cache, ignore_errors=True)
     try:
         partial.rename(cache)
     except OSError:
         shutil.rmtree(partial, ignore_errors=True)
+    stem = partial.name.rsplit(".", 1)[0]
+    for other in partial.parent.glob(f"{stem}.*"):
+        pid = other.name.rsplit(".", 1)[1]
+        if pid.isdigit() and not alive(int(pid)):
+            shutil.rmtree(other, ignore_errors=True)
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
 
 
 def content_key():
