@@ -47,6 +47,27 @@ extension TestBedSuites {
             #expect(versions.filter { $0.key != "worker-2" }.values.allSatisfy { $0 == "v1.34.3" })
         }
 
+        /// Two on-demand K3s snapshots asked within one second get names of
+        /// their own, so the second's record is its own: the first, recorded
+        /// as failed (fault knob), once stood for both.
+        @Test func twoK3sSnapshotsWithinOneSecondAreRecordedApart() async throws {
+            let bed = try await TestBed.start(scenario: "k3s-etcd")
+            let knob = bed.directory.appendingPathComponent("nodes/server-1/var/lib/testbed/etcd-snapshot-record-error")
+            try Data("snapshot upload failed: disk full".utf8).write(to: knob)
+            func save() async throws -> String {
+                let said = try await bed.ssh("server-1").run("k3s etcd-snapshot save --name twice").stderrText
+                return said.split(separator: "\"").dropFirst().first?.split(separator: " ").dropFirst().first
+                    .map(String.init) ?? said
+            }
+            let first = try await save()
+            try FileManager.default.removeItem(at: knob)
+            let second = try await save()
+            #expect(first != second && first.hasPrefix("twice-server-1-") && second.hasPrefix("twice-server-1-"))
+            let ready = try await bed.kubectl(
+                "get", "etcdsnapshotfiles", "local-\(second)", "-o", "jsonpath={.status.readyToUse}")
+            #expect(ready == "true", "\(second)")
+        }
+
         @Test func heldPackagesAndUnknownVersionsAreRefusedLikeApt() async throws {
             let bed = try await TestBed.start()
             let ssh = try bed.ssh("worker-1")
