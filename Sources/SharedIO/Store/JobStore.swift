@@ -98,12 +98,17 @@ public final class JobStore: Sendable {
                     PRIMARY KEY (job_id, idx)
                 ) WITHOUT ROWID
                 """)
-            try Self.moveNodesToTheirRows(connection)
+            // The store's layout version: 1 once the nodes have rows of their own.
+            if try connection.query("PRAGMA user_version").first?[0].int64 ?? 0 < 1 {
+                try Self.moveNodesToTheirRows(connection)
+                try connection.execute("PRAGMA user_version = 1")
+            }
         }
     }
 
     /// A store written before nodes had rows of their own keeps them in
-    /// each job's progress document: they move to their rows, once.
+    /// each job's progress document: they move to their rows, once (not
+    /// at every start: it reads every job's document).
     private static func moveNodesToTheirRows(_ connection: SQLiteDatabase.Connection) throws {
         let rows = try connection.query(
             "SELECT id, progress, revision FROM jobs WHERE json_array_length(progress, '$.nodes') > 0")
