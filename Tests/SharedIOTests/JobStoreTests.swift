@@ -186,6 +186,30 @@ import Testing
         #expect(try await first.job(id)?.eventCount == 9)
     }
 
+    /// A store as an earlier version wrote it, holding one job (id 1): its
+    /// `jobs` table only, with or without the revision column, the nodes
+    /// inside the progress document.
+    static func writeOldStore(
+        _ path: String, progress: JobProgress, withRevisions: Bool, state: String, eventCount: Int
+    ) async throws {
+        let document = String(decoding: try JSONEncoder().encode(progress), as: UTF8.self)
+        let old = try await SQLiteDatabase(path: path)
+        try await old.write { connection in
+            try connection.execute(
+                """
+                CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, request TEXT NOT NULL,
+                state TEXT NOT NULL, created_at REAL NOT NULL, started_at REAL, finished_at REAL,
+                updated_at REAL NOT NULL, progress TEXT NOT NULL, result TEXT,
+                event_count INTEGER NOT NULL DEFAULT 0\(withRevisions ? ", revision INTEGER NOT NULL DEFAULT 0" : ""))
+                """)
+            try connection.execute(
+                """
+                INSERT INTO jobs (request, state, created_at, updated_at, progress, event_count\(withRevisions ? ", revision" : ""))
+                VALUES ('{"target_version":"1.34.5","kind":"patch"}', ?, 1, 3, ?, ?\(withRevisions ? ", 1" : ""))
+                """, [.text(state), .text(document), .integer(Int64(eventCount))])
+        }
+    }
+
     /// The job's progress document as stored, and each node's row.
     static func stored(_ path: String, _ id: Int64) async throws -> (document: String, nodes: [String]) {
         let raw = try await SQLiteDatabase(path: path)
@@ -270,24 +294,7 @@ import Testing
                 JobEvent(sequence: index + 1, time: 2, kind: .nodeStarted, node: name, message: "start"))
         }
         progress.apply(JobEvent(sequence: 3, time: 3, kind: .nodeSucceeded, node: "worker-1", message: "done"))
-        let document = String(decoding: try JSONEncoder().encode(progress), as: UTF8.self)
-        do {
-            let old = try await SQLiteDatabase(path: path)
-            try await old.write { connection in
-                try connection.execute(
-                    """
-                    CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, request TEXT NOT NULL,
-                    state TEXT NOT NULL, created_at REAL NOT NULL, started_at REAL, finished_at REAL,
-                    updated_at REAL NOT NULL, progress TEXT NOT NULL, result TEXT,
-                    event_count INTEGER NOT NULL DEFAULT 0, revision INTEGER NOT NULL DEFAULT 0)
-                    """)
-                try connection.execute(
-                    """
-                    INSERT INTO jobs (request, state, created_at, updated_at, progress, event_count, revision)
-                    VALUES ('{"target_version":"1.34.5","kind":"patch"}', 'interrupted', 1, 3, ?, 3, 1)
-                    """, [.text(document)])
-            }
-        }
+        try await Self.writeOldStore(path, progress: progress, withRevisions: true, state: "interrupted", eventCount: 3)
         let store = try await JobStore(path: path)
         let opened = try #require(try await store.job(1))
         #expect(opened.progress.nodes.map(\.name) == ["worker-1", "worker-2"])
@@ -300,24 +307,8 @@ import Testing
 
     @Test func aStoreWrittenBeforeRevisionsOpensAndReadsItsJobs() async throws {
         let path = try Self.path()
-        let progress = String(decoding: try JSONEncoder().encode(JobProgress()), as: UTF8.self)
-        do {
-            let old = try await SQLiteDatabase(path: path)
-            try await old.write { connection in
-                try connection.execute(
-                    """
-                    CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, request TEXT NOT NULL,
-                    state TEXT NOT NULL, created_at REAL NOT NULL, started_at REAL, finished_at REAL,
-                    updated_at REAL NOT NULL, progress TEXT NOT NULL, result TEXT,
-                    event_count INTEGER NOT NULL DEFAULT 0)
-                    """)
-                try connection.execute(
-                    """
-                    INSERT INTO jobs (request, state, created_at, updated_at, progress)
-                    VALUES ('{"target_version":"1.34.5","kind":"patch"}', 'succeeded', 1, 2, ?)
-                    """, [.text(progress)])
-            }
-        }
+        try await Self.writeOldStore(
+            path, progress: JobProgress(), withRevisions: false, state: "succeeded", eventCount: 0)
         let store = try await JobStore(path: path)
         #expect(try await store.jobs(limit: 5).map(\.state) == [.succeeded])
         try await store.append(1, [JobEvent(time: 3, kind: .info, message: "later")])
