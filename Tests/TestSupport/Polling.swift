@@ -14,8 +14,14 @@ public func poll(
     while true {
         if try await condition() { return }
         guard ContinuousClock.now < deadline else {
-            throw FixtureError("\(what()) did not happen within \(limit) of real time")
+            throw PollTimedOut("\(what()) did not happen within \(limit) of real time")
         }
         try await Task.sleep(for: interval)
     }
+}
+
+/// ``poll(until:within:every:_:)``'s limit passed before its condition held.
+public struct PollTimedOut: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
